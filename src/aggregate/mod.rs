@@ -1,0 +1,577 @@
+//! Per-interval state: counters, timers, gauges and sets, with Etsy's rules
+//! for how each is updated and what a flush keeps, zeroes or deletes.
+//!
+//! The state is split into shards by a hash of the key, each behind its own
+//! lock, so receiver threads on different cores rarely meet. A flush visits
+//! one shard at a time, taking what the interval gathered and resetting it
+//! in place: ingest is never stopped for the whole flush, and every sample
+//! lands in exactly one interval (it is applied under the lock of the shard
+//! that the flush either has or has not visited yet).
+
+pub mod flush;
+pub mod timer;
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+
+use crate::config::StatsdConfig;
+use crate::events::{EventQueue, QueuedEvent};
+use crate::protocol::dogstatsd;
+use crate::protocol::key::KeyBuf;
+use crate::protocol::statsd::{self, BadReason, Line, MetricType, Sample};
+use crate::telemetry::{LocalCounts, Telemetry};
+pub use flush::{Flush, TimerFlush};
+
+/// Shards: a power of two, comfortably more than cores so two receivers
+/// seldom want the same lock.
+const SHARDS: usize = 64;
+
+#[derive(Debug)]
+struct CounterEntry {
+    key: Arc<str>,
+    value: f64,
+}
+
+#[derive(Debug)]
+struct TimerEntry {
+    key: Arc<str>,
+    samples: Vec<f64>,
+    /// Sample-rate-corrected count (Etsy's `timer_counters`).
+    count: f64,
+    /// Samples offered this interval (for the reservoir past the cap).
+    offered: u64,
+}
+
+#[derive(Debug)]
+struct GaugeEntry {
+    key: Arc<str>,
+    value: f64,
+    /// Flushes left before an idle gauge is deleted (with delete_gauges).
+    ttl: u32,
+}
+
+#[derive(Debug)]
+struct SetEntry {
+    key: Arc<str>,
+    members: HashSet<Box<str>, foldhash::fast::RandomState>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    counters: HashTable<CounterEntry>,
+    timers: HashTable<TimerEntry>,
+    gauges: HashTable<GaugeEntry>,
+    sets: HashTable<SetEntry>,
+}
+
+/// Keeps each shard's lock on its own cache line.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Padded(Mutex<Shard>);
+
+/// Settings read on the hot path, copied out of the config once.
+#[derive(Debug, Clone)]
+struct Rules {
+    sanitize: bool,
+    delete_counters: bool,
+    delete_timers: bool,
+    delete_gauges: bool,
+    delete_sets: bool,
+    gauges_max_ttl: u32,
+    max_keys: usize,
+    max_timer_samples: usize,
+    max_set_size: usize,
+    build_histograms: bool,
+}
+
+/// Scratch space one receiver thread reuses for every packet.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    key: KeyBuf,
+}
+
+/// The aggregation state shared by receivers, the flusher and the admin port.
+pub struct Aggregator {
+    shards: Box<[Padded]>,
+    hasher: foldhash::fast::RandomState,
+    rules: Rules,
+    live_keys: AtomicUsize,
+    telemetry: Arc<Telemetry>,
+    events: EventQueue,
+    flush_state: Mutex<FlushState>,
+    prefix_stats: String,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    /// Unix seconds of the previous flush, for Etsy's `timestamp_lag`.
+    last_timestamp: Option<i64>,
+}
+
+/// A read-only view of one kind of state, for the admin interface.
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    Counter(f64),
+    Timer(Vec<f64>),
+    Gauge(f64),
+}
+
+impl Aggregator {
+    pub fn new(cfg: &StatsdConfig, telemetry: Arc<Telemetry>, events: EventQueue) -> Self {
+        Aggregator {
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            rules: Rules {
+                sanitize: cfg.key_name_sanitize,
+                delete_counters: cfg.delete_counters(),
+                delete_timers: cfg.delete_timers(),
+                delete_gauges: cfg.delete_gauges(),
+                delete_sets: cfg.delete_sets(),
+                gauges_max_ttl: cfg.gauges_max_ttl(),
+                max_keys: cfg.max_keys,
+                max_timer_samples: cfg.max_timer_samples,
+                max_set_size: cfg.max_set_size,
+                build_histograms: true,
+            },
+            live_keys: AtomicUsize::new(0),
+            telemetry,
+            events,
+            flush_state: Mutex::new(FlushState::default()),
+            prefix_stats: cfg.prefix_stats.clone(),
+        }
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Keys held now, all types together.
+    pub fn live_keys(&self) -> usize {
+        self.live_keys.load(Relaxed)
+    }
+
+    /// Handles one datagram (or one batch of complete TCP lines). With
+    /// `truncated`, the datagram was longer than the buffer and its last line
+    /// is cut: that line is counted as bad instead of being misread.
+    pub fn ingest_packet(
+        &self,
+        packet: &[u8],
+        truncated: bool,
+        scratch: &mut Scratch,
+        counts: &mut LocalCounts,
+    ) {
+        counts.packets += 1;
+        let mut lines = statsd::lines(packet).peekable();
+        while let Some(line) = lines.next() {
+            counts.lines += 1;
+            if truncated && lines.peek().is_none() {
+                self.bad(counts, BadReason::Truncated, line);
+                continue;
+            }
+            self.ingest_line(line, scratch, counts);
+        }
+    }
+
+    fn bad(&self, counts: &mut LocalCounts, reason: BadReason, line: &[u8]) {
+        counts.bad[reason.index()] += 1;
+        self.telemetry.log_bad_line(reason, line);
+    }
+
+    /// Handles one non-empty line.
+    pub fn ingest_line(&self, line: &[u8], scratch: &mut Scratch, counts: &mut LocalCounts) {
+        let m = match statsd::parse_line(line) {
+            Ok(Line::Metric(m)) => m,
+            Ok(Line::Event(raw)) => return self.ingest_event(raw, counts),
+            Ok(Line::ServiceCheck(raw)) => {
+                if dogstatsd::is_valid_service_check(raw) {
+                    counts.service_checks += 1;
+                } else {
+                    self.bad(counts, BadReason::BadEvent, line);
+                }
+                return;
+            }
+            Err(reason) => return self.bad(counts, reason, line),
+        };
+        let key = match scratch.key.build(m.name, m.tags, self.rules.sanitize) {
+            Ok(k) => k,
+            Err(reason) => {
+                // Etsy counts each sample of a line with a bad key once.
+                for _ in m.samples() {
+                    self.bad(counts, reason, line);
+                }
+                return;
+            }
+        };
+        for sample in m.samples() {
+            match sample {
+                Ok(s) => self.apply(key, &s, counts),
+                Err(reason) => self.bad(counts, reason, line),
+            }
+        }
+    }
+
+    fn ingest_event(&self, raw: &[u8], counts: &mut LocalCounts) {
+        match dogstatsd::parse_event(raw) {
+            Some(ev) => {
+                counts.events += 1;
+                if !self.events.push(QueuedEvent::from_dogstatsd(ev)) {
+                    counts.events_dropped += 1;
+                }
+            }
+            None => self.bad(counts, BadReason::BadEvent, raw),
+        }
+    }
+
+    fn admit_new_key(&self, counts: &mut LocalCounts) -> bool {
+        // A racy check is fine: the cap bounds memory, it need not be exact
+        // to the key.
+        if self.live_keys.load(Relaxed) >= self.rules.max_keys {
+            counts.keys_over_cap += 1;
+            return false;
+        }
+        self.live_keys.fetch_add(1, Relaxed);
+        true
+    }
+
+    fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
+        // High bits pick the shard; hashbrown uses the low bits for the
+        // bucket and the top seven for its tag, so these do not collide.
+        &self.shards[((hash >> 32) as usize) & (SHARDS - 1)].0
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Applies one valid sample under its shard's lock.
+    pub fn apply(&self, key: &[u8], s: &Sample<'_>, counts: &mut LocalCounts) {
+        let hash = self.hash(key);
+        let mut shard = self.shard_of(hash).lock();
+        let rehash = |k: &Arc<str>| self.hasher.hash_one(k.as_bytes());
+        match s.kind {
+            MetricType::Counter => {
+                let inc = s.value * (1.0 / s.rate);
+                if let Some(e) = shard.counters.find_mut(hash, |e| e.key.as_bytes() == key) {
+                    e.value += inc;
+                } else if self.admit_new_key(counts) {
+                    let key = arc_key(key);
+                    shard
+                        .counters
+                        .insert_unique(hash, CounterEntry { key, value: inc }, |e| rehash(&e.key));
+                }
+            }
+            MetricType::Timer => {
+                let e = match shard.timers.find_mut(hash, |e| e.key.as_bytes() == key) {
+                    Some(e) => e,
+                    None if self.admit_new_key(counts) => {
+                        let entry = TimerEntry {
+                            key: arc_key(key),
+                            samples: Vec::new(),
+                            count: 0.0,
+                            offered: 0,
+                        };
+                        shard
+                            .timers
+                            .insert_unique(hash, entry, |e| rehash(&e.key))
+                            .into_mut()
+                    }
+                    None => return,
+                };
+                e.count += 1.0 / s.rate;
+                e.offered += 1;
+                if e.samples.len() < self.rules.max_timer_samples {
+                    e.samples.push(s.value);
+                } else {
+                    // Reservoir sampling keeps a uniform sample of the
+                    // interval once the cap is reached.
+                    counts.timer_samples_dropped += 1;
+                    let j = fastrand::u64(0..e.offered) as usize;
+                    if j < e.samples.len() {
+                        e.samples[j] = s.value;
+                    }
+                }
+            }
+            MetricType::Gauge => {
+                let ttl = self.rules.gauges_max_ttl;
+                if let Some(e) = shard.gauges.find_mut(hash, |e| e.key.as_bytes() == key) {
+                    // Etsy: a signed value moves a gauge only if it is set
+                    // and non-zero; otherwise it sets it.
+                    if s.is_gauge_delta() && e.value != 0.0 && !e.value.is_nan() {
+                        e.value += s.value;
+                    } else {
+                        e.value = s.value;
+                    }
+                    e.ttl = ttl;
+                } else if self.admit_new_key(counts) {
+                    let entry = GaugeEntry {
+                        key: arc_key(key),
+                        value: s.value,
+                        ttl,
+                    };
+                    shard.gauges.insert_unique(hash, entry, |e| rehash(&e.key));
+                }
+            }
+            MetricType::Set => {
+                let e = match shard.sets.find_mut(hash, |e| e.key.as_bytes() == key) {
+                    Some(e) => e,
+                    None if self.admit_new_key(counts) => {
+                        let entry = SetEntry {
+                            key: arc_key(key),
+                            members: HashSet::default(),
+                        };
+                        shard
+                            .sets
+                            .insert_unique(hash, entry, |e| rehash(&e.key))
+                            .into_mut()
+                    }
+                    None => return,
+                };
+                // Etsy stores `value || '0'`; the parser checked UTF-8.
+                let member = std::str::from_utf8(s.raw).unwrap_or("");
+                let member = if member.is_empty() { "0" } else { member };
+                if !e.members.contains(member) {
+                    if e.members.len() < self.rules.max_set_size {
+                        e.members.insert(member.into());
+                    } else {
+                        counts.set_members_dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the interval's state and resets it by Etsy's rules. The
+    /// timestamp is Etsy's: the wall clock rounded to whole seconds.
+    pub fn flush(&self, interval: Duration) -> Flush {
+        let started = Instant::now();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let timestamp = (now_ms + 500).div_euclid(1000);
+        let internal = self.telemetry.take_interval();
+        let p = &self.prefix_stats;
+        let mut out = Flush {
+            timestamp,
+            interval,
+            ..Flush::default()
+        };
+        // Etsy's three internal counters come first, as in its counters map.
+        out.counters.push((
+            format!("{p}.bad_lines_seen").into(),
+            internal.bad_lines_total() as f64,
+        ));
+        out.counters.push((
+            format!("{p}.packets_received").into(),
+            internal.packets_received as f64,
+        ));
+        out.counters.push((
+            format!("{p}.metrics_received").into(),
+            internal.metrics_received as f64,
+        ));
+        out.internal = internal;
+
+        let mut removed = 0usize;
+        for padded in self.shards.iter() {
+            let mut shard = padded.0.lock();
+            let r = &self.rules;
+            shard.counters.retain(|e| {
+                out.counters.push((e.key.clone(), e.value));
+                e.value = 0.0;
+                // Etsy keeps any counter whose name mentions its own three
+                // internal counters, even under deleteCounters.
+                let keep = !r.delete_counters || is_internal_like(&e.key);
+                removed += usize::from(!keep);
+                keep
+            });
+            shard.timers.retain(|e| {
+                out.timers.push(TimerFlush {
+                    key: e.key.clone(),
+                    samples: std::mem::take(&mut e.samples),
+                    count: e.count,
+                    histogram: None,
+                });
+                e.count = 0.0;
+                e.offered = 0;
+                removed += usize::from(r.delete_timers);
+                !r.delete_timers
+            });
+            shard.gauges.retain(|e| {
+                out.gauges.push((e.key.clone(), e.value));
+                if !r.delete_gauges {
+                    return true;
+                }
+                e.ttl = e.ttl.saturating_sub(1);
+                let keep = e.ttl >= 1;
+                removed += usize::from(!keep);
+                keep
+            });
+            shard.sets.retain(|e| {
+                out.sets.push((e.key.clone(), e.members.len() as u64));
+                if r.delete_sets {
+                    removed += 1;
+                    return false;
+                }
+                e.members = HashSet::default();
+                true
+            });
+        }
+        self.live_keys
+            .fetch_sub(removed.min(self.live_keys()), Relaxed);
+
+        // Etsy sets `timestamp_lag` from the second flush on.
+        let mut fs = self.flush_state.lock();
+        if let Some(prev) = fs.last_timestamp {
+            let lag = (timestamp - prev) as f64 - interval.as_millis() as f64 / 1000.0;
+            out.gauges.push((format!("{p}.timestamp_lag").into(), lag));
+        }
+        fs.last_timestamp = Some(timestamp);
+        drop(fs);
+
+        // Sorting and histogram building happen outside every shard lock.
+        for t in &mut out.timers {
+            timer::sort_samples(&mut t.samples);
+            if self.rules.build_histograms && !t.samples.is_empty() {
+                t.histogram = flush::histogram_of(&t.samples);
+            }
+        }
+        out.aggregation_time = started.elapsed();
+        self.telemetry
+            .last_flush_micros
+            .store(out.aggregation_time.as_micros() as u64, Relaxed);
+        out
+    }
+
+    /// The current interval's state of one kind, for the admin interface.
+    /// Counters include the three internal ones, as Etsy's do.
+    pub fn view(&self, kind: MetricType) -> Vec<(Arc<str>, View)> {
+        let mut out: Vec<(Arc<str>, View)> = Vec::new();
+        if kind == MetricType::Counter {
+            let i = self.telemetry.peek_interval();
+            let p = &self.prefix_stats;
+            out.push((
+                format!("{p}.bad_lines_seen").into(),
+                View::Counter(i.bad_lines_total() as f64),
+            ));
+            out.push((
+                format!("{p}.packets_received").into(),
+                View::Counter(i.packets_received as f64),
+            ));
+            out.push((
+                format!("{p}.metrics_received").into(),
+                View::Counter(i.metrics_received as f64),
+            ));
+        }
+        for padded in self.shards.iter() {
+            let shard = padded.0.lock();
+            match kind {
+                MetricType::Counter => out.extend(
+                    shard
+                        .counters
+                        .iter()
+                        .map(|e| (e.key.clone(), View::Counter(e.value))),
+                ),
+                MetricType::Timer => out.extend(
+                    shard
+                        .timers
+                        .iter()
+                        .map(|e| (e.key.clone(), View::Timer(e.samples.clone()))),
+                ),
+                MetricType::Gauge => out.extend(
+                    shard
+                        .gauges
+                        .iter()
+                        .map(|e| (e.key.clone(), View::Gauge(e.value))),
+                ),
+                MetricType::Set => {}
+            }
+        }
+        out
+    }
+
+    /// Etsy's `delcounters`/`deltimers`/`delgauges`: an exact name, or a
+    /// folder `prefix.*` matching every name that starts with `prefix.`.
+    /// Returns the deleted names.
+    pub fn delete(&self, kind: MetricType, pattern: &str) -> Vec<String> {
+        let folder = pattern.strip_suffix('*').filter(|f| f.ends_with('.'));
+        let matches = |k: &str| k == pattern || folder.is_some_and(|f| k.starts_with(f));
+        let mut deleted = Vec::new();
+        for padded in self.shards.iter() {
+            let mut shard = padded.0.lock();
+            let mut take = |k: &Arc<str>| {
+                let m = matches(k);
+                if m {
+                    deleted.push(k.to_string());
+                }
+                !m
+            };
+            match kind {
+                MetricType::Counter => shard.counters.retain(|e| take(&e.key)),
+                MetricType::Timer => shard.timers.retain(|e| take(&e.key)),
+                MetricType::Gauge => shard.gauges.retain(|e| take(&e.key)),
+                MetricType::Set => shard.sets.retain(|e| take(&e.key)),
+            }
+        }
+        self.live_keys
+            .fetch_sub(deleted.len().min(self.live_keys()), Relaxed);
+        deleted
+    }
+
+    /// Every gauge's current value (the snapshot kept across restarts).
+    pub fn gauges(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for padded in self.shards.iter() {
+            let shard = padded.0.lock();
+            out.extend(shard.gauges.iter().map(|e| (e.key.to_string(), e.value)));
+        }
+        out
+    }
+
+    /// Restores gauges from a snapshot; a gauge already set since start wins.
+    pub fn restore_gauges(&self, gauges: &[(String, f64)]) -> usize {
+        let mut restored = 0;
+        let mut counts = LocalCounts::default();
+        for (key, value) in gauges {
+            let hash = self.hash(key.as_bytes());
+            let mut shard = self.shard_of(hash).lock();
+            if shard
+                .gauges
+                .find(hash, |e| &*e.key == key.as_str())
+                .is_some()
+                || !self.admit_new_key(&mut counts)
+            {
+                continue;
+            }
+            let entry = GaugeEntry {
+                key: arc_key(key.as_bytes()),
+                value: *value,
+                ttl: self.rules.gauges_max_ttl,
+            };
+            shard
+                .gauges
+                .insert_unique(hash, entry, |e| self.hasher.hash_one(e.key.as_bytes()));
+            restored += 1;
+        }
+        restored
+    }
+}
+
+/// Keys are valid UTF-8 by construction (sanitized to ASCII, or checked).
+fn arc_key(key: &[u8]) -> Arc<str> {
+    Arc::from(std::str::from_utf8(key).unwrap_or("invalid-utf8"))
+}
+
+fn is_internal_like(key: &str) -> bool {
+    key.contains("packets_received")
+        || key.contains("metrics_received")
+        || key.contains("bad_lines_seen")
+}
+
+#[cfg(test)]
+mod tests;

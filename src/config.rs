@@ -1,0 +1,490 @@
+//! The configuration tree: one serde structure read from TOML.
+//!
+//! Every table denies unknown keys, so a typo is an error that names the key
+//! instead of a silently ignored setting. Defaults live beside each field and
+//! match Etsy statsd 0.9.0 wherever an Etsy option exists.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub statsd: StatsdConfig,
+    pub forward: ForwardConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// statsd over UDP (Etsy's default port). `""` disables the listener.
+    #[serde(with = "opt_addr")]
+    pub statsd_udp: Option<SocketAddr>,
+    /// statsd over newline-delimited TCP, on the same port as UDP by default.
+    #[serde(with = "opt_addr")]
+    pub statsd_tcp: Option<SocketAddr>,
+    /// Etsy's management interface (`help`, `stats`, `counters`, ...).
+    #[serde(with = "opt_addr")]
+    pub admin_tcp: Option<SocketAddr>,
+    /// HTTP API (render, find, events); served by a later stage.
+    #[serde(with = "opt_addr")]
+    pub http: Option<SocketAddr>,
+    /// Where rollupd keeps its state (gauge snapshot, event spool, store).
+    pub data_dir: PathBuf,
+    /// Threads reading the UDP socket. 0 means one per CPU core.
+    pub udp_receivers: usize,
+    /// Receive buffer requested for the UDP socket, in bytes.
+    pub udp_recv_buffer: usize,
+    /// Largest datagram accepted whole; longer ones are truncated and their
+    /// last line is counted as bad.
+    pub max_packet_size: usize,
+    /// Longest line accepted on a TCP connection.
+    pub max_line_length: usize,
+    /// Concurrent statsd TCP connections; more are refused.
+    pub max_tcp_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            statsd_udp: Some(([0, 0, 0, 0], 8125).into()),
+            statsd_tcp: Some(([0, 0, 0, 0], 8125).into()),
+            admin_tcp: Some(([127, 0, 0, 1], 8126).into()),
+            http: Some(([127, 0, 0, 1], 8080).into()),
+            data_dir: PathBuf::from("./data"),
+            udp_receivers: 0,
+            udp_recv_buffer: 32 << 20,
+            max_packet_size: 65536,
+            max_line_length: 65536,
+            max_tcp_connections: 1024,
+        }
+    }
+}
+
+/// A percentile threshold list; Etsy accepts one number or an array.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Percentiles(pub Vec<f64>);
+
+impl<'de> Deserialize<'de> for Percentiles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(f64),
+            Many(Vec<f64>),
+        }
+        let list = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        };
+        if list
+            .iter()
+            .any(|p| !p.is_finite() || *p == 0.0 || p.abs() > 100.0)
+        {
+            return Err(de::Error::custom(
+                "percent_threshold values must be non-zero numbers between -100 and 100",
+            ));
+        }
+        Ok(Percentiles(list))
+    }
+}
+
+impl Default for Percentiles {
+    fn default() -> Self {
+        Percentiles(vec![90.0])
+    }
+}
+
+/// One bin limit of a timer histogram: a number, or `"inf"` for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum BinLimit {
+    Finite(f64),
+    #[serde(serialize_with = "ser_inf")]
+    Inf,
+}
+
+fn ser_inf<S: serde::Serializer>(s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("inf")
+}
+
+impl<'de> Deserialize<'de> for BinLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(x) if x.is_finite() => Ok(BinLimit::Finite(x)),
+            Raw::Num(_) => Err(de::Error::custom(
+                "histogram bins must be finite numbers or \"inf\"",
+            )),
+            Raw::Str(s) if s == "inf" => Ok(BinLimit::Inf),
+            Raw::Str(s) => Err(de::Error::custom(format!(
+                "histogram bin {s:?} is not a number or \"inf\""
+            ))),
+        }
+    }
+}
+
+/// Etsy's `histogram` option: the first entry whose `metric` is a substring
+/// of the timer's name gives its bins.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramConfig {
+    pub metric: String,
+    pub bins: Vec<BinLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsdConfig {
+    #[serde(with = "duration_str")]
+    pub flush_interval: Duration,
+    pub percent_threshold: Percentiles,
+    pub flush_counts: bool,
+    pub delete_idle_stats: bool,
+    pub delete_counters: Option<bool>,
+    pub delete_timers: Option<bool>,
+    pub delete_gauges: Option<bool>,
+    pub delete_sets: Option<bool>,
+    pub gauges_max_ttl: u32,
+    pub prefix_stats: String,
+    pub key_name_sanitize: bool,
+    /// Whitelist of timer fields (`upper`, `mean_percent`, ...); `None` = all.
+    pub calculated_timer_metrics: Option<Vec<String>>,
+    pub histogram: Vec<HistogramConfig>,
+    pub legacy_namespace: bool,
+    pub global_prefix: String,
+    pub prefix_counter: String,
+    pub prefix_timer: String,
+    pub prefix_gauge: String,
+    pub prefix_set: String,
+    pub global_suffix: Option<String>,
+    /// Cap on live keys (all types together). New keys past it are dropped and
+    /// counted in `statsd.keys_over_cap`, so a flood of unique names cannot
+    /// exhaust memory.
+    pub max_keys: usize,
+    /// Raw samples kept per timer per interval for Etsy's exact statistics;
+    /// past it, a uniform reservoir of this size is kept.
+    pub max_timer_samples: usize,
+    /// Distinct members kept per set per interval.
+    pub max_set_size: usize,
+}
+
+impl Default for StatsdConfig {
+    fn default() -> Self {
+        StatsdConfig {
+            flush_interval: Duration::from_secs(10),
+            percent_threshold: Percentiles::default(),
+            flush_counts: true,
+            delete_idle_stats: false,
+            delete_counters: None,
+            delete_timers: None,
+            delete_gauges: None,
+            delete_sets: None,
+            gauges_max_ttl: 1,
+            prefix_stats: "statsd".into(),
+            key_name_sanitize: true,
+            calculated_timer_metrics: None,
+            histogram: Vec::new(),
+            legacy_namespace: true,
+            global_prefix: "stats".into(),
+            prefix_counter: "counters".into(),
+            prefix_timer: "timers".into(),
+            prefix_gauge: "gauges".into(),
+            prefix_set: "sets".into(),
+            global_suffix: None,
+            max_keys: 1_000_000,
+            max_timer_samples: 100_000,
+            max_set_size: 1_000_000,
+        }
+    }
+}
+
+impl StatsdConfig {
+    /// Etsy: `deleteIdleStats` turns each of the four on unless it is set.
+    pub fn delete_counters(&self) -> bool {
+        self.delete_counters.unwrap_or(self.delete_idle_stats)
+    }
+    pub fn delete_timers(&self) -> bool {
+        self.delete_timers.unwrap_or(self.delete_idle_stats)
+    }
+    pub fn delete_gauges(&self) -> bool {
+        self.delete_gauges.unwrap_or(self.delete_idle_stats)
+    }
+    pub fn delete_sets(&self) -> bool {
+        self.delete_sets.unwrap_or(self.delete_idle_stats)
+    }
+    /// Etsy forces `gaugesMaxTTL` to 1 unless it is an integer above 1.
+    pub fn gauges_max_ttl(&self) -> u32 {
+        self.gauges_max_ttl.max(1)
+    }
+    pub fn flush_interval_ms(&self) -> u64 {
+        self.flush_interval.as_millis() as u64
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    pub graphite: Option<GraphiteForwardConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphiteForwardConfig {
+    /// A carbon plaintext receiver, `"host:port"`.
+    pub address: String,
+    /// Bytes of flushed output held while carbon is down or slow; past it the
+    /// oldest flushes are dropped (and counted).
+    #[serde(default = "default_forward_queue")]
+    pub max_queue_bytes: usize,
+}
+
+fn default_forward_queue() -> usize {
+    64 << 20
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            // toml's message names the key and shows the offending line; keep
+            // it on as few lines as a log line wants.
+            ConfigError::Invalid(e.to_string().trim_end().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.statsd;
+        if s.flush_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(
+                "statsd.flush_interval must be at least 100ms".into(),
+            ));
+        }
+        if s.max_keys == 0 {
+            return Err(ConfigError::Invalid(
+                "statsd.max_keys must be at least 1".into(),
+            ));
+        }
+        if s.max_timer_samples == 0 {
+            return Err(ConfigError::Invalid(
+                "statsd.max_timer_samples must be at least 1".into(),
+            ));
+        }
+        if self.server.max_packet_size < 512 || self.server.max_packet_size > 65536 {
+            return Err(ConfigError::Invalid(
+                "server.max_packet_size must be between 512 and 65536".into(),
+            ));
+        }
+        if self.server.max_line_length < 64 {
+            return Err(ConfigError::Invalid(
+                "server.max_line_length must be at least 64".into(),
+            ));
+        }
+        for h in &s.histogram {
+            let mut last = f64::NEG_INFINITY;
+            for (i, b) in h.bins.iter().enumerate() {
+                match b {
+                    BinLimit::Finite(x) if *x <= last => {
+                        return Err(ConfigError::Invalid(format!(
+                            "statsd.histogram for {:?}: bins must increase",
+                            h.metric
+                        )))
+                    }
+                    BinLimit::Finite(x) => last = *x,
+                    BinLimit::Inf if i + 1 != h.bins.len() => {
+                        return Err(ConfigError::Invalid(format!(
+                            "statsd.histogram for {:?}: \"inf\" must be the last bin",
+                            h.metric
+                        )))
+                    }
+                    BinLimit::Inf => {}
+                }
+            }
+        }
+        if let Some(f) = &self.forward.graphite {
+            if !f.address.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "forward.graphite.address {:?} must be \"host:port\"",
+                    f.address
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (the admin `config` command).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// `"IP:PORT"` or `""` (disabled).
+mod opt_addr {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        v: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            de::Error::custom(format!(
+                "{s:?} is not an address of the form \"IP:PORT\" (or \"\" to disable)"
+            ))
+        })
+    }
+}
+
+/// Durations written like `"10s"`, `"2000ms"`, `"1m"`.
+mod duration_str {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", v.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            de::Error::custom(format!(
+                "{s:?} is not a duration like \"10s\" or \"2000ms\" ({e})"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_etsy_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.statsd.flush_interval, Duration::from_secs(10));
+        assert_eq!(c.statsd.percent_threshold.0, vec![90.0]);
+        assert!(c.statsd.legacy_namespace);
+        assert!(c.statsd.flush_counts);
+        assert!(!c.statsd.delete_counters());
+        assert_eq!(c.server.statsd_udp.unwrap().port(), 8125);
+        assert_eq!(c.server.admin_tcp.unwrap().to_string(), "127.0.0.1:8126");
+    }
+
+    #[test]
+    fn delete_idle_stats_turns_on_unset_ones_only() {
+        let c =
+            Config::parse("[statsd]\ndelete_idle_stats = true\ndelete_gauges = false\n").unwrap();
+        assert!(c.statsd.delete_counters());
+        assert!(c.statsd.delete_timers());
+        assert!(c.statsd.delete_sets());
+        assert!(!c.statsd.delete_gauges());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[statsd]\nflush_intervall = \"10s\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("flush_intervall"), "{msg}");
+    }
+
+    #[test]
+    fn bad_duration_says_what_is_allowed() {
+        let e = Config::parse("[statsd]\nflush_interval = \"ten\"\n").unwrap_err();
+        assert!(e.to_string().contains("10s"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let e = Config::parse("[server]\nstatsd_udp = \"localhost\"\n").unwrap_err();
+        assert!(e.to_string().contains("IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn percentiles_one_or_many_and_histograms() {
+        let c = Config::parse(
+            "[statsd]\npercent_threshold = [50, 99.9, -20]\nhistogram = [{ metric = \"api\", bins = [10, 100, \"inf\"] }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.statsd.percent_threshold.0, vec![50.0, 99.9, -20.0]);
+        assert_eq!(
+            c.statsd.histogram[0].bins,
+            vec![
+                BinLimit::Finite(10.0),
+                BinLimit::Finite(100.0),
+                BinLimit::Inf
+            ]
+        );
+        let c = Config::parse("[statsd]\npercent_threshold = 95\n").unwrap();
+        assert_eq!(c.statsd.percent_threshold.0, vec![95.0]);
+    }
+
+    #[test]
+    fn inf_must_be_last_bin() {
+        let e = Config::parse("[statsd]\nhistogram = [{ metric = \"a\", bins = [\"inf\", 10] }]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("last"), "{e}");
+    }
+
+    #[test]
+    fn empty_address_disables_listener() {
+        let c = Config::parse("[server]\nstatsd_tcp = \"\"\n").unwrap();
+        assert!(c.server.statsd_tcp.is_none());
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::parse("[statsd]\nglobal_suffix = \"host1\"\n").unwrap();
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.statsd.global_suffix.as_deref(), Some("host1"));
+    }
+}

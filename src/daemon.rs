@@ -1,0 +1,317 @@
+//! Wiring: opens the data directory, binds the listeners, starts the
+//! receivers and the flusher, and stops them in an order that loses nothing:
+//! stop accepting, drain what the sockets hold, run a final flush, send it,
+//! save the gauges.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::admin::{self, AdminState};
+use crate::aggregate::Aggregator;
+use crate::config::Config;
+use crate::emit::Emitter;
+use crate::events::{self, EventQueue};
+use crate::ingest::{tcp, udp};
+use crate::snapshot;
+use crate::telemetry::{unix_now, Telemetry};
+
+/// How long the final flush may take to reach carbon at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often gauges are saved while running.
+const GAUGE_SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the daemon could not start. Each names the path or address and the
+/// cause, so start-up failures are one readable line.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot use data_dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data_dir {path} is in use by another rollupd (lock file {path}/LOCK is held)")]
+    Locked { path: PathBuf },
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+#[derive(Debug, Default)]
+struct FlushControl {
+    stop: bool,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    shutdown: Arc<AtomicBool>,
+    receivers: Vec<JoinHandle<()>>,
+    admin: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
+    control: Arc<(Mutex<FlushControl>, Condvar)>,
+    spool: Option<JoinHandle<()>>,
+    agg: Option<Arc<Aggregator>>,
+    _lock: File,
+    pub healthy: Arc<AtomicBool>,
+    pub udp_addr: Option<SocketAddr>,
+    pub tcp_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+}
+
+fn lock_data_dir(dir: &Path) -> Result<File, DaemonError> {
+    let err = |source| DaemonError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(err)?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Err(DaemonError::Locked {
+                path: dir.to_owned(),
+            });
+        }
+        return Err(err(e));
+    }
+    // Prove the directory is writable now rather than at the first snapshot.
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"ok").map_err(err)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(f)
+}
+
+fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr).map_err(|source| DaemonError::Bind { what, addr, source })
+}
+
+impl Daemon {
+    /// Starts everything the configuration asks for.
+    pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
+        let data_dir = cfg.server.data_dir.clone();
+        let lock = lock_data_dir(&data_dir)?;
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let telemetry = Arc::new(Telemetry::new());
+        let (queue, rx) = EventQueue::bounded();
+        let spool = events::start_spool(rx, events::spool_path(&data_dir)).map_err(|source| {
+            DaemonError::DataDir {
+                path: data_dir.clone(),
+                source,
+            }
+        })?;
+        let agg = Arc::new(Aggregator::new(&cfg.statsd, telemetry.clone(), queue));
+        let restored = agg.restore_gauges(&snapshot::load(&snapshot::path(&data_dir)));
+        if restored > 0 {
+            tracing::info!(gauges = restored, "restored gauges from the last run");
+        }
+
+        let mut receivers = Vec::new();
+        let mut udp_addr = None;
+        if let Some(addr) = cfg.server.statsd_udp {
+            let sock = udp::bind(addr, cfg.server.udp_recv_buffer).map_err(|source| {
+                DaemonError::Bind {
+                    what: "statsd UDP",
+                    addr,
+                    source,
+                }
+            })?;
+            udp_addr = sock.local_addr().ok();
+            let threads = match cfg.server.udp_receivers {
+                0 => std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+                n => n,
+            };
+            receivers.extend(
+                udp::start(
+                    sock,
+                    threads,
+                    cfg.server.max_packet_size,
+                    agg.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
+            );
+        }
+        let mut tcp_addr = None;
+        if let Some(mut addr) = cfg.server.statsd_tcp {
+            // Same port as UDP when both ask for port 0 on one IP: a test
+            // convenience that mirrors Etsy's one-port habit.
+            if addr.port() == 0 {
+                if let Some(u) = udp_addr.filter(|u| u.ip() == addr.ip()) {
+                    addr.set_port(u.port());
+                }
+            }
+            let l = match bind_tcp("statsd TCP", addr) {
+                Ok(l) => l,
+                Err(_) if cfg.server.statsd_tcp.is_some_and(|a| a.port() == 0) => {
+                    bind_tcp("statsd TCP", cfg.server.statsd_tcp.unwrap_or(addr))?
+                }
+                Err(e) => return Err(e),
+            };
+            tcp_addr = l.local_addr().ok();
+            receivers.push(
+                tcp::start(
+                    l,
+                    cfg.server.max_line_length,
+                    cfg.server.max_tcp_connections,
+                    agg.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
+            );
+        }
+
+        let emitter = Emitter::new(&cfg, telemetry.clone());
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut admin_addr = None;
+        let admin = match cfg.server.admin_tcp {
+            Some(addr) => {
+                let l = bind_tcp("admin", addr)?;
+                admin_addr = l.local_addr().ok();
+                let state = Arc::new(AdminState {
+                    agg: agg.clone(),
+                    backend: emitter.backend(),
+                    healthy: healthy.clone(),
+                    config_text: cfg.to_toml(),
+                    started: unix_now(),
+                });
+                Some(admin::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
+            }
+            None => None,
+        };
+
+        let control = Arc::new((Mutex::new(FlushControl::default()), Condvar::new()));
+        let flusher = {
+            let (agg, control) = (agg.clone(), control.clone());
+            let interval = cfg.statsd.flush_interval;
+            let gauge_path = snapshot::path(&data_dir);
+            std::thread::Builder::new()
+                .name("flusher".into())
+                .spawn(move || flush_loop(&agg, emitter, interval, &control, &gauge_path))
+                .map_err(DaemonError::Thread)?
+        };
+        tracing::info!(
+            statsd_udp = ?udp_addr,
+            statsd_tcp = ?tcp_addr,
+            admin = ?admin_addr,
+            data_dir = %data_dir.display(),
+            flush_interval = ?cfg.statsd.flush_interval,
+            "rollupd is up"
+        );
+        Ok(Daemon {
+            shutdown,
+            receivers,
+            admin,
+            flusher: Some(flusher),
+            control,
+            spool: Some(spool),
+            agg: Some(agg),
+            _lock: lock,
+            healthy,
+            udp_addr,
+            tcp_addr,
+            admin_addr,
+        })
+    }
+
+    pub fn aggregator(&self) -> Option<&Arc<Aggregator>> {
+        self.agg.as_ref()
+    }
+
+    /// Stops in the order that loses nothing, and waits for it.
+    pub fn stop(mut self) {
+        tracing::info!("shutting down: draining sockets");
+        self.shutdown.store(true, Relaxed);
+        for h in self.receivers.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(h) = self.admin.take() {
+            let _ = h.join();
+        }
+        {
+            let (lock, cv) = &*self.control;
+            lock.lock().stop = true;
+            cv.notify_all();
+        }
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        // The aggregator holds the last event queue sender; dropping it lets
+        // the spool thread drain and end.
+        self.agg.take();
+        if let Some(h) = self.spool.take() {
+            let _ = h.join();
+        }
+        tracing::info!("rollupd stopped");
+    }
+}
+
+fn flush_loop(
+    agg: &Aggregator,
+    emitter: Emitter,
+    interval: Duration,
+    control: &(Mutex<FlushControl>, Condvar),
+    gauge_path: &Path,
+) {
+    let start = Instant::now();
+    let mut k: u32 = 1;
+    let mut last_save = Instant::now();
+    let save_gauges = || {
+        if let Err(e) = snapshot::save(gauge_path, agg.gauges()) {
+            tracing::error!(path = %gauge_path.display(), error = %e, "cannot save gauge snapshot");
+        }
+    };
+    loop {
+        let due = start + interval * k;
+        {
+            let (lock, cv) = control;
+            let mut c = lock.lock();
+            while !c.stop && Instant::now() < due {
+                cv.wait_until(&mut c, due);
+            }
+            if c.stop {
+                break;
+            }
+        }
+        let flush = agg.flush(interval);
+        emitter.emit(&flush);
+        tracing::debug!(series = flush.num_stats(), took = ?flush.aggregation_time, "flushed");
+        // Etsy aligns flushes to start + k * interval; a flush that overran
+        // skips the ticks it missed instead of firing them back to back.
+        k += 1;
+        let elapsed = start.elapsed();
+        if elapsed > interval * k {
+            let behind = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u32;
+            tracing::warn!(skipped = behind + 1 - k, "flush fell behind the interval");
+            k = behind + 1;
+        }
+        if last_save.elapsed() >= GAUGE_SAVE_EVERY {
+            save_gauges();
+            last_save = Instant::now();
+        }
+    }
+    // The partial interval since the last tick: Etsy loses it, we flush it.
+    let flush = agg.flush(interval);
+    emitter.emit(&flush);
+    save_gauges();
+    emitter.shutdown(SHUTDOWN_GRACE);
+}

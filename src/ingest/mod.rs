@@ -1,0 +1,41 @@
+//! Sockets only: they receive bytes and hand them to the aggregator. No
+//! parsing happens here, and nothing here ever waits on disk.
+
+pub mod tcp;
+pub mod udp;
+
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// How often an idle accept loop looks at the shutdown flag, in ms.
+const ACCEPT_POLL_MS: libc::c_int = 200;
+
+/// Accepts connections until `shutdown` is set, polling so the loop notices
+/// shutdown without a connection arriving.
+pub fn accept_loop(
+    listener: &TcpListener,
+    shutdown: &AtomicBool,
+    mut on_conn: impl FnMut(TcpStream),
+) {
+    let fd = listener.as_raw_fd();
+    while !shutdown.load(Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ACCEPT_POLL_MS) };
+        if ready <= 0 {
+            continue;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => on_conn(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}

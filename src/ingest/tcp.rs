@@ -1,0 +1,212 @@
+//! statsd over newline-delimited TCP. Each read hands the complete lines it
+//! holds to the aggregator as one packet (as Etsy's TCP server does); a
+//! partial line waits for the rest. A line longer than `max_line_length` is
+//! counted as bad and skipped up to its newline.
+
+use std::io::{self, Read};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::aggregate::{Aggregator, Scratch};
+use crate::ingest::accept_loop;
+use crate::protocol::statsd::BadReason;
+use crate::telemetry::LocalCounts;
+
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Serves statsd TCP connections until shutdown.
+pub fn start(
+    listener: TcpListener,
+    max_line: usize,
+    max_connections: usize,
+    agg: Arc<Aggregator>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    let active = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("statsd-tcp".into())
+        .spawn(move || {
+            let mut conns: Vec<JoinHandle<()>> = Vec::new();
+            accept_loop(&listener, &shutdown, |stream| {
+                conns.retain(|h| !h.is_finished());
+                if active.load(Relaxed) >= max_connections {
+                    agg.telemetry()
+                        .tcp_connections_refused
+                        .fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        max_connections,
+                        "refusing statsd TCP connection: too many open"
+                    );
+                    return;
+                }
+                active.fetch_add(1, Relaxed);
+                let (agg, shutdown, active) = (agg.clone(), shutdown.clone(), active.clone());
+                match std::thread::Builder::new()
+                    .name("statsd-tcp-conn".into())
+                    .spawn(move || {
+                        serve(stream, max_line, &agg, &shutdown);
+                        active.fetch_sub(1, Relaxed);
+                    }) {
+                    Ok(h) => conns.push(h),
+                    Err(e) => tracing::error!(error = %e, "cannot start a TCP connection thread"),
+                }
+            });
+            for h in conns {
+                let _ = h.join();
+            }
+        })
+}
+
+fn serve(mut stream: TcpStream, max_line: usize, agg: &Aggregator, shutdown: &AtomicBool) {
+    if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err() {
+        return;
+    }
+    let mut scratch = Scratch::default();
+    let mut counts = LocalCounts::default();
+    let mut framer = Framer::new(max_line);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let draining = shutdown.load(Relaxed);
+        if draining {
+            let _ = stream.set_nonblocking(true);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                framer.push(&chunk[..n], |packet, overlong| {
+                    if overlong > 0 {
+                        counts.lines += overlong;
+                        counts.bad[BadReason::Truncated.index()] += overlong;
+                        agg.telemetry().log_bad_line(
+                            BadReason::Truncated,
+                            b"(line longer than max_line_length)",
+                        );
+                    }
+                    if !packet.is_empty() {
+                        agg.ingest_packet(packet, false, &mut scratch, &mut counts);
+                    }
+                });
+                agg.telemetry().publish(&mut counts);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if draining {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // A last line without its newline is still data the client sent.
+    if let Some(rest) = framer.finish() {
+        agg.ingest_packet(rest, false, &mut scratch, &mut counts);
+    }
+    agg.telemetry().publish(&mut counts);
+}
+
+/// Cuts a byte stream into runs of complete lines.
+#[derive(Debug)]
+pub struct Framer {
+    buf: Vec<u8>,
+    max_line: usize,
+    /// Inside an overlong line: drop bytes up to the next newline.
+    skipping: bool,
+}
+
+impl Framer {
+    pub fn new(max_line: usize) -> Self {
+        Framer {
+            buf: Vec::new(),
+            max_line,
+            skipping: false,
+        }
+    }
+
+    /// Feeds bytes; calls `emit(complete_lines, overlong_lines_skipped)`.
+    pub fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8], u64)) {
+        let mut overlong = 0;
+        if self.skipping {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.skipping = false;
+                    data = &data[i + 1..];
+                }
+                None => return,
+            }
+        }
+        match data.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                if self.buf.is_empty() {
+                    emit(&data[..=last], 0);
+                } else {
+                    self.buf.extend_from_slice(&data[..=last]);
+                    emit(&self.buf, 0);
+                    self.buf.clear();
+                }
+                data = &data[last + 1..];
+            }
+            None if self.buf.is_empty() && data.is_empty() => return,
+            None => {}
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > self.max_line {
+            self.buf.clear();
+            self.skipping = true;
+            overlong += 1;
+        }
+        if overlong > 0 {
+            emit(&[], overlong);
+        }
+    }
+
+    /// What is left once the stream ends (a line without a newline).
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        (!self.buf.is_empty() && !self.skipping).then_some(&self.buf[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(f: &mut Framer, data: &[u8]) -> (Vec<String>, u64) {
+        let mut out = Vec::new();
+        let mut bad = 0;
+        f.push(data, |p, o| {
+            if !p.is_empty() {
+                out.push(String::from_utf8(p.to_vec()).unwrap());
+            }
+            bad += o;
+        });
+        (out, bad)
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_joined() {
+        let mut f = Framer::new(100);
+        assert_eq!(feed(&mut f, b"a:1|c\nb:"), (vec!["a:1|c\n".to_string()], 0));
+        assert_eq!(feed(&mut f, b"2|c\n"), (vec!["b:2|c\n".to_string()], 0));
+        assert_eq!(feed(&mut f, b"c:3|c"), (vec![], 0));
+        assert_eq!(f.finish(), Some(&b"c:3|c"[..]));
+    }
+
+    #[test]
+    fn overlong_line_is_counted_and_skipped() {
+        let mut f = Framer::new(64);
+        let long = vec![b'x'; 100];
+        assert_eq!(feed(&mut f, &long), (vec![], 1));
+        assert_eq!(
+            feed(&mut f, b"xxxx\nok:1|c\n"),
+            (vec!["ok:1|c\n".to_string()], 0)
+        );
+        assert_eq!(f.finish(), None);
+    }
+}

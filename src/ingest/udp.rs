@@ -1,0 +1,228 @@
+//! statsd over UDP: several threads read one socket in batches and hand each
+//! datagram to the aggregator. Nothing here parses or waits on disk.
+//!
+//! `recvmmsg` and the `SO_RXQ_OVFL` ancillary counter are called through
+//! `libc` directly: the batch buffers are allocated once per thread and
+//! reused for every call, and the kernel's per-socket drop counter arrives
+//! with each datagram, which the std and socket2 APIs do not expose.
+
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::aggregate::{Aggregator, Scratch};
+use crate::telemetry::LocalCounts;
+
+/// Datagrams per `recvmmsg` call.
+const BATCH: usize = 64;
+/// How often a blocked reader looks at the shutdown flag.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Binds the statsd UDP socket with a large receive buffer and the kernel
+/// drop counter switched on.
+pub fn bind(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false).ok();
+    }
+    // As root, SO_RCVBUFFORCE passes net.core.rmem_max; otherwise the kernel
+    // caps SO_RCVBUF at rmem_max silently.
+    if set_int(&s, libc::SO_RCVBUFFORCE, recv_buffer as libc::c_int).is_err() {
+        s.set_recv_buffer_size(recv_buffer)?;
+    }
+    set_int(&s, libc::SO_RXQ_OVFL, 1)?;
+    s.bind(&addr.into())?;
+    s.set_read_timeout(Some(POLL))?;
+    Ok(s.into())
+}
+
+fn set_int(s: &Socket, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: a valid fd and a pointer to a c_int of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            &v as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Starts `threads` readers on one socket.
+pub fn start(
+    socket: UdpSocket,
+    threads: usize,
+    max_packet: usize,
+    agg: Arc<Aggregator>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let socket = Arc::new(socket);
+    (0..threads.max(1))
+        .map(|i| {
+            let (socket, agg, shutdown) = (socket.clone(), agg.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name(format!("udp-recv-{i}"))
+                .spawn(move || receive_loop(&socket, max_packet, &agg, &shutdown))
+        })
+        .collect()
+}
+
+/// Buffers for one batch: datagrams, their iovecs and headers, and room for
+/// one `SO_RXQ_OVFL` control message each.
+struct Batch {
+    data: Vec<u8>,
+    iov: Vec<libc::iovec>,
+    ctrl: Vec<u8>,
+    hdrs: Vec<libc::mmsghdr>,
+    size: usize,
+    ctrl_len: usize,
+}
+
+impl Batch {
+    fn new(size: usize) -> Box<Batch> {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let ctrl_len = unsafe { libc::CMSG_SPACE(mem::size_of::<u32>() as u32) } as usize;
+        let mut b = Box::new(Batch {
+            data: vec![0; size * BATCH],
+            iov: Vec::with_capacity(BATCH),
+            ctrl: vec![0; ctrl_len * BATCH],
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
+            hdrs: vec![unsafe { mem::zeroed() }; BATCH],
+            size,
+            ctrl_len,
+        });
+        for i in 0..BATCH {
+            let base = b.data[i * size..].as_mut_ptr();
+            b.iov.push(libc::iovec {
+                iov_base: base as *mut libc::c_void,
+                iov_len: size,
+            });
+        }
+        b.reset();
+        b
+    }
+
+    /// Points each header at its buffers; the kernel overwrites lengths and
+    /// flags, so this runs before every call.
+    fn reset(&mut self) {
+        for i in 0..BATCH {
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = std::ptr::null_mut();
+            h.msg_namelen = 0;
+            h.msg_iov = &mut self.iov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.ctrl[i * self.ctrl_len..].as_mut_ptr() as *mut libc::c_void;
+            h.msg_controllen = self.ctrl_len as _;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+    }
+
+    fn recv(&mut self, fd: libc::c_int, flags: libc::c_int) -> io::Result<usize> {
+        self.reset();
+        // SAFETY: every header points at buffers owned by self that outlive
+        // the call, with their true lengths.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as u32,
+                flags,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Datagram `i`: its bytes, whether it was truncated, and the socket's
+    /// cumulative drop counter if the kernel attached it.
+    fn datagram(&self, i: usize) -> (&[u8], bool, Option<u32>) {
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(self.size);
+        let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        let mut drops = None;
+        // SAFETY: the kernel filled msg_control up to msg_controllen; the
+        // CMSG macros walk only within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                    drops = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const u32));
+                }
+                c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
+            }
+        }
+        (
+            &self.data[i * self.size..i * self.size + len],
+            truncated,
+            drops,
+        )
+    }
+}
+
+fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdown: &AtomicBool) {
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new(max_packet);
+    let mut scratch = Scratch::default();
+    let mut counts = LocalCounts::default();
+    let telemetry = agg.telemetry().clone();
+    loop {
+        // Once shutdown is asked for, read whatever the kernel still holds
+        // without waiting, then stop.
+        let draining = shutdown.load(Relaxed);
+        let flags = if draining {
+            libc::MSG_DONTWAIT
+        } else {
+            libc::MSG_WAITFORONE
+        };
+        let n = match batch.recv(fd, flags) {
+            Ok(n) => n,
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if draining => break,
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => continue,
+                _ => {
+                    tracing::error!(error = %e, "UDP receive failed");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            },
+        };
+        let mut max_drops = None;
+        for i in 0..n {
+            let (data, truncated, drops) = batch.datagram(i);
+            if drops.is_some() {
+                max_drops = drops.max(max_drops);
+            }
+            agg.ingest_packet(data, truncated, &mut scratch, &mut counts);
+        }
+        telemetry.publish(&mut counts);
+        if let Some(d) = max_drops {
+            // The counter is cumulative for the socket, shared by all readers.
+            telemetry.udp_kernel_drops.fetch_max(u64::from(d), Relaxed);
+        }
+        if n == 0 && draining {
+            break;
+        }
+    }
+    telemetry.publish(&mut counts);
+}

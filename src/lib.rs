@@ -1,0 +1,17 @@
+//! rollupd: a statsd + Graphite metrics daemon.
+//!
+//! The modules follow the data: sockets ([`ingest`]) hand bytes to the pure
+//! parsers ([`protocol`]), whose samples are folded into per-interval state
+//! ([`aggregate`]); each flush is named and sent on ([`emit`]). See
+//! ARCHITECTURE.md for the map and its invariants.
+
+pub mod admin;
+pub mod aggregate;
+pub mod config;
+pub mod daemon;
+pub mod emit;
+pub mod events;
+pub mod ingest;
+pub mod protocol;
+pub mod snapshot;
+pub mod telemetry;
