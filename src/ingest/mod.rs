@@ -38,4 +38,13 @@ pub fn accept_loop(
             }
         }
     }
+    // Clients that connected (and may have written) before shutdown but were
+    // not accepted yet still get their data read: accept what is queued.
+    if listener.set_nonblocking(true).is_ok() {
+        while let Ok((stream, _)) = listener.accept() {
+            if stream.set_nonblocking(false).is_ok() {
+                on_conn(stream);
+            }
+        }
+    }
 }

@@ -145,10 +145,10 @@ impl Framer {
         match data.iter().rposition(|&b| b == b'\n') {
             Some(last) => {
                 if self.buf.is_empty() {
-                    emit(&data[..=last], 0);
+                    overlong += emit_runs(&data[..=last], self.max_line, &mut emit);
                 } else {
                     self.buf.extend_from_slice(&data[..=last]);
-                    emit(&self.buf, 0);
+                    overlong += emit_runs(&self.buf, self.max_line, &mut emit);
                     self.buf.clear();
                 }
                 data = &data[last + 1..];
@@ -171,6 +171,36 @@ impl Framer {
     pub fn finish(&mut self) -> Option<&[u8]> {
         (!self.buf.is_empty() && !self.skipping).then_some(&self.buf[..])
     }
+}
+
+/// Emits the complete lines of `chunk` (which ends with a newline) in runs,
+/// leaving out every line longer than `max_line`; returns how many it left
+/// out. A chunk no longer than `max_line` cannot hold such a line, so the
+/// common case is not scanned here.
+fn emit_runs(chunk: &[u8], max_line: usize, emit: &mut impl FnMut(&[u8], u64)) -> u64 {
+    if chunk.len() <= max_line + 1 {
+        emit(chunk, 0);
+        return 0;
+    }
+    let mut overlong = 0;
+    let (mut run_start, mut line_start) = (0, 0);
+    for (i, &b) in chunk.iter().enumerate() {
+        if b != b'\n' {
+            continue;
+        }
+        if i - line_start > max_line {
+            if run_start < line_start {
+                emit(&chunk[run_start..line_start], 0);
+            }
+            overlong += 1;
+            run_start = i + 1;
+        }
+        line_start = i + 1;
+    }
+    if run_start < chunk.len() {
+        emit(&chunk[run_start..], 0);
+    }
+    overlong
 }
 
 #[cfg(test)]
@@ -208,5 +238,25 @@ mod tests {
             (vec!["ok:1|c\n".to_string()], 0)
         );
         assert_eq!(f.finish(), None);
+    }
+
+    #[test]
+    fn overlong_complete_line_in_one_read_is_counted_and_skipped() {
+        let mut f = Framer::new(64);
+        let data = format!("a:1|c\n{}:1|c\nb:2|c\n", "y".repeat(100));
+        assert_eq!(
+            feed(&mut f, data.as_bytes()),
+            (vec!["a:1|c\n".to_string(), "b:2|c\n".to_string()], 1)
+        );
+        // A partial line that grows past the limit with its end.
+        let mut f = Framer::new(64);
+        assert_eq!(feed(&mut f, "z".repeat(60).as_bytes()), (vec![], 0));
+        assert_eq!(
+            feed(
+                &mut f,
+                format!("{}:1|c\nok:1|c\n", "z".repeat(30)).as_bytes()
+            ),
+            (vec!["ok:1|c\n".to_string()], 1)
+        );
     }
 }

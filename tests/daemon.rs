@@ -1,0 +1,304 @@
+//! The daemon's life cycle: shutdown without loss, flush boundaries, gauges
+//! across a restart, carbon outages, the data_dir lock and `check-config`.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{run_bin, wait_until, Carbon, Daemon, Options};
+
+const SECS_5: Duration = Duration::from_secs(5);
+
+/// SIGTERM loses nothing: lines already written to an open TCP connection
+/// and datagrams already sent are drained, flushed one last time and
+/// delivered to carbon before the process exits with status 0.
+#[test]
+fn shutdown_flushes_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon = Carbon::start();
+    // No periodic flush during the test: only the final one can carry data.
+    let mut d = Daemon::start(dir.path(), &Options::new("60s").carbon(carbon.addr()));
+
+    let mut conn = d.statsd_tcp();
+    conn.write_all("shutdown.tcp:1|c\n".repeat(100).as_bytes())
+        .unwrap();
+    // The connection is accepted and being served before the rest is sent.
+    let mut admin = d.admin();
+    wait_until(SECS_5, "the first 100 TCP increments", || {
+        (admin.numbers("counters").get("shutdown.tcp") == Some(&100.0)).then_some(())
+    });
+    // 4,900 more in four writes, and 500 increments over UDP, then SIGTERM
+    // at once without closing the connection.
+    for _ in 0..4 {
+        conn.write_all("shutdown.tcp:1|c\n".repeat(1225).as_bytes())
+            .unwrap();
+    }
+    let udp_packet = "shutdown.udp:1|c\n".repeat(10);
+    for _ in 0..50 {
+        d.send_udp(udp_packet.as_bytes());
+    }
+    d.stop();
+    drop(conn);
+
+    carbon.wait_all_closed(SECS_5);
+    let flushes = carbon.flushes();
+    assert!(!flushes.is_empty(), "no flush reached carbon");
+    assert_eq!(
+        carbon.sum("stats_counts.shutdown.tcp"),
+        5000.0,
+        "TCP increments in the flushes: {flushes:?}"
+    );
+    assert_eq!(
+        carbon.sum("stats_counts.shutdown.udp"),
+        500.0,
+        "UDP increments in the flushes: {flushes:?}"
+    );
+    assert_eq!(carbon.sum("stats_counts.statsd.metrics_received"), 5500.0);
+    assert_eq!(carbon.sum("stats_counts.statsd.bad_lines_seen"), 0.0);
+}
+
+/// Ingest while short flushes run: every increment lands in exactly one
+/// flush, none lost and none counted twice.
+#[test]
+fn flush_boundaries_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon = Carbon::start();
+    let mut d = Daemon::start(
+        dir.path(),
+        &Options::new("200ms").no_udp().carbon(carbon.addr()),
+    );
+
+    const THREADS: usize = 4;
+    const WRITES: usize = 40;
+    const GROUPS_PER_WRITE: usize = 125;
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let mut conn = d.statsd_tcp();
+            std::thread::spawn(move || {
+                // Counter increments of 1 and 2 alternate with timer samples.
+                let chunk = format!("boundary.c:1|c\nboundary.t:{t}|ms\nboundary.c:2|c\n")
+                    .repeat(GROUPS_PER_WRITE);
+                for i in 0..WRITES {
+                    // Spread the writes over several flush intervals; the
+                    // last is followed at once by SIGTERM.
+                    if i > 0 {
+                        std::thread::sleep(Duration::from_millis(25));
+                    }
+                    conn.write_all(chunk.as_bytes()).unwrap();
+                }
+                conn
+            })
+        })
+        .collect();
+    let conns: Vec<_> = senders.into_iter().map(|h| h.join().unwrap()).collect();
+    d.stop();
+    drop(conns);
+    carbon.wait_all_closed(SECS_5);
+
+    let per_write = GROUPS_PER_WRITE as f64;
+    let writes = (THREADS * WRITES) as f64;
+    let flushes = carbon.flushes();
+    let with_data = flushes
+        .iter()
+        .filter(|f| f.get("stats_counts.boundary.c").unwrap_or(0.0) > 0.0)
+        .count();
+    assert!(
+        with_data >= 2,
+        "the increments should span several flushes, got {with_data} of {}",
+        flushes.len()
+    );
+    assert_eq!(
+        carbon.sum("stats_counts.boundary.c"),
+        writes * per_write * 3.0,
+        "counter total over {} flushes",
+        flushes.len()
+    );
+    assert_eq!(
+        carbon.sum("stats.timers.boundary.t.count"),
+        writes * per_write,
+        "timer sample count over {} flushes",
+        flushes.len()
+    );
+    assert_eq!(
+        carbon.sum("stats_counts.statsd.metrics_received"),
+        writes * per_write * 3.0
+    );
+}
+
+/// Gauges are written at shutdown and read back at start: the first flush
+/// of the next run reports them, and they are live state (a delta applies).
+#[test]
+fn gauges_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    {
+        let carbon = Carbon::start();
+        let mut d = Daemon::start_with_data_dir(
+            dir.path(),
+            &data_dir,
+            &Options::new("60s").carbon(carbon.addr()),
+        );
+        d.send_tcp("restart.a:42|g\nrestart.b:-7.5|g\nrestart.c:10|g\nrestart.c:+5|g\n");
+        let mut admin = d.admin();
+        wait_until(SECS_5, "the gauges to be set", || {
+            let g = admin.numbers("gauges");
+            (g.get("restart.a") == Some(&42.0)
+                && g.get("restart.b") == Some(&-7.5)
+                && g.get("restart.c") == Some(&15.0))
+            .then_some(())
+        });
+        d.stop();
+    }
+
+    let carbon = Carbon::start();
+    let d = Daemon::start_with_data_dir(
+        dir.path(),
+        &data_dir,
+        &Options::new("300ms").carbon(carbon.addr()),
+    );
+    let first = carbon.wait_flush(0, SECS_5);
+    assert_eq!(first.get("stats.gauges.restart.a"), Some(42.0), "{first:?}");
+    assert_eq!(first.get("stats.gauges.restart.b"), Some(-7.5), "{first:?}");
+    assert_eq!(first.get("stats.gauges.restart.c"), Some(15.0), "{first:?}");
+
+    d.send_tcp("restart.a:+1|g\n");
+    let mut admin = d.admin();
+    wait_until(SECS_5, "the delta to apply to the restored gauge", || {
+        (admin.numbers("gauges").get("restart.a") == Some(&43.0)).then_some(())
+    });
+    let n = carbon.flush_count();
+    let next = carbon.wait_flush(n, SECS_5);
+    assert_eq!(next.get("stats.gauges.restart.a"), Some(43.0), "{next:?}");
+}
+
+/// With carbon down, ingest and flushing go on; once carbon listens, the
+/// queued flushes arrive and nothing is dropped.
+#[test]
+fn carbon_down_does_not_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon_addr = common::unused_tcp_addr();
+    let mut d = Daemon::start(dir.path(), &Options::new("1s").no_udp().carbon(carbon_addr));
+    let mut admin = d.admin();
+    let hits = |admin: &mut common::Admin| admin.numbers("counters").get("down.hits").copied();
+
+    // First batch: ingested, then reset by a flush (so the flusher is not
+    // stuck on the unreachable carbon).
+    d.send_tcp(&"down.hits:1|c\n".repeat(5));
+    wait_until(SECS_5, "a flush after the first batch", || {
+        (hits(&mut admin) == Some(0.0)).then_some(())
+    });
+    // Right after that flush: the second batch shows up in the new interval.
+    d.send_tcp(&"down.hits:1|c\n".repeat(3));
+    wait_until(Duration::from_millis(900), "the second batch", || {
+        (hits(&mut admin) == Some(3.0)).then_some(())
+    });
+    wait_until(SECS_5, "a flush after the second batch", || {
+        (hits(&mut admin) == Some(0.0)).then_some(())
+    });
+    assert!(d.is_running());
+
+    let carbon = Carbon::start_on(carbon_addr);
+    wait_until(
+        Duration::from_secs(20),
+        "the queued flushes to arrive",
+        || (carbon.sum("stats_counts.down.hits") >= 8.0).then_some(()),
+    );
+    d.stop();
+    carbon.wait_all_closed(SECS_5);
+    assert_eq!(carbon.sum("stats_counts.down.hits"), 8.0);
+    assert_eq!(carbon.sum("stats_counts.statsd.forward_lines_dropped"), 0.0);
+    // Each batch was flushed while carbon was down, into a flush of its own:
+    // the queued flushes arrive one by one, in order.
+    let with_data: Vec<f64> = carbon
+        .flushes()
+        .iter()
+        .filter_map(|f| f.get("stats_counts.down.hits"))
+        .filter(|v| *v > 0.0)
+        .collect();
+    assert!(
+        with_data.len() >= 2 && with_data.last() == Some(&3.0),
+        "expected the first batch's flush(es), then one flush of 3: {with_data:?}"
+    );
+}
+
+/// A second daemon on a data_dir in use refuses to start, names the path,
+/// and exits non-zero; the first keeps running, and the lock is released
+/// when it exits.
+#[test]
+fn locked_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("shared-data");
+    let opts = Options::new("60s");
+    let mut first = Daemon::start_with_data_dir(dir.path(), &data_dir, &opts);
+
+    let second = Daemon::try_start(dir.path(), &data_dir, &opts);
+    let failure = match second {
+        Ok(_) => panic!("a second daemon started on a locked data_dir"),
+        Err(f) => f,
+    };
+    assert!(!failure.status.success(), "{}", failure.status);
+    let path = data_dir.display().to_string();
+    assert!(
+        failure.log.contains(&path) && failure.log.contains("in use"),
+        "the error should name {path} and say it is in use:\n{}",
+        failure.log
+    );
+    assert!(first.is_running(), "the first daemon must keep running");
+    assert!(first.admin().cmd("health", "\n").contains("health: up"));
+
+    first.stop();
+    let mut third = Daemon::start_with_data_dir(dir.path(), &data_dir, &opts);
+    third.stop();
+}
+
+/// `rollupd check-config FILE`: ok for a good file; for an unknown key or a
+/// bad duration, a non-zero exit and a message naming the key and file.
+#[test]
+fn check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = write(
+        "good.toml",
+        "[server]\nstatsd_tcp = \"\"\ndata_dir = \"/nonexistent/rollupd\"\n\n[statsd]\nflush_interval = \"2000ms\"\npercent_threshold = [90, 99]\n\n[forward.graphite]\naddress = \"127.0.0.1:2003\"\n",
+    );
+    let out = run_bin(&["check-config", &good], SECS_5);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok"), "stdout: {stdout:?}");
+
+    for (name, text, key) in [
+        (
+            "unknown.toml",
+            "[statsd]\nflush_intervall = \"10s\"\n",
+            "flush_intervall",
+        ),
+        (
+            "duration.toml",
+            "[statsd]\nflush_interval = \"ten seconds\"\n",
+            "flush_interval",
+        ),
+    ] {
+        let path = write(name, text);
+        let out = run_bin(&["check-config", &path], SECS_5);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: exit {}", out.status);
+        assert!(
+            stderr.contains(key) && stderr.contains(&path),
+            "{name}: the message should name {key} and {path}: {stderr:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("ok"),
+            "{name}: says ok"
+        );
+    }
+}
