@@ -126,24 +126,24 @@ impl Daemon {
         let mut receivers = Vec::new();
         let mut udp_addr = None;
         if let Some(addr) = cfg.server.statsd_udp {
-            let sock = udp::bind(addr, cfg.server.udp_recv_buffer).map_err(|source| {
-                DaemonError::Bind {
-                    what: "statsd UDP",
-                    addr,
-                    source,
-                }
-            })?;
-            udp_addr = sock.local_addr().ok();
             let threads = match cfg.server.udp_receivers {
                 0 => std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
                 n => n,
             };
+            let sockets =
+                udp::bind(addr, cfg.server.udp_recv_buffer, threads).map_err(|source| {
+                    DaemonError::Bind {
+                        what: "statsd UDP",
+                        addr,
+                        source,
+                    }
+                })?;
+            udp_addr = sockets.first().and_then(|s| s.local_addr().ok());
             receivers.extend(
                 udp::start(
-                    sock,
-                    threads,
+                    sockets,
                     cfg.server.max_packet_size,
                     agg.clone(),
                     shutdown.clone(),

@@ -57,8 +57,10 @@ impl Flush {
 pub fn histogram_of(samples: &[f64]) -> Option<Histogram<u64>> {
     let mut h = Histogram::<u64>::new(HISTOGRAM_SIGFIGS).ok()?;
     for &v in samples {
+        // Samples are finite and >= 0, but above ~1.8e305 ms the product
+        // overflows to +inf: clamp it like any other too-large value.
         let units = (v * HISTOGRAM_UNITS_PER_MS).round();
-        let units = if units.is_finite() && units >= 0.0 {
+        let units = if units >= 0.0 {
             units.min(u64::MAX as f64 / 4.0) as u64
         } else {
             0

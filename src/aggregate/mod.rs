@@ -94,6 +94,43 @@ struct Rules {
 #[derive(Debug, Default)]
 pub struct Scratch {
     key: KeyBuf,
+    staged: Staged,
+}
+
+/// Valid samples parsed from a batch of datagrams and not yet applied,
+/// grouped by shard.
+///
+/// Applying each sample on its own costs a lock and an unlock per sample,
+/// and with two receivers on two cores every one of those moves the lock's
+/// cache line from core to core. Grouped, a recvmmsg batch of ~2,000 lines
+/// takes each of the 64 shard locks about once. Samples of one shard keep
+/// their arrival order, so a key's updates apply in the order received
+/// (gauges set and move in order); and each sample is still applied under
+/// its own shard's lock, so the flush boundary stays exact.
+#[derive(Debug, Default)]
+struct Staged {
+    /// Keys and values-as-written of the staged samples, back to back. A
+    /// copy, because a rewritten key lives in the scratch `KeyBuf` only
+    /// until the next line.
+    bytes: Vec<u8>,
+    /// One list per shard (empty until first used).
+    shards: Vec<Vec<StagedSample>>,
+    /// Samples staged since the last commit.
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StagedSample {
+    /// The key's hash, computed once: it picks the shard and the bucket.
+    hash: u64,
+    value: f64,
+    rate: f64,
+    /// The key at `bytes[at..at + key_len]`, then the value as written
+    /// (sets and gauges need it) in the next `raw_len` bytes.
+    at: usize,
+    key_len: usize,
+    raw_len: usize,
+    kind: MetricType,
 }
 
 /// The aggregation state shared by receivers, the flusher and the admin port.
@@ -166,6 +203,35 @@ impl Aggregator {
         scratch: &mut Scratch,
         counts: &mut LocalCounts,
     ) {
+        self.stage_packet(packet, truncated, scratch, counts);
+        self.commit(scratch, counts);
+    }
+
+    /// Handles several datagrams (a `recvmmsg` batch) as [`ingest_packet`]
+    /// would one by one, taking each shard lock once for the whole batch.
+    ///
+    /// [`ingest_packet`]: Aggregator::ingest_packet
+    pub fn ingest_batch<'a>(
+        &self,
+        packets: impl IntoIterator<Item = (&'a [u8], bool)>,
+        scratch: &mut Scratch,
+        counts: &mut LocalCounts,
+    ) {
+        for (packet, truncated) in packets {
+            self.stage_packet(packet, truncated, scratch, counts);
+        }
+        self.commit(scratch, counts);
+    }
+
+    /// Parses a datagram and stages its valid samples; counts and logs the
+    /// bad ones at once.
+    fn stage_packet(
+        &self,
+        packet: &[u8],
+        truncated: bool,
+        scratch: &mut Scratch,
+        counts: &mut LocalCounts,
+    ) {
         counts.packets += 1;
         let mut lines = statsd::lines(packet).peekable();
         while let Some(line) = lines.next() {
@@ -174,7 +240,7 @@ impl Aggregator {
                 self.bad(counts, BadReason::Truncated, line);
                 continue;
             }
-            self.ingest_line(line, scratch, counts);
+            self.stage_line(line, scratch, counts);
         }
     }
 
@@ -185,6 +251,11 @@ impl Aggregator {
 
     /// Handles one non-empty line.
     pub fn ingest_line(&self, line: &[u8], scratch: &mut Scratch, counts: &mut LocalCounts) {
+        self.stage_line(line, scratch, counts);
+        self.commit(scratch, counts);
+    }
+
+    fn stage_line(&self, line: &[u8], scratch: &mut Scratch, counts: &mut LocalCounts) {
         let m = match statsd::parse_line(line) {
             Ok(Line::Metric(m)) => m,
             Ok(Line::Event(raw)) => return self.ingest_event(raw, counts),
@@ -208,12 +279,48 @@ impl Aggregator {
                 return;
             }
         };
+        let hash = self.hash(key);
         for sample in m.samples() {
             match sample {
-                Ok(s) => self.apply(key, &s, counts),
+                Ok(s) => scratch.staged.push(hash, key, &s),
                 Err(reason) => self.bad(counts, reason, line),
             }
         }
+    }
+
+    /// Applies every staged sample, one shard lock at a time.
+    fn commit(&self, scratch: &mut Scratch, counts: &mut LocalCounts) {
+        let staged = &mut scratch.staged;
+        if staged.len == 0 {
+            return;
+        }
+        for (i, list) in staged.shards.iter_mut().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[i].0.lock();
+            for st in list.iter() {
+                let at = st.at;
+                let key_end = at + st.key_len;
+                let sample = Sample {
+                    kind: st.kind,
+                    value: st.value,
+                    raw: &staged.bytes[key_end..key_end + st.raw_len],
+                    rate: st.rate,
+                };
+                self.update(
+                    &mut shard,
+                    st.hash,
+                    &staged.bytes[at..key_end],
+                    &sample,
+                    counts,
+                );
+            }
+            drop(shard);
+            list.clear();
+        }
+        staged.bytes.clear();
+        staged.len = 0;
     }
 
     fn ingest_event(&self, raw: &[u8], counts: &mut LocalCounts) {
@@ -240,9 +347,7 @@ impl Aggregator {
     }
 
     fn shard_of(&self, hash: u64) -> &Mutex<Shard> {
-        // High bits pick the shard; hashbrown uses the low bits for the
-        // bucket and the top seven for its tag, so these do not collide.
-        &self.shards[((hash >> 32) as usize) & (SHARDS - 1)].0
+        &self.shards[shard_index(hash)].0
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -253,12 +358,34 @@ impl Aggregator {
     pub fn apply(&self, key: &[u8], s: &Sample<'_>, counts: &mut LocalCounts) {
         let hash = self.hash(key);
         let mut shard = self.shard_of(hash).lock();
+        self.update(&mut shard, hash, key, s, counts);
+    }
+
+    /// Applies one valid sample to its shard, whose lock the caller holds.
+    fn update(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &[u8],
+        s: &Sample<'_>,
+        counts: &mut LocalCounts,
+    ) {
         let rehash = |k: &Arc<str>| self.hasher.hash_one(k.as_bytes());
         match s.kind {
             MetricType::Counter => {
+                // A sum that would leave f64's range is refused as a bad
+                // sample, as an infinite value is by the parser: once a
+                // counter is inf or NaN, every rollup built from it is too.
                 let inc = s.value * (1.0 / s.rate);
                 if let Some(e) = shard.counters.find_mut(hash, |e| e.key.as_bytes() == key) {
-                    e.value += inc;
+                    let sum = e.value + inc;
+                    if sum.is_finite() {
+                        e.value = sum;
+                    } else {
+                        counts.bad[BadReason::NonFinite.index()] += 1;
+                    }
+                } else if !inc.is_finite() {
+                    counts.bad[BadReason::NonFinite.index()] += 1;
                 } else if self.admit_new_key(counts) {
                     let key = arc_key(key);
                     shard
@@ -283,7 +410,12 @@ impl Aggregator {
                     }
                     None => return,
                 };
-                e.count += 1.0 / s.rate;
+                let count = e.count + 1.0 / s.rate;
+                if !count.is_finite() {
+                    counts.bad[BadReason::NonFinite.index()] += 1;
+                    return;
+                }
+                e.count = count;
                 e.offered += 1;
                 if e.samples.len() < self.rules.max_timer_samples {
                     e.samples.push(s.value);
@@ -303,7 +435,12 @@ impl Aggregator {
                     // Etsy: a signed value moves a gauge only if it is set
                     // and non-zero; otherwise it sets it.
                     if s.is_gauge_delta() && e.value != 0.0 && !e.value.is_nan() {
-                        e.value += s.value;
+                        let moved = e.value + s.value;
+                        if !moved.is_finite() {
+                            counts.bad[BadReason::NonFinite.index()] += 1;
+                            return;
+                        }
+                        e.value = moved;
                     } else {
                         e.value = s.value;
                     }
@@ -382,7 +519,13 @@ impl Aggregator {
             let mut shard = padded.0.lock();
             let r = &self.rules;
             shard.counters.retain(|e| {
-                out.counters.push((e.key.clone(), e.value));
+                // Etsy keeps its internal counters in the same map as the
+                // clients' ones: a client's `statsd.bad_lines_seen` adds to
+                // it rather than being a second series of the same name.
+                match out.counters[..3].iter_mut().find(|(k, _)| *k == e.key) {
+                    Some((_, v)) => *v += e.value,
+                    None => out.counters.push((e.key.clone(), e.value)),
+                }
                 e.value = 0.0;
                 // Etsy keeps any counter whose name mentions its own three
                 // internal counters, even under deleteCounters.
@@ -429,14 +572,21 @@ impl Aggregator {
         let mut fs = self.flush_state.lock();
         if let Some(prev) = fs.last_timestamp {
             let lag = (timestamp - prev) as f64 - interval.as_millis() as f64 / 1000.0;
-            out.gauges.push((format!("{p}.timestamp_lag").into(), lag));
+            // Etsy writes it into its gauges map, over a client's gauge of
+            // the same name.
+            let name: Arc<str> = format!("{p}.timestamp_lag").into();
+            match out.gauges.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, v)) => *v = lag,
+                None => out.gauges.push((name, lag)),
+            }
         }
         fs.last_timestamp = Some(timestamp);
         drop(fs);
 
         // Sorting and histogram building happen outside every shard lock.
+        let mut keys = Vec::new();
         for t in &mut out.timers {
-            timer::sort_samples(&mut t.samples);
+            sort_samples_keyed(&mut t.samples, &mut keys);
             if self.rules.build_histograms && !t.samples.is_empty() {
                 t.histogram = flush::histogram_of(&t.samples);
             }
@@ -471,12 +621,16 @@ impl Aggregator {
         for padded in self.shards.iter() {
             let shard = padded.0.lock();
             match kind {
-                MetricType::Counter => out.extend(
-                    shard
-                        .counters
-                        .iter()
-                        .map(|e| (e.key.clone(), View::Counter(e.value))),
-                ),
+                MetricType::Counter => {
+                    for e in shard.counters.iter() {
+                        // As in `flush`: a client's `statsd.bad_lines_seen`
+                        // adds to the internal one.
+                        match out[..3].iter_mut().find(|(k, _)| *k == e.key) {
+                            Some((_, View::Counter(v))) => *v += e.value,
+                            _ => out.push((e.key.clone(), View::Counter(e.value))),
+                        }
+                    }
+                }
                 MetricType::Timer => out.extend(
                     shard
                         .timers
@@ -562,6 +716,66 @@ impl Aggregator {
     }
 }
 
+/// The shard of a key's hash. High bits pick it; hashbrown uses the low bits
+/// for the bucket and the top seven for its tag, so these do not collide.
+fn shard_index(hash: u64) -> usize {
+    ((hash >> 32) as usize) & (SHARDS - 1)
+}
+
+impl Staged {
+    fn push(&mut self, hash: u64, key: &[u8], s: &Sample<'_>) {
+        if self.shards.is_empty() {
+            self.shards.resize_with(SHARDS, Vec::new);
+        }
+        // Counters and timers never look at the text of their value.
+        let raw = match s.kind {
+            MetricType::Gauge | MetricType::Set => s.raw,
+            MetricType::Counter | MetricType::Timer => &[],
+        };
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(raw);
+        self.shards[shard_index(hash)].push(StagedSample {
+            hash,
+            value: s.value,
+            rate: s.rate,
+            at,
+            key_len: key.len(),
+            raw_len: raw.len(),
+            kind: s.kind,
+        });
+        self.len += 1;
+    }
+}
+
+/// Sorts timer samples into exactly the order of [`timer::sort_samples`]
+/// (ascending by `f64::total_cmp`), about twice as fast: sorting is most of
+/// a flush's time under heavy timer traffic, and the flusher shares the
+/// CPU with the receivers. Each sample is mapped once to the integer whose
+/// order is `total_cmp`'s (the bit trick `total_cmp` applies to both sides
+/// of every comparison), the integers are sorted, and mapped back. Equal
+/// integers are equal bit patterns, so the result is bit-for-bit the same.
+fn sort_samples_keyed(samples: &mut [f64], keys: &mut Vec<i64>) {
+    keys.clear();
+    keys.extend(samples.iter().map(|&x| total_order_key(x)));
+    keys.sort_unstable();
+    for (s, &k) in samples.iter_mut().zip(keys.iter()) {
+        *s = from_total_order_key(k);
+    }
+}
+
+/// Flips the magnitude bits of negative numbers so that signed integer
+/// order is `f64::total_cmp` order; the sign bit is kept, so the same mask
+/// undoes it.
+fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+fn from_total_order_key(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+}
+
 /// Keys are valid UTF-8 by construction (sanitized to ASCII, or checked).
 fn arc_key(key: &[u8]) -> Arc<str> {
     Arc::from(std::str::from_utf8(key).unwrap_or("invalid-utf8"))
@@ -575,3 +789,43 @@ fn is_internal_like(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+
+    #[test]
+    fn keyed_sort_matches_total_cmp_sort_bit_for_bit() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let special = [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            f64::MAX,
+            f64::MIN,
+            1.0,
+            -1.0,
+        ];
+        let mut keys = Vec::new();
+        for round in 0..500 {
+            let len = rng.usize(0..300);
+            let samples: Vec<f64> = (0..len)
+                .map(|_| match rng.u8(..4) {
+                    0 => special[rng.usize(..special.len())],
+                    1 => f64::from_bits(rng.u64(..)),
+                    2 => (rng.f64() * 100.0).round() / 4.0,
+                    _ => (rng.f64() - 0.5) * 1e6,
+                })
+                .collect();
+            let mut want = samples.clone();
+            timer::sort_samples(&mut want);
+            let mut got = samples;
+            sort_samples_keyed(&mut got, &mut keys);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "round {round}");
+        }
+    }
+}

@@ -22,14 +22,52 @@ use crate::telemetry::LocalCounts;
 
 /// Datagrams per `recvmmsg` call.
 const BATCH: usize = 64;
+/// Extra bytes between two datagram buffers of a batch. Buffers of
+/// `max_packet` (64 KiB by default) bytes laid end to end all start on the
+/// same cache sets, so the 64 datagrams of a batch evict each other from L1
+/// and L2 between the kernel's copy and the parse. 24 cache lines (more
+/// than a 1432-byte datagram spans) move each buffer onto its own sets.
+const SLOT_PAD: usize = 24 * 64;
+/// A batch of fewer datagrams than this means the socket held little; the
+/// reader then pauses for `COALESCE` before reading again, so that the next
+/// batch is fuller. Woken for every datagram, two readers would otherwise
+/// read a few datagrams per system call and pay a wakeup, a `recvmmsg` and
+/// a round of shard locks each time. The pause costs at most that much
+/// latency on the way into an interval that lasts seconds; at high rates
+/// batches are full and there is no pause at all.
+const SMALL_BATCH: usize = BATCH / 4;
+const COALESCE: Duration = Duration::from_micros(200);
 /// How often a blocked reader looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Binds the statsd UDP socket with a large receive buffer and the kernel
-/// drop counter switched on.
-pub fn bind(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
+/// Binds `count` statsd UDP sockets on one address, one per receiver thread,
+/// each with a large receive buffer and the kernel drop counter switched on.
+///
+/// They share the port with SO_REUSEPORT, and the kernel steers each sender
+/// (by its address and port) to one of them: the datagrams of one client are
+/// read by one thread, in the order they came, as Etsy's single reader sees
+/// them. (Threads reading one shared socket would reorder them: a gauge set
+/// and the delta sent after it could be applied the other way round.)
+pub fn bind(addr: SocketAddr, recv_buffer: usize, count: usize) -> io::Result<Vec<UdpSocket>> {
+    if addr.port() != 0 {
+        // With SO_REUSEPORT a second daemon would silently share the port;
+        // a plain bind first keeps "address in use" an error.
+        drop(UdpSocket::bind(addr)?);
+    }
+    let first = bind_one(addr, recv_buffer)?;
+    // Port 0 is resolved by the first bind; the others join it.
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count.max(1) {
+        sockets.push(bind_one(addr, recv_buffer)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_one(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(false).ok();
     }
@@ -62,18 +100,18 @@ fn set_int(s: &Socket, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Starts `threads` readers on one socket.
+/// Starts one reader per socket.
 pub fn start(
-    socket: UdpSocket,
-    threads: usize,
+    sockets: Vec<UdpSocket>,
     max_packet: usize,
     agg: Arc<Aggregator>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
-    let socket = Arc::new(socket);
-    (0..threads.max(1))
-        .map(|i| {
-            let (socket, agg, shutdown) = (socket.clone(), agg.clone(), shutdown.clone());
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            let (agg, shutdown) = (agg.clone(), shutdown.clone());
             std::thread::Builder::new()
                 .name(format!("udp-recv-{i}"))
                 .spawn(move || receive_loop(&socket, max_packet, &agg, &shutdown))
@@ -88,7 +126,10 @@ struct Batch {
     iov: Vec<libc::iovec>,
     ctrl: Vec<u8>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Longest datagram read whole.
     size: usize,
+    /// Distance between two datagram buffers in `data`.
+    stride: usize,
     ctrl_len: usize,
 }
 
@@ -96,17 +137,19 @@ impl Batch {
     fn new(size: usize) -> Box<Batch> {
         // SAFETY: CMSG_SPACE is a pure size computation.
         let ctrl_len = unsafe { libc::CMSG_SPACE(mem::size_of::<u32>() as u32) } as usize;
+        let stride = size.next_multiple_of(64) + SLOT_PAD;
         let mut b = Box::new(Batch {
-            data: vec![0; size * BATCH],
+            data: vec![0; stride * BATCH],
             iov: Vec::with_capacity(BATCH),
             ctrl: vec![0; ctrl_len * BATCH],
             // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
             hdrs: vec![unsafe { mem::zeroed() }; BATCH],
             size,
+            stride,
             ctrl_len,
         });
         for i in 0..BATCH {
-            let base = b.data[i * size..].as_mut_ptr();
+            let base = b.data[i * stride..].as_mut_ptr();
             b.iov.push(libc::iovec {
                 iov_base: base as *mut libc::c_void,
                 iov_len: size,
@@ -171,7 +214,7 @@ impl Batch {
             }
         }
         (
-            &self.data[i * self.size..i * self.size + len],
+            &self.data[i * self.stride..i * self.stride + len],
             truncated,
             drops,
         )
@@ -184,6 +227,8 @@ fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdow
     let mut scratch = Scratch::default();
     let mut counts = LocalCounts::default();
     let telemetry = agg.telemetry().clone();
+    // The socket's cumulative drop count as last reported.
+    let mut reported: u32 = 0;
     loop {
         // Once shutdown is asked for, read whatever the kernel still holds
         // without waiting, then stop.
@@ -208,20 +253,30 @@ fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdow
             },
         };
         let mut max_drops = None;
-        for i in 0..n {
+        // The whole batch at once, so the aggregator takes each shard lock
+        // once per batch instead of once per line.
+        let datagrams = (0..n).map(|i| {
             let (data, truncated, drops) = batch.datagram(i);
             if drops.is_some() {
                 max_drops = drops.max(max_drops);
             }
-            agg.ingest_packet(data, truncated, &mut scratch, &mut counts);
-        }
+            (data, truncated)
+        });
+        agg.ingest_batch(datagrams, &mut scratch, &mut counts);
         telemetry.publish(&mut counts);
-        if let Some(d) = max_drops {
-            // The counter is cumulative for the socket, shared by all readers.
-            telemetry.udp_kernel_drops.fetch_max(u64::from(d), Relaxed);
+        if let Some(d) = max_drops.filter(|d| *d > reported) {
+            // The counter is cumulative for this thread's own socket: add
+            // what is new since the last report.
+            telemetry
+                .udp_kernel_drops
+                .fetch_add(u64::from(d - reported), Relaxed);
+            reported = d;
         }
         if n == 0 && draining {
             break;
+        }
+        if n < SMALL_BATCH && !draining {
+            std::thread::sleep(COALESCE);
         }
     }
     telemetry.publish(&mut counts);

@@ -32,6 +32,26 @@ const fn allowed_table() -> [bool; 256] {
 }
 static ALLOWED: [bool; 256] = allowed_table();
 
+/// `ALLOWED[b]` as comparisons, so that the compiler can test 16 bytes at
+/// once with vector compares (a table lookup cannot be vectorized).
+fn is_allowed(b: u8) -> bool {
+    b.is_ascii_alphanumeric() | (b == b'_') | (b == b'-') | (b == b'.') | (b == b';') | (b == b'=')
+}
+
+/// Whether every byte of `key` is one Etsy keeps: the check that lets most
+/// keys through untouched, run on every line. Sixteen bytes at a time with
+/// no early exit inside a block (which is what allows vectorizing); a
+/// byte-at-a-time table lookup was a tenth of the whole ingest time.
+fn all_allowed(key: &[u8]) -> bool {
+    let mut blocks = key.chunks_exact(16);
+    for block in &mut blocks {
+        if !block.iter().fold(true, |ok, &b| ok & is_allowed(b)) {
+            return false;
+        }
+    }
+    blocks.remainder().iter().all(|&b| ALLOWED[b as usize])
+}
+
 impl KeyBuf {
     /// Builds the key for `name` with `tags`. With `sanitize` it follows
     /// Etsy's `keyNameSanitize`: runs of white space become `_`, `/` becomes
@@ -61,7 +81,7 @@ impl KeyBuf {
             }
             return Ok(joined);
         }
-        if joined.iter().all(|&b| ALLOWED[b as usize]) {
+        if all_allowed(joined) {
             return Ok(joined);
         }
         let text = std::str::from_utf8(joined).map_err(|_| BadReason::InvalidUtf8)?;
@@ -177,6 +197,20 @@ mod tests {
         );
         // only the first ';' and ':' of a tag are rewritten
         assert_eq!(key("k", Some("a;b;c:d:e")).unwrap(), "k;a_b;c=de");
+    }
+
+    #[test]
+    fn the_fast_check_agrees_with_the_table() {
+        for b in 0..=255u8 {
+            assert_eq!(is_allowed(b), ALLOWED[b as usize], "{b:#x}");
+            // Every position of a vector block and of the tail.
+            for at in 0..40 {
+                let mut key = vec![b'a'; 40];
+                key[at] = b;
+                assert_eq!(all_allowed(&key), ALLOWED[b as usize], "{b:#x} at {at}");
+            }
+        }
+        assert!(all_allowed(b""));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub fn parse_js_number(raw: &[u8]) -> Result<f64, NumberError> {
         }
         return Ok(n as f64);
     }
+    if let Some(v) = short_decimal(raw) {
+        return Ok(v);
+    }
     let s = trim_js_space(raw);
     if s.is_empty() {
         return Err(NumberError::Invalid);
@@ -62,6 +65,35 @@ pub fn parse_js_number(raw: &[u8]) -> Result<f64, NumberError> {
     } else {
         Err(NumberError::NonFinite)
     }
+}
+
+/// The second most common value shape, `digits.digits` (timings like
+/// `18.423`, rates like `0.1`), without going through the general parser.
+///
+/// With at most 15 digits the digits as an integer `m` are below 2^53 and
+/// `10^k` (k <= 15) is exact, so `m / 10^k` is one correctly rounded IEEE
+/// division of two exact operands: the same double the standard library's
+/// correctly rounded parser returns (Clinger's fast path). Anything else
+/// (signs, exponents, spaces, more digits) returns `None` for the general
+/// path.
+fn short_decimal(raw: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let dot = raw.iter().position(|&b| b == b'.')?;
+    let (int, frac) = (&raw[..dot], &raw[dot + 1..]);
+    let digits = int.len() + frac.len();
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    for &b in int.iter().chain(frac) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        m = m * 10 + u64::from(b - b'0');
+    }
+    Some(m as f64 / POW10[frac.len()])
 }
 
 /// JS `Number()` trims ASCII and Unicode white space; ASCII covers what
@@ -127,11 +159,26 @@ fn parse_radix(digits: &[u8], radix: u32) -> Result<f64, NumberError> {
     if digits.is_empty() {
         return Err(NumberError::Invalid);
     }
-    let mut v: f64 = 0.0;
+    // JS rounds the exact integer once. Accumulate it exactly while it fits
+    // in 128 bits; past that (it then has >= 125 significant bits, far more
+    // than f64's 53) later digits only scale it, by a power of two, and a
+    // sticky bit records whether any of them was non-zero so that a tie
+    // still rounds up.
+    let bits_per_digit = radix.trailing_zeros();
+    let mut m: u128 = 0;
+    let mut scale: u32 = 0;
+    let mut sticky = false;
     for &b in digits {
         let d = (b as char).to_digit(radix).ok_or(NumberError::Invalid)?;
-        v = v * f64::from(radix) + f64::from(d);
+        if scale == 0 && m.leading_zeros() >= bits_per_digit {
+            m = (m << bits_per_digit) | u128::from(d);
+        } else {
+            scale = scale.saturating_add(bits_per_digit);
+            sticky |= d != 0;
+        }
     }
+    let exp = i32::try_from(scale).unwrap_or(i32::MAX);
+    let v = (m | u128::from(sticky)) as f64 * 2f64.powi(exp);
     if v.is_finite() {
         Ok(v)
     } else {
@@ -201,6 +248,57 @@ mod tests {
         ] {
             assert_eq!(p(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn short_decimals_match_the_standard_parser_bit_for_bit() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let check = |s: String| {
+            let want: f64 = s.parse().unwrap();
+            let got = super::short_decimal(s.as_bytes()).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{s}");
+            assert_eq!(parse_js_number(s.as_bytes()), Ok(want), "{s}");
+        };
+        for _ in 0..200_000 {
+            let int_len = rng.usize(0..=8);
+            let frac_len = rng.usize(0..=(15 - int_len).min(9));
+            if int_len + frac_len == 0 {
+                continue;
+            }
+            let digits = |n: usize, rng: &mut fastrand::Rng| -> String {
+                (0..n).map(|_| rng.char('0'..='9')).collect()
+            };
+            check(format!(
+                "{}.{}",
+                digits(int_len, &mut rng),
+                digits(frac_len, &mut rng)
+            ));
+        }
+        for s in [
+            "0.1",
+            "0.3",
+            "18.423",
+            "5.",
+            ".5",
+            "999999999999999.",
+            ".000000000000001",
+        ] {
+            check(s.to_string());
+        }
+        // Not its shape: left to the general parser.
+        for s in [
+            ".",
+            "1.2.3",
+            "-1.5",
+            "+1.5",
+            "1.5e3",
+            " 1.5",
+            "1.5\r",
+            "1234567890.1234567",
+        ] {
+            assert_eq!(super::short_decimal(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(p(b"1234567890.1234567"), Some(1234567890.1234567));
     }
 
     #[test]
