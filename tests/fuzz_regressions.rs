@@ -447,7 +447,7 @@ fn huge_timer_sample_is_clamped_not_zeroed_in_the_histogram() {
     let mut a = Agg::new();
     a.ingest(b"s:1e308|ms");
     let f = a.flush();
-    let h = f.timers[0].histogram.as_ref().unwrap();
+    let h = f.timers[0].histogram().unwrap();
     assert!(
         h.max() as f64 >= (u64::MAX / 4) as f64 * 0.999,
         "{}",

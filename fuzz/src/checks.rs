@@ -242,10 +242,10 @@ fn check_flush(
             t.key
         );
         if t.samples.is_empty() {
-            assert!(t.histogram.is_none(), "histogram without samples");
+            assert!(t.histogram().is_none(), "histogram without samples");
         } else {
             assert!(t.count > 0.0, "timer {:?} has samples but count 0", t.key);
-            let h = t.histogram.as_ref().expect("histogram of a sampled timer");
+            let h = t.histogram().expect("histogram of a sampled timer");
             assert_eq!(h.len(), t.samples.len() as u64, "histogram count");
             // The largest sample, in µs, clamped where flush.rs clamps it;
             // the histogram keeps 3 significant digits of it.

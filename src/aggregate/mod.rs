@@ -87,7 +87,6 @@ struct Rules {
     max_keys: usize,
     max_timer_samples: usize,
     max_set_size: usize,
-    build_histograms: bool,
 }
 
 /// Scratch space one receiver thread reuses for every packet.
@@ -97,26 +96,27 @@ pub struct Scratch {
     staged: Staged,
 }
 
-/// Valid samples parsed from a batch of datagrams and not yet applied,
-/// grouped by shard.
+/// Valid samples parsed from a batch of datagrams and not yet applied.
 ///
 /// Applying each sample on its own costs a lock and an unlock per sample,
 /// and with two receivers on two cores every one of those moves the lock's
-/// cache line from core to core. Grouped, a recvmmsg batch of ~2,000 lines
-/// takes each of the 64 shard locks about once. Samples of one shard keep
-/// their arrival order, so a key's updates apply in the order received
-/// (gauges set and move in order); and each sample is still applied under
-/// its own shard's lock, so the flush boundary stays exact.
+/// cache line from core to core. Grouped by shard, a recvmmsg batch of
+/// ~2,000 lines takes each of the 64 shard locks about once. The grouping
+/// is stable, so a key's updates apply in the order received (gauges set
+/// and move in order); each sample is still applied under its own shard's
+/// lock, so the flush boundary stays exact; and a batch that could reach
+/// `max_keys` is applied in arrival order instead, so the cap admits the
+/// same keys as before (see [`Aggregator::commit`]).
 #[derive(Debug, Default)]
 struct Staged {
     /// Keys and values-as-written of the staged samples, back to back. A
     /// copy, because a rewritten key lives in the scratch `KeyBuf` only
     /// until the next line.
     bytes: Vec<u8>,
-    /// One list per shard (empty until first used).
-    shards: Vec<Vec<StagedSample>>,
-    /// Samples staged since the last commit.
-    len: usize,
+    /// The samples, in arrival order.
+    samples: Vec<StagedSample>,
+    /// Indices into `samples` grouped by shard, rebuilt at each commit.
+    by_shard: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +174,6 @@ impl Aggregator {
                 max_keys: cfg.max_keys,
                 max_timer_samples: cfg.max_timer_samples,
                 max_set_size: cfg.max_set_size,
-                build_histograms: true,
             },
             live_keys: AtomicUsize::new(0),
             telemetry,
@@ -291,36 +290,65 @@ impl Aggregator {
     /// Applies every staged sample, one shard lock at a time.
     fn commit(&self, scratch: &mut Scratch, counts: &mut LocalCounts) {
         let staged = &mut scratch.staged;
-        if staged.len == 0 {
+        if staged.samples.is_empty() {
             return;
         }
-        for (i, list) in staged.shards.iter_mut().enumerate() {
-            if list.is_empty() {
-                continue;
+        let (samples, bytes) = (&staged.samples, &staged.bytes);
+        // Which keys a full key cap admits depends on the order new keys
+        // arrive in. A batch that might reach the cap is applied in arrival
+        // order, one lock per sample, exactly as unbatched ingest did.
+        if self.live_keys().saturating_add(samples.len()) > self.rules.max_keys {
+            for st in samples {
+                let mut shard = self.shards[shard_index(st.hash)].0.lock();
+                self.update_staged(&mut shard, st, bytes, counts);
             }
-            let mut shard = self.shards[i].0.lock();
-            for st in list.iter() {
-                let at = st.at;
-                let key_end = at + st.key_len;
-                let sample = Sample {
-                    kind: st.kind,
-                    value: st.value,
-                    raw: &staged.bytes[key_end..key_end + st.raw_len],
-                    rate: st.rate,
-                };
-                self.update(
-                    &mut shard,
-                    st.hash,
-                    &staged.bytes[at..key_end],
-                    &sample,
-                    counts,
-                );
+        } else {
+            // A stable counting sort of the samples by shard.
+            let mut start = [0usize; SHARDS + 1];
+            for st in samples {
+                start[shard_index(st.hash) + 1] += 1;
             }
-            drop(shard);
-            list.clear();
+            for i in 0..SHARDS {
+                start[i + 1] += start[i];
+            }
+            let mut next = start;
+            staged.by_shard.clear();
+            staged.by_shard.resize(samples.len(), 0);
+            for (i, st) in samples.iter().enumerate() {
+                let s = shard_index(st.hash);
+                staged.by_shard[next[s]] = i;
+                next[s] += 1;
+            }
+            for (i, padded) in self.shards.iter().enumerate() {
+                let run = &staged.by_shard[start[i]..start[i + 1]];
+                if run.is_empty() {
+                    continue;
+                }
+                let mut shard = padded.0.lock();
+                for &j in run {
+                    self.update_staged(&mut shard, &samples[j], bytes, counts);
+                }
+            }
         }
+        staged.samples.clear();
         staged.bytes.clear();
-        staged.len = 0;
+    }
+
+    fn update_staged(
+        &self,
+        shard: &mut Shard,
+        st: &StagedSample,
+        bytes: &[u8],
+        counts: &mut LocalCounts,
+    ) {
+        let key_end = st.at + st.key_len;
+        let sample = Sample {
+            kind: st.kind,
+            value: st.value,
+            raw: &bytes[key_end..key_end + st.raw_len],
+            rate: st.rate,
+        };
+        self.update(shard, st.hash, &bytes[st.at..key_end], &sample, counts);
     }
 
     fn ingest_event(&self, raw: &[u8], counts: &mut LocalCounts) {
@@ -538,7 +566,6 @@ impl Aggregator {
                     key: e.key.clone(),
                     samples: std::mem::take(&mut e.samples),
                     count: e.count,
-                    histogram: None,
                 });
                 e.count = 0.0;
                 e.offered = 0;
@@ -583,13 +610,10 @@ impl Aggregator {
         fs.last_timestamp = Some(timestamp);
         drop(fs);
 
-        // Sorting and histogram building happen outside every shard lock.
+        // Sorting happens outside every shard lock.
         let mut keys = Vec::new();
         for t in &mut out.timers {
             sort_samples_keyed(&mut t.samples, &mut keys);
-            if self.rules.build_histograms && !t.samples.is_empty() {
-                t.histogram = flush::histogram_of(&t.samples);
-            }
         }
         out.aggregation_time = started.elapsed();
         self.telemetry
@@ -724,9 +748,6 @@ fn shard_index(hash: u64) -> usize {
 
 impl Staged {
     fn push(&mut self, hash: u64, key: &[u8], s: &Sample<'_>) {
-        if self.shards.is_empty() {
-            self.shards.resize_with(SHARDS, Vec::new);
-        }
         // Counters and timers never look at the text of their value.
         let raw = match s.kind {
             MetricType::Gauge | MetricType::Set => s.raw,
@@ -735,7 +756,7 @@ impl Staged {
         let at = self.bytes.len();
         self.bytes.extend_from_slice(key);
         self.bytes.extend_from_slice(raw);
-        self.shards[shard_index(hash)].push(StagedSample {
+        self.samples.push(StagedSample {
             hash,
             value: s.value,
             rate: s.rate,
@@ -744,7 +765,6 @@ impl Staged {
             raw_len: raw.len(),
             kind: s.kind,
         });
-        self.len += 1;
     }
 }
 
@@ -789,6 +809,101 @@ fn is_internal_like(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn aggregator(toml: &str) -> Aggregator {
+        let cfg = Config::parse(toml).unwrap();
+        // The receiving half is dropped: these tests send no events.
+        Aggregator::new(
+            &cfg.statsd,
+            Arc::new(Telemetry::new()),
+            EventQueue::bounded().0,
+        )
+    }
+
+    fn state(agg: &Aggregator) -> Vec<String> {
+        let f = agg.flush(Duration::from_secs(10));
+        let mut out: Vec<String> = f.counters[3..]
+            .iter()
+            .map(|(k, v)| format!("c {k} {v}"))
+            .chain(f.gauges.iter().map(|(k, v)| format!("g {k} {v}")))
+            .chain(f.sets.iter().map(|(k, v)| format!("s {k} {v}")))
+            .chain(
+                f.timers
+                    .iter()
+                    .map(|t| format!("t {} {:?} {}", t.key, t.samples, t.count)),
+            )
+            .collect();
+        out.sort();
+        out.push(format!("over cap {}", f.internal.keys_over_cap));
+        out
+    }
+
+    /// Every hasher seed orders the shards differently; the cap must still
+    /// admit the first keys to arrive, as unbatched ingest does.
+    #[test]
+    fn the_key_cap_admits_keys_in_arrival_order_whatever_the_shard_order() {
+        for _ in 0..200 {
+            let agg = aggregator("[statsd]\nmax_keys = 3\n");
+            let (mut s, mut c) = (Scratch::default(), LocalCounts::default());
+            let packets: [&[u8]; 2] = [b"a:1|c\nb:1|c\nc:1|ms", b"d:1|g\ne:1|s\na:1|c"];
+            agg.ingest_batch(packets.iter().map(|p| (*p, false)), &mut s, &mut c);
+            agg.telemetry().publish(&mut c);
+            let f = agg.flush(Duration::from_secs(10));
+            let names: Vec<&str> = f.counters[3..].iter().map(|(k, _)| &**k).collect();
+            assert!(names.contains(&"a") && names.contains(&"b"), "{names:?}");
+            assert_eq!(f.timers.len(), 1);
+            assert!(f.gauges.is_empty() && f.sets.is_empty());
+            assert_eq!(f.internal.keys_over_cap, 2);
+        }
+    }
+
+    /// A batch applied shard by shard ends in the same state as its lines
+    /// applied one at a time in order.
+    #[test]
+    fn batched_ingest_matches_line_by_line_ingest() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for cap in [1_000_000, 40] {
+            let toml = format!("[statsd]\nmax_keys = {cap}\nmax_timer_samples = 1000\n");
+            let (batched, single) = (aggregator(&toml), aggregator(&toml));
+            let mut packets = Vec::new();
+            for _ in 0..64 {
+                let mut p = String::new();
+                for _ in 0..30 {
+                    let k = rng.u32(0..60);
+                    let line = match rng.u8(..5) {
+                        0 => format!("c{k}:{}|c|@0.5", rng.u32(0..9)),
+                        1 => format!("t{k}:{}|ms", rng.u32(0..999)),
+                        2 => format!("g{k}:{}|g", rng.u32(0..99)),
+                        3 => format!("g{k}:-{}|g", rng.u32(0..9)),
+                        _ => format!("s{k}:m{}|s", rng.u32(0..20)),
+                    };
+                    p.push_str(&line);
+                    p.push('\n');
+                }
+                packets.push(p);
+            }
+            let (mut s, mut c) = (Scratch::default(), LocalCounts::default());
+            batched.ingest_batch(
+                packets.iter().map(|p| (p.as_bytes(), false)),
+                &mut s,
+                &mut c,
+            );
+            batched.telemetry().publish(&mut c);
+            for p in &packets {
+                for line in statsd::lines(p.as_bytes()) {
+                    single.ingest_packet(line, false, &mut s, &mut c);
+                }
+            }
+            single.telemetry().publish(&mut c);
+            assert_eq!(state(&batched), state(&single), "max_keys {cap}");
+        }
+    }
+}
 
 #[cfg(test)]
 mod sort_tests {

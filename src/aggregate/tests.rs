@@ -143,13 +143,13 @@ fn timers_keep_raw_samples_and_rate_corrected_count() {
     let t = timer(&f, "t");
     assert_eq!(t.samples, vec![100.0, 150.0, 200.0, 320.0, 400.0]);
     assert_eq!(t.count, 14.0);
-    let h = t.histogram.as_ref().unwrap();
+    let h = t.histogram().unwrap();
     assert_eq!(h.len(), 5);
     assert_eq!(h.max(), h.highest_equivalent(400_000));
     // idle, kept: no samples, count 0
     let f = fx.flush();
     let t = timer(&f, "t");
-    assert!(t.samples.is_empty() && t.count == 0.0 && t.histogram.is_none());
+    assert!(t.samples.is_empty() && t.count == 0.0 && t.histogram().is_none());
 }
 
 #[test]

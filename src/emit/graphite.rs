@@ -283,7 +283,6 @@ mod tests {
                 key: "t".into(),
                 samples: vec![1.0, 3.0],
                 count: 2.0,
-                histogram: None,
             }],
             gauges: vec![("queue.depth".into(), 327.0)],
             sets: vec![("users.uniq".into(), 2)],
