@@ -31,6 +31,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub statsd: StatsdConfig,
     pub forward: ForwardConfig,
+    pub storage: StorageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -61,6 +62,14 @@ pub struct ServerConfig {
     pub max_line_length: usize,
     /// Concurrent statsd TCP connections; more are refused.
     pub max_tcp_connections: usize,
+    /// Carbon plaintext (`name value timestamp`) over TCP.
+    #[serde(with = "opt_addr")]
+    pub carbon_tcp: Option<SocketAddr>,
+    /// Carbon plaintext over UDP, one or more lines per datagram.
+    #[serde(with = "opt_addr")]
+    pub carbon_udp: Option<SocketAddr>,
+    /// When set, HTTP writes (events) need `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +85,9 @@ impl Default for ServerConfig {
             max_packet_size: 65536,
             max_line_length: 65536,
             max_tcp_connections: 1024,
+            carbon_tcp: Some(([0, 0, 0, 0], 2003).into()),
+            carbon_udp: Some(([0, 0, 0, 0], 2003).into()),
+            api_token: None,
         }
     }
 }
@@ -267,6 +279,68 @@ fn default_forward_queue() -> usize {
     64 << 20
 }
 
+/// Where points are kept: carbon's storage-schemas and storage-aggregation
+/// as ordered rule lists. The user's rules are tried first, in order; the
+/// built-in statsd-aware rules catch whatever none of them matches.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub retention: Vec<RetentionRule>,
+    pub aggregation: Vec<AggregationRule>,
+    /// Points further ahead of the clock than this are rejected and counted.
+    #[serde(with = "duration_str")]
+    pub max_future: Duration,
+    /// How often open rows are written out so the write-ahead log can be
+    /// dropped; a longer interval writes less, a restart replays more.
+    #[serde(with = "duration_str")]
+    pub checkpoint_interval: Duration,
+    /// Write-ahead bytes that force a checkpoint sooner.
+    pub checkpoint_log_bytes: u64,
+    /// How long Graphite events (deploy lines) are kept.
+    #[serde(with = "duration_str")]
+    pub events_retention: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            retention: vec![],
+            aggregation: vec![],
+            max_future: Duration::from_secs(600),
+            checkpoint_interval: Duration::from_secs(300),
+            checkpoint_log_bytes: 256 << 20,
+            events_retention: Duration::from_secs(5 * 365 * 86400),
+        }
+    }
+}
+
+/// `[[storage.retention]]`: series whose name matches `pattern` (a regex)
+/// keep `retentions`, e.g. `"10s:6h,1m:7d,10m:5y"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub pattern: String,
+    pub retentions: String,
+}
+
+/// `[[storage.aggregation]]`: how a coarser point is made from finer ones.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationRule {
+    pub pattern: String,
+    /// `average`, `sum`, `min`, `max`, `last` (also whisper's `avg_zero`,
+    /// `absmax`, `absmin`).
+    pub method: String,
+    /// Fraction of finer points that must be known for a coarser point to
+    /// be written (whisper's xFilesFactor).
+    #[serde(default = "default_xff")]
+    pub x_files_factor: f64,
+}
+
+fn default_xff() -> f64 {
+    0.5
+}
+
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -342,6 +416,8 @@ impl Config {
                 }
             }
         }
+        crate::store::schema::Rules::from_config(&self.storage)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(f) = &self.forward.graphite {
             if !f.address.contains(':') {
                 return Err(ConfigError::Invalid(format!(

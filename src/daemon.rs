@@ -21,6 +21,7 @@ use crate::emit::Emitter;
 use crate::events::{self, EventQueue};
 use crate::ingest::{tcp, udp};
 use crate::snapshot;
+use crate::store::{Store, StoreError};
 use crate::telemetry::{unix_now, Telemetry};
 
 /// How long the final flush may take to reach carbon at shutdown.
@@ -47,7 +48,15 @@ pub enum DaemonError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
+
+/// How often the store seals idle rows and checks whether a checkpoint is
+/// due.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+/// How often rows past their retention are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
 struct FlushControl {
@@ -63,6 +72,8 @@ pub struct Daemon {
     control: Arc<(Mutex<FlushControl>, Condvar)>,
     spool: Option<JoinHandle<()>>,
     agg: Option<Arc<Aggregator>>,
+    store: Arc<Store>,
+    maintenance: Option<JoinHandle<()>>,
     _lock: File,
     pub healthy: Arc<AtomicBool>,
     pub udp_addr: Option<SocketAddr>,
@@ -117,6 +128,7 @@ impl Daemon {
                 source,
             }
         })?;
+        let store = Arc::new(open_store(&data_dir, &cfg)?);
         let agg = Arc::new(Aggregator::new(&cfg.statsd, telemetry.clone(), queue));
         let restored = agg.restore_gauges(&snapshot::load(&snapshot::path(&data_dir)));
         if restored > 0 {
@@ -180,7 +192,7 @@ impl Daemon {
             );
         }
 
-        let emitter = Emitter::new(&cfg, telemetry.clone());
+        let emitter = Emitter::new(&cfg, telemetry.clone()).with_store(store.clone());
         let healthy = Arc::new(AtomicBool::new(true));
         let mut admin_addr = None;
         let admin = match cfg.server.admin_tcp {
@@ -200,6 +212,13 @@ impl Daemon {
         };
 
         let control = Arc::new((Mutex::new(FlushControl::default()), Condvar::new()));
+        let maintenance = {
+            let (store, control) = (store.clone(), control.clone());
+            std::thread::Builder::new()
+                .name("store".into())
+                .spawn(move || maintain_loop(&store, &control))
+                .map_err(DaemonError::Thread)?
+        };
         let flusher = {
             let (agg, control) = (agg.clone(), control.clone());
             let interval = cfg.statsd.flush_interval;
@@ -225,6 +244,8 @@ impl Daemon {
             control,
             spool: Some(spool),
             agg: Some(agg),
+            store,
+            maintenance: Some(maintenance),
             _lock: lock,
             healthy,
             udp_addr,
@@ -235,6 +256,10 @@ impl Daemon {
 
     pub fn aggregator(&self) -> Option<&Arc<Aggregator>> {
         self.agg.as_ref()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Stops in the order that loses nothing, and waits for it.
@@ -255,6 +280,14 @@ impl Daemon {
         if let Some(h) = self.flusher.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.maintenance.take() {
+            let _ = h.join();
+        }
+        // Everything flushed is in the log already; a checkpoint now makes
+        // the next start-up replay nothing.
+        if let Err(e) = self.store.checkpoint() {
+            tracing::error!(error = %e, "final checkpoint failed; the next start replays the log");
+        }
         // The aggregator holds the last event queue sender; dropping it lets
         // the spool thread drain and end.
         self.agg.take();
@@ -262,6 +295,65 @@ impl Daemon {
             let _ = h.join();
         }
         tracing::info!("rollupd stopped");
+    }
+}
+
+/// Opens the RocksDB store under `data_dir/store`.
+fn open_store(data_dir: &Path, cfg: &Config) -> Result<Store, DaemonError> {
+    let dir = data_dir.join("store");
+    #[cfg(feature = "rocksdb")]
+    let kv: Arc<dyn crate::store::kv::Kv> = Arc::new(
+        crate::store::rocks::RocksKv::open(&dir).map_err(|source| StoreError::Open {
+            path: dir.clone(),
+            source,
+        })?,
+    );
+    // Built without RocksDB (a quick-test build): points live in memory.
+    #[cfg(not(feature = "rocksdb"))]
+    let kv: Arc<dyn crate::store::kv::Kv> = {
+        tracing::warn!("built without the rocksdb feature: the store is in memory only");
+        Arc::new(crate::store::mem::MemKv::new())
+    };
+    let store = Store::open(kv, &dir, &cfg.storage, unix_now() as i64)?;
+    let replayed = store.stats.replayed_batches.load(Relaxed);
+    tracing::info!(
+        series = store.index().len(),
+        replayed_batches = replayed,
+        path = %dir.display(),
+        "store opened"
+    );
+    Ok(store)
+}
+
+/// Seals idle rows, checkpoints when due and enforces retention, until the
+/// flusher stops.
+fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
+    let mut last_retention: Option<Instant> = None;
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        {
+            let (lock, cv) = control;
+            let mut c = lock.lock();
+            if !c.stop {
+                cv.wait_for(&mut c, MAINTAIN_EVERY);
+            }
+            if c.stop {
+                return;
+            }
+        }
+        let now = unix_now() as i64;
+        let mut result = store.maintain(now, false);
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(Instant::now());
+            result = result.and(store.enforce_retention(now).map(|_| ()));
+        }
+        if let Err(e) = result {
+            // Loud, but not once a second for an hour of full disk.
+            if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                last_error_log = Some(Instant::now());
+                tracing::error!(error = %e, "store maintenance failed; points stay in memory and are retried");
+            }
+        }
     }
 }
 

@@ -14,4 +14,5 @@ pub mod events;
 pub mod ingest;
 pub mod protocol;
 pub mod snapshot;
+pub mod store;
 pub mod telemetry;

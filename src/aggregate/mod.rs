@@ -26,7 +26,7 @@ use crate::protocol::dogstatsd;
 use crate::protocol::key::KeyBuf;
 use crate::protocol::statsd::{self, BadReason, Line, MetricType, Sample};
 use crate::telemetry::{LocalCounts, Telemetry};
-pub use flush::{Flush, TimerFlush};
+pub use flush::{histogram_of, Flush, TimerFlush, HISTOGRAM_SIGFIGS, HISTOGRAM_UNITS_PER_MS};
 
 /// Shards: a power of two, comfortably more than cores so two receivers
 /// seldom want the same lock.

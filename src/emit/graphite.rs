@@ -120,6 +120,14 @@ impl Naming {
         }
     }
 
+    /// The branch a timer's stats hang under (`stats.timers.<key>`): the
+    /// name its histogram is stored under.
+    pub fn timer_branch(&self, key: &str) -> String {
+        let mut out = String::new();
+        self.format(&mut out, &self.timer, key, &[]);
+        out
+    }
+
     /// Walks a flush in Etsy's order, calling `out(name, value)` per line.
     /// `backend` are the graphite backend's own stats from earlier flushes.
     pub fn walk(

@@ -1,5 +1,5 @@
-//! From a [`Flush`] to named series: Etsy's Graphite names, sent to the
-//! carbon forward queue (and, once the store lands, written to it).
+//! From a [`Flush`] to named series: Etsy's Graphite names, written to the
+//! store (with each timer's histogram) and sent to the carbon forward queue.
 
 pub mod forward;
 pub mod graphite;
@@ -11,6 +11,8 @@ use std::time::Duration;
 use crate::aggregate::timer::TimerLayout;
 use crate::aggregate::Flush;
 use crate::config::Config;
+use crate::store::hist::Hist;
+use crate::store::{Point, Store};
 use crate::telemetry::Telemetry;
 use forward::{Forwarder, Payload};
 use graphite::{BackendStats, Naming};
@@ -21,6 +23,7 @@ pub struct Emitter {
     layout: TimerLayout,
     backend: Arc<BackendStats>,
     forward: Option<Forwarder>,
+    store: Option<Arc<Store>>,
 }
 
 impl Emitter {
@@ -43,6 +46,51 @@ impl Emitter {
             layout: TimerLayout::new(&cfg.statsd),
             backend,
             forward,
+            store: None,
+        }
+    }
+
+    /// Also writes every flush into `store`.
+    pub fn with_store(mut self, store: Arc<Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Writes one flush to the store: every series Etsy would send, plus a
+    /// histogram per timer with samples (rollups take percentiles from it).
+    pub fn store_flush(&self, store: &Store, flush: &Flush) {
+        let mut names: Vec<(String, f64)> = Vec::with_capacity(flush.num_stats() * 4 + 64);
+        self.naming
+            .walk(flush, &self.layout, &self.backend, |name, value| {
+                names.push((name.to_string(), value));
+            });
+        let ts = flush.timestamp;
+        let points: Vec<Point<'_>> = names
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(n, v)| Point {
+                name: n,
+                timestamp: ts,
+                value: *v,
+            })
+            .collect();
+        let mut branches: Vec<(String, Hist)> = flush
+            .timers
+            .iter()
+            .filter(|t| !t.samples.is_empty())
+            .map(|t| {
+                (
+                    self.naming.timer_branch(&t.key),
+                    Hist::from_sorted_samples(&t.samples),
+                )
+            })
+            .collect();
+        let hists: Vec<(&str, i64, Hist)> = branches
+            .iter_mut()
+            .map(|(n, h)| (n.as_str(), ts, std::mem::take(h)))
+            .collect();
+        if let Err(e) = store.write(&points, &hists, ts) {
+            tracing::error!(error = %e, points = points.len(), "flush could not be logged; it is kept in memory until a checkpoint succeeds");
         }
     }
 
@@ -68,6 +116,9 @@ impl Emitter {
 
     /// Emits a flush to every configured destination.
     pub fn emit(&self, flush: &Flush) {
+        if let Some(s) = &self.store {
+            self.store_flush(s, flush);
+        }
         if let Some(f) = &self.forward {
             f.send(self.render(flush));
         }

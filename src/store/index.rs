@@ -1,0 +1,417 @@
+//! The series index: names ↔ ids, the metric tree that answers Graphite
+//! globs, and the tag postings that answer `seriesByTag`.
+//!
+//! Everything is in memory (loaded from the `Series` space at start-up);
+//! the store persists each new entry in the same atomic batch as the first
+//! points that name it. Globs are matched one path level at a time: a
+//! literal level is one hash lookup, a wildcard level tests only the
+//! children of the nodes matched so far, so `a.*.c` never looks at series
+//! outside `a.`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use super::schema::Method;
+
+/// What a percentile-like series derives from its timer's histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    Quantile(f64),
+    Mean,
+    Std,
+}
+
+/// One point series.
+#[derive(Debug, Clone)]
+pub struct SeriesInfo {
+    pub name: Arc<str>,
+    pub schema: u16,
+    pub method: Method,
+    pub xff: f32,
+    /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
+    /// has a histogram series: rollups come from the merged histogram.
+    pub link: Option<(u32, Stat)>,
+}
+
+/// One histogram series (named like the timer's branch, e.g.
+/// `stats.timers.api.latency`).
+#[derive(Debug, Clone)]
+pub struct HistInfo {
+    pub name: Arc<str>,
+    pub schema: u16,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, u32>,
+    series: Option<u32>,
+}
+
+/// One answer to a glob: a path and what is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: String,
+    /// A series is stored under exactly this name.
+    pub leaf: Option<u32>,
+    /// Names continue below this path.
+    pub branch: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("bad glob {pattern:?}: {why}")]
+pub struct GlobError {
+    pub pattern: String,
+    pub why: String,
+}
+
+#[derive(Debug)]
+pub struct Index {
+    by_name: HashMap<Arc<str>, u32>,
+    pub series: Vec<SeriesInfo>,
+    hist_by_name: HashMap<Arc<str>, u32>,
+    pub hists: Vec<HistInfo>,
+    nodes: Vec<Node>,
+    /// tag → value → series ids (ascending), for tagged names.
+    tags: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            by_name: HashMap::new(),
+            series: Vec::new(),
+            hist_by_name: HashMap::new(),
+            hists: Vec::new(),
+            nodes: vec![Node::default()],
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+/// Splits `name;k=v;k2=v2` into its path and tags (with `name` as a tag,
+/// as Graphite does).
+pub fn parse_tagged(name: &str) -> Option<(&str, Vec<(&str, &str)>)> {
+    let (path, rest) = name.split_once(';')?;
+    let mut tags = vec![("name", path)];
+    for kv in rest.split(';') {
+        let (k, v) = kv.split_once('=')?;
+        tags.push((k, v));
+    }
+    Some((path, tags))
+}
+
+/// The timer stat a series name ends in, with the timer's branch name.
+fn timer_stat(name: &str) -> Option<(&str, Stat)> {
+    let (base, last) = name.rsplit_once('.')?;
+    let stat = match last {
+        "median" => Stat::Quantile(0.5),
+        "mean" => Stat::Mean,
+        "std" => Stat::Std,
+        _ => {
+            let pct = last.strip_prefix("upper_")?;
+            // `upper_99_9` is the 99.9th percentile.
+            let pct: f64 = pct.replacen('_', ".", 1).parse().ok()?;
+            if !(pct > 0.0 && pct <= 100.0) {
+                return None;
+            }
+            Stat::Quantile(pct / 100.0)
+        }
+    };
+    Some((base, stat))
+}
+
+fn has_glob(s: &str) -> bool {
+    s.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'{'))
+}
+
+fn matcher(pattern: &str, level: &str) -> Result<GlobMatcher, GlobError> {
+    GlobBuilder::new(level)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| GlobError {
+            pattern: pattern.to_string(),
+            why: e.kind().to_string(),
+        })
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn hist_id(&self, name: &str) -> Option<u32> {
+        self.hist_by_name.get(name).copied()
+    }
+
+    /// Adds a point series under the next id (or the id it was stored
+    /// with, when loading) and returns it.
+    pub fn add_series(&mut self, name: &str, schema: u16, method: Method, xff: f32) -> u32 {
+        let id = self.series.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        let link = timer_stat(&name)
+            .and_then(|(base, stat)| self.hist_by_name.get(base).map(|&h| (h, stat)));
+        self.series.push(SeriesInfo {
+            name: name.clone(),
+            schema,
+            method,
+            xff,
+            link,
+        });
+        self.by_name.insert(name.clone(), id);
+        if let Some((_, tags)) = parse_tagged(&name) {
+            for (k, v) in tags {
+                self.tags
+                    .entry(k.to_string())
+                    .or_default()
+                    .entry(v.to_string())
+                    .or_default()
+                    .push(id);
+            }
+        } else {
+            let mut node = 0usize;
+            for part in name.split('.') {
+                node = match self.nodes[node].children.get(part) {
+                    Some(&n) => n as usize,
+                    None => {
+                        let n = self.nodes.len();
+                        self.nodes.push(Node::default());
+                        self.nodes[node].children.insert(part.into(), n as u32);
+                        n
+                    }
+                };
+            }
+            self.nodes[node].series = Some(id);
+        }
+        id
+    }
+
+    /// Adds a histogram series and links the timer stats already indexed
+    /// under it.
+    pub fn add_hist(&mut self, name: &str, schema: u16) -> u32 {
+        let id = self.hists.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.hists.push(HistInfo {
+            name: name.clone(),
+            schema,
+        });
+        self.hist_by_name.insert(name.clone(), id);
+        // Stats indexed before their histogram (an upgrade, or a restart
+        // that loads series first) are children of the timer's node.
+        if let Some(node) = self.find_node(&name) {
+            let kids: Vec<u32> = self.nodes[node]
+                .children
+                .values()
+                .filter_map(|&c| self.nodes[c as usize].series)
+                .collect();
+            for sid in kids {
+                let s = &mut self.series[sid as usize];
+                if let Some((base, stat)) = timer_stat(&s.name) {
+                    if base == &*name {
+                        s.link = Some((id, stat));
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    /// The tree node of a dotted path.
+    fn find_node(&self, path: &str) -> Option<usize> {
+        let mut node = 0usize;
+        for part in path.split('.') {
+            node = *self.nodes[node].children.get(part)? as usize;
+        }
+        Some(node)
+    }
+
+    /// Graphite's find: every path matching `pattern` level by level, in
+    /// name order, with whether a series lives there and whether names go
+    /// deeper.
+    pub fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError> {
+        let levels: Vec<&str> = pattern.split('.').collect();
+        let mut frontier: Vec<(String, usize)> = vec![(String::new(), 0)];
+        for (depth, level) in levels.iter().enumerate() {
+            let mut next = Vec::new();
+            let glob = if has_glob(level) {
+                Some(matcher(pattern, level)?)
+            } else {
+                None
+            };
+            for (path, node) in &frontier {
+                let join = |child: &str| {
+                    if depth == 0 {
+                        child.to_string()
+                    } else {
+                        format!("{path}.{child}")
+                    }
+                };
+                match &glob {
+                    None => {
+                        if let Some(&c) = self.nodes[*node].children.get(*level) {
+                            next.push((join(level), c as usize));
+                        }
+                    }
+                    Some(m) => {
+                        let mut kids: Vec<(&str, u32)> = self.nodes[*node]
+                            .children
+                            .iter()
+                            .filter(|(k, _)| m.is_match(&***k))
+                            .map(|(k, &c)| (&**k, c))
+                            .collect();
+                        kids.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                        next.extend(kids.into_iter().map(|(k, c)| (join(k), c as usize)));
+                    }
+                }
+                if next.len() > limit {
+                    break;
+                }
+            }
+            frontier = next;
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        frontier.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        frontier.truncate(limit);
+        Ok(frontier
+            .into_iter()
+            .map(|(path, n)| Found {
+                path,
+                leaf: self.nodes[n].series,
+                branch: !self.nodes[n].children.is_empty(),
+            })
+            .collect())
+    }
+
+    /// The series a glob names (leaves only), in name order. Tagged names
+    /// match only themselves exactly.
+    pub fn expand(&self, pattern: &str, limit: usize) -> Result<Vec<u32>, GlobError> {
+        if pattern.contains(';') {
+            return Ok(self.id(pattern).into_iter().collect());
+        }
+        Ok(self
+            .find(pattern, limit)?
+            .into_iter()
+            .filter_map(|f| f.leaf)
+            .collect())
+    }
+
+    /// Tag names in use, ascending.
+    pub fn tag_names(&self) -> impl Iterator<Item = &str> {
+        self.tags.keys().map(String::as_str)
+    }
+
+    /// Values of one tag with their series, ascending.
+    pub fn tag_values(&self, tag: &str) -> impl Iterator<Item = (&str, &[u32])> {
+        self.tags
+            .get(tag)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(names: &[&str]) -> Index {
+        let mut ix = Index::default();
+        for n in names {
+            ix.add_series(n, 0, Method::Average, 0.5);
+        }
+        ix
+    }
+
+    fn paths(ix: &Index, p: &str) -> Vec<String> {
+        ix.find(p, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    }
+
+    #[test]
+    fn graphite_globs() {
+        let ix = index(&[
+            "a.b.c", "a.c.c", "a.d.e", "a.b1.c", "a.b2.c", "a.bx.c", "b.b.c", "a.b",
+        ]);
+        assert_eq!(
+            paths(&ix, "a.*.c"),
+            ["a.b.c", "a.b1.c", "a.b2.c", "a.bx.c", "a.c.c"]
+        );
+        assert_eq!(paths(&ix, "a.{b,c}.c"), ["a.b.c", "a.c.c"]);
+        assert_eq!(paths(&ix, "a.b[0-9].c"), ["a.b1.c", "a.b2.c"]);
+        assert_eq!(paths(&ix, "a.b?.c"), ["a.b1.c", "a.b2.c", "a.bx.c"]);
+        assert_eq!(paths(&ix, "a.b[!0-9].c"), ["a.bx.c"]);
+        assert_eq!(paths(&ix, "*.b.c"), ["a.b.c", "b.b.c"]);
+        assert_eq!(paths(&ix, "a.b.c.d"), Vec::<String>::new());
+        assert_eq!(paths(&ix, "nope.*"), Vec::<String>::new());
+        let f = ix.find("a.b", 10).unwrap();
+        assert_eq!(f.len(), 1);
+        assert!(f[0].leaf.is_some() && f[0].branch, "{f:?}");
+        let f = ix.find("a.*", 10).unwrap();
+        assert!(f.iter().all(|x| x.branch));
+        assert_eq!(ix.expand("a.*.c", 100).unwrap().len(), 5);
+        assert_eq!(ix.expand("a.*", 100).unwrap(), vec![ix.id("a.b").unwrap()]);
+        assert!(ix.find("a.[", 10).is_err());
+    }
+
+    #[test]
+    fn limits_stop_a_wide_glob() {
+        let names: Vec<String> = (0..1000).map(|i| format!("h.{i}.x")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ix = index(&refs);
+        assert_eq!(ix.expand("h.*.x", 10).unwrap().len(), 10);
+        assert_eq!(ix.expand("h.*.x", 5000).unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn tagged_names_are_posted_by_tag() {
+        let ix = index(&["cpu;host=a;dc=x", "cpu;host=b;dc=x", "mem;host=a"]);
+        let names: Vec<&str> = ix.tag_names().collect();
+        assert_eq!(names, ["dc", "host", "name"]);
+        let hosts: Vec<(&str, usize)> = ix
+            .tag_values("host")
+            .map(|(v, ids)| (v, ids.len()))
+            .collect();
+        assert_eq!(hosts, [("a", 2), ("b", 1)]);
+        assert_eq!(ix.expand("cpu;host=a;dc=x", 10).unwrap(), vec![0]);
+        assert!(
+            paths(&ix, "*").is_empty(),
+            "tagged series stay out of the tree"
+        );
+    }
+
+    #[test]
+    fn timer_stats_link_to_their_histogram_in_either_order() {
+        let mut ix = Index::default();
+        let h = ix.add_hist("stats.timers.api", 0);
+        let p90 = ix.add_series("stats.timers.api.upper_90", 0, Method::Max, 0.1);
+        let p999 = ix.add_series("stats.timers.api.upper_99_9", 0, Method::Max, 0.1);
+        let upper = ix.add_series("stats.timers.api.upper", 0, Method::Max, 0.1);
+        assert_eq!(ix.series[p90 as usize].link, Some((h, Stat::Quantile(0.9))));
+        let (_, Stat::Quantile(q)) = ix.series[p999 as usize].link.unwrap() else {
+            panic!("99.9 is a quantile");
+        };
+        assert!((q - 0.999).abs() < 1e-12);
+        assert_eq!(ix.series[upper as usize].link, None);
+        let med = ix.add_series("stats.timers.web.median", 0, Method::Average, 0.3);
+        let h2 = ix.add_hist("stats.timers.web", 0);
+        assert_eq!(
+            ix.series[med as usize].link,
+            Some((h2, Stat::Quantile(0.5)))
+        );
+    }
+}

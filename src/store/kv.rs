@@ -1,0 +1,147 @@
+//! The key-value contract the store is written against.
+//!
+//! Nothing here names RocksDB: the store's logic runs unchanged on the
+//! in-memory engine ([`super::mem`]) in tests and on RocksDB
+//! ([`super::rocks`]) in the daemon. An engine provides a few ordered key
+//! spaces, atomic multi-space write batches, point reads, ordered scans and
+//! range deletes; that is all the store asks of it.
+
+use std::fmt;
+
+/// The key spaces (RocksDB column families). Each holds one kind of record,
+/// so a scan or a range delete never walks past records of another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Space {
+    /// Format version, schemas, checkpoint position.
+    Meta,
+    /// Series index: name → id and id → name.
+    Series,
+    /// Write-ahead batches not yet covered by a checkpoint.
+    Log,
+    /// Rows of points, compressed.
+    Rows,
+    /// Rows of timer histograms.
+    Hists,
+    /// Graphite events (deploy lines).
+    Events,
+}
+
+impl Space {
+    pub const ALL: [Space; 6] = [
+        Space::Meta,
+        Space::Series,
+        Space::Log,
+        Space::Rows,
+        Space::Hists,
+        Space::Events,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Meta => "meta",
+            Space::Series => "series",
+            Space::Log => "log",
+            Space::Rows => "rows",
+            Space::Hists => "hists",
+            Space::Events => "events",
+        }
+    }
+}
+
+/// One change in a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Put(Space, Vec<u8>, Vec<u8>),
+    Delete(Space, Vec<u8>),
+    /// Deletes keys in `[from, to)`.
+    DeleteRange(Space, Vec<u8>, Vec<u8>),
+}
+
+/// Changes applied all or nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn put(&mut self, space: Space, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put(space, key.into(), value.into()));
+    }
+    pub fn delete(&mut self, space: Space, key: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete(space, key.into()));
+    }
+    pub fn delete_range(&mut self, space: Space, from: impl Into<Vec<u8>>, to: impl Into<Vec<u8>>) {
+        self.ops
+            .push(Op::DeleteRange(space, from.into(), to.into()));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+/// An engine failure, with the engine's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvError {
+    pub kind: KvErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvErrorKind {
+    /// The device is full (or over quota).
+    NoSpace,
+    /// The files are damaged or not ours.
+    Corruption,
+    /// Any other I/O or engine failure.
+    Io,
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KvError {}
+
+impl KvError {
+    pub fn io(message: impl Into<String>) -> Self {
+        KvError {
+            kind: KvErrorKind::Io,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the store needs from an engine. Implementations are shared between
+/// threads; a write batch is atomic and, once `write` returns, survives the
+/// process being killed (not necessarily the machine losing power).
+pub trait Kv: Send + Sync + 'static {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
+
+    /// Point reads of many keys at once, in the order given.
+    fn multi_get(&self, space: Space, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        keys.iter().map(|k| self.get(space, k)).collect()
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), KvError>;
+
+    /// Calls `f` for each key in `[from, to)` in ascending order until it
+    /// returns false.
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError>;
+
+    /// Bytes the engine occupies on disk (0 for memory).
+    fn disk_bytes(&self) -> u64;
+
+    /// Asks the engine to reclaim space from deleted ranges now.
+    fn compact(&self, space: Space, from: &[u8], to: &[u8]);
+}

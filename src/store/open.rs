@@ -1,0 +1,356 @@
+//! Rows in memory: each series' current row per archive ("open" rows, where
+//! in-order points land without touching the engine), and rows that were
+//! sealed or changed by a late point since the last checkpoint ("unsaved").
+//! The write-ahead log covers both until a checkpoint writes them out.
+//!
+//! A [`Lane`] is generic over what a slot holds, so values and timer
+//! histograms share one set of rules.
+
+use std::collections::HashMap;
+
+use super::hist::{self, Hist};
+use super::kv::{Kv, KvError, Space};
+use super::row::{self, RowError, RowKey};
+
+/// What a row slot holds.
+pub trait Slot: Clone + Send + 'static {
+    const SPACE: Space;
+    fn absent() -> Self;
+    fn present(&self) -> bool;
+    fn encode_row(slots: &[Self]) -> Vec<u8>;
+    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError>;
+}
+
+impl Slot for f64 {
+    const SPACE: Space = Space::Rows;
+    fn absent() -> f64 {
+        f64::NAN
+    }
+    fn present(&self) -> bool {
+        !self.is_nan()
+    }
+    fn encode_row(slots: &[f64]) -> Vec<u8> {
+        row::encode(slots)
+    }
+    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<f64>, RowError> {
+        row::decode(bytes, slots)
+    }
+}
+
+impl Slot for Option<Hist> {
+    const SPACE: Space = Space::Hists;
+    fn absent() -> Self {
+        None
+    }
+    fn present(&self) -> bool {
+        self.is_some()
+    }
+    fn encode_row(slots: &[Self]) -> Vec<u8> {
+        hist::encode_row(slots)
+    }
+    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError> {
+        hist::decode_row(bytes, slots)
+    }
+}
+
+pub struct OpenRow<T> {
+    pub start: u32,
+    /// Grown as slots are written; slots past the end are absent.
+    pub slots: Vec<T>,
+    /// Changed since it was last written out.
+    pub dirty: bool,
+}
+
+impl<T: Slot> OpenRow<T> {
+    fn set(&mut self, slot: usize, v: T) {
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, T::absent());
+        }
+        self.slots[slot] = v;
+        self.dirty = true;
+    }
+}
+
+/// The row geometry of one schema: span (seconds) and slots per row, per
+/// archive.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub steps: Vec<u32>,
+    pub retentions: Vec<u64>,
+    pub spans: Vec<u32>,
+    pub slots: Vec<u32>,
+}
+
+pub struct Lane<T> {
+    /// `open[series][archive]`.
+    pub open: Vec<Vec<Option<OpenRow<T>>>>,
+    /// Rows sealed or changed out of order since the last checkpoint, full
+    /// length.
+    pub unsaved: HashMap<RowKey, Vec<T>>,
+    /// Per (schema, archive): the newest row start that may be stored in the
+    /// engine. A row starting later is known to be new and is not looked up.
+    pub stored_upto: HashMap<(u16, u8), u32>,
+    pub corrupt_rows: u64,
+}
+
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Lane {
+            open: Vec::new(),
+            unsaved: HashMap::new(),
+            stored_upto: HashMap::new(),
+            corrupt_rows: 0,
+        }
+    }
+}
+
+impl<T: Slot> Lane<T> {
+    fn ensure(&mut self, series: u32, archives: usize) {
+        let i = series as usize;
+        if self.open.len() <= i {
+            self.open.resize_with(i + 1, Vec::new);
+        }
+        if self.open[i].len() < archives {
+            self.open[i].resize_with(archives, || None);
+        }
+    }
+
+    /// Reads a row that is not open: unsaved, then the engine. Corrupt rows
+    /// are counted and treated as empty, so one damaged row costs its own
+    /// points, never the write.
+    fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<Vec<T>, KvError> {
+        if let Some(v) = self.unsaved.remove(&key) {
+            return Ok(v);
+        }
+        let may_exist = self
+            .stored_upto
+            .get(&(key.schema, key.archive))
+            .is_some_and(|&s| key.start <= s);
+        if !may_exist {
+            return Ok(vec![T::absent(); slots]);
+        }
+        match kv.get(T::SPACE, &key.encode())? {
+            None => Ok(vec![T::absent(); slots]),
+            Some(bytes) => match T::decode_row(&bytes, slots) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.corrupt_rows += 1;
+                    tracing::error!(?key, error = %e, "corrupt row replaced by an empty one");
+                    Ok(vec![T::absent(); slots])
+                }
+            },
+        }
+    }
+
+    /// Sets one slot; `slots` is the archive's slots per row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set(
+        &mut self,
+        kv: &dyn Kv,
+        series: u32,
+        schema: u16,
+        archive: usize,
+        archives: usize,
+        start: u32,
+        slot: usize,
+        slots: usize,
+        v: T,
+    ) -> Result<(), KvError> {
+        self.ensure(series, archives);
+        let key = RowKey {
+            schema,
+            archive: archive as u8,
+            start,
+            series,
+        };
+        let cur = self.open[series as usize][archive]
+            .as_ref()
+            .map(|r| r.start);
+        match cur {
+            Some(s) if s == start => {
+                if let Some(r) = self.open[series as usize][archive].as_mut() {
+                    r.set(slot, v);
+                }
+            }
+            Some(s) if s > start => {
+                // A late point for an older row: change it where it lives.
+                let mut row = self.load(kv, key, slots)?;
+                row[slot] = v;
+                self.unsaved.insert(key, row);
+            }
+            _ => {
+                let row_slots = self.load(kv, key, slots)?;
+                let mut fresh = OpenRow {
+                    start,
+                    slots: row_slots,
+                    dirty: true,
+                };
+                fresh.set(slot, v);
+                if let Some(old) = self.open[series as usize][archive].replace(fresh) {
+                    self.seal(key, old, slots);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self, at: RowKey, mut old: OpenRow<T>, slots: usize) {
+        let key = RowKey {
+            start: old.start,
+            ..at
+        };
+        if old.dirty {
+            old.slots.resize(slots, T::absent());
+            self.unsaved.insert(key, old.slots);
+        }
+    }
+
+    /// The slots `[from, from + n)` of the row that holds them, if it is in
+    /// memory (open or unsaved).
+    pub fn window(
+        &self,
+        series: u32,
+        schema: u16,
+        archive: usize,
+        start: u32,
+        from: usize,
+        n: usize,
+    ) -> Option<Vec<T>> {
+        let pick = |slots: &[T]| -> Vec<T> {
+            (from..from + n)
+                .map(|i| slots.get(i).cloned().unwrap_or_else(T::absent))
+                .collect()
+        };
+        if let Some(Some(r)) = self.open.get(series as usize).and_then(|a| a.get(archive)) {
+            if r.start == start {
+                return Some(pick(&r.slots));
+            }
+        }
+        let key = RowKey {
+            schema,
+            archive: archive as u8,
+            start,
+            series,
+        };
+        self.unsaved.get(&key).map(|s| pick(s))
+    }
+
+    /// Moves open rows that end at or before `cutoff(schema, archive)` to
+    /// the unsaved set, freeing their series' open slot.
+    pub fn seal_older(
+        &mut self,
+        shapes: &[Shape],
+        schema_of: &dyn Fn(u32) -> Option<u16>,
+        cutoff: &dyn Fn(u16, usize) -> u64,
+    ) -> usize {
+        let mut moved: Vec<(RowKey, OpenRow<T>, usize)> = Vec::new();
+        for (sid, rows) in self.open.iter_mut().enumerate() {
+            let Some(schema) = schema_of(sid as u32) else {
+                continue;
+            };
+            let shape = &shapes[schema as usize];
+            for (a, slot) in rows.iter_mut().enumerate() {
+                let ends = slot
+                    .as_ref()
+                    .map(|r| r.start as u64 + shape.spans[a] as u64);
+                if ends.is_some_and(|e| e <= cutoff(schema, a)) {
+                    if let Some(r) = slot.take() {
+                        let key = RowKey {
+                            schema,
+                            archive: a as u8,
+                            start: r.start,
+                            series: sid as u32,
+                        };
+                        moved.push((key, r, shape.slots[a] as usize));
+                    }
+                }
+            }
+        }
+        let sealed = moved.len();
+        for (key, r, n) in moved {
+            self.seal(key, r, n);
+        }
+        sealed
+    }
+
+    /// Every row a checkpoint must write: unsaved rows and dirty open rows,
+    /// encoded; rows left without points become deletes (None). Nothing
+    /// changes until [`Lane::commit`] says the write succeeded.
+    pub fn collect(
+        &self,
+        shapes: &[Shape],
+        schema_of: &dyn Fn(u32) -> Option<u16>,
+    ) -> Vec<(RowKey, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for (key, slots) in &self.unsaved {
+            let any = slots.iter().any(T::present);
+            out.push((*key, any.then(|| T::encode_row(slots))));
+        }
+        for (sid, rows) in self.open.iter().enumerate() {
+            let Some(schema) = schema_of(sid as u32) else {
+                continue;
+            };
+            for (a, r) in rows.iter().enumerate() {
+                if let Some(r) = r.as_ref().filter(|r| r.dirty) {
+                    let mut full = r.slots.clone();
+                    full.resize(shapes[schema as usize].slots[a] as usize, T::absent());
+                    let key = RowKey {
+                        schema,
+                        archive: a as u8,
+                        start: r.start,
+                        series: sid as u32,
+                    };
+                    let any = full.iter().any(T::present);
+                    out.push((key, any.then(|| T::encode_row(&full))));
+                }
+            }
+        }
+        out
+    }
+
+    /// The rows [`Lane::collect`] gave are stored: forget the unsaved ones,
+    /// mark open ones clean.
+    pub fn commit(&mut self, written: &[(RowKey, Option<Vec<u8>>)]) {
+        for (key, _) in written {
+            self.unsaved.remove(key);
+            if let Some(r) = self
+                .open
+                .get_mut(key.series as usize)
+                .and_then(|a| a.get_mut(key.archive as usize))
+                .and_then(|r| r.as_mut())
+                .filter(|r| r.start == key.start)
+            {
+                r.dirty = false;
+            }
+            let e = self
+                .stored_upto
+                .entry((key.schema, key.archive))
+                .or_insert(0);
+            *e = (*e).max(key.start);
+        }
+    }
+
+    /// Raises the known-stored mark (the other lane's rows share it).
+    pub fn mark_stored(&mut self, schema: u16, archive: u8, start: u32) {
+        let e = self.stored_upto.entry((schema, archive)).or_insert(0);
+        *e = (*e).max(start);
+    }
+
+    /// Drops rows of an archive that end at or before `cutoff` from memory
+    /// (retention).
+    pub fn expire(&mut self, schema: u16, archive: usize, span: u32, cutoff: u32) {
+        self.unsaved.retain(|k, _| {
+            !(k.schema == schema
+                && k.archive as usize == archive
+                && k.start as u64 + span as u64 <= cutoff as u64)
+        });
+    }
+
+    /// Points held in memory (for telemetry).
+    pub fn open_rows(&self) -> usize {
+        self.open
+            .iter()
+            .map(|a| a.iter().filter(|r| r.is_some()).count())
+            .sum()
+    }
+}

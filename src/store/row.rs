@@ -1,0 +1,300 @@
+//! Rows: the points of one series in one archive over one row span, and the
+//! keys they are stored under. The byte layout is specified in
+//! docs/storage-format.md; this module is its only reader and writer.
+//!
+//! A row is a run-length list of the slots that hold a point followed by the
+//! values of those slots, compressed with pco. Regular timestamps cost
+//! nothing (a full row's presence list is two bytes); values cost what pco
+//! makes of them (well under a byte for counters, rates and gauges).
+
+use thiserror::Error;
+
+/// Row key: schema (u16), archive (u8), row start (u32), series (u32), all
+/// big-endian, so one archive's rows sort by time and retention is one
+/// range delete per archive.
+pub const KEY_LEN: usize = 11;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub schema: u16,
+    pub archive: u8,
+    pub start: u32,
+    pub series: u32,
+}
+
+impl RowKey {
+    pub fn encode(&self) -> [u8; KEY_LEN] {
+        let mut k = [0u8; KEY_LEN];
+        k[0..2].copy_from_slice(&self.schema.to_be_bytes());
+        k[2] = self.archive;
+        k[3..7].copy_from_slice(&self.start.to_be_bytes());
+        k[7..11].copy_from_slice(&self.series.to_be_bytes());
+        k
+    }
+
+    pub fn decode(k: &[u8]) -> Option<RowKey> {
+        if k.len() != KEY_LEN {
+            return None;
+        }
+        Some(RowKey {
+            schema: u16::from_be_bytes([k[0], k[1]]),
+            archive: k[2],
+            start: u32::from_be_bytes([k[3], k[4], k[5], k[6]]),
+            series: u32::from_be_bytes([k[7], k[8], k[9], k[10]]),
+        })
+    }
+
+    /// The first key of an archive's rows starting at `start`.
+    pub fn prefix(schema: u16, archive: u8, start: u32) -> [u8; KEY_LEN] {
+        RowKey {
+            schema,
+            archive,
+            start,
+            series: 0,
+        }
+        .encode()
+    }
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum RowError {
+    #[error("row is empty")]
+    Empty,
+    #[error("unknown row format {0}")]
+    Format(u8),
+    #[error("row is truncated")]
+    Truncated,
+    #[error("row presence list overflows {0} slots")]
+    Overflow(usize),
+    #[error("row values do not match its presence list ({got} values for {want} slots)")]
+    Count { got: usize, want: usize },
+    #[error("row values cannot be decompressed: {0}")]
+    Pco(String),
+}
+
+/// Values of a row are pco-compressed.
+const FORMAT_PCO: u8 = 1;
+/// A few values are cheaper raw than with pco's header.
+const FORMAT_RAW: u8 = 2;
+/// Rows with at most this many points are stored raw.
+const RAW_MAX: usize = 4;
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub fn get_varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Writes the present-slot runs of `slots` (NaN = absent): a count, then
+/// (gap since the previous run's end, run length) pairs.
+pub fn encode_presence(out: &mut Vec<u8>, present: impl Iterator<Item = bool>) -> usize {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut count = 0usize;
+    let (mut prev_end, mut run_start, mut in_run) = (0u64, 0u64, false);
+    let mut i = 0u64;
+    for p in present {
+        if p {
+            count += 1;
+            if !in_run {
+                run_start = i;
+                in_run = true;
+            }
+        } else if in_run {
+            runs.push((run_start - prev_end, i - run_start));
+            prev_end = i;
+            in_run = false;
+        }
+        i += 1;
+    }
+    if in_run {
+        runs.push((run_start - prev_end, i - run_start));
+    }
+    put_varint(out, runs.len() as u64);
+    for (gap, len) in runs {
+        put_varint(out, gap);
+        put_varint(out, len);
+    }
+    count
+}
+
+/// Reads a presence list; calls `f(slot)` for each present slot in order.
+pub fn decode_presence(
+    buf: &mut &[u8],
+    slots: usize,
+    mut f: impl FnMut(usize),
+) -> Result<usize, RowError> {
+    let runs = get_varint(buf).ok_or(RowError::Truncated)?;
+    let mut pos = 0u64;
+    let mut count = 0usize;
+    for _ in 0..runs {
+        let gap = get_varint(buf).ok_or(RowError::Truncated)?;
+        let len = get_varint(buf).ok_or(RowError::Truncated)?;
+        let start = pos.checked_add(gap).ok_or(RowError::Overflow(slots))?;
+        let end = start.checked_add(len).ok_or(RowError::Overflow(slots))?;
+        if end > slots as u64 {
+            return Err(RowError::Overflow(slots));
+        }
+        for s in start..end {
+            f(s as usize);
+        }
+        count += len as usize;
+        pos = end;
+    }
+    Ok(count)
+}
+
+/// Encodes a row's slots (NaN = no point). The caller never stores a row
+/// with no points; such a row is deleted instead.
+pub fn encode(slots: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.push(FORMAT_PCO);
+    let count = encode_presence(&mut out, slots.iter().map(|v| !v.is_nan()));
+    let values: Vec<f64> = slots.iter().copied().filter(|v| !v.is_nan()).collect();
+    if count <= RAW_MAX {
+        out[0] = FORMAT_RAW;
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        return out;
+    }
+    match pco::standalone::simple_compress(&values, &pco::ChunkConfig::default()) {
+        Ok(bytes) => out.extend_from_slice(&bytes),
+        Err(_) => {
+            // pco accepts every f64 slice; keep a correct row regardless.
+            out[0] = FORMAT_RAW;
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a row into `slots` (which the caller has sized to the archive's
+/// slots per row and filled with NaN). Returns the number of points.
+pub fn decode_into(row: &[u8], slots: &mut [f64]) -> Result<usize, RowError> {
+    let (&format, mut rest) = row.split_first().ok_or(RowError::Empty)?;
+    let mut present = Vec::new();
+    let count = decode_presence(&mut rest, slots.len(), |s| present.push(s))?;
+    let values: Vec<f64> = match format {
+        FORMAT_RAW => {
+            if rest.len() != count * 8 {
+                return Err(RowError::Count {
+                    got: rest.len() / 8,
+                    want: count,
+                });
+            }
+            rest.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect()
+        }
+        FORMAT_PCO => pco::standalone::simple_decompress::<f64>(rest)
+            .map_err(|e| RowError::Pco(e.to_string()))?,
+        f => return Err(RowError::Format(f)),
+    };
+    if values.len() != count {
+        return Err(RowError::Count {
+            got: values.len(),
+            want: count,
+        });
+    }
+    for (s, v) in present.into_iter().zip(values) {
+        slots[s] = v;
+    }
+    Ok(count)
+}
+
+/// Decodes a row into a fresh slot vector of `slots` entries.
+pub fn decode(row: &[u8], slots: usize) -> Result<Vec<f64>, RowError> {
+    let mut v = vec![f64::NAN; slots];
+    decode_into(row, &mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_archive_then_time_then_series() {
+        let a = RowKey {
+            schema: 1,
+            archive: 0,
+            start: 7200,
+            series: 9,
+        };
+        let b = RowKey {
+            schema: 1,
+            archive: 0,
+            start: 14400,
+            series: 1,
+        };
+        let c = RowKey {
+            schema: 1,
+            archive: 1,
+            start: 0,
+            series: 0,
+        };
+        assert!(a.encode() < b.encode() && b.encode() < c.encode());
+        assert_eq!(RowKey::decode(&b.encode()), Some(b));
+        assert_eq!(RowKey::decode(&[1, 2]), None);
+    }
+
+    #[test]
+    fn round_trips_full_sparse_and_tiny_rows() {
+        let n = f64::NAN;
+        let full: Vec<f64> = (0..720).map(|i| (i % 17) as f64 / 10.0).collect();
+        let mut sparse = vec![n; 720];
+        for i in (3..700).step_by(7) {
+            sparse[i] = i as f64 * 1.5;
+        }
+        let mut tiny = vec![n; 720];
+        tiny[719] = -0.0;
+        tiny[0] = f64::INFINITY;
+        for slots in [full, sparse, tiny] {
+            let bytes = encode(&slots);
+            let back = decode(&bytes, 720).unwrap();
+            for (a, b) in slots.iter().zip(&back) {
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn regular_statsd_rows_are_small() {
+        // A counter's rate with one decimal, every slot present.
+        let slots: Vec<f64> = (0..720).map(|i| ((i * 37) % 90) as f64 / 10.0).collect();
+        let bytes = encode(&slots);
+        assert!(bytes.len() < 720, "{} bytes for 720 points", bytes.len());
+        // The presence list of a full row is 3 bytes: one run from 0.
+        assert_eq!(&bytes[1..5], &[1, 0, 0xd0, 0x05]);
+    }
+
+    #[test]
+    fn damaged_rows_are_errors_not_panics() {
+        let good = encode(&(0..720).map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!(decode(&[], 720), Err(RowError::Empty));
+        assert_eq!(decode(&[9, 0], 720), Err(RowError::Format(9)));
+        assert!(decode(&good[..good.len() / 2], 720).is_err());
+        assert_eq!(decode(&good, 10), Err(RowError::Overflow(10)));
+        assert!(decode(&[FORMAT_RAW, 1, 0, 2, 1, 2, 3], 720).is_err());
+        for cut in 0..good.len() {
+            let _ = decode(&good[..cut], 720);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The store's behaviour on the in-memory engine: whisper-exact rollups,
+//! true percentiles from merged histograms, replay after a crash, retention
+//! and a full disk.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::hist::Hist;
+use super::kv::{Kv, Space};
+use super::mem::MemKv;
+use super::schema::{Method, Retention};
+use super::{Point, Store};
+use crate::config::{AggregationRule, RetentionRule, StorageConfig};
+
+const T0: i64 = 1_700_006_400; // a multiple of every span used here
+
+fn cfg(retentions: &str, method: &str, xff: f64) -> StorageConfig {
+    StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: retentions.into(),
+        }],
+        aggregation: vec![AggregationRule {
+            pattern: ".*".into(),
+            method: method.into(),
+            x_files_factor: xff,
+        }],
+        ..StorageConfig::default()
+    }
+}
+
+fn open(kv: &Arc<MemKv>, c: &StorageConfig) -> Store {
+    let dynkv: Arc<dyn Kv> = kv.clone();
+    Store::open(dynkv, Path::new("mem"), c, 0).unwrap()
+}
+
+fn pt(name: &str, timestamp: i64, value: f64) -> Point<'_> {
+    Point {
+        name,
+        timestamp,
+        value,
+    }
+}
+
+/// whisper's update and fetch, written from its documented algorithm, over
+/// unbounded maps (the ring's overwriting is modelled by treating slots
+/// older than an archive's retention as unknown, which is what the ring
+/// shows for a series written continuously).
+struct RefWhisper {
+    archives: Vec<(i64, i64)>,
+    data: Vec<BTreeMap<i64, f64>>,
+    method: Method,
+    xff: f32,
+}
+
+impl RefWhisper {
+    fn new(text: &str, method: Method, xff: f32) -> Self {
+        let r = Retention::parse(text).unwrap();
+        let archives: Vec<(i64, i64)> = r
+            .archives
+            .iter()
+            .map(|a| (a.step as i64, a.retention() as i64))
+            .collect();
+        RefWhisper {
+            data: vec![BTreeMap::new(); archives.len()],
+            archives,
+            method,
+            xff,
+        }
+    }
+
+    fn update(&mut self, ts: i64, v: f64, now: i64) {
+        let diff = now - ts;
+        let max = self.archives.last().unwrap().1;
+        if !(diff < max && diff >= 0) {
+            return;
+        }
+        let i = self.archives.iter().position(|a| a.1 >= diff).unwrap();
+        let step = self.archives[i].0;
+        let my = ts - ts.rem_euclid(step);
+        self.data[i].insert(my, v);
+        for lower in i + 1..self.archives.len() {
+            let (hstep, hret) = self.archives[lower - 1];
+            let lstep = self.archives[lower].0;
+            let start = my - my.rem_euclid(lstep);
+            let neighbors: Vec<f64> = (0..lstep / hstep)
+                .map(|k| {
+                    let t = start + k * hstep;
+                    if t <= now - hret {
+                        f64::NAN
+                    } else {
+                        self.data[lower - 1].get(&t).copied().unwrap_or(f64::NAN)
+                    }
+                })
+                .collect();
+            match self.method.aggregate(&neighbors, self.xff) {
+                Some(agg) => {
+                    self.data[lower].insert(start, agg);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn fetch(&self, from: i64, until: i64, now: i64) -> (i64, i64, i64, Vec<f64>) {
+        let max = self.archives.last().unwrap().1;
+        let from = from.max(now - max);
+        let until = until.min(now);
+        let diff = now - from;
+        let a = self.archives.iter().position(|a| a.1 >= diff).unwrap();
+        let step = self.archives[a].0;
+        let fi = from - from.rem_euclid(step) + step;
+        let mut ui = until - until.rem_euclid(step) + step;
+        if fi == ui {
+            ui += step;
+        }
+        let vals = (0..(ui - fi) / step)
+            .map(|k| {
+                self.data[a]
+                    .get(&(fi + k * step))
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        (fi, ui, step, vals)
+    }
+}
+
+fn same(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-9 * x.abs().max(1.0)
+        })
+}
+
+#[test]
+fn points_read_back_at_the_finest_archive() {
+    let store = Store::in_memory(&StorageConfig::default()).unwrap();
+    let pts: Vec<(String, i64, f64)> = (0..360)
+        .map(|i| ("web.hits".to_string(), T0 + i * 10, i as f64 * 0.1))
+        .collect();
+    let batch: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
+    let now = T0 + 3600;
+    let w = store.write(&batch, &[], now).unwrap();
+    assert_eq!(w.accepted, 360);
+    let id = store.index().id("web.hits").unwrap();
+    let f = store.fetch(id, T0 - 10, now, now).unwrap().unwrap();
+    assert_eq!((f.from, f.until, f.step), (T0, now + 10, 10));
+    for i in 0..360 {
+        assert_eq!(f.values[i], i as f64 * 0.1, "slot {i}");
+    }
+    assert!(f.values[360].is_nan());
+}
+
+#[test]
+fn rollups_equal_whisper_for_every_method_with_gaps_and_late_points() {
+    let text = "10s:1h,1m:6h,10m:2d";
+    for (method, xff) in [
+        ("average", 0.5),
+        ("sum", 0.0),
+        ("min", 0.1),
+        ("max", 0.3),
+        ("last", 0.0),
+        ("average", 0.9),
+    ] {
+        let c = cfg(text, method, xff);
+        let store = Store::in_memory(&c).unwrap();
+        let mut reference = RefWhisper::new(text, Method::parse(method).unwrap(), xff as f32);
+        let mut rng = fastrand::Rng::with_seed(7);
+        // 8 hours of 10 s points, written in flushes, some missing, some
+        // late (arriving up to 3 hours behind the clock).
+        let mut late: Vec<(i64, f64)> = Vec::new();
+        let mut now = T0;
+        for k in 0..(8 * 360) {
+            now = T0 + k * 10;
+            let mut batch = Vec::new();
+            if rng.f64() > 0.25 {
+                batch.push((now, (rng.u32(0..1000) as f64) / 10.0));
+            }
+            if rng.f64() < 0.02 {
+                late.push((now - rng.i64(0..3 * 3600), rng.f64() * 100.0));
+            }
+            if k % 97 == 0 {
+                batch.append(&mut late);
+            }
+            let points: Vec<Point<'_>> = batch.iter().map(|&(t, v)| pt("s", t, v)).collect();
+            store.write(&points, &[], now).unwrap();
+            for &(t, v) in &batch {
+                reference.update(t, v, now);
+            }
+            if k % 500 == 0 {
+                store.maintain(now, true).unwrap();
+            }
+        }
+        let id = store.index().id("s").unwrap();
+        // Reads that land in each archive.
+        for from_ago in [1800, 5 * 3600, 40 * 3600] {
+            let (fi, ui, step, want) = reference.fetch(now - from_ago, now, now);
+            let got = store.fetch(id, now - from_ago, now, now).unwrap().unwrap();
+            assert_eq!(
+                (got.from, got.until, got.step as i64),
+                (fi, ui, step),
+                "{method}"
+            );
+            assert!(
+                same(&got.values, &want),
+                "{method} xff {xff} from -{from_ago}s differs:\n got {:?}\nwant {:?}",
+                &got.values,
+                &want
+            );
+            // (At xff 0.9, 75% of 10 s points rarely make a 10m point.)
+            assert!(
+                xff > 0.8 && from_ago > 86400 || want.iter().any(|v| !v.is_nan()),
+                "{method} -{from_ago}: the comparison saw no data"
+            );
+        }
+    }
+}
+
+#[test]
+fn old_points_go_to_the_archive_that_covers_them() {
+    let text = "10s:1h,1m:6h,10m:2d";
+    let store = Store::in_memory(&cfg(text, "sum", 0.0)).unwrap();
+    let now = T0 + 86400;
+    // Two hours old: straight into the 1m archive, then the 10m one.
+    let t = now - 7200;
+    store
+        .write(&[pt("x", t, 5.0), pt("x", t + 60, 6.0)], &[], now)
+        .unwrap();
+    let id = store.index().id("x").unwrap();
+    let f = store.fetch(id, now - 3 * 3600, now, now).unwrap().unwrap();
+    assert_eq!(f.step, 60);
+    let at = |f: &super::Fetched, ts: i64| f.values[((ts - f.from) / f.step as i64) as usize];
+    assert_eq!(at(&f, t - t % 60), 5.0);
+    let f = store.fetch(id, now - 10 * 3600, now, now).unwrap().unwrap();
+    assert_eq!(f.step, 600);
+    let b = t - t.rem_euclid(600);
+    assert_eq!(at(&f, b), 11.0);
+    // Past every retention, and too far ahead: rejected and counted.
+    let w = store
+        .write(
+            &[pt("x", now - 3 * 86400, 1.0), pt("x", now + 3600, 1.0)],
+            &[],
+            now,
+        )
+        .unwrap();
+    assert_eq!((w.accepted, w.too_old, w.too_new), (0, 1, 1));
+    assert_eq!(
+        store
+            .stats
+            .points_too_old
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn out_of_order_points_last_write_wins() {
+    let store = Store::in_memory(&StorageConfig::default()).unwrap();
+    let now = T0 + 600;
+    store.write(&[pt("g", T0 + 10, 1.0)], &[], now).unwrap();
+    store.write(&[pt("g", T0 + 20, 2.0)], &[], now).unwrap();
+    store.write(&[pt("g", T0 + 10, 3.0)], &[], now).unwrap();
+    let id = store.index().id("g").unwrap();
+    let f = store.fetch(id, T0, T0 + 30, now).unwrap().unwrap();
+    assert_eq!(&f.values[..2], &[3.0, 2.0]);
+}
+
+/// Timer samples whose distribution changes a lot within ten minutes:
+/// mostly fast, with a slow burst in one minute.
+fn samples_at(k: i64, rng: &mut fastrand::Rng) -> Vec<f64> {
+    let burst = (k % 60) >= 24 && (k % 60) < 30;
+    let n = if burst { 400 } else { 20 };
+    let mut s: Vec<f64> = (0..n)
+        .map(|_| {
+            if burst {
+                500.0 + rng.f64() * 1500.0
+            } else {
+                5.0 + rng.f64() * 20.0
+            }
+        })
+        .collect();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+fn etsy_upper(sorted: &[f64], pct: f64) -> f64 {
+    let n = ((pct / 100.0) * sorted.len() as f64).round() as usize;
+    sorted[n.max(1) - 1]
+}
+
+#[test]
+fn timer_percentiles_at_10m_are_true_percentiles() {
+    let c = StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: "10s:1h,1m:2h,10m:1d".into(),
+        }],
+        ..StorageConfig::default()
+    };
+    let store = Store::in_memory(&c).unwrap();
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut all: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    let mut per_flush_p90: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    let base = "stats.timers.api.latency";
+    let p90 = format!("{base}.upper_90");
+    let median = format!("{base}.median");
+    let hours = 8;
+    let mut now = T0;
+    for k in 0..(hours * 360) {
+        now = T0 + k * 10;
+        let s = samples_at(k, &mut rng);
+        let window = now - now.rem_euclid(600);
+        all.entry(window).or_default().extend(&s);
+        let v = etsy_upper(&s, 90.0);
+        per_flush_p90.entry(window).or_default().push(v);
+        let h = Hist::from_sorted_samples(&s);
+        let med = etsy_upper(&s, 50.0);
+        store
+            .write(
+                &[pt(&p90, now, v), pt(&median, now, med)],
+                &[(base, now, h)],
+                now,
+            )
+            .unwrap();
+    }
+    let id = store.index().id(&p90).unwrap();
+    // Seven hours back: the 10m archive.
+    let f = store.fetch(id, now - 7 * 3600, now, now).unwrap().unwrap();
+    assert_eq!(store.index().series[id as usize].method, Method::Max);
+    assert_eq!(f.step, 600);
+    let mut checked = 0;
+    for (i, v) in f.values.iter().enumerate() {
+        let w = f.from + i as i64 * 600;
+        let (Some(samples), false) = (all.get(&w), v.is_nan()) else {
+            continue;
+        };
+        if samples.len() < 1000 {
+            continue; // windows cut by the start of the test
+        }
+        let mut sorted = samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        let truth = etsy_upper(&sorted, 90.0);
+        let ours_err = (v - truth).abs() / truth;
+        let graphite = {
+            let p = &per_flush_p90[&w];
+            p.iter().sum::<f64>() / p.len() as f64
+        };
+        let graphite_err = (graphite - truth).abs() / truth;
+        assert!(ours_err < 0.01, "window {w}: ours {v} vs true {truth}");
+        assert!(
+            graphite_err > 0.5,
+            "window {w}: averaging p90s gives {graphite} vs true {truth}; the test must show the gap"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "checked {checked} windows");
+    // The median too, from the same histogram.
+    let mid = store.index().id(&median).unwrap();
+    let f = store.fetch(mid, now - 7 * 3600, now, now).unwrap().unwrap();
+    let w = f.from + 600 * 10;
+    let mut sorted = all[&w].clone();
+    sorted.sort_by(f64::total_cmp);
+    let truth = etsy_upper(&sorted, 50.0);
+    let got = f.values[10];
+    assert!(
+        (got - truth).abs() / truth < 0.01,
+        "median {got} vs {truth}"
+    );
+}
+
+#[test]
+fn a_restart_replays_what_no_checkpoint_covered() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig::default();
+    let now = T0 + 3 * 3600;
+    let names: Vec<String> = (0..50).map(|i| format!("app.s{i}")).collect();
+    {
+        let store = open(&kv, &c);
+        for k in 0..300 {
+            let t = T0 + k * 10;
+            let batch: Vec<Point<'_>> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| pt(n, t, (i as i64 * k) as f64))
+                .collect();
+            store.write(&batch, &[], now).unwrap();
+            if k == 150 {
+                store.checkpoint().unwrap();
+            }
+        }
+        // Dropped without a checkpoint: as after kill -9.
+    }
+    assert!(kv.len(Space::Log) > 0);
+    let store = open(&kv, &c);
+    assert_eq!(store.index().len(), 50);
+    for (i, n) in names.iter().enumerate() {
+        let id = store.index().id(n).unwrap();
+        let f = store.fetch(id, T0 - 1, T0 + 2990, now).unwrap().unwrap();
+        for k in 0..299 {
+            assert_eq!(f.values[k as usize], (i as i64 * k) as f64, "{n} slot {k}");
+        }
+    }
+    // New points after the restart land beside the replayed ones.
+    store
+        .write(&[pt("app.s1", T0 + 3000, 7.0)], &[], now)
+        .unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(
+        kv.len(Space::Log),
+        0,
+        "a checkpoint drops the log it covers"
+    );
+    drop(store);
+    let store = open(&kv, &c);
+    let id = store.index().id("app.s1").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 3000, now).unwrap().unwrap();
+    assert_eq!(f.values[300], 7.0);
+    assert_eq!(f.values[299], 299.0);
+}
+
+#[test]
+fn retention_deletes_old_rows_and_disk_stops_growing() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("10s:1h,1m:3h", "average", 0.0);
+    let store = open(&kv, &c);
+    let mut sizes = Vec::new();
+    for hour in 0..12 {
+        for k in 0..360 {
+            let t = T0 + hour * 3600 + k * 10;
+            store
+                .write(&[pt("a", t, k as f64), pt("b", t, 1.0)], &[], t)
+                .unwrap();
+        }
+        let now = T0 + (hour + 1) * 3600;
+        store.maintain(now, true).unwrap();
+        store.enforce_retention(now).unwrap();
+        sizes.push(kv.bytes(Space::Rows));
+    }
+    // After the longest retention plus a row span, size is flat.
+    // (Row boundaries make it alternate; the peaks must not rise.)
+    let early = *sizes[4..8].iter().max().unwrap();
+    let late = *sizes[8..].iter().max().unwrap();
+    assert!(late <= early + 32, "rows bytes keep growing: {sizes:?}");
+    let id = store.index().id("a").unwrap();
+    let now = T0 + 12 * 3600;
+    let f = store.fetch(id, now - 3 * 3600, now, now).unwrap().unwrap();
+    assert!(f.values.iter().filter(|v| !v.is_nan()).count() > 100);
+    let old = store.fetch(id, T0, T0 + 3600, now).unwrap();
+    assert!(old.is_none(), "beyond retention nothing is returned");
+}
+
+#[test]
+fn a_full_disk_fails_loudly_keeps_reads_and_recovers() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig::default();
+    let store = open(&kv, &c);
+    let now = T0 + 600;
+    store.write(&[pt("d", T0, 1.0)], &[], now).unwrap();
+    kv.set_full(true);
+    let e = store.write(
+        &[pt("d", T0 + 10, 2.0), pt("new.series", T0, 3.0)],
+        &[],
+        now,
+    );
+    assert!(e.as_ref().is_err_and(Store::is_disk_full), "{e:?}");
+    assert!(store.degraded());
+    assert!(store.checkpoint().is_err());
+    let id = store.index().id("d").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(&f.values[..2], &[1.0, 2.0], "reads serve what memory holds");
+    kv.set_full(false);
+    store.maintain(now, false).unwrap();
+    assert!(!store.degraded());
+    drop(store);
+    let store = open(&kv, &c);
+    let f = store
+        .fetch(
+            store.index().id("new.series").unwrap(),
+            T0 - 1,
+            T0 + 20,
+            now,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.values[0], 3.0, "the point written while full survived");
+    let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(&f.values[..2], &[1.0, 2.0]);
+}
+
+#[test]
+fn a_corrupt_row_costs_its_points_not_the_store() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig::default();
+    let store = open(&kv, &c);
+    let now = T0 + 600;
+    store.write(&[pt("c", T0, 1.0)], &[], now).unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    // Damage every stored row.
+    let mut keys = Vec::new();
+    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, _| {
+        keys.push(k.to_vec());
+        true
+    })
+    .unwrap();
+    let mut b = super::kv::Batch::default();
+    for k in keys {
+        b.put(Space::Rows, k, vec![1, 9, 9, 9]);
+    }
+    kv.write(b).unwrap();
+    let store = open(&kv, &c);
+    let id = store.index().id("c").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 10, now).unwrap().unwrap();
+    assert!(f.values[0].is_nan());
+    assert!(
+        store
+            .stats
+            .corrupt_rows
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    store.write(&[pt("c", T0 + 10, 2.0)], &[], now).unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(f.values[1], 2.0);
+}
