@@ -2,7 +2,10 @@
 //! `counters`, `timers`, `gauges`, `delcounters`, `deltimers`, `delgauges`,
 //! `health [up|down]`, `config`, `quit`. Replies keep Etsy's shapes (the
 //! `END` trailers, JavaScript-style object dumps) so existing scripts work.
-//! One addition: `totals`, cumulative counts since start, for load tools.
+//! Additions: `totals`, cumulative counts since start, for load tools; and
+//! for the store, `find <glob>`, `fetch <name> <from> <until>` (whisper-fetch
+//! style; times are epoch seconds or seconds relative to now, `-3600`) and
+//! `store` (its counters).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +19,7 @@ use crate::aggregate::{Aggregator, View};
 use crate::emit::graphite::BackendStats;
 use crate::ingest::accept_loop;
 use crate::protocol::statsd::MetricType;
+use crate::store::Store;
 use crate::telemetry::unix_now;
 
 /// What the admin port reads and changes.
@@ -26,6 +30,7 @@ pub struct AdminState {
     pub healthy: Arc<AtomicBool>,
     pub config_text: String,
     pub started: u64,
+    pub store: Option<Arc<Store>>,
 }
 
 pub fn start(
@@ -88,7 +93,7 @@ pub fn command(line: &str, s: &AdminState) -> Option<String> {
     let cmd = words.next().unwrap_or("");
     let args: Vec<&str> = words.collect();
     let reply = match cmd {
-        "help" => "Commands: stats, counters, timers, gauges, delcounters, deltimers, delgauges, health, config, quit, totals\n\n".to_string(),
+        "help" => "Commands: stats, counters, timers, gauges, delcounters, deltimers, delgauges, health, config, quit, totals, find, fetch, store\n\n".to_string(),
         "stats" => stats(s),
         "counters" => format!("{}\nEND\n\n", inspect(&s.agg.view(MetricType::Counter))),
         "timers" => format!("{}\nEND\n\n", inspect(&s.agg.view(MetricType::Timer))),
@@ -106,6 +111,9 @@ pub fn command(line: &str, s: &AdminState) -> Option<String> {
         }
         "config" => format!("\n{}\n", s.config_text),
         "totals" => totals(s),
+        "find" => find(s, &args),
+        "fetch" => fetch(s, &args),
+        "store" => store_stats(s),
         "quit" => return None,
         _ => "ERROR\n".to_string(),
     };
@@ -118,7 +126,7 @@ fn stats(s: &AdminState) -> String {
     let snap = t.snapshot();
     let b = &s.backend;
     format!(
-        "uptime: {}\nmessages.last_msg_seen: {}\nmessages.bad_lines_seen: {}\ngraphite.last_flush: {}\ngraphite.last_exception: {}\ngraphite.flush_time: {}\ngraphite.flush_length: {}\nEND\n\n",
+        "uptime: {}\nmessages.last_msg_seen: {}\nmessages.bad_lines_seen: {}\ngraphite.last_flush: {}\ngraphite.last_exception: {}\ngraphite.flush_time: {}\ngraphite.flush_length: {}\ncarbon.points_received: {}\ncarbon.carbon_bad_lines: {}\nEND\n\n",
         now - s.started as i64,
         now - t.last_msg_seen.load(Relaxed) as i64,
         snap.bad_lines_total(),
@@ -126,7 +134,99 @@ fn stats(s: &AdminState) -> String {
         now - b.last_exception.load(Relaxed),
         b.flush_time_ms.load(Relaxed),
         b.flush_length.load(Relaxed),
+        snap.carbon_points,
+        snap.carbon_bad_lines_total(),
     )
+}
+
+fn find(s: &AdminState, args: &[&str]) -> String {
+    let (Some(store), [glob]) = (&s.store, args) else {
+        return "ERROR usage: find <glob>\n".to_string();
+    };
+    match store.index().find(glob, 100_000) {
+        Ok(found) => {
+            let mut out = String::new();
+            for f in found {
+                let kind = match (f.leaf.is_some(), f.branch) {
+                    (true, true) => "leaf+branch",
+                    (true, false) => "leaf",
+                    _ => "branch",
+                };
+                out.push_str(&format!("{} {kind}\n", f.path));
+            }
+            out + "END\n\n"
+        }
+        Err(e) => format!("ERROR {e}\n"),
+    }
+}
+
+fn fetch(s: &AdminState, args: &[&str]) -> String {
+    let Some(store) = &s.store else {
+        return "ERROR no store\n".to_string();
+    };
+    let now = unix_now() as i64;
+    let time = |a: &str| -> Option<i64> {
+        let v: i64 = a.parse().ok()?;
+        Some(if v <= 0 { now + v } else { v })
+    };
+    let (name, from, until) = match args {
+        [n] => (*n, Some(now - 86400), Some(now)),
+        [n, f] => (*n, time(f), Some(now)),
+        [n, f, u] => (*n, time(f), time(u)),
+        _ => return "ERROR usage: fetch <name> [from] [until]\n".to_string(),
+    };
+    let (Some(from), Some(until)) = (from, until) else {
+        return "ERROR times are epoch seconds or -seconds\n".to_string();
+    };
+    let Some(id) = store.index().id(name) else {
+        return format!("ERROR no series {name}\n");
+    };
+    match store.fetch(id, from, until, now) {
+        Ok(Some(f)) => {
+            let mut out = format!("step {}\n", f.step);
+            for (i, v) in f.values.iter().enumerate() {
+                let t = f.from + i as i64 * f.step as i64;
+                if v.is_nan() {
+                    out.push_str(&format!("{t}\tNone\n"));
+                } else {
+                    out.push_str(&format!("{t}\t{}\n", js_number(*v)));
+                }
+            }
+            out + "END\n\n"
+        }
+        Ok(None) => "step 0\nEND\n\n".to_string(),
+        Err(e) => format!("ERROR {e}\n"),
+    }
+}
+
+fn store_stats(s: &AdminState) -> String {
+    use std::sync::atomic::Ordering::Relaxed as R;
+    let Some(store) = &s.store else {
+        return "ERROR no store\n".to_string();
+    };
+    let st = &store.stats;
+    let rows = [
+        ("series", store.index().len() as u64),
+        ("points_accepted", st.points_accepted.load(R)),
+        ("points_too_old", st.points_too_old.load(R)),
+        ("points_too_new", st.points_too_new.load(R)),
+        ("write_errors", st.write_errors.load(R)),
+        ("batches", st.batches.load(R)),
+        ("checkpoints", st.checkpoints.load(R)),
+        ("checkpoint_errors", st.checkpoint_errors.load(R)),
+        ("last_checkpoint_ms", st.last_checkpoint_ms.load(R)),
+        ("rows_written", st.rows_written.load(R)),
+        ("log_bytes", st.log_bytes.load(R)),
+        ("corrupt_rows", st.corrupt_rows.load(R)),
+        ("replayed_batches", st.replayed_batches.load(R)),
+        ("rows_in_memory", store.rows_in_memory() as u64),
+        ("disk_bytes", store.disk_bytes()),
+    ];
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("store.{k}: {v}\n"));
+    }
+    out + "END\n\n"
 }
 
 fn totals(s: &AdminState) -> String {

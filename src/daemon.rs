@@ -19,7 +19,9 @@ use crate::aggregate::Aggregator;
 use crate::config::Config;
 use crate::emit::Emitter;
 use crate::events::{self, EventQueue};
+use crate::ingest::carbon::{self, OwnedPoint, PointSink};
 use crate::ingest::{tcp, udp};
+use crate::protocol::carbon::CarbonBad;
 use crate::snapshot;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{unix_now, Telemetry};
@@ -192,6 +194,43 @@ impl Daemon {
             );
         }
 
+        let sink: Arc<dyn PointSink> = Arc::new(StoreSink {
+            store: store.clone(),
+            telemetry: telemetry.clone(),
+        });
+        let mut carbon_tcp_addr = None;
+        if let Some(addr) = cfg.server.carbon_tcp {
+            let l = bind_tcp("carbon TCP", addr)?;
+            carbon_tcp_addr = l.local_addr().ok();
+            receivers.push(
+                carbon::start_tcp(
+                    l,
+                    cfg.server.max_line_length,
+                    cfg.server.max_tcp_connections,
+                    sink.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
+            );
+        }
+        let mut carbon_udp_addr = None;
+        if let Some(addr) = cfg.server.carbon_udp {
+            let sock = std::net::UdpSocket::bind(addr).map_err(|source| DaemonError::Bind {
+                what: "carbon UDP",
+                addr,
+                source,
+            })?;
+            carbon_udp_addr = sock.local_addr().ok();
+            receivers.push(
+                carbon::start_udp(
+                    sock,
+                    cfg.server.max_packet_size,
+                    sink.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(DaemonError::Thread)?,
+            );
+        }
         let emitter = Emitter::new(&cfg, telemetry.clone()).with_store(store.clone());
         let healthy = Arc::new(AtomicBool::new(true));
         let mut admin_addr = None;
@@ -205,6 +244,7 @@ impl Daemon {
                     healthy: healthy.clone(),
                     config_text: cfg.to_toml(),
                     started: unix_now(),
+                    store: Some(store.clone()),
                 });
                 Some(admin::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
             }
@@ -231,6 +271,8 @@ impl Daemon {
         tracing::info!(
             statsd_udp = ?udp_addr,
             statsd_tcp = ?tcp_addr,
+            carbon_tcp = ?carbon_tcp_addr,
+            carbon_udp = ?carbon_udp_addr,
             admin = ?admin_addr,
             data_dir = %data_dir.display(),
             flush_interval = ?cfg.statsd.flush_interval,
@@ -295,6 +337,35 @@ impl Daemon {
             let _ = h.join();
         }
         tracing::info!("rollupd stopped");
+    }
+}
+
+/// Carbon plaintext points go straight to the store, one batch per read.
+struct StoreSink {
+    store: Arc<Store>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl PointSink for StoreSink {
+    fn write_points(&self, points: &[OwnedPoint]) {
+        let batch: Vec<crate::store::Point<'_>> = points
+            .iter()
+            .map(|p| crate::store::Point {
+                name: &p.name,
+                timestamp: p.timestamp,
+                value: p.value,
+            })
+            .collect();
+        self.telemetry
+            .carbon_points
+            .fetch_add(points.len() as u64, Relaxed);
+        if let Err(e) = self.store.write(&batch, &[], unix_now() as i64) {
+            tracing::error!(error = %e, points = points.len(), "carbon points could not be logged; they are kept in memory until a checkpoint succeeds");
+        }
+    }
+
+    fn bad_line(&self, reason: CarbonBad, line: &[u8]) {
+        self.telemetry.carbon_bad_line(reason, line);
     }
 }
 

@@ -9,9 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::protocol::carbon::CarbonBad;
 use crate::protocol::statsd::BadReason;
 
 const REASONS: usize = BadReason::ALL.len();
+const CARBON_REASONS: usize = CarbonBad::ALL.len();
 
 /// Cumulative counters since start. Per-flush values are differences of two
 /// readings (see [`Telemetry::take_interval`]).
@@ -31,6 +33,9 @@ pub struct Telemetry {
     pub forward_lines_dropped: AtomicU64,
     pub forward_errors: AtomicU64,
     pub tcp_connections_refused: AtomicU64,
+    /// Carbon plaintext points accepted by the receivers, and lines refused.
+    pub carbon_points: AtomicU64,
+    pub carbon_bad_lines: [AtomicU64; CARBON_REASONS],
     /// Unix seconds of the last received metric line (Etsy's last_msg_seen).
     pub last_msg_seen: AtomicU64,
     /// Duration of the last flush's aggregation step, in microseconds.
@@ -71,6 +76,8 @@ pub struct Snapshot {
     pub forward_lines_dropped: u64,
     pub forward_errors: u64,
     pub tcp_connections_refused: u64,
+    pub carbon_points: u64,
+    pub carbon_bad_lines: [u64; CARBON_REASONS],
 }
 
 impl Snapshot {
@@ -78,12 +85,22 @@ impl Snapshot {
         self.bad_lines.iter().sum()
     }
 
+    pub fn carbon_bad_lines_total(&self) -> u64 {
+        self.carbon_bad_lines.iter().sum()
+    }
+
     fn minus(&self, o: &Snapshot) -> Snapshot {
         let mut bad = [0; REASONS];
         for (i, b) in bad.iter_mut().enumerate() {
             *b = self.bad_lines[i].saturating_sub(o.bad_lines[i]);
         }
+        let mut cbad = [0; CARBON_REASONS];
+        for (i, b) in cbad.iter_mut().enumerate() {
+            *b = self.carbon_bad_lines[i].saturating_sub(o.carbon_bad_lines[i]);
+        }
         Snapshot {
+            carbon_points: self.carbon_points.saturating_sub(o.carbon_points),
+            carbon_bad_lines: cbad,
             packets_received: self.packets_received.saturating_sub(o.packets_received),
             metrics_received: self.metrics_received.saturating_sub(o.metrics_received),
             bad_lines: bad,
@@ -175,6 +192,20 @@ impl Telemetry {
         );
     }
 
+    /// A refused carbon line: counted and logged (bounded, like statsd's).
+    pub fn carbon_bad_line(&self, reason: CarbonBad, line: &[u8]) {
+        self.carbon_bad_lines[reason.index()].fetch_add(1, Relaxed);
+        if !self.may_log() {
+            return;
+        }
+        let excerpt = &line[..line.len().min(LOG_EXCERPT)];
+        tracing::warn!(
+            reason = reason.as_str(),
+            line = %String::from_utf8_lossy(excerpt).escape_debug(),
+            "bad carbon line"
+        );
+    }
+
     fn may_log(&self) -> bool {
         let now = unix_now();
         if self.last_log_second.swap(now, Relaxed) != now {
@@ -188,7 +219,13 @@ impl Telemetry {
         for (i, b) in bad.iter_mut().enumerate() {
             *b = self.bad_lines[i].load(Relaxed);
         }
+        let mut cbad = [0; CARBON_REASONS];
+        for (i, b) in cbad.iter_mut().enumerate() {
+            *b = self.carbon_bad_lines[i].load(Relaxed);
+        }
         Snapshot {
+            carbon_points: self.carbon_points.load(Relaxed),
+            carbon_bad_lines: cbad,
             packets_received: self.packets_received.load(Relaxed),
             metrics_received: self.metrics_received.load(Relaxed),
             bad_lines: bad,

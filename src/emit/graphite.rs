@@ -187,6 +187,23 @@ impl Naming {
         for (what, n) in extra {
             self.counter_lines(&mut name, &format!("{p}.{what}"), n as f64, secs, &mut out);
         }
+        self.counter_lines(
+            &mut name,
+            &format!("{p}.carbon.points_received"),
+            i.carbon_points as f64,
+            secs,
+            &mut out,
+        );
+        for reason in crate::protocol::carbon::CarbonBad::ALL {
+            let key = format!("{p}.carbon.bad_lines.{}", reason.as_str());
+            self.counter_lines(
+                &mut name,
+                &key,
+                i.carbon_bad_lines[reason.index()] as f64,
+                secs,
+                &mut out,
+            );
+        }
         // Etsy's trailer: numStats, calculation and processing time, then the
         // graphite backend's stats.
         let num_stats = flush.num_stats() as f64;

@@ -99,22 +99,26 @@ pub fn run_bin(args: &[&str], timeout: Duration) -> Output {
 // ---------------------------------------------------------------------------
 // Ports
 
-/// A free UDP port and three free TCP ports on 127.0.0.1. The sockets are all
-/// held until every port is chosen so the four differ; the daemon binds them
-/// right after. If another process takes one meanwhile, [`Daemon::start`]
-/// sees the daemon fail to bind and retries with new ports.
-fn free_ports() -> (u16, u16, u16, u16) {
+/// Free ports on 127.0.0.1: statsd UDP, statsd TCP, admin, HTTP, carbon
+/// TCP, carbon UDP. The sockets are all held until every port is chosen so
+/// they differ; the daemon binds them right after. If another process takes
+/// one meanwhile, [`Daemon::start`] sees the daemon fail to bind and retries
+/// with new ports.
+fn free_ports() -> [u16; 6] {
     let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    let a = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-    let b = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-    let c = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    let cudp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let tcps: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind tcp"))
+        .collect();
     let port = |l: &TcpListener| l.local_addr().unwrap().port();
-    (
+    [
         udp.local_addr().unwrap().port(),
-        port(&a),
-        port(&b),
-        port(&c),
-    )
+        port(&tcps[0]),
+        port(&tcps[1]),
+        port(&tcps[2]),
+        port(&tcps[3]),
+        cudp.local_addr().unwrap().port(),
+    ]
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on (at the time of asking).
@@ -138,6 +142,8 @@ pub struct Options {
     pub statsd: Vec<String>,
     /// Where `[forward.graphite]` sends, if anywhere.
     pub carbon: Option<SocketAddr>,
+    /// Extra TOML after everything else (e.g. `[[storage.retention]]` tables).
+    pub storage: Vec<String>,
 }
 
 impl Options {
@@ -149,7 +155,13 @@ impl Options {
             server: Vec::new(),
             statsd: Vec::new(),
             carbon: None,
+            storage: Vec::new(),
         }
+    }
+
+    pub fn storage(mut self, toml: &str) -> Self {
+        self.storage.push(toml.to_string());
+        self
     }
 
     pub fn carbon(mut self, addr: SocketAddr) -> Self {
@@ -199,6 +211,8 @@ struct Addrs {
     tcp: Option<SocketAddr>,
     admin: SocketAddr,
     http: SocketAddr,
+    carbon_tcp: SocketAddr,
+    carbon_udp: SocketAddr,
 }
 
 fn render_config(o: &Options, a: &Addrs, data_dir: &Path) -> String {
@@ -209,6 +223,14 @@ fn render_config(o: &Options, a: &Addrs, data_dir: &Path) -> String {
     t.push_str(&format!("statsd_tcp = {}\n", toml_str(&opt(a.tcp))));
     t.push_str(&format!("admin_tcp = {}\n", toml_str(&a.admin.to_string())));
     t.push_str(&format!("http = {}\n", toml_str(&a.http.to_string())));
+    t.push_str(&format!(
+        "carbon_tcp = {}\n",
+        toml_str(&a.carbon_tcp.to_string())
+    ));
+    t.push_str(&format!(
+        "carbon_udp = {}\n",
+        toml_str(&a.carbon_udp.to_string())
+    ));
     t.push_str(&format!(
         "data_dir = {}\n",
         toml_str(data_dir.to_str().expect("utf-8 temp path"))
@@ -223,6 +245,10 @@ fn render_config(o: &Options, a: &Addrs, data_dir: &Path) -> String {
         toml_str(&o.flush_interval)
     ));
     for l in &o.statsd {
+        t.push_str(l);
+        t.push('\n');
+    }
+    for l in &o.storage {
         t.push_str(l);
         t.push('\n');
     }
@@ -243,6 +269,8 @@ pub struct Daemon {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub admin: SocketAddr,
+    pub carbon_tcp: SocketAddr,
+    pub carbon_udp: SocketAddr,
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
@@ -288,13 +316,15 @@ impl Daemon {
 
     fn spawn_once(dir: &Path, data_dir: &Path, o: &Options) -> Result<Daemon, StartFailure> {
         let n = STARTS.fetch_add(1, SeqCst);
-        let (udp, tcp, admin, http) = free_ports();
+        let [udp, tcp, admin, http, carbon_tcp, carbon_udp] = free_ports();
         let ip = [127, 0, 0, 1];
         let addrs = Addrs {
             udp: o.udp.then(|| SocketAddr::from((ip, udp))),
             tcp: o.tcp.then(|| SocketAddr::from((ip, tcp))),
             admin: SocketAddr::from((ip, admin)),
             http: SocketAddr::from((ip, http)),
+            carbon_tcp: SocketAddr::from((ip, carbon_tcp)),
+            carbon_udp: SocketAddr::from((ip, carbon_udp)),
         };
         let config_path = dir.join(format!("rollupd-{n}.toml"));
         std::fs::write(&config_path, render_config(o, &addrs, data_dir)).expect("write config");
@@ -314,6 +344,8 @@ impl Daemon {
             udp: addrs.udp,
             tcp: addrs.tcp,
             admin: addrs.admin,
+            carbon_tcp: addrs.carbon_tcp,
+            carbon_udp: addrs.carbon_udp,
             data_dir: data_dir.to_owned(),
             config_path,
             log_path,
@@ -377,6 +409,13 @@ impl Daemon {
             }
             None => true,
         }
+    }
+
+    /// `kill -9`: no shutdown path runs.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let st = self.child.wait().expect("wait");
+        self.exited = Some(st);
     }
 
     /// Sends SIGTERM with the `kill` command.
@@ -554,6 +593,55 @@ impl Admin {
     }
 
     /// `totals` parsed into name -> value.
+    /// `fetch name from until` on the admin port: (timestamp, value) pairs
+    /// and the step.
+    pub fn fetch(&mut self, name: &str, from: i64, until: i64) -> (u32, Vec<(i64, Option<f64>)>) {
+        let text = self.cmd(&format!("fetch {name} {from} {until}"), "END\n");
+        let mut step = 0;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            if let Some(s) = line.strip_prefix("step ") {
+                step = s.trim().parse().expect("step");
+            } else if let Some((t, v)) = line.split_once('\t') {
+                let t: i64 = t.parse().expect("timestamp");
+                out.push((
+                    t,
+                    if v == "None" {
+                        None
+                    } else {
+                        Some(v.parse().expect("value"))
+                    },
+                ));
+            } else if line.starts_with("ERROR") {
+                panic!("fetch {name}: {line}");
+            }
+        }
+        (step, out)
+    }
+
+    /// The present values of `fetch`, by timestamp.
+    pub fn points(&mut self, name: &str, from: i64, until: i64) -> BTreeMap<i64, f64> {
+        self.fetch(name, from, until)
+            .1
+            .into_iter()
+            .filter_map(|(t, v)| v.map(|v| (t, v)))
+            .collect()
+    }
+
+    /// `store` counters.
+    pub fn store(&mut self) -> BTreeMap<String, u64> {
+        self.cmd("store", "END\n")
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(": ")?;
+                Some((
+                    k.trim_start_matches("store.").to_string(),
+                    v.trim().parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
     pub fn totals(&mut self) -> BTreeMap<String, u64> {
         let text = self.cmd("totals", "END\n\n");
         text.lines()

@@ -1,0 +1,398 @@
+//! The store's size and speed figures, on RocksDB (and on the in-memory
+//! engine where that isolates the store's own cost). Prints a report; run
+//! with `cargo bench --bench store -- [size|write|read|sustained]...`
+//! (no argument: size, write and read).
+//!
+//! - `size`: a day of statsd output for 10,000 series at 10 s, produced by
+//!   the real aggregator and Etsy naming from synthetic traffic (counters,
+//!   timers with integer and two-decimal samples, gauges), written through
+//!   the store with the default retention `10s:6h,1m:7d,10m:5y`, compacted;
+//!   bytes of SST files per point at rest, all archives counted.
+//! - `write`: points per second into the store, 10,000 series per batch.
+//! - `read`: one series 24 h at 10 s; 1,000 series by one glob, 24 h at 1m.
+//! - `sustained`: 250,000 points/s for 10 minutes of wall time (simulated
+//!   time runs 100× faster, so rows seal, checkpoints run and retention
+//!   deletes), sampling resident memory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rollupd::aggregate::{Aggregator, Scratch};
+use rollupd::config::{Config, StorageConfig};
+use rollupd::emit::Emitter;
+use rollupd::events::EventQueue;
+use rollupd::store::kv::{Kv, Space};
+use rollupd::store::rocks::RocksKv;
+use rollupd::store::row;
+use rollupd::store::{Point, Store};
+use rollupd::telemetry::{LocalCounts, Telemetry};
+
+const DAY: i64 = 86400;
+const T0: i64 = 1_700_006_400;
+
+fn rss_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn open_rocks(dir: &Path, cfg: &StorageConfig) -> (Arc<RocksKv>, Store) {
+    let kv = Arc::new(RocksKv::open(dir).expect("open rocksdb"));
+    let dynkv: Arc<dyn Kv> = kv.clone();
+    let store = Store::open(dynkv, dir, cfg, 0).expect("open store");
+    (kv, store)
+}
+
+/// Points at rest: present slots of every stored row.
+fn points_at_rest(kv: &dyn Kv) -> u64 {
+    let mut n = 0u64;
+    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |_, v| {
+        let mut rest = &v[1..];
+        if let Ok(c) = row::decode_presence(&mut rest, usize::MAX, |_| {}) {
+            n += c as u64;
+        }
+        true
+    })
+    .expect("scan");
+    n
+}
+
+/// Synthetic statsd traffic for one flush interval, as lines.
+struct Traffic {
+    rng: fastrand::Rng,
+    counters: Vec<(String, f64)>,
+    timers: Vec<(String, f64, bool)>,
+    gauges: Vec<(String, f64)>,
+}
+
+impl Traffic {
+    fn new() -> Self {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let counters = (0..1800)
+            .map(|i| {
+                (
+                    format!("app{}.svc{}.requests{i}", i % 7, i % 40),
+                    0.2 + rng.f64() * 200.0,
+                )
+            })
+            .collect();
+        let timers = (0..420)
+            .map(|i| {
+                (
+                    format!("app{}.svc{}.latency{i}", i % 7, i % 40),
+                    5.0 + rng.f64() * 300.0,
+                    i % 5 < 3,
+                )
+            })
+            .collect();
+        let gauges = (0..512)
+            .map(|i| {
+                (
+                    format!("app{}.host{}.queue{i}", i % 7, i % 40),
+                    rng.f64() * 1000.0,
+                )
+            })
+            .collect();
+        Traffic {
+            rng,
+            counters,
+            timers,
+            gauges,
+        }
+    }
+
+    fn interval(&mut self, k: i64, out: &mut Vec<String>) {
+        out.clear();
+        let day = (k as f64 / 8640.0 * std::f64::consts::TAU).sin() * 0.5 + 1.0;
+        for (name, mean) in &self.counters {
+            let n = (mean * day * (0.7 + self.rng.f64() * 0.6)).round() as u64;
+            if n > 0 {
+                out.push(format!("{name}:{n}|c"));
+            }
+        }
+        for (name, median, integer) in &self.timers {
+            let n = self.rng.usize(1..30);
+            for _ in 0..n {
+                let v = median * day * (-(self.rng.f64().max(1e-9)).ln()).max(0.05);
+                if *integer {
+                    out.push(format!("{name}:{}|ms", v.round()));
+                } else {
+                    out.push(format!("{name}:{:.2}|ms", v));
+                }
+            }
+        }
+        for (name, level) in self.gauges.iter_mut() {
+            if self.rng.f64() < 0.3 {
+                *level = (*level + self.rng.f64() * 20.0 - 10.0).max(0.0).round();
+            }
+            out.push(format!("{name}:{level}|g"));
+        }
+    }
+}
+
+fn size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = Config::default();
+    let (kv, store) = open_rocks(dir.path(), &cfg.storage);
+    let telemetry = Arc::new(Telemetry::new());
+    let (events, _rx) = EventQueue::bounded();
+    let agg = Aggregator::new(&cfg.statsd, telemetry.clone(), events);
+    let emitter = Emitter::new(&cfg, telemetry);
+    let mut traffic = Traffic::new();
+    let mut lines = Vec::new();
+    let mut scratch = Scratch::default();
+    let mut counts = LocalCounts::default();
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut series = 0usize;
+    let flushes = DAY / 10;
+    for k in 0..flushes {
+        traffic.interval(k, &mut lines);
+        for l in &lines {
+            agg.ingest_line(l.as_bytes(), &mut scratch, &mut counts);
+        }
+        let mut flush = agg.flush(Duration::from_secs(10));
+        let now = T0 + k * 10;
+        flush.timestamp = now;
+        let before = store
+            .stats
+            .points_accepted
+            .load(std::sync::atomic::Ordering::Relaxed);
+        emitter.store_flush(&store, &flush);
+        written += store
+            .stats
+            .points_accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - before;
+        series = store.index().len();
+        if k % 360 == 359 {
+            store.maintain(now, true).expect("checkpoint");
+            store.enforce_retention(now).expect("retention");
+        }
+    }
+    let now = T0 + flushes * 10;
+    store.maintain(now, true).expect("checkpoint");
+    store.enforce_retention(now).expect("retention");
+    let took = started.elapsed();
+    kv.compact_all();
+    let rows = kv.space_sst_bytes(Space::Rows);
+    let hists = kv.space_sst_bytes(Space::Hists);
+    let all = kv.sst_bytes();
+    let at_rest = points_at_rest(&*kv);
+    println!(
+        "size: {series} series, {written} points written over 24 h of 10 s flushes in {took:.1?}"
+    );
+    println!(
+        "size: {at_rest} points at rest (10s:6h + 1m:7d + 10m:5y windows); rows {rows} B = {:.3} B/point; \
+         with timer histograms {} B = {:.3} B/point; whole store {all} B = {:.3} B/point",
+        rows as f64 / at_rest as f64,
+        rows + hists,
+        (rows + hists) as f64 / at_rest as f64,
+        all as f64 / at_rest as f64,
+    );
+    println!(
+        "size: whisper for the same series: {:.1} MB preallocated ({} B per series), 12 B/point",
+        series as f64 * 3_364_396.0 / 1e6,
+        3_364_396
+    );
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("bench.h{}.s{}.m{}", i % 100, (i / 100) % 10, i))
+        .collect()
+}
+
+fn write() {
+    for engine in ["memory", "rocksdb"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = StorageConfig::default();
+        let store = if engine == "memory" {
+            Store::in_memory(&cfg).expect("store")
+        } else {
+            open_rocks(dir.path(), &cfg).1
+        };
+        let names = names(10_000);
+        let batches = 2000i64;
+        let mut rng = fastrand::Rng::with_seed(1);
+        let vals: Vec<f64> = (0..10_000)
+            .map(|_| (rng.u32(0..10_000) as f64) / 10.0)
+            .collect();
+        let started = Instant::now();
+        let mut pts: Vec<Point<'_>> = Vec::with_capacity(10_000);
+        for b in 0..batches {
+            let t = T0 + b * 10;
+            pts.clear();
+            pts.extend(names.iter().zip(&vals).map(|(n, v)| Point {
+                name: n,
+                timestamp: t,
+                value: v + b as f64,
+            }));
+            store.write(&pts, &[], t).expect("write");
+            if b % 360 == 359 {
+                store.maintain(t, true).expect("checkpoint");
+            }
+        }
+        store.maintain(T0 + batches * 10, true).expect("checkpoint");
+        let took = started.elapsed().as_secs_f64();
+        let n = batches as f64 * 10_000.0;
+        println!(
+            "write[{engine}]: {:.0} points in {took:.2} s = {:.2}M points/s (10,000 series x {batches} batches, every archive maintained, checkpoints included)",
+            n,
+            n / took / 1e6
+        );
+    }
+}
+
+fn read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StorageConfig::default();
+    let (_kv, store) = open_rocks(dir.path(), &cfg);
+    let names = names(1000);
+    let day = DAY / 10;
+    let mut pts: Vec<Point<'_>> = Vec::with_capacity(1000);
+    for b in 0..day {
+        let t = T0 + b * 10;
+        pts.clear();
+        pts.extend(names.iter().enumerate().map(|(i, n)| Point {
+            name: n,
+            timestamp: t,
+            value: ((i as i64 * 31 + b) % 1000) as f64 / 10.0,
+        }));
+        store.write(&pts, &[], T0 + day * 10).expect("write");
+        if b % 720 == 719 {
+            store.maintain(t, true).expect("checkpoint");
+        }
+    }
+    let now = T0 + day * 10;
+    store.maintain(now, true).expect("checkpoint");
+    // One series, 24 h at 10 s (a 10s:1d schema would be needed for 10 s
+    // over 24 h with the default retention; read the finest that covers).
+    let id = store.index().id(&names[0]).unwrap();
+    let reps = 200;
+    let t = Instant::now();
+    for _ in 0..reps {
+        let f = store.fetch(id, now - DAY, now, now).unwrap().unwrap();
+        std::hint::black_box(f);
+    }
+    let one = t.elapsed() / reps;
+    let f = store.fetch(id, now - DAY, now, now).unwrap().unwrap();
+    println!(
+        "read: one series, 24 h: {} points at {} s in {one:.1?}",
+        f.values.len(),
+        f.step
+    );
+    let t = Instant::now();
+    let f6 = store.fetch(id, now - 6 * 3600, now, now).unwrap().unwrap();
+    let six = t.elapsed();
+    println!(
+        "read: one series, 6 h at 10 s: {} points in {six:.1?}",
+        f6.values.len()
+    );
+    let reps = 10;
+    let t = Instant::now();
+    let mut n = 0;
+    for _ in 0..reps {
+        let ids = store.index().expand("bench.*.*.*", 100_000).unwrap();
+        n = ids.len();
+        for id in ids {
+            std::hint::black_box(store.fetch(id, now - DAY, now, now).unwrap());
+        }
+    }
+    println!(
+        "read: glob bench.*.*.* -> {n} series, 24 h at 1m each: {:.1?}",
+        t.elapsed() / reps
+    );
+}
+
+fn sustained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StorageConfig {
+        checkpoint_interval: Duration::from_secs(5),
+        ..StorageConfig::default()
+    };
+    let (kv, store) = open_rocks(dir.path(), &cfg);
+    let names = names(25_000);
+    let per_sec = 250_000usize;
+    let wall = Duration::from_secs(
+        std::env::var("SUSTAINED_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600),
+    );
+    let started = Instant::now();
+    let mut b = 0i64;
+    let mut pts: Vec<Point<'_>> = Vec::with_capacity(25_000);
+    let mut written = 0u64;
+    let mut next_report = Duration::from_secs(30);
+    let mut busy = Duration::ZERO;
+    while started.elapsed() < wall {
+        let second = Instant::now();
+        for _ in 0..per_sec / names.len() {
+            let t = T0 + b * 10;
+            pts.clear();
+            pts.extend(names.iter().enumerate().map(|(i, n)| Point {
+                name: n,
+                timestamp: t,
+                value: ((i as i64 + b) % 97) as f64,
+            }));
+            store.write(&pts, &[], t).expect("write");
+            written += pts.len() as u64;
+            b += 1;
+            if b % 30 == 0 {
+                store.maintain(t, false).expect("maintain");
+            }
+            if b % 360 == 0 {
+                store.enforce_retention(t).expect("retention");
+            }
+        }
+        busy += second.elapsed();
+        if let Some(rest) = Duration::from_secs(1).checked_sub(second.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        if started.elapsed() >= next_report {
+            next_report += Duration::from_secs(30);
+            println!(
+                "sustained: {:>4.0} s wall, {:.1} h simulated, {written} points, {:.0} points/s, busy {:.0}%, RSS {:.0} MB, store {:.0} MB, rows in memory {}",
+                started.elapsed().as_secs_f64(),
+                b as f64 * 10.0 / 3600.0,
+                written as f64 / started.elapsed().as_secs_f64(),
+                busy.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
+                rss_mb(),
+                kv.disk_bytes() as f64 / 1e6,
+                store.rows_in_memory(),
+            );
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |w: &str| {
+        if args.is_empty() {
+            w != "sustained"
+        } else {
+            args.iter().any(|a| a == w)
+        }
+    };
+    if want("size") {
+        size();
+    }
+    if want("write") {
+        write();
+    }
+    if want("read") {
+        read();
+    }
+    if want("sustained") {
+        sustained();
+    }
+}
