@@ -558,6 +558,33 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_configuration_is_valid() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Configuration").expect("section")..];
+        let start = section.find("```toml\n").expect("toml block") + 8;
+        let block = &section[start..];
+        let block = &block[..block.find("```").expect("end of block")];
+        let c = Config::parse(block).unwrap_or_else(|e| panic!("README config: {e}"));
+        assert_eq!(c.storage.retention[0].retentions, "10s:6h,1m:7d,10m:5y");
+        assert_eq!(c.storage.aggregation[0].pattern, "\\.p99$");
+        assert_eq!(c.server.carbon_tcp.unwrap().port(), 2003);
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.storage.aggregation[0].method, "max");
+    }
+
+    #[test]
+    fn bad_storage_rules_are_named() {
+        let e = Config::parse(
+            "[[storage.retention]]\npattern = \".*\"\nretentions = \"10s:6h,15s:7d\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("multiple"), "{e}");
+        let e = Config::parse("[[storage.aggregation]]\npattern = \"x\"\nmethod = \"median\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("median"), "{e}");
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = Config::parse("[statsd]\nglobal_suffix = \"host1\"\n").unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();

@@ -13,6 +13,7 @@ pub mod emit;
 pub mod events;
 pub mod ingest;
 pub mod protocol;
+pub mod query;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

@@ -8,12 +8,17 @@
 //! children of the nodes matched so far, so `a.*.c` never looks at series
 //! outside `a.`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
 use super::schema::Method;
+
+/// Names are hashed on every point written; foldhash is several times
+/// faster than SipHash on them, and the index is not keyed by anything an
+/// attacker can collide cheaply at scale (names come from our own clients).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a percentile-like series derives from its timer's histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,9 +85,9 @@ pub struct Index {
 impl Default for Index {
     fn default() -> Self {
         Index {
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             series: Vec::new(),
-            hist_by_name: HashMap::new(),
+            hist_by_name: HashMap::default(),
             hists: Vec::new(),
             nodes: vec![Node::default()],
             tags: BTreeMap::new(),
@@ -160,8 +165,14 @@ impl Index {
     pub fn add_series(&mut self, name: &str, schema: u16, method: Method, xff: f32) -> u32 {
         let id = self.series.len() as u32;
         let name: Arc<str> = Arc::from(name);
-        let link = timer_stat(&name)
-            .and_then(|(base, stat)| self.hist_by_name.get(base).map(|&h| (h, stat)));
+        // Linked only when both share a schema, so the histogram's archives
+        // are the stat's archives.
+        let link = timer_stat(&name).and_then(|(base, stat)| {
+            self.hist_by_name
+                .get(base)
+                .filter(|&&h| self.hists[h as usize].schema == schema)
+                .map(|&h| (h, stat))
+        });
         self.series.push(SeriesInfo {
             name: name.clone(),
             schema,
@@ -218,7 +229,7 @@ impl Index {
             for sid in kids {
                 let s = &mut self.series[sid as usize];
                 if let Some((base, stat)) = timer_stat(&s.name) {
-                    if base == &*name {
+                    if base == &*name && s.schema == schema {
                         s.link = Some((id, stat));
                     }
                 }

@@ -14,7 +14,8 @@ use std::fmt;
 pub enum Space {
     /// Format version, schemas, checkpoint position.
     Meta,
-    /// Series index: name → id and id → name.
+    /// Series index: kind + name → id, schema, method, xff (the id → name
+    /// direction is rebuilt in memory at load).
     Series,
     /// Write-ahead batches not yet covered by a checkpoint.
     Log,

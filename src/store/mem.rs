@@ -9,9 +9,11 @@ use parking_lot::RwLock;
 
 use super::kv::{Batch, Kv, KvError, KvErrorKind, Op, Space};
 
+type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 #[derive(Default)]
 pub struct MemKv {
-    spaces: RwLock<BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    spaces: RwLock<Spaces>,
     full: AtomicBool,
 }
 

@@ -96,6 +96,9 @@ pub struct Written {
     pub too_new: u64,
 }
 
+/// Histograms read from one archive: first slot's time, step, slots.
+pub type HistWindow = (i64, u32, Vec<Option<Hist>>);
+
 /// One point to store.
 #[derive(Debug, Clone, Copy)]
 pub struct Point<'a> {
@@ -166,15 +169,34 @@ struct Target {
     link: Option<(u32, Stat)>,
 }
 
+impl Inner {
+    /// Bytes of log entries before `seq`, forgotten as they are covered.
+    fn log_bytes_at(&mut self, seq: u64) -> u64 {
+        let mut n = 0;
+        while let Some(&(s, b)) = self.log_sizes.front() {
+            if s >= seq {
+                break;
+            }
+            n += b;
+            self.log_sizes.pop_front();
+        }
+        n
+    }
+}
+
 struct Inner {
     points: Lane<f64>,
     hists: Lane<Option<Hist>>,
     /// Series and schema records not yet known to be in the engine.
-    pending_records: Vec<(Space, Vec<u8>, Vec<u8>)>,
+    /// (batch sequence, space, key, value).
+    pending_records: Vec<(u64, Space, Vec<u8>, Vec<u8>)>,
     next_seq: u64,
     /// First log sequence the last checkpoint does not cover.
     checkpoint_seq: u64,
     log_bytes: u64,
+    /// (sequence, bytes) of log entries not yet covered, for the log size
+    /// left after a checkpoint.
+    log_sizes: std::collections::VecDeque<(u64, u64)>,
     last_checkpoint: Instant,
     /// A log append failed: memory holds points the log does not, so the
     /// next checkpoint must not wait for its interval.
@@ -189,7 +211,19 @@ pub struct Store {
     index: RwLock<Index>,
     schemas: RwLock<Schemas>,
     inner: Mutex<Inner>,
+    /// Held for a whole checkpoint, so two never interleave.
+    checkpointing: Mutex<()>,
     pub stats: StoreStats,
+}
+
+/// The first key after every key that starts with `prefix` (which ends in
+/// a byte below 0xff, as ours all do).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 fn meta_schema_key(id: u16) -> Vec<u8> {
@@ -251,8 +285,7 @@ impl Store {
         }
         // Schemas, in id order.
         let mut schema_rows: Vec<(u16, String)> = Vec::new();
-        let mut end = META_SCHEMA.to_vec();
-        end.push(0xff);
+        let end = prefix_end(META_SCHEMA);
         kv.scan(Space::Meta, META_SCHEMA, &end, &mut |k, v| {
             if let Ok(id) = k[META_SCHEMA.len()..].try_into().map(u16::from_be_bytes) {
                 schema_rows.push((id, String::from_utf8_lossy(v).into_owned()));
@@ -337,8 +370,7 @@ impl Store {
         };
         let mut points = Lane::default();
         let mut hists = Lane::default();
-        let mut end = META_UPTO.to_vec();
-        end.push(0xff);
+        let end = prefix_end(META_UPTO);
         kv.scan(Space::Meta, META_UPTO, &end, &mut |k, v| {
             let k = &k[META_UPTO.len()..];
             if let (Ok(k), Ok(v)) = (<[u8; 3]>::try_from(k), <[u8; 4]>::try_from(v)) {
@@ -363,9 +395,11 @@ impl Store {
                 next_seq: checkpoint_seq,
                 checkpoint_seq,
                 log_bytes: 0,
+                log_sizes: std::collections::VecDeque::new(),
                 last_checkpoint: Instant::now(),
                 log_gap: false,
             }),
+            checkpointing: Mutex::new(()),
             stats: StoreStats::default(),
         };
         store.replay()?;
@@ -421,6 +455,8 @@ impl Store {
                 .iter()
                 .map(|h| index.hists.get(h.0 as usize).map(|i| (h.0, i.schema)))
                 .collect();
+            inner.points.stamp = seq;
+            inner.hists.stamp = seq;
             let w = self.apply(&mut inner, &schemas, &e, &targets, &htargets);
             if let Err(err) = w {
                 return Err(StoreError::Open {
@@ -429,7 +465,6 @@ impl Store {
                 });
             }
             inner.next_seq = seq + 1;
-            inner.log_bytes += 1;
             self.stats.replayed_batches.fetch_add(1, Relaxed);
         }
         Ok(())
@@ -466,11 +501,13 @@ impl Store {
         let bytes = entry.encode();
         let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
-        inner.pending_records.extend(records);
         let seq = inner.next_seq;
         inner.next_seq += 1;
+        inner
+            .pending_records
+            .extend(records.into_iter().map(|(s, k, v)| (seq, s, k, v)));
         let mut batch = Batch::default();
-        for (space, k, v) in &inner.pending_records {
+        for (_, space, k, v) in &inner.pending_records {
             batch.put(*space, k.clone(), v.clone());
         }
         batch.put(Space::Log, wal::key(seq).to_vec(), bytes.clone());
@@ -480,6 +517,7 @@ impl Store {
             Ok(()) => {
                 inner.pending_records.clear();
                 inner.log_bytes += bytes.len() as u64;
+                inner.log_sizes.push_back((seq, bytes.len() as u64));
                 self.stats.log_bytes.store(inner.log_bytes, Relaxed);
             }
             Err(e) => {
@@ -488,6 +526,8 @@ impl Store {
                 result_err = Some(e);
             }
         }
+        inner.points.stamp = seq;
+        inner.hists.stamp = seq;
         let applied = self.apply(&mut inner, &schemas, &entry, &targets, &htargets);
         drop(inner);
         self.stats.batches.fetch_add(1, Relaxed);
@@ -776,7 +816,7 @@ impl Store {
         from: i64,
         until: i64,
         now: i64,
-    ) -> Result<Option<(i64, u32, Vec<Option<Hist>>)>, StoreError> {
+    ) -> Result<Option<HistWindow>, StoreError> {
         let schema = match self.index.read().hists.get(id as usize) {
             Some(h) => h.schema,
             None => return Ok(None),
@@ -877,18 +917,28 @@ impl Store {
     }
 
     /// Writes every changed row and drops the log they cover, atomically.
+    /// Rows are copied under the lock and encoded outside it, so writers
+    /// wait only for the copy.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.checkpointing.lock();
         let started = Instant::now();
-        let index = self.index.read();
-        let schemas = self.schemas.read();
-        let point_schema = |sid: u32| index.series.get(sid as usize).map(|s| s.schema);
-        let hist_schema = |sid: u32| index.hists.get(sid as usize).map(|s| s.schema);
-        let mut inner = self.inner.lock();
-        let rows = inner.points.collect(&schemas.shapes, &point_schema);
-        let hrows = inner.hists.collect(&schemas.shapes, &hist_schema);
-        let covered = inner.next_seq;
+        let (rows, hrows, covered, records) = {
+            let index = self.index.read();
+            let schemas = self.schemas.read();
+            let point_schema = |sid: u32| index.series.get(sid as usize).map(|s| s.schema);
+            let hist_schema = |sid: u32| index.hists.get(sid as usize).map(|s| s.schema);
+            let inner = self.inner.lock();
+            (
+                inner.points.snapshot(&schemas.shapes, &point_schema),
+                inner.hists.snapshot(&schemas.shapes, &hist_schema),
+                inner.next_seq,
+                inner.pending_records.clone(),
+            )
+        };
+        let rows = Lane::<f64>::encode(&rows);
+        let hrows = Lane::<Option<Hist>>::encode(&hrows);
         let mut batch = Batch::default();
-        for (space, k, v) in &inner.pending_records {
+        for (_, space, k, v) in &records {
             batch.put(*space, k.clone(), v.clone());
         }
         for (space, list) in [(Space::Rows, &rows), (Space::Hists, &hrows)] {
@@ -904,30 +954,35 @@ impl Store {
             let e = upto.entry((key.schema, key.archive)).or_insert(0);
             *e = (*e).max(key.start);
         }
-        for ((schema, archive), start) in upto {
-            let known = |l: &HashMap<(u16, u8), u32>| l.get(&(schema, archive)).copied();
-            let start = start
-                .max(known(&inner.points.stored_upto).unwrap_or(0))
-                .max(known(&inner.hists.stored_upto).unwrap_or(0));
-            let key = [META_UPTO, &schema.to_be_bytes()[..], &[archive]].concat();
-            batch.put(Space::Meta, key, start.to_be_bytes().to_vec());
+        {
+            let inner = self.inner.lock();
+            for ((schema, archive), start) in upto {
+                let known = |l: &HashMap<(u16, u8), u32>| l.get(&(schema, archive)).copied();
+                let start = start
+                    .max(known(&inner.points.stored_upto).unwrap_or(0))
+                    .max(known(&inner.hists.stored_upto).unwrap_or(0));
+                let key = [META_UPTO, &schema.to_be_bytes()[..], &[archive]].concat();
+                batch.put(Space::Meta, key, start.to_be_bytes().to_vec());
+            }
         }
         batch.put(Space::Meta, META_CHECKPOINT, covered.to_be_bytes().to_vec());
         batch.delete_range(Space::Log, wal::key(0).to_vec(), wal::key(covered).to_vec());
-        match self.kv.write(batch) {
+        let result = self.kv.write(batch);
+        let mut inner = self.inner.lock();
+        match result {
             Ok(()) => {
-                inner.points.commit(&rows);
-                inner.hists.commit(&hrows);
+                inner.points.commit(&rows, covered);
+                inner.hists.commit(&hrows, covered);
                 for (key, _) in rows.iter().chain(hrows.iter()) {
                     inner.points.mark_stored(key.schema, key.archive, key.start);
                     inner.hists.mark_stored(key.schema, key.archive, key.start);
                 }
-                inner.pending_records.clear();
+                inner.pending_records.retain(|r| r.0 >= covered);
                 inner.checkpoint_seq = covered;
-                inner.log_bytes = 0;
+                inner.log_bytes = inner.log_bytes.saturating_sub(inner.log_bytes_at(covered));
                 inner.log_gap = false;
                 inner.last_checkpoint = Instant::now();
-                self.stats.log_bytes.store(0, Relaxed);
+                self.stats.log_bytes.store(inner.log_bytes, Relaxed);
                 self.stats.checkpoints.fetch_add(1, Relaxed);
                 self.stats
                     .rows_written

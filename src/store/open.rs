@@ -59,16 +59,25 @@ pub struct OpenRow<T> {
     pub slots: Vec<T>,
     /// Changed since it was last written out.
     pub dirty: bool,
+    /// The log sequence of the last batch that changed it.
+    pub stamp: u64,
 }
 
 impl<T: Slot> OpenRow<T> {
-    fn set(&mut self, slot: usize, v: T) {
+    fn set(&mut self, slot: usize, v: T, stamp: u64) {
         if self.slots.len() <= slot {
             self.slots.resize(slot + 1, T::absent());
         }
         self.slots[slot] = v;
         self.dirty = true;
+        self.stamp = stamp;
     }
+}
+
+/// A row out of the open set and not yet written: full length.
+pub struct Unsaved<T> {
+    pub slots: Vec<T>,
+    pub stamp: u64,
 }
 
 /// The row geometry of one schema: span (seconds) and slots per row, per
@@ -86,11 +95,14 @@ pub struct Lane<T> {
     pub open: Vec<Vec<Option<OpenRow<T>>>>,
     /// Rows sealed or changed out of order since the last checkpoint, full
     /// length.
-    pub unsaved: HashMap<RowKey, Vec<T>>,
+    pub unsaved: HashMap<RowKey, Unsaved<T>>,
     /// Per (schema, archive): the newest row start that may be stored in the
     /// engine. A row starting later is known to be new and is not looked up.
     pub stored_upto: HashMap<(u16, u8), u32>,
     pub corrupt_rows: u64,
+    /// The log sequence of the batch being applied; rows it changes carry
+    /// it, so a checkpoint knows which rows changed after its snapshot.
+    pub stamp: u64,
 }
 
 impl<T> Default for Lane<T> {
@@ -100,6 +112,7 @@ impl<T> Default for Lane<T> {
             unsaved: HashMap::new(),
             stored_upto: HashMap::new(),
             corrupt_rows: 0,
+            stamp: 0,
         }
     }
 }
@@ -119,8 +132,8 @@ impl<T: Slot> Lane<T> {
     /// are counted and treated as empty, so one damaged row costs its own
     /// points, never the write.
     fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<Vec<T>, KvError> {
-        if let Some(v) = self.unsaved.remove(&key) {
-            return Ok(v);
+        if let Some(u) = self.unsaved.remove(&key) {
+            return Ok(u.slots);
         }
         let may_exist = self
             .stored_upto
@@ -163,20 +176,21 @@ impl<T: Slot> Lane<T> {
             start,
             series,
         };
+        let stamp = self.stamp;
         let cur = self.open[series as usize][archive]
             .as_ref()
             .map(|r| r.start);
         match cur {
             Some(s) if s == start => {
                 if let Some(r) = self.open[series as usize][archive].as_mut() {
-                    r.set(slot, v);
+                    r.set(slot, v, stamp);
                 }
             }
             Some(s) if s > start => {
                 // A late point for an older row: change it where it lives.
                 let mut row = self.load(kv, key, slots)?;
                 row[slot] = v;
-                self.unsaved.insert(key, row);
+                self.unsaved.insert(key, Unsaved { slots: row, stamp });
             }
             _ => {
                 let row_slots = self.load(kv, key, slots)?;
@@ -184,8 +198,9 @@ impl<T: Slot> Lane<T> {
                     start,
                     slots: row_slots,
                     dirty: true,
+                    stamp,
                 };
-                fresh.set(slot, v);
+                fresh.set(slot, v, stamp);
                 if let Some(old) = self.open[series as usize][archive].replace(fresh) {
                     self.seal(key, old, slots);
                 }
@@ -201,7 +216,13 @@ impl<T: Slot> Lane<T> {
         };
         if old.dirty {
             old.slots.resize(slots, T::absent());
-            self.unsaved.insert(key, old.slots);
+            self.unsaved.insert(
+                key,
+                Unsaved {
+                    slots: old.slots,
+                    stamp: old.stamp,
+                },
+            );
         }
     }
 
@@ -232,7 +253,7 @@ impl<T: Slot> Lane<T> {
             start,
             series,
         };
-        self.unsaved.get(&key).map(|s| pick(s))
+        self.unsaved.get(&key).map(|u| pick(&u.slots))
     }
 
     /// Moves open rows that end at or before `cutoff(schema, archive)` to
@@ -273,18 +294,17 @@ impl<T: Slot> Lane<T> {
         sealed
     }
 
-    /// Every row a checkpoint must write: unsaved rows and dirty open rows,
-    /// encoded; rows left without points become deletes (None). Nothing
-    /// changes until [`Lane::commit`] says the write succeeded.
-    pub fn collect(
+    /// Copies of every row a checkpoint must write: unsaved rows and dirty
+    /// open rows (full length). Nothing changes until [`Lane::commit`]
+    /// says they were written.
+    pub fn snapshot(
         &self,
         shapes: &[Shape],
         schema_of: &dyn Fn(u32) -> Option<u16>,
-    ) -> Vec<(RowKey, Option<Vec<u8>>)> {
+    ) -> Vec<(RowKey, Vec<T>)> {
         let mut out = Vec::new();
-        for (key, slots) in &self.unsaved {
-            let any = slots.iter().any(T::present);
-            out.push((*key, any.then(|| T::encode_row(slots))));
+        for (key, u) in &self.unsaved {
+            out.push((*key, u.slots.clone()));
         }
         for (sid, rows) in self.open.iter().enumerate() {
             let Some(schema) = schema_of(sid as u32) else {
@@ -300,25 +320,39 @@ impl<T: Slot> Lane<T> {
                         start: r.start,
                         series: sid as u32,
                     };
-                    let any = full.iter().any(T::present);
-                    out.push((key, any.then(|| T::encode_row(&full))));
+                    out.push((key, full));
                 }
             }
         }
         out
     }
 
-    /// The rows [`Lane::collect`] gave are stored: forget the unsaved ones,
-    /// mark open ones clean.
-    pub fn commit(&mut self, written: &[(RowKey, Option<Vec<u8>>)]) {
+    /// Encodes snapshot rows; rows without points become deletes (None).
+    pub fn encode(rows: &[(RowKey, Vec<T>)]) -> Vec<(RowKey, Option<Vec<u8>>)> {
+        rows.iter()
+            .map(|(k, slots)| {
+                (
+                    *k,
+                    slots.iter().any(T::present).then(|| T::encode_row(slots)),
+                )
+            })
+            .collect()
+    }
+
+    /// The rows of a snapshot taken before batch `before` are stored: forget
+    /// unsaved ones and mark open ones clean, unless a later batch changed
+    /// them meanwhile.
+    pub fn commit(&mut self, written: &[(RowKey, Option<Vec<u8>>)], before: u64) {
         for (key, _) in written {
-            self.unsaved.remove(key);
+            if self.unsaved.get(key).is_some_and(|u| u.stamp < before) {
+                self.unsaved.remove(key);
+            }
             if let Some(r) = self
                 .open
                 .get_mut(key.series as usize)
                 .and_then(|a| a.get_mut(key.archive as usize))
                 .and_then(|r| r.as_mut())
-                .filter(|r| r.start == key.start)
+                .filter(|r| r.start == key.start && r.stamp < before)
             {
                 r.dirty = false;
             }

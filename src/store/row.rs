@@ -4,7 +4,7 @@
 //!
 //! A row is a run-length list of the slots that hold a point followed by the
 //! values of those slots, compressed with pco. Regular timestamps cost
-//! nothing (a full row's presence list is two bytes); values cost what pco
+//! nothing (a full row's presence list is four bytes); values cost what pco
 //! makes of them (well under a byte for counters, rates and gauges).
 
 use thiserror::Error;
@@ -281,7 +281,8 @@ mod tests {
         let slots: Vec<f64> = (0..720).map(|i| ((i * 37) % 90) as f64 / 10.0).collect();
         let bytes = encode(&slots);
         assert!(bytes.len() < 720, "{} bytes for 720 points", bytes.len());
-        // The presence list of a full row is 3 bytes: one run from 0.
+        // The presence list of a full row is 4 bytes: one run, from slot 0,
+        // 720 long.
         assert_eq!(&bytes[1..5], &[1, 0, 0xd0, 0x05]);
     }
 

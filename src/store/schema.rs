@@ -258,7 +258,7 @@ impl Method {
             Method::Sum => vals().sum(),
             Method::Min => vals().fold(f64::INFINITY, f64::min),
             Method::Max => vals().fold(f64::NEG_INFINITY, f64::max),
-            Method::Last => vals().last().unwrap_or(f64::NAN),
+            Method::Last => vals().next_back().unwrap_or(f64::NAN),
             Method::AvgZero => vals().sum::<f64>() / slots.len() as f64,
             // Python's max(key=abs) keeps the first of equal magnitudes.
             Method::AbsMax => vals().fold(f64::NAN, |m, v| {
