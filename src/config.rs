@@ -70,6 +70,13 @@ pub struct ServerConfig {
     pub carbon_udp: Option<SocketAddr>,
     /// When set, HTTP writes (events) need `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// Time zone for `from`/`until` and csv times when a request has no
+    /// `tz` (graphite-web's TIME_ZONE).
+    pub time_zone: String,
+    /// Series one render request may read; more is a 422.
+    pub max_series_per_request: usize,
+    /// Points one render request may read; more is a 422.
+    pub max_points_per_request: usize,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +95,9 @@ impl Default for ServerConfig {
             carbon_tcp: Some(([0, 0, 0, 0], 2003).into()),
             carbon_udp: Some(([0, 0, 0, 0], 2003).into()),
             api_token: None,
+            time_zone: "UTC".to_string(),
+            max_series_per_request: 100_000,
+            max_points_per_request: 50_000_000,
         }
     }
 }
@@ -416,6 +426,8 @@ impl Config {
                 }
             }
         }
+        crate::query::time::zone(&self.server.time_zone)
+            .map_err(|e| ConfigError::Invalid(format!("server.time_zone: {e}")))?;
         crate::store::schema::Rules::from_config(&self.storage)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(f) = &self.forward.graphite {

@@ -74,6 +74,7 @@ pub struct Daemon {
     control: Arc<(Mutex<FlushControl>, Condvar)>,
     spool: Option<JoinHandle<()>>,
     agg: Option<Arc<Aggregator>>,
+    http: Option<JoinHandle<()>>,
     store: Arc<Store>,
     maintenance: Option<JoinHandle<()>>,
     _lock: File,
@@ -231,6 +232,24 @@ impl Daemon {
                 .map_err(DaemonError::Thread)?,
             );
         }
+        let mut http_addr = None;
+        let http = match cfg.server.http {
+            Some(addr) => {
+                let l = bind_tcp("HTTP", addr)?;
+                http_addr = l.local_addr().ok();
+                let state = Arc::new(crate::http::HttpState {
+                    store: store.clone(),
+                    limits: crate::query::eval::Limits {
+                        max_series: cfg.server.max_series_per_request,
+                        max_points: cfg.server.max_points_per_request,
+                    },
+                    default_tz: crate::query::time::zone(&cfg.server.time_zone)
+                        .unwrap_or(chrono_tz::Tz::UTC),
+                });
+                Some(crate::http::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
+            }
+            None => None,
+        };
         let emitter = Emitter::new(&cfg, telemetry.clone()).with_store(store.clone());
         let healthy = Arc::new(AtomicBool::new(true));
         let mut admin_addr = None;
@@ -273,6 +292,7 @@ impl Daemon {
             statsd_tcp = ?tcp_addr,
             carbon_tcp = ?carbon_tcp_addr,
             carbon_udp = ?carbon_udp_addr,
+            http = ?http_addr,
             admin = ?admin_addr,
             data_dir = %data_dir.display(),
             flush_interval = ?cfg.statsd.flush_interval,
@@ -286,6 +306,7 @@ impl Daemon {
             control,
             spool: Some(spool),
             agg: Some(agg),
+            http,
             store,
             maintenance: Some(maintenance),
             _lock: lock,
@@ -312,6 +333,9 @@ impl Daemon {
             let _ = h.join();
         }
         if let Some(h) = self.admin.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.http.take() {
             let _ = h.join();
         }
         {

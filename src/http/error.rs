@@ -1,0 +1,37 @@
+//! The one mapping from errors to HTTP statuses: a user's mistake is a 4xx
+//! that names it, never a 500.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::query::eval::QueryError;
+use crate::query::time::TimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error("{0}")]
+    Time(#[from] TimeError),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Query(QueryError::TooMuch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Query(QueryError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        (status, format!("{self}\n")).into_response()
+    }
+}

@@ -1,0 +1,201 @@
+//! The HTTP API on `[server] http`: axum on a small tokio runtime of its
+//! own, so nothing async reaches the ingest or flush threads. Handlers call
+//! the query stage and the encoders; [`error`] is the one place that turns
+//! errors into status codes.
+
+pub mod error;
+pub mod render;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::query::eval::Limits;
+use crate::store::Store;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub store: Arc<Store>,
+    pub limits: Limits,
+    pub default_tz: chrono_tz::Tz,
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/render", get(render::render_get).post(render::render_post))
+        .route(
+            "/render/",
+            get(render::render_get).post(render::render_post),
+        )
+        .route(
+            "/metrics/find",
+            get(render::find_get).post(render::find_post),
+        )
+        .route(
+            "/metrics/find/",
+            get(render::find_get).post(render::find_post),
+        )
+        .route(
+            "/metrics/expand",
+            get(render::expand_get).post(render::expand_post),
+        )
+        .route("/version", get(|| async { "1.1.10" }))
+        .route("/version/", get(|| async { "1.1.10" }))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is set.
+pub fn start(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name("http-main".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serve HTTP");
+                        return;
+                    }
+                };
+                let stop = async move {
+                    while !shutdown.load(Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, router(state))
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use crate::config::StorageConfig;
+    use crate::store::Point;
+
+    const NOW: i64 = 1_795_314_600;
+
+    fn app() -> Router {
+        let store = Store::in_memory(&StorageConfig::default()).unwrap();
+        let names = [
+            "servers.web1.cpu.user",
+            "servers.web2.cpu.user",
+            "servers.web1.cpu.idle",
+        ];
+        for k in 0..30 {
+            let t = NOW - 300 + k * 10;
+            let pts: Vec<Point<'_>> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Point {
+                    name: n,
+                    timestamp: t,
+                    value: (i * 100) as f64 + k as f64,
+                })
+                .collect();
+            store.write(&pts, &[], NOW).unwrap();
+        }
+        router(Arc::new(HttpState {
+            store: Arc::new(store),
+            limits: Limits {
+                max_series: 2,
+                max_points: 1_000_000,
+            },
+            default_tz: chrono_tz::Tz::UTC,
+        }))
+    }
+
+    async fn get(uri: &str) -> (StatusCode, String) {
+        let r = app()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn render_json_of_one_series() {
+        let (s, body) = get(&format!(
+            "/render?target=servers.web1.cpu.idle&format=json&from={}&until={}&now={NOW}",
+            NOW - 60,
+            NOW - 30
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let t0 = NOW - 50;
+        assert_eq!(
+            body,
+            format!(
+                r#"[{{"target": "servers.web1.cpu.idle", "tags": {{"name": "servers.web1.cpu.idle"}}, "datapoints": [[225.0, {t0}], [226.0, {}], [227.0, {}]]}}]"#,
+                t0 + 10,
+                t0 + 20
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn mistakes_are_4xx_that_say_what() {
+        let (s, body) = get("/render?target=sumSeriez(servers.*.cpu.user)&format=json").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("unknown function sumSeriez"), "{body}");
+        let (s, body) = get("/render?target=servers.*.cpu.user&from=-5x&format=json").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("-5x"), "{body}");
+        let (s, body) = get("/render?target=sumSeries(a&format=json").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("character"), "{body}");
+        let (s, body) = get("/render?target=servers.*.cpu.*&format=json").await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("series cap") && body.contains('3'), "{body}");
+        let (s, _) = get("/metrics/find").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn find_and_expand() {
+        let (s, body) = get("/metrics/find?query=servers.*").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["id"], "servers.web1");
+        assert_eq!(v[0]["leaf"], 0);
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let (_, body) = get("/metrics/find?query=servers.web1.cpu.*&format=completer").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["metrics"][0]["path"], "servers.web1.cpu.idle");
+        assert_eq!(v["metrics"][0]["is_leaf"], "1");
+        let (_, body) = get("/metrics/expand?query=servers.*.cpu.user").await;
+        assert_eq!(
+            body,
+            r#"{"results":["servers.web1.cpu.user","servers.web2.cpu.user"]}"#
+        );
+        let (_, body) = get("/version").await;
+        assert_eq!(body, "1.1.10");
+    }
+}

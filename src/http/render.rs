@@ -1,0 +1,253 @@
+//! `/render`, `/metrics/find`, `/metrics/expand`.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::HttpState;
+use crate::query::eval::{evaluate, Context};
+use crate::query::series::Series;
+use crate::query::time::{parse_at_time, zone};
+use crate::render::text;
+use crate::telemetry::unix_now;
+
+/// Request parameters, repeated keys kept (GET query string and POST form
+/// merged, as graphite-web merges them).
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn from_parts(query: Option<String>, form: Vec<(String, String)>) -> Result<Params, ApiError> {
+        let mut v: Vec<(String, String)> = match query {
+            Some(q) => serde_urlencoded::from_str(&q)
+                .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?,
+            None => Vec::new(),
+        };
+        v.extend(form);
+        Ok(Params(v))
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == k || key.strip_suffix("[]") == Some(k))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some(v) if !matches!(v, "" | "0" | "false" | "False"))
+    }
+}
+
+pub async fn render_get(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    render(st, Params::from_parts(q, vec![])?).await
+}
+
+pub async fn render_post(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    render(st, Params::from_parts(q, form)?).await
+}
+
+async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || render_blocking(&st, &p))
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("render task failed: {e}")))?
+}
+
+fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+    let tz = match p.get("tz") {
+        Some(name) => zone(name)?,
+        None => st.default_tz,
+    };
+    let wall = unix_now() as i64;
+    let now = match p.get("now") {
+        Some(n) => parse_at_time(n, &tz, wall)?,
+        None => wall,
+    };
+    let until = parse_at_time(p.get("until").unwrap_or("now"), &tz, now)?;
+    let from = parse_at_time(p.get("from").unwrap_or("-1d"), &tz, now)?;
+    // graphite-web swaps a reversed window silently.
+    let (from, until) = if from > until {
+        (until, from)
+    } else {
+        (from, until)
+    };
+    let mut ctx = Context {
+        store: &st.store,
+        from,
+        until,
+        now,
+        limits: st.limits,
+        points_read: 0,
+    };
+    let mut series: Vec<Series> = Vec::new();
+    for t in p.all("target") {
+        if t.trim().is_empty() {
+            continue;
+        }
+        series.extend(evaluate(&mut ctx, t)?);
+    }
+    let format = p.get("format").unwrap_or("png");
+    let max_points = p
+        .get("maxDataPoints")
+        .map(|v| {
+            v.parse::<f64>()
+                .map(|f| f as usize)
+                .map_err(|_| ApiError::BadRequest(format!("maxDataPoints {v:?} is not a number")))
+        })
+        .transpose()?;
+    match format {
+        "json" => {
+            let body = text::json(&series, max_points, p.flag("noNullPoints"));
+            match p.get("jsonp") {
+                Some(cb) => Ok((
+                    [(header::CONTENT_TYPE, "text/javascript")],
+                    format!("{cb}({body})"),
+                )
+                    .into_response()),
+                None => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+            }
+        }
+        "csv" => Ok((
+            [(header::CONTENT_TYPE, "text/csv")],
+            text::csv(&series, &tz),
+        )
+            .into_response()),
+        "raw" => Ok(([(header::CONTENT_TYPE, "text/plain")], text::raw(&series)).into_response()),
+        other => Err(ApiError::BadRequest(format!(
+            "format {other:?} is not one of json, csv, raw (png and svg are not served yet)"
+        ))),
+    }
+}
+
+pub async fn find_get(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    find(&st, &Params::from_parts(q, vec![])?)
+}
+
+pub async fn find_post(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    find(&st, &Params::from_parts(q, form)?)
+}
+
+fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+    let query = p
+        .get("query")
+        .ok_or_else(|| ApiError::BadRequest("missing parameter: query".into()))?;
+    let found = st
+        .store
+        .index()
+        .find(query, st.limits.max_series)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let base = match query.rfind('.') {
+        Some(i) => format!("{}.", &query[..i]),
+        None => String::new(),
+    };
+    let leaf_name = |path: &str| path.rsplit('.').next().unwrap_or(path).to_string();
+    let body = match p.get("format").unwrap_or("treejson") {
+        "treejson" => {
+            let mut seen = std::collections::HashSet::new();
+            let mut nodes = Vec::new();
+            for f in &found {
+                let name = leaf_name(&f.path);
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let leaf = f.leaf.is_some() && !f.branch;
+                nodes.push(serde_json::json!({
+                    "allowChildren": if leaf { 0 } else { 1 },
+                    "expandable": if leaf { 0 } else { 1 },
+                    "leaf": if leaf { 1 } else { 0 },
+                    "id": format!("{base}{name}"),
+                    "text": name,
+                    "context": {},
+                }));
+            }
+            serde_json::Value::Array(nodes)
+        }
+        "completer" => {
+            let metrics: Vec<serde_json::Value> = found
+                .iter()
+                .map(|f| {
+                    let leaf = f.leaf.is_some() && !f.branch;
+                    serde_json::json!({
+                        "path": if leaf { f.path.clone() } else { format!("{}.", f.path) },
+                        "name": leaf_name(&f.path),
+                        "is_leaf": if leaf { "1" } else { "0" },
+                    })
+                })
+                .collect();
+            serde_json::json!({ "metrics": metrics })
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "format {other:?} is not one of treejson, completer"
+            )))
+        }
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+pub async fn expand_get(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    expand(&st, &Params::from_parts(q, vec![])?)
+}
+
+pub async fn expand_post(
+    State(st): State<Arc<HttpState>>,
+    RawQuery(q): RawQuery,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    expand(&st, &Params::from_parts(q, form)?)
+}
+
+fn expand(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+    let mut results = std::collections::BTreeSet::new();
+    let queries: Vec<&str> = p.all("query").collect();
+    if queries.is_empty() {
+        return Err(ApiError::BadRequest("missing parameter: query".into()));
+    }
+    for q in queries {
+        for f in st
+            .store
+            .index()
+            .find(q, st.limits.max_series)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+        {
+            results.insert(f.path);
+        }
+    }
+    let body = serde_json::json!({ "results": results });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}

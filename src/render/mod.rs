@@ -1,0 +1,5 @@
+//! Output encoders: what a list of series looks like on the wire. The query
+//! stage decides the numbers; nothing here changes them except
+//! `maxDataPoints` consolidation, which graphite-web also does at output.
+
+pub mod text;
