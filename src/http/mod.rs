@@ -178,6 +178,61 @@ mod tests {
         assert_eq!(s, StatusCode::BAD_REQUEST);
     }
 
+    fn parse_json(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    #[tokio::test]
+    async fn functions_name_and_compute_like_graphite() {
+        let w = format!(
+            "&format=json&from={}&until={}&now={NOW}",
+            NOW - 60,
+            NOW - 30
+        );
+        let (s, body) = get(&format!("/render?target=sumSeries(servers.*.cpu.user){w}")).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v = parse_json(&body);
+        assert_eq!(v[0]["target"], "sumSeries(servers.*.cpu.user)");
+        assert_eq!(v[0]["tags"]["aggregatedBy"], "sum");
+        // web1.cpu.user = k, web2.cpu.user = 100 + k at k = 25.
+        assert_eq!(v[0]["datapoints"][0][0], 150.0);
+        let (_, body) = get(&format!(
+            "/render?target=scale(servers.web1.cpu.idle,0.5){w}"
+        ))
+        .await;
+        let v = parse_json(&body);
+        assert_eq!(v[0]["target"], "scale(servers.web1.cpu.idle,0.5)");
+        assert_eq!(v[0]["tags"]["scale"], "0.5");
+        assert_eq!(v[0]["datapoints"][0][0], 112.5);
+        let (_, body) = get(&format!(
+            "/render?target=aliasByNode(servers.*.cpu.user,1){w}"
+        ))
+        .await;
+        let v = parse_json(&body);
+        assert_eq!(
+            (v[0]["target"].as_str(), v[1]["target"].as_str()),
+            (Some("web1"), Some("web2"))
+        );
+        let grafana = "aliasSub(servers.web1.cpu.user,%20%22(%5E.*%24)%22,%20%22%5C1%20A%22)";
+        let (_, body) = get(&format!("/render?target={grafana}{w}")).await;
+        assert_eq!(parse_json(&body)[0]["target"], "servers.web1.cpu.user A");
+        let (_, body) = get(&format!("/render?target=constantLine(100){w}")).await;
+        let v = parse_json(&body);
+        assert_eq!(v[0]["target"], "100.0");
+        assert_eq!(v[0]["datapoints"].as_array().unwrap().len(), 3);
+        let (_, body) = get(&format!(
+            "/render?target=highestCurrent(servers.*.cpu.user,1){w}"
+        ))
+        .await;
+        assert_eq!(parse_json(&body)[0]["target"], "servers.web2.cpu.user");
+        let (s, body) = get(&format!(
+            "/render?target=scale(servers.web1.cpu.idle,'x'){w}"
+        ))
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("factor must be a number"), "{body}");
+    }
+
     #[tokio::test]
     async fn find_and_expand() {
         let (s, body) = get("/metrics/find?query=servers.*").await;

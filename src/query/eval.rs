@@ -5,6 +5,7 @@ use crate::store::{Store, StoreError};
 
 use super::parse::{parse, Expr, SyntaxError};
 use super::series::{tags_of, Series};
+use super::time::TimeError;
 
 /// Why a target could not be evaluated. Each maps to one HTTP status in
 /// `http::error`.
@@ -26,6 +27,8 @@ pub enum QueryError {
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Time(#[from] TimeError),
 }
 
 /// Caps that keep one request from reading without bound.
@@ -103,7 +106,7 @@ impl Context<'_> {
     pub fn eval(&mut self, e: &Expr) -> Result<Vec<Series>, QueryError> {
         match e {
             Expr::Path(p) => self.fetch_path(p),
-            Expr::Call(c) => Err(QueryError::UnknownFunction(c.name.clone())),
+            Expr::Call(c) => super::functions::call(self, c),
             other => Err(QueryError::BadArgument(format!(
                 "a target must be a series, not {}",
                 other.to_target()

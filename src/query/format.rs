@@ -59,9 +59,56 @@ pub fn py_float_repr(v: f64) -> String {
     out
 }
 
+/// Python's `"%g" % v`: six significant digits, trailing zeros dropped,
+/// scientific below 1e-4 and from 1e6.
+pub fn py_g(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let sci = format!("{v:.5e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        let decimals = (5 - exp).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        let m = mantissa.trim_end_matches('0').trim_end_matches('.');
+        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_python_percent_g() {
+        for (v, want) in [
+            (2.0, "2"),
+            (0.1, "0.1"),
+            (1.5, "1.5"),
+            (-3.25, "-3.25"),
+            (1234567.0, "1.23457e+06"),
+            (123456.0, "123456"),
+            (0.0001, "0.0001"),
+            (0.00001234, "1.234e-05"),
+            (1.0 / 3.0, "0.333333"),
+            (100.0, "100"),
+        ] {
+            assert_eq!(py_g(v), want, "{v}");
+        }
+    }
 
     #[test]
     fn matches_python_repr() {

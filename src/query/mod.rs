@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod format;
+pub mod functions;
 pub mod parse;
 pub mod series;
 pub mod time;

@@ -22,6 +22,9 @@ pub enum Expr {
     Path(String),
     Call(Call),
     Str(String),
+    /// An integer literal (graphite-web keeps ints and floats apart, and
+    /// prints them differently in names and tags).
+    Int(i64),
     Num(f64),
     Bool(bool),
     None,
@@ -165,6 +168,17 @@ fn number(i: &str) -> PResult<'_, f64> {
     }
 }
 
+fn numeric(i: &str) -> PResult<'_, Expr> {
+    let (rest, v) = number(i)?;
+    let text = &i[..i.len() - rest.len()];
+    if !text.contains(['.', 'e', 'E']) {
+        if let Ok(n) = text.trim_start_matches('+').parse::<i64>() {
+            return Ok((rest, Expr::Int(n)));
+        }
+    }
+    Ok((rest, Expr::Num(v)))
+}
+
 fn literal_word(i: &str) -> PResult<'_, Expr> {
     let (rest, word) = identifier(i)?;
     let after = rest.trim_start();
@@ -239,7 +253,7 @@ fn expression(i: &str) -> PResult<'_, Expr> {
     let (rest, e) = alt((
         call,
         string.map(Expr::Str),
-        number.map(Expr::Num),
+        numeric,
         literal_word,
         path.map(|p: &str| Expr::Path(p.to_string())),
     ))
@@ -279,6 +293,7 @@ impl Expr {
         match self {
             Expr::Path(p) => p.clone(),
             Expr::Str(s) => format!("\"{s}\""),
+            Expr::Int(n) => n.to_string(),
             Expr::Num(n) => crate::query::format::py_float_repr(*n),
             Expr::Bool(b) => if *b { "True" } else { "False" }.to_string(),
             Expr::None => "None".to_string(),
@@ -354,6 +369,10 @@ mod tests {
             call("scale", vec![path("x"), Expr::Num(-150.0)])
         );
         assert_eq!(
+            p("limit(x, 3)"),
+            call("limit", vec![path("x"), Expr::Int(3)])
+        );
+        assert_eq!(
             p(r"f(x, true, False, None, 'it\'s')"),
             call(
                 "f",
@@ -379,7 +398,7 @@ mod tests {
         );
         assert_eq!(
             p("constantLine(100)"),
-            call("constantLine", vec![Expr::Num(100.0)])
+            call("constantLine", vec![Expr::Int(100)])
         );
         assert_eq!(p(" countSeries( ) "), call("countSeries", vec![]));
         assert_eq!(
@@ -393,7 +412,7 @@ mod tests {
             p("sumSeries(scale(a,2),b)"),
             call(
                 "sumSeries",
-                vec![call("scale", vec![path("a"), Expr::Num(2.0)]), path("b")]
+                vec![call("scale", vec![path("a"), Expr::Int(2)]), path("b")]
             )
         );
     }
