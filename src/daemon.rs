@@ -351,7 +351,7 @@ impl Daemon {
         }
         // Everything flushed is in the log already; a checkpoint now makes
         // the next start-up replay nothing.
-        if let Err(e) = self.store.checkpoint() {
+        if let Err(e) = self.store.checkpoint_compact() {
             tracing::error!(error = %e, "final checkpoint failed; the next start replays the log");
         }
         // The aggregator holds the last event queue sender; dropping it lets

@@ -918,8 +918,19 @@ impl Store {
 
     /// Writes every changed row and drops the log they cover, atomically.
     /// Rows are copied under the lock and encoded outside it, so writers
-    /// wait only for the copy.
+    /// wait only for the copy. Sealed rows are compressed; open rows are
+    /// written raw (cheap, rewritten at every checkpoint until they seal).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpoint_with(false)
+    }
+
+    /// A checkpoint that also compresses open rows: at shutdown, so a
+    /// stopped store is as small as it gets.
+    pub fn checkpoint_compact(&self) -> Result<(), StoreError> {
+        self.checkpoint_with(true)
+    }
+
+    fn checkpoint_with(&self, compress_open: bool) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpointing.lock();
         let started = Instant::now();
         let (rows, hrows, covered, records) = {
@@ -935,8 +946,8 @@ impl Store {
                 inner.pending_records.clone(),
             )
         };
-        let rows = Lane::<f64>::encode(&rows);
-        let hrows = Lane::<Option<Hist>>::encode(&hrows);
+        let rows = Lane::<f64>::encode(&rows, compress_open);
+        let hrows = Lane::<Option<Hist>>::encode(&hrows, compress_open);
         let mut batch = Batch::default();
         for (_, space, k, v) in &records {
             batch.put(*space, k.clone(), v.clone());

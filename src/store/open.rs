@@ -18,6 +18,11 @@ pub trait Slot: Clone + Send + 'static {
     fn absent() -> Self;
     fn present(&self) -> bool;
     fn encode_row(slots: &[Self]) -> Vec<u8>;
+    /// The cheap encoding for a row that is still open (may equal
+    /// `encode_row`).
+    fn encode_open_row(slots: &[Self]) -> Vec<u8> {
+        Self::encode_row(slots)
+    }
     fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError>;
 }
 
@@ -31,6 +36,9 @@ impl Slot for f64 {
     }
     fn encode_row(slots: &[f64]) -> Vec<u8> {
         row::encode(slots)
+    }
+    fn encode_open_row(slots: &[f64]) -> Vec<u8> {
+        row::encode_raw(slots)
     }
     fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<f64>, RowError> {
         row::decode(bytes, slots)
@@ -214,16 +222,16 @@ impl<T: Slot> Lane<T> {
             start: old.start,
             ..at
         };
-        if old.dirty {
-            old.slots.resize(slots, T::absent());
-            self.unsaved.insert(
-                key,
-                Unsaved {
-                    slots: old.slots,
-                    stamp: old.stamp,
-                },
-            );
-        }
+        // Even a clean row goes out once more: checkpoints wrote it in its
+        // cheap open form, and sealing is when it is compressed.
+        old.slots.resize(slots, T::absent());
+        self.unsaved.insert(
+            key,
+            Unsaved {
+                slots: old.slots,
+                stamp: old.stamp,
+            },
+        );
     }
 
     /// The slots `[from, from + n)` of the row that holds them, if it is in
@@ -301,10 +309,10 @@ impl<T: Slot> Lane<T> {
         &self,
         shapes: &[Shape],
         schema_of: &dyn Fn(u32) -> Option<u16>,
-    ) -> Vec<(RowKey, Vec<T>)> {
+    ) -> Vec<(RowKey, Vec<T>, bool)> {
         let mut out = Vec::new();
         for (key, u) in &self.unsaved {
-            out.push((*key, u.slots.clone()));
+            out.push((*key, u.slots.clone(), false));
         }
         for (sid, rows) in self.open.iter().enumerate() {
             let Some(schema) = schema_of(sid as u32) else {
@@ -320,7 +328,7 @@ impl<T: Slot> Lane<T> {
                         start: r.start,
                         series: sid as u32,
                     };
-                    out.push((key, full));
+                    out.push((key, full, true));
                 }
             }
         }
@@ -328,13 +336,22 @@ impl<T: Slot> Lane<T> {
     }
 
     /// Encodes snapshot rows; rows without points become deletes (None).
-    pub fn encode(rows: &[(RowKey, Vec<T>)]) -> Vec<(RowKey, Option<Vec<u8>>)> {
+    /// Open rows are written cheaply unless `compress_open` (a final
+    /// checkpoint) asks for their compressed form.
+    pub fn encode(
+        rows: &[(RowKey, Vec<T>, bool)],
+        compress_open: bool,
+    ) -> Vec<(RowKey, Option<Vec<u8>>)> {
         rows.iter()
-            .map(|(k, slots)| {
-                (
-                    *k,
-                    slots.iter().any(T::present).then(|| T::encode_row(slots)),
-                )
+            .map(|(k, slots, open)| {
+                let bytes = slots.iter().any(T::present).then(|| {
+                    if *open && !compress_open {
+                        T::encode_open_row(slots)
+                    } else {
+                        T::encode_row(slots)
+                    }
+                });
+                (*k, bytes)
             })
             .collect()
     }

@@ -176,7 +176,8 @@ impl Retention {
     }
 }
 
-/// Each archive's row span: about [`ROW_POINTS`] steps, rounded up to a
+/// Each archive's row span: about [`ROW_POINTS`] steps (fewer when the
+/// archive keeps fewer), rounded up to a
 /// multiple of the next coarser step, so that every coarser point's finer
 /// points lie in one row (rollups never straddle rows).
 fn row_spans(archives: &[Archive]) -> Vec<u32> {
@@ -185,7 +186,9 @@ fn row_spans(archives: &[Archive]) -> Vec<u32> {
         .enumerate()
         .map(|(i, a)| {
             let unit = archives.get(i + 1).map_or(a.step, |c| c.step) as u64;
-            let want = a.step as u64 * ROW_POINTS as u64;
+            // No longer than the archive keeps: a row outliving its
+            // retention would hold expired points until it ends.
+            let want = a.step as u64 * ROW_POINTS.min(a.points) as u64;
             let span = want.div_ceil(unit) * unit;
             span.min(u32::MAX as u64 / 2) as u32
         })
