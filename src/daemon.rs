@@ -237,8 +237,16 @@ impl Daemon {
             Some(addr) => {
                 let l = bind_tcp("HTTP", addr)?;
                 http_addr = l.local_addr().ok();
+                let events = crate::events::store::EventStore::open(store.kv().clone()).map_err(
+                    |source| StoreError::Open {
+                        path: data_dir.join("store"),
+                        source,
+                    },
+                )?;
                 let state = Arc::new(crate::http::HttpState {
                     store: store.clone(),
+                    events: Arc::new(events),
+                    api_token: cfg.server.api_token.clone(),
                     limits: crate::query::eval::Limits {
                         max_series: cfg.server.max_series_per_request,
                         max_points: cfg.server.max_points_per_request,

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::dogstatsd::DogEvent;
 use crate::telemetry::unix_now;
 
+pub mod store;
+
 /// Events held in memory before the spool thread writes them.
 const QUEUE_CAPACITY: usize = 10_000;
 

@@ -15,13 +15,23 @@ pub enum ApiError {
     Time(#[from] TimeError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("this write needs \"Authorization: Bearer <token>\" with the server's api_token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the store cannot serve this now: {0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Query(QueryError::TooMuch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Query(QueryError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Query(QueryError::Store(_)) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }

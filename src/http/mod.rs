@@ -4,6 +4,7 @@
 //! errors into status codes.
 
 pub mod error;
+pub mod events;
 pub mod render;
 
 use std::net::TcpListener;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::query::eval::Limits;
@@ -21,6 +22,9 @@ use crate::store::Store;
 /// What the handlers share.
 pub struct HttpState {
     pub store: Arc<Store>,
+    pub events: Arc<crate::events::store::EventStore>,
+    /// Writes need `Authorization: Bearer <token>` when set.
+    pub api_token: Option<String>,
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
 }
@@ -44,6 +48,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/metrics/expand",
             get(render::expand_get).post(render::expand_post),
         )
+        .route("/events", post(events::post))
+        .route("/events/", post(events::post))
+        .route("/events/get_data", get(events::get_data))
+        .route("/events/{id}", delete(events::delete))
         .route("/version", get(|| async { "1.1.10" }))
         .route("/version/", get(|| async { "1.1.10" }))
         .with_state(state)
@@ -120,8 +128,12 @@ mod tests {
                 .collect();
             store.write(&pts, &[], NOW).unwrap();
         }
+        let store = Arc::new(store);
+        let events = Arc::new(crate::events::store::EventStore::open(store.kv().clone()).unwrap());
         router(Arc::new(HttpState {
-            store: Arc::new(store),
+            events,
+            api_token: Some("s3cret".into()),
+            store,
             limits: Limits {
                 max_series: 2,
                 max_points: 1_000_000,
@@ -131,10 +143,11 @@ mod tests {
     }
 
     async fn get(uri: &str) -> (StatusCode, String) {
-        let r = app()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        send(app(), Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn send(app: Router, req: Request<Body>) -> (StatusCode, String) {
+        let r = app.oneshot(req).await.unwrap();
         let status = r.status();
         let body = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -231,6 +244,59 @@ mod tests {
         .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(body.contains("factor must be a number"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn events_need_the_token_and_come_back_by_tag() {
+        let app = app();
+        let body = r#"{"what": "web deploy 36790", "tags": "deploy web", "when": 1795314000, "data": "r1"}"#;
+        let post = |auth: Option<&str>| {
+            let mut r = Request::post("/events/").header("content-type", "application/json");
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.body(Body::from(body)).unwrap()
+        };
+        let (s, msg) = send(app.clone(), post(None)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{msg}");
+        let (s, _) = send(app.clone(), post(Some("Bearer wrong"))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = send(app.clone(), post(Some("Bearer s3cret"))).await;
+        assert_eq!(s, StatusCode::OK);
+        let q = |tags: &str| {
+            Request::get(format!(
+                "/events/get_data?from=1795310000&until=1795318000&tags={tags}"
+            ))
+            .body(Body::empty())
+            .unwrap()
+        };
+        let (_, body) = send(app.clone(), q("deploy")).await;
+        let v = parse_json(&body);
+        assert_eq!(v[0]["what"], "web deploy 36790");
+        assert_eq!(v[0]["tags"], serde_json::json!(["deploy", "web"]));
+        assert_eq!(v[0]["when"], 1795314000);
+        let (_, body) = send(app.clone(), q("db")).await;
+        assert_eq!(body, "[]");
+        let id = v[0]["id"].as_u64().unwrap();
+        let del = |auth: &str| {
+            Request::delete(format!("/events/{id}"))
+                .header("authorization", auth)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (s, _) = send(app.clone(), del("Bearer nope")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = send(app.clone(), del("Bearer s3cret")).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = send(app.clone(), del("Bearer s3cret")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let bad = Request::post("/events/")
+            .header("authorization", "Bearer s3cret")
+            .body(Body::from("{\"tags\": 1}"))
+            .unwrap();
+        let (s, msg) = send(app, bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(msg.contains("what"), "{msg}");
     }
 
     #[tokio::test]

@@ -19,7 +19,10 @@ use crate::telemetry::unix_now;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn from_parts(query: Option<String>, form: Vec<(String, String)>) -> Result<Params, ApiError> {
+    pub fn from_parts(
+        query: Option<String>,
+        form: Vec<(String, String)>,
+    ) -> Result<Params, ApiError> {
         let mut v: Vec<(String, String)> = match query {
             Some(q) => serde_urlencoded::from_str(&q)
                 .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?,
