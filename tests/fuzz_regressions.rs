@@ -87,6 +87,9 @@ fn seed_corpus_replays_cleanly() {
         replay(&name, &data, checks::check_event);
         replay(&name, &data, checks::check_line);
     }
+    for (name, data) in seeds("carbon_line") {
+        replay(&name, &data, checks::check_carbon);
+    }
 }
 
 /// Inputs a fuzzer reaches slowly or never: huge, repetitive, or built on
@@ -301,6 +304,36 @@ fn nasty_packets_keep_every_invariant() {
         }
         replay(&name, &packet, checks::check_line);
         replay(&name, &packet, checks::check_event);
+        replay(&name, &packet, checks::check_carbon);
+    }
+}
+
+/// Carbon lines a fuzzer reaches slowly: thousands of tags in reverse
+/// order or repeated, a datagram of blanks, long numbers.
+fn nasty_carbon() -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = Vec::new();
+    let reversed: String = (0..6000).rev().map(|i| format!(";k{i}=v")).collect();
+    v.push(format!("m{reversed} 1 1\n").into_bytes());
+    v.push(format!("m{} 1 1\n", ";k=v".repeat(15_000)).into_bytes());
+    v.push(format!("m{} 1 1\n", ";name=x;a=1".repeat(6000)).into_bytes());
+    v.push(format!("~m{} 1 1\n", ";a.b=1;a=2;a-b=3".repeat(4000)).into_bytes());
+    v.push(b" ".repeat(65_536));
+    v.push(b"\t \r\n".repeat(20_000));
+    v.push(b"a 1 1\n".repeat(10_000));
+    v.push(format!("m 0.{}1 1\n", "0".repeat(60_000)).into_bytes());
+    v.push(format!("m 1 {}\n", "9".repeat(60_000)).into_bytes());
+    v.push(format!("m 1 1{}\n", "0".repeat(17)).into_bytes());
+    v.push(format!("{} 1 1\n", "~".repeat(60_000)).into_bytes());
+    v.push(format!("m{} 1 1\n", ";".repeat(60_000)).into_bytes());
+    v.push(format!("m;k={} 1 1\n", "=".repeat(60_000)).into_bytes());
+    v
+}
+
+#[test]
+fn nasty_carbon_lines_keep_every_invariant() {
+    for input in nasty_carbon() {
+        let name = String::from_utf8_lossy(&input[..input.len().min(40)]).into_owned();
+        replay(&name, &input, checks::check_carbon);
     }
 }
 

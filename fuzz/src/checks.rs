@@ -9,6 +9,7 @@
 //! computed independently of the code under test where that is cheap (line
 //! counting, decimal grammar, radix values).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use rollupd::aggregate::flush::HISTOGRAM_UNITS_PER_MS;
 use rollupd::aggregate::{Aggregator, Flush, Scratch};
 use rollupd::config::Config;
 use rollupd::events::{EventQueue, QueuedEvent};
+use rollupd::protocol::carbon::{self, CarbonBad};
 use rollupd::protocol::dogstatsd::{is_valid_service_check, parse_event};
 use rollupd::protocol::key::KeyBuf;
 use rollupd::protocol::number::{parse_js_number, NumberError};
@@ -574,5 +576,188 @@ fn check_one_event(raw: &[u8]) {
         );
         let again = parse_event(line.as_bytes()).expect("round trip");
         assert_eq!((again.title, again.text), (e.title, e.text), "{line:?}");
+    }
+}
+
+/// The lines `carbon::for_each_line` must hand out: split at `\n`, less
+/// those of only spaces, tabs and `\r`.
+pub fn carbon_lines(buf: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in (0..=buf.len()).filter(|&i| i == buf.len() || buf[i] == b'\n') {
+        let line = &buf[start..end];
+        if line.iter().any(|&b| b != b' ' && b != b'\t' && b != b'\r') {
+            out.push(line);
+        }
+        start = end + 1;
+    }
+    out
+}
+
+/// The fields of a carbon line, counted byte by byte: runs of anything but
+/// spaces and tabs, once `\r` is gone from both ends.
+fn carbon_fields(line: &str) -> Vec<&str> {
+    let b = line.as_bytes();
+    let is_sep = |c: u8| c == b' ' || c == b'\t';
+    let (mut lo, mut hi) = (0, b.len());
+    while lo < hi && (is_sep(b[lo]) || b[lo] == b'\r') {
+        lo += 1;
+    }
+    while hi > lo && (is_sep(b[hi - 1]) || b[hi - 1] == b'\r') {
+        hi -= 1;
+    }
+    let mut fields = Vec::new();
+    let mut i = lo;
+    while i < hi {
+        if is_sep(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < hi && !is_sep(b[i]) {
+            i += 1;
+        }
+        fields.push(&line[start..i]);
+    }
+    fields
+}
+
+fn same_point(
+    a: &Result<carbon::Point<'_>, CarbonBad>,
+    b: &Result<carbon::Point<'_>, CarbonBad>,
+) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            a.name == b.name && a.value.to_bits() == b.value.to_bits() && a.timestamp == b.timestamp
+        }
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// What carbon's `TaggedSeries.parse(name).path` gives for a name that
+/// passed `parse_line`, modelled with a map (the code under test sorts and
+/// dedups a list).
+fn carbon_canonical(name: &str) -> String {
+    let mut parts = name.split(';');
+    let metric = parts.next().unwrap_or("").trim_start_matches('~');
+    let mut tags = BTreeMap::new();
+    for segment in parts {
+        let (k, v) = segment.split_once('=').expect("a valid tag has '='");
+        tags.insert(k, v);
+    }
+    tags.remove("name");
+    let mut segments: Vec<String> = tags.iter().map(|(k, v)| format!(";{k}={v}")).collect();
+    segments.sort();
+    format!("{metric}{}", segments.concat())
+}
+
+/// `normalize_tags` on any string: idempotent, borrowing the second time;
+/// unchanged for a name `parse_line` refuses; the carbon model's result for
+/// one it takes, itself a name it takes.
+pub fn check_carbon_name(name: &str) {
+    let once = carbon::normalize_tags(name);
+    let twice = carbon::normalize_tags(&once);
+    assert_eq!(twice, once, "normalize_tags not idempotent on {name:?}");
+    assert!(
+        matches!(twice, Cow::Borrowed(_)),
+        "normalized {once:?} normalized again allocates"
+    );
+    if let Cow::Borrowed(b) = &once {
+        assert!(is_within(b.as_bytes(), name.as_bytes()));
+    }
+    let valid = !name.contains([' ', '\t', '\r', '\n'])
+        && carbon::parse_line(format!("{name} 1 1").as_bytes()).is_ok();
+    if !valid {
+        assert_eq!(once, name, "a refused name is changed");
+        return;
+    }
+    assert_eq!(once, carbon_canonical(name), "normalize_tags({name:?})");
+    let line = format!("{once} 1 1");
+    let again = carbon::parse_line(line.as_bytes());
+    assert!(again.is_ok(), "normalized {once:?} refused: {again:?}");
+}
+
+/// What `carbon_line` runs: `carbon::for_each_line` over the input, each
+/// line judged against its fields as counted here, and `normalize_tags` on
+/// every line's first field.
+pub fn check_carbon(input: &[u8]) {
+    let expected = carbon_lines(input);
+    let mut seen = 0;
+    carbon::for_each_line(input, |parsed, raw| {
+        assert!(seen < expected.len(), "more lines than {}", expected.len());
+        assert_eq!(raw, expected[seen], "line {seen}");
+        assert!(is_within(raw, input));
+        seen += 1;
+        assert!(
+            same_point(&parsed, &carbon::parse_line(raw)),
+            "for_each_line and parse_line disagree"
+        );
+        check_carbon_line(raw, parsed);
+    });
+    assert_eq!(seen, expected.len(), "lines handed out");
+}
+
+fn check_carbon_line(raw: &[u8], parsed: Result<carbon::Point<'_>, CarbonBad>) {
+    assert_ne!(parsed, Err(CarbonBad::TooLong), "parse_line gave too_long");
+    let Ok(text) = std::str::from_utf8(raw) else {
+        assert_eq!(parsed, Err(CarbonBad::NotUtf8));
+        return;
+    };
+    let fields = carbon_fields(text);
+    if let Some(first) = fields.first() {
+        check_carbon_name(first);
+    }
+    if fields.len() != 3 {
+        assert_eq!(parsed, Err(CarbonBad::WrongFieldCount), "{fields:?}");
+        return;
+    }
+    let (name, value, ts) = (fields[0], fields[1], fields[2]);
+    let name_ok = !name.chars().any(|c| c.is_control() || c.is_whitespace());
+    let metric_empty = name
+        .split(';')
+        .next()
+        .is_none_or(|m| m.trim_start_matches('~').is_empty());
+    let value_ok = value.parse::<f64>().is_ok_and(|v| !v.is_nan());
+    let t = ts
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite())
+        .map(f64::trunc);
+    let ts_ok = t.is_some_and(|t| t == -1.0 || (0.0..2f64.powi(63)).contains(&t));
+    match parsed {
+        Err(CarbonBad::NotUtf8 | CarbonBad::WrongFieldCount | CarbonBad::TooLong) => {
+            panic!("{parsed:?} for three UTF-8 fields {fields:?}")
+        }
+        Err(CarbonBad::BadName) => assert!(!name_ok, "{name:?} is a fine name"),
+        Err(CarbonBad::EmptyName) => assert!(name_ok && metric_empty, "{name:?}"),
+        Err(CarbonBad::BadTags) => assert!(name_ok && !metric_empty && name.contains(';')),
+        Err(CarbonBad::BadValue) => assert!(!value_ok, "{value:?} is a fine value"),
+        Err(CarbonBad::BadTimestamp) => {
+            assert!(value_ok && !ts_ok, "{ts:?} is a fine timestamp")
+        }
+        Ok(p) => {
+            assert!(name_ok && !metric_empty && value_ok && ts_ok);
+            assert_eq!(p.name, name);
+            assert!(is_within(p.name.as_bytes(), raw));
+            assert!(!p.value.is_nan());
+            assert_eq!(p.value.to_bits(), value.parse::<f64>().unwrap().to_bits());
+            let t = t.unwrap();
+            if p.timestamp == carbon::NOW {
+                assert_eq!(t, -1.0);
+            } else {
+                assert!(p.timestamp >= 0, "{ts:?} gave {}", p.timestamp);
+                assert_eq!(p.timestamp as f64, t, "{ts:?} gave {}", p.timestamp);
+            }
+            // Written back canonically, it reads the same.
+            let canonical = carbon::normalize_tags(p.name);
+            let line = format!("{canonical} {} {}", p.value, p.timestamp);
+            let again = carbon::parse_line(line.as_bytes());
+            let want = carbon::Point {
+                name: canonical.as_ref(),
+                ..p
+            };
+            assert!(same_point(&again, &Ok(want)), "{line:?} read as {again:?}");
+        }
     }
 }

@@ -1,6 +1,10 @@
-//! Sockets only: they receive bytes and hand them to the aggregator. No
-//! parsing happens here, and nothing here ever waits on disk.
+//! Sockets only: they receive bytes and hand them on. The statsd receivers
+//! (`tcp`, `udp`) hand bytes to the aggregator and parse nothing; the carbon
+//! receivers (`carbon`) parse lines with `protocol::carbon` and hand the
+//! points to a sink. The statsd receivers never wait on disk; the carbon
+//! ones wait only as long as their sink's `write_points` does.
 
+pub mod carbon;
 pub mod tcp;
 pub mod udp;
 

@@ -2,6 +2,9 @@
 //! holds to the aggregator as one packet (as Etsy's TCP server does); a
 //! partial line waits for the rest. A line longer than `max_line_length` is
 //! counted as bad and skipped up to its newline.
+//!
+//! The connection handling and framing (`serve_connections`, `read_lines`,
+//! [`Framer`]) know nothing of statsd: the carbon receiver uses them too.
 
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
@@ -25,33 +28,76 @@ pub fn start(
     agg: Arc<Aggregator>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
+    let refused = agg.clone();
+    serve_connections(
+        "statsd-tcp",
+        listener,
+        max_connections,
+        shutdown,
+        move || {
+            refused
+                .telemetry()
+                .tcp_connections_refused
+                .fetch_add(1, Relaxed);
+            tracing::warn!(
+                max_connections,
+                "refusing statsd TCP connection: too many open"
+            );
+        },
+        move |stream, shutdown| {
+            let mut packets = Packets {
+                agg: &agg,
+                scratch: Scratch::default(),
+                counts: LocalCounts::default(),
+            };
+            read_lines(stream, max_line, shutdown, &mut packets);
+        },
+    )
+}
+
+/// Accepts connections on a thread named `name` until shutdown, and runs
+/// `serve` for each on a thread of its own, at most `max_connections` at
+/// once; past that a connection is closed unread after `on_refused`. Once
+/// shutdown is asked for, connections already queued are still accepted
+/// (see [`accept_loop`]), and the returned thread ends when every
+/// connection's has.
+pub(crate) fn serve_connections<S>(
+    name: &str,
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: Arc<AtomicBool>,
+    on_refused: impl Fn() + Send + 'static,
+    serve: S,
+) -> io::Result<JoinHandle<()>>
+where
+    S: Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
+{
     let active = Arc::new(AtomicUsize::new(0));
+    let serve = Arc::new(serve);
+    let conn_name = format!("{name}-conn");
     std::thread::Builder::new()
-        .name("statsd-tcp".into())
+        .name(name.into())
         .spawn(move || {
             let mut conns: Vec<JoinHandle<()>> = Vec::new();
             accept_loop(&listener, &shutdown, |stream| {
                 conns.retain(|h| !h.is_finished());
                 if active.load(Relaxed) >= max_connections {
-                    agg.telemetry()
-                        .tcp_connections_refused
-                        .fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        max_connections,
-                        "refusing statsd TCP connection: too many open"
-                    );
+                    on_refused();
                     return;
                 }
                 active.fetch_add(1, Relaxed);
-                let (agg, shutdown, active) = (agg.clone(), shutdown.clone(), active.clone());
+                let (serve, shutdown, done) = (serve.clone(), shutdown.clone(), active.clone());
                 match std::thread::Builder::new()
-                    .name("statsd-tcp-conn".into())
+                    .name(conn_name.clone())
                     .spawn(move || {
-                        serve(stream, max_line, &agg, &shutdown);
-                        active.fetch_sub(1, Relaxed);
+                        serve(stream, &shutdown);
+                        done.fetch_sub(1, Relaxed);
                     }) {
                     Ok(h) => conns.push(h),
-                    Err(e) => tracing::error!(error = %e, "cannot start a TCP connection thread"),
+                    Err(e) => {
+                        active.fetch_sub(1, Relaxed);
+                        tracing::error!(error = %e, "cannot start a TCP connection thread");
+                    }
                 }
             });
             for h in conns {
@@ -60,12 +106,29 @@ pub fn start(
         })
 }
 
-fn serve(mut stream: TcpStream, max_line: usize, agg: &Aggregator, shutdown: &AtomicBool) {
+/// Where [`read_lines`] hands a connection's bytes.
+pub(crate) trait LineConsumer {
+    /// Complete lines, each with its newline; or, once the stream has
+    /// ended, a last line without one.
+    fn lines(&mut self, lines: &[u8]);
+    /// `count` lines longer than the limit were skipped.
+    fn overlong(&mut self, count: u64);
+    /// Everything one read brought has been handed over.
+    fn read_done(&mut self);
+}
+
+/// Reads a connection to its end, framing it into lines for `out`. Once
+/// shutdown is asked for, it reads only what has already arrived, then
+/// stops.
+pub(crate) fn read_lines(
+    mut stream: TcpStream,
+    max_line: usize,
+    shutdown: &AtomicBool,
+    out: &mut impl LineConsumer,
+) {
     if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err() {
         return;
     }
-    let mut scratch = Scratch::default();
-    let mut counts = LocalCounts::default();
     let mut framer = Framer::new(max_line);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -76,20 +139,15 @@ fn serve(mut stream: TcpStream, max_line: usize, agg: &Aggregator, shutdown: &At
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
-                framer.push(&chunk[..n], |packet, overlong| {
+                framer.push(&chunk[..n], |lines, overlong| {
                     if overlong > 0 {
-                        counts.lines += overlong;
-                        counts.bad[BadReason::Truncated.index()] += overlong;
-                        agg.telemetry().log_bad_line(
-                            BadReason::Truncated,
-                            b"(line longer than max_line_length)",
-                        );
+                        out.overlong(overlong);
                     }
-                    if !packet.is_empty() {
-                        agg.ingest_packet(packet, false, &mut scratch, &mut counts);
+                    if !lines.is_empty() {
+                        out.lines(lines);
                     }
                 });
-                agg.telemetry().publish(&mut counts);
+                out.read_done();
             }
             Err(e)
                 if matches!(
@@ -107,9 +165,36 @@ fn serve(mut stream: TcpStream, max_line: usize, agg: &Aggregator, shutdown: &At
     }
     // A last line without its newline is still data the client sent.
     if let Some(rest) = framer.finish() {
-        agg.ingest_packet(rest, false, &mut scratch, &mut counts);
+        out.lines(rest);
     }
-    agg.telemetry().publish(&mut counts);
+    out.read_done();
+}
+
+/// A statsd connection: each read's lines go to the aggregator as one
+/// packet.
+struct Packets<'a> {
+    agg: &'a Aggregator,
+    scratch: Scratch,
+    counts: LocalCounts,
+}
+
+impl LineConsumer for Packets<'_> {
+    fn lines(&mut self, lines: &[u8]) {
+        self.agg
+            .ingest_packet(lines, false, &mut self.scratch, &mut self.counts);
+    }
+
+    fn overlong(&mut self, count: u64) {
+        self.counts.lines += count;
+        self.counts.bad[BadReason::Truncated.index()] += count;
+        self.agg
+            .telemetry()
+            .log_bad_line(BadReason::Truncated, b"(line longer than max_line_length)");
+    }
+
+    fn read_done(&mut self) {
+        self.agg.telemetry().publish(&mut self.counts);
+    }
 }
 
 /// Cuts a byte stream into runs of complete lines.

@@ -38,7 +38,7 @@ const SLOT_PAD: usize = 24 * 64;
 const SMALL_BATCH: usize = BATCH / 4;
 const COALESCE: Duration = Duration::from_micros(200);
 /// How often a blocked reader looks at the shutdown flag.
-const POLL: Duration = Duration::from_millis(200);
+pub(super) const POLL: Duration = Duration::from_millis(200);
 
 /// Binds `count` statsd UDP sockets on one address, one per receiver thread,
 /// each with a large receive buffer and the kernel drop counter switched on.
@@ -121,7 +121,7 @@ pub fn start(
 
 /// Buffers for one batch: datagrams, their iovecs and headers, and room for
 /// one `SO_RXQ_OVFL` control message each.
-struct Batch {
+pub(super) struct Batch {
     data: Vec<u8>,
     iov: Vec<libc::iovec>,
     ctrl: Vec<u8>,
@@ -197,7 +197,7 @@ impl Batch {
 
     /// Datagram `i`: its bytes, whether it was truncated, and the socket's
     /// cumulative drop counter if the kernel attached it.
-    fn datagram(&self, i: usize) -> (&[u8], bool, Option<u32>) {
+    pub(super) fn datagram(&self, i: usize) -> (&[u8], bool, Option<u32>) {
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(self.size);
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
@@ -221,14 +221,20 @@ impl Batch {
     }
 }
 
-fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdown: &AtomicBool) {
+/// Reads `socket` in batches until shutdown, then what it still holds
+/// without waiting, and returns. `on_batch` gets each batch with the number
+/// of datagrams in it. The socket must be blocking with a read timeout
+/// (the shutdown poll).
+///
+/// The carbon receiver reads its socket through this too.
+pub(super) fn read_batches(
+    socket: &UdpSocket,
+    max_packet: usize,
+    shutdown: &AtomicBool,
+    mut on_batch: impl FnMut(&Batch, usize),
+) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new(max_packet);
-    let mut scratch = Scratch::default();
-    let mut counts = LocalCounts::default();
-    let telemetry = agg.telemetry().clone();
-    // The socket's cumulative drop count as last reported.
-    let mut reported: u32 = 0;
     loop {
         // Once shutdown is asked for, read whatever the kernel still holds
         // without waiting, then stop.
@@ -252,6 +258,23 @@ fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdow
                 }
             },
         };
+        on_batch(&batch, n);
+        if n == 0 && draining {
+            break;
+        }
+        if n < SMALL_BATCH && !draining {
+            std::thread::sleep(COALESCE);
+        }
+    }
+}
+
+fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdown: &AtomicBool) {
+    let mut scratch = Scratch::default();
+    let mut counts = LocalCounts::default();
+    let telemetry = agg.telemetry().clone();
+    // The socket's cumulative drop count as last reported.
+    let mut reported: u32 = 0;
+    read_batches(socket, max_packet, shutdown, |batch, n| {
         let mut max_drops = None;
         // The whole batch at once, so the aggregator takes each shard lock
         // once per batch instead of once per line.
@@ -272,12 +295,6 @@ fn receive_loop(socket: &UdpSocket, max_packet: usize, agg: &Aggregator, shutdow
                 .fetch_add(u64::from(d - reported), Relaxed);
             reported = d;
         }
-        if n == 0 && draining {
-            break;
-        }
-        if n < SMALL_BATCH && !draining {
-            std::thread::sleep(COALESCE);
-        }
-    }
+    });
     telemetry.publish(&mut counts);
 }
