@@ -48,6 +48,8 @@ const META_SCHEMA: &[u8] = b"schema/";
 /// archive, so rows starting later are known not to exist.
 const META_UPTO: &[u8] = b"upto/";
 const SERIES_POINTS: u8 = b'p';
+/// How often idle open rows are looked for.
+const SEAL_EVERY: Duration = Duration::from_secs(30);
 const SERIES_HISTS: u8 = b'h';
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +200,7 @@ struct Inner {
     /// left after a checkpoint.
     log_sizes: std::collections::VecDeque<(u64, u64)>,
     last_checkpoint: Instant,
+    last_seal: Instant,
     /// A log append failed: memory holds points the log does not, so the
     /// next checkpoint must not wait for its interval.
     log_gap: bool,
@@ -397,6 +400,7 @@ impl Store {
                 log_bytes: 0,
                 log_sizes: std::collections::VecDeque::new(),
                 last_checkpoint: Instant::now(),
+                last_seal: Instant::now(),
                 log_gap: false,
             }),
             checkpointing: Mutex::new(()),
@@ -880,7 +884,19 @@ impl Store {
     /// Seals rows whose time has passed, checkpoints when due, enforces
     /// retention. Called every few seconds by the maintenance thread.
     pub fn maintain(&self, now: i64, force_checkpoint: bool) -> Result<(), StoreError> {
-        self.seal_idle(now);
+        // Sealing walks every series; a row's end passing is a matter of
+        // minutes, so every 30 s (and before a forced checkpoint) is enough.
+        let seal_due = {
+            let mut inner = self.inner.lock();
+            let due = force_checkpoint || inner.last_seal.elapsed() >= SEAL_EVERY;
+            if due {
+                inner.last_seal = Instant::now();
+            }
+            due
+        };
+        if seal_due {
+            self.seal_idle(now);
+        }
         let due = {
             let inner = self.inner.lock();
             force_checkpoint
