@@ -31,6 +31,28 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Record an event (a deploy, say) through the HTTP API, as
+    /// graphite-web's `POST /events/` takes it.
+    Event {
+        /// What happened, e.g. "web deploy 36790".
+        #[arg(long)]
+        what: String,
+        /// Space-separated tags, e.g. "deploy web".
+        #[arg(long, default_value = "")]
+        tags: String,
+        /// Free text (a changelog, a link).
+        #[arg(long, default_value = "")]
+        data: String,
+        /// Unix seconds; now when absent.
+        #[arg(long)]
+        when: Option<i64>,
+        /// The rollupd HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The server's api_token (or ROLLUPD_API_TOKEN).
+        #[arg(long, env = "ROLLUPD_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +67,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Event {
+            what,
+            tags,
+            data,
+            when,
+            server,
+            token,
+        }) => post_event(&server, token.as_deref(), &what, &tags, &data, when),
         Some(Command::Run) | None => run(cli.config),
     };
     match result {
@@ -59,6 +89,38 @@ fn main() -> ExitCode {
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     Config::load(file)?;
     println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn post_event(
+    server: &str,
+    token: Option<&str>,
+    what: &str,
+    tags: &str,
+    data: &str,
+    when: Option<i64>,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "what": what, "tags": tags, "data": data });
+    if let Some(w) = when {
+        body["when"] = w.into();
+    }
+    let url = format!("{}/events/", server.trim_end_matches('/'));
+    let mut req = ureq::post(&url).header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = req
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.to_string().as_bytes())
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let text = resp.into_body().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("{url} answered {status}: {}", text.trim());
+    }
+    println!("{}", text.trim());
     Ok(())
 }
 
