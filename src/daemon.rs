@@ -253,6 +253,8 @@ impl Daemon {
                     },
                     default_tz: crate::query::time::zone(&cfg.server.time_zone)
                         .unwrap_or(chrono_tz::Tz::UTC),
+                    telemetry: telemetry.clone(),
+                    render_latency: Default::default(),
                 });
                 Some(crate::http::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
             }

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod events;
+pub mod ops;
 pub mod render;
 
 use std::net::TcpListener;
@@ -27,6 +28,8 @@ pub struct HttpState {
     pub api_token: Option<String>,
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub render_latency: ops::RenderLatency,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -52,6 +55,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/events/", post(events::post))
         .route("/events/get_data", get(events::get_data))
         .route("/events/{id}", delete(events::delete))
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
         .route("/version", get(|| async { "1.1.10" }))
         .route("/version/", get(|| async { "1.1.10" }))
         .with_state(state)
@@ -139,6 +144,8 @@ mod tests {
                 max_points: 1_000_000,
             },
             default_tz: chrono_tz::Tz::UTC,
+            telemetry: Arc::new(crate::telemetry::Telemetry::new()),
+            render_latency: Default::default(),
         }))
     }
 
@@ -318,5 +325,10 @@ mod tests {
         );
         let (_, body) = get("/version").await;
         assert_eq!(body, "1.1.10");
+        let (s, body) = get("/health").await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
+        let (_, body) = get("/metrics").await;
+        assert!(body.contains("rollupd_store_series 3\n"), "{body}");
+        assert!(body.contains("rollupd_render_seconds_count 0\n"), "{body}");
     }
 }

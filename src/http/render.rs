@@ -68,9 +68,13 @@ pub async fn render_post(
 }
 
 async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || render_blocking(&st, &p))
+    let started = std::time::Instant::now();
+    let st2 = st.clone();
+    let r = tokio::task::spawn_blocking(move || render_blocking(&st2, &p))
         .await
-        .map_err(|e| ApiError::BadRequest(format!("render task failed: {e}")))?
+        .map_err(|e| ApiError::BadRequest(format!("render task failed: {e}")))?;
+    st.render_latency.observe(started.elapsed());
+    r
 }
 
 fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {

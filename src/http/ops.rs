@@ -1,0 +1,200 @@
+//! `/health` and `/metrics` (Prometheus text) for whoever runs rollupd.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::HttpState;
+
+/// Upper bounds (seconds) of the render latency histogram's buckets.
+pub const RENDER_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+/// Render latencies, as a Prometheus histogram.
+#[derive(Debug, Default)]
+pub struct RenderLatency {
+    buckets: [AtomicU64; RENDER_BUCKETS.len()],
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl RenderLatency {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, le) in RENDER_BUCKETS.iter().enumerate() {
+            if s <= *le {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+}
+
+pub async fn health(State(st): State<Arc<HttpState>>) -> Response {
+    if st.store.degraded() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store writes are failing (see the log and write_errors in /metrics); reads still work\n",
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
+    let mut out = String::new();
+    let t = st.telemetry.snapshot();
+    counter(
+        &mut out,
+        "rollupd_statsd_packets_total",
+        "statsd datagrams and TCP reads received",
+        t.packets_received,
+    );
+    counter(
+        &mut out,
+        "rollupd_statsd_lines_total",
+        "statsd lines received",
+        t.metrics_received,
+    );
+    let _ = writeln!(out, "# HELP rollupd_statsd_bad_lines_total statsd lines refused, by reason\n# TYPE rollupd_statsd_bad_lines_total counter");
+    for r in crate::protocol::statsd::BadReason::ALL {
+        let _ = writeln!(
+            out,
+            "rollupd_statsd_bad_lines_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            t.bad_lines[r.index()]
+        );
+    }
+    counter(
+        &mut out,
+        "rollupd_statsd_udp_kernel_drops_total",
+        "datagrams the kernel dropped on our sockets",
+        t.udp_kernel_drops,
+    );
+    counter(
+        &mut out,
+        "rollupd_carbon_points_total",
+        "carbon plaintext points received",
+        t.carbon_points,
+    );
+    let _ = writeln!(out, "# HELP rollupd_carbon_bad_lines_total carbon lines refused, by reason\n# TYPE rollupd_carbon_bad_lines_total counter");
+    for r in crate::protocol::carbon::CarbonBad::ALL {
+        let _ = writeln!(
+            out,
+            "rollupd_carbon_bad_lines_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            t.carbon_bad_lines[r.index()]
+        );
+    }
+    gauge(
+        &mut out,
+        "rollupd_flush_seconds",
+        "duration of the last flush's aggregation step",
+        st.telemetry.last_flush_micros.load(Relaxed) as f64 / 1e6,
+    );
+    let s = &st.store.stats;
+    counter(
+        &mut out,
+        "rollupd_store_points_total",
+        "points accepted by the store",
+        s.points_accepted.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "rollupd_store_points_too_old_total",
+        "points older than the longest retention",
+        s.points_too_old.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "rollupd_store_points_too_new_total",
+        "points further ahead than max_future",
+        s.points_too_new.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "rollupd_store_write_errors_total",
+        "failed engine writes (log appends and checkpoints)",
+        s.write_errors.load(Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rollupd_store_write_seconds_total time spent in store writes\n# TYPE rollupd_store_write_seconds_total counter\nrollupd_store_write_seconds_total {}",
+        s.write_nanos.load(Relaxed) as f64 / 1e9
+    );
+    counter(
+        &mut out,
+        "rollupd_store_checkpoints_total",
+        "checkpoints written",
+        s.checkpoints.load(Relaxed),
+    );
+    gauge(
+        &mut out,
+        "rollupd_store_last_checkpoint_seconds",
+        "duration of the last checkpoint",
+        s.last_checkpoint_ms.load(Relaxed) as f64 / 1e3,
+    );
+    gauge(
+        &mut out,
+        "rollupd_store_series",
+        "series in the index",
+        st.store.index().len() as f64,
+    );
+    gauge(
+        &mut out,
+        "rollupd_store_rows_in_memory",
+        "open and unsaved rows",
+        st.store.rows_in_memory() as f64,
+    );
+    gauge(
+        &mut out,
+        "rollupd_store_disk_bytes",
+        "bytes the engine holds on disk",
+        st.store.disk_bytes() as f64,
+    );
+    counter(
+        &mut out,
+        "rollupd_store_corrupt_rows_total",
+        "rows that could not be decoded",
+        s.corrupt_rows.load(Relaxed),
+    );
+    let r = &st.render_latency;
+    let _ = writeln!(
+        out,
+        "# HELP rollupd_render_seconds /render latency\n# TYPE rollupd_render_seconds histogram"
+    );
+    for (i, le) in RENDER_BUCKETS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "rollupd_render_seconds_bucket{{le=\"{le}\"}} {}",
+            r.buckets[i].load(Relaxed)
+        );
+    }
+    let n = r.count.load(Relaxed);
+    let _ = writeln!(out, "rollupd_render_seconds_bucket{{le=\"+Inf\"}} {n}");
+    let _ = writeln!(
+        out,
+        "rollupd_render_seconds_sum {}",
+        r.micros.load(Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "rollupd_render_seconds_count {n}");
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
