@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod ops;
 pub mod render;
+pub mod tags;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -55,6 +56,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/events/", post(events::post))
         .route("/events/get_data", get(events::get_data))
         .route("/events/{id}", delete(events::delete))
+        .route("/tags", get(tags::list))
+        .route("/tags/", get(tags::list))
+        .route("/tags/findSeries", get(tags::find_series))
+        .route("/tags/autoComplete/tags", get(tags::autocomplete_tags))
+        .route("/tags/autoComplete/values", get(tags::autocomplete_values))
+        .route("/tags/{tag}", get(tags::detail))
+        .route("/functions", get(tags::functions))
+        .route("/functions/", get(tags::functions))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/version", get(|| async { "1.1.10" }))
@@ -119,6 +128,7 @@ mod tests {
             "servers.web1.cpu.user",
             "servers.web2.cpu.user",
             "servers.web1.cpu.idle",
+            "disk.used;dc=east;host=web1",
         ];
         for k in 0..30 {
             let t = NOW - 300 + k * 10;
@@ -307,6 +317,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tags_and_series_by_tag() {
+        let (_, body) = get("/tags").await;
+        assert_eq!(body, r#"[{"tag":"dc"},{"tag":"host"},{"tag":"name"}]"#);
+        let (_, body) = get("/tags/host").await;
+        assert_eq!(
+            body,
+            r#"{"tag":"host","values":[{"count":1,"value":"web1"}]}"#
+        );
+        let (_, body) = get("/tags/autoComplete/values?tag=dc").await;
+        assert_eq!(body, r#"["east"]"#);
+        let (_, body) = get("/tags/autoComplete/tags?expr=name%3Ddisk.used").await;
+        assert_eq!(body, r#"["dc","host"]"#);
+        let (_, body) = get("/tags/findSeries?expr=dc%3Deast").await;
+        assert_eq!(body, r#"["disk.used;dc=east;host=web1"]"#);
+        let w = format!(
+            "&format=json&from={}&until={}&now={NOW}",
+            NOW - 60,
+            NOW - 30
+        );
+        let (s, body) = get(&format!("/render?target=seriesByTag('name=disk.used')&{w}")).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let v = parse_json(&body);
+        assert_eq!(v[0]["target"], "disk.used;dc=east;host=web1");
+        assert_eq!(v[0]["tags"]["dc"], "east");
+        let (_, body) = get("/functions").await;
+        assert!(parse_json(&body)["sumSeries"]["name"] == "sumSeries");
+    }
+
+    #[tokio::test]
     async fn find_and_expand() {
         let (s, body) = get("/metrics/find?query=servers.*").await;
         assert_eq!(s, StatusCode::OK);
@@ -328,7 +367,7 @@ mod tests {
         let (s, body) = get("/health").await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
         let (_, body) = get("/metrics").await;
-        assert!(body.contains("rollupd_store_series 3\n"), "{body}");
+        assert!(body.contains("rollupd_store_series 4\n"), "{body}");
         assert!(body.contains("rollupd_render_seconds_count 0\n"), "{body}");
     }
 }

@@ -106,6 +106,32 @@ impl Context<'_> {
     pub fn eval(&mut self, e: &Expr) -> Result<Vec<Series>, QueryError> {
         match e {
             Expr::Path(p) => self.fetch_path(p),
+            Expr::Call(c) if c.name == "seriesByTag" => {
+                let mut exprs = Vec::new();
+                for a in &c.args {
+                    match a {
+                        Expr::Str(s) => exprs.push(s.as_str()),
+                        other => {
+                            return Err(QueryError::BadArgument(format!(
+                                "seriesByTag(): arguments are quoted tag expressions, not {}",
+                                other.to_target()
+                            )))
+                        }
+                    }
+                }
+                let ids = super::tags::series_by_tag(&self.store.index(), &exprs)?;
+                let target = e.to_target().replace('"', "'");
+                let mut out = Vec::new();
+                for id in ids {
+                    let name = self.store.index().series[id as usize].name.to_string();
+                    let mut got = self.fetch_path(&name)?;
+                    for s in &mut got {
+                        s.path_expression = target.clone();
+                    }
+                    out.extend(got);
+                }
+                Ok(out)
+            }
             Expr::Call(c) => super::functions::call(self, c),
             other => Err(QueryError::BadArgument(format!(
                 "a target must be a series, not {}",

@@ -6,4 +6,5 @@ pub mod format;
 pub mod functions;
 pub mod parse;
 pub mod series;
+pub mod tags;
 pub mod time;
