@@ -23,6 +23,8 @@ use rollupd::config::{Config, StorageConfig};
 use rollupd::emit::Emitter;
 use rollupd::events::EventQueue;
 use rollupd::store::kv::{Kv, Space};
+use rollupd::store::mem::MemKv;
+#[cfg(feature = "rocksdb")]
 use rollupd::store::rocks::RocksKv;
 use rollupd::store::row;
 use rollupd::store::{Point, Store};
@@ -41,11 +43,69 @@ fn rss_mb() -> f64 {
         / 1024.0
 }
 
-fn open_rocks(dir: &Path, cfg: &StorageConfig) -> (Arc<RocksKv>, Store) {
-    let kv = Arc::new(RocksKv::open(dir).expect("open rocksdb"));
-    let dynkv: Arc<dyn Kv> = kv.clone();
-    let store = Store::open(dynkv, dir, cfg, 0).expect("open store");
-    (kv, store)
+/// The engine under the store: RocksDB when built with it (the default),
+/// else the in-memory engine, whose bytes are the keys and values it holds
+/// (what RocksDB's SST files hold, less their index and filter blocks).
+enum Engine {
+    #[cfg(feature = "rocksdb")]
+    Rocks(Arc<RocksKv>),
+    #[allow(dead_code)]
+    Mem(Arc<MemKv>),
+}
+
+impl Engine {
+    fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks(_) => "rocksdb",
+            Engine::Mem(_) => "memory",
+        }
+    }
+
+    fn kv(&self) -> Arc<dyn Kv> {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks(k) => k.clone(),
+            Engine::Mem(k) => k.clone(),
+        }
+    }
+
+    fn compact_all(&self) {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks(k) => k.compact_all(),
+            Engine::Mem(_) => {}
+        }
+    }
+
+    fn space_bytes(&self, space: Space) -> u64 {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks(k) => k.space_sst_bytes(space),
+            Engine::Mem(k) => k.bytes(space),
+        }
+    }
+
+    fn all_bytes(&self) -> u64 {
+        match self {
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks(k) => k.sst_bytes(),
+            Engine::Mem(k) => Space::ALL.iter().map(|s| k.bytes(*s)).sum(),
+        }
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.kv().disk_bytes()
+    }
+}
+
+fn open_rocks(dir: &Path, cfg: &StorageConfig) -> (Engine, Store) {
+    #[cfg(feature = "rocksdb")]
+    let engine = Engine::Rocks(Arc::new(RocksKv::open(dir).expect("open rocksdb")));
+    #[cfg(not(feature = "rocksdb"))]
+    let engine = Engine::Mem(Arc::new(MemKv::new()));
+    let store = Store::open(engine.kv(), dir, cfg, 0).expect("open store");
+    (engine, store)
 }
 
 /// Points at rest: present slots of every stored row.
@@ -180,8 +240,8 @@ fn size() {
     store.enforce_retention(now).expect("retention");
     let took = started.elapsed();
     kv.compact_all();
-    let running = kv.space_sst_bytes(Space::Rows);
-    let running_points = points_at_rest(&*kv);
+    let running = kv.space_bytes(Space::Rows);
+    let running_points = points_at_rest(&*kv.kv());
     println!(
         "size: while running (open rows checkpointed raw): rows {running} B = {:.3} B/point",
         running as f64 / running_points as f64
@@ -189,12 +249,13 @@ fn size() {
     // What a clean shutdown leaves: open rows compressed too.
     store.checkpoint_compact().expect("checkpoint");
     kv.compact_all();
-    let rows = kv.space_sst_bytes(Space::Rows);
-    let hists = kv.space_sst_bytes(Space::Hists);
-    let all = kv.sst_bytes();
-    let at_rest = points_at_rest(&*kv);
+    let rows = kv.space_bytes(Space::Rows);
+    let hists = kv.space_bytes(Space::Hists);
+    let all = kv.all_bytes();
+    let at_rest = points_at_rest(&*kv.kv());
     println!(
-        "size: {series} series, {written} points written over 24 h of 10 s flushes in {took:.1?}"
+        "size[{}]: {series} series, {written} points written over 24 h of 10 s flushes in {took:.1?}",
+        kv.name()
     );
     println!(
         "size: {at_rest} points at rest (10s:6h + 1m:7d + 10m:5y windows); rows {rows} B = {:.3} B/point; \
@@ -223,8 +284,10 @@ fn write() {
         let cfg = StorageConfig::default();
         let store = if engine == "memory" {
             Store::in_memory(&cfg).expect("store")
-        } else {
+        } else if cfg!(feature = "rocksdb") {
             open_rocks(dir.path(), &cfg).1
+        } else {
+            continue;
         };
         let names = names(10_000);
         let batches = 2000i64;

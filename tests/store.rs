@@ -79,7 +79,11 @@ fn carbon_points_survive_kill_9() {
 #[test]
 fn statsd_flushes_are_stored_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options::new("200ms");
+    // One-second points for one-second flushes: with a coarser step, later
+    // flushes in the same step overwrite a slot (last write wins, as in
+    // whisper) and the counts would not add up.
+    let o = Options::new("1s")
+        .storage("[[storage.retention]]\npattern = \".*\"\nretentions = \"1s:1h,1m:1d\"\n");
     let mut d = Daemon::start(dir.path(), &o);
     let start = now();
     for _ in 0..5 {
@@ -101,7 +105,12 @@ fn statsd_flushes_are_stored_and_survive_a_restart() {
     let mut d = Daemon::start_with_data_dir(dir.path(), &dir.path().join("data"), &o);
     let mut admin = d.admin();
     let counts = admin.points("stats_counts.deploys.web", start - 20, now() + 20);
-    assert_eq!(counts.values().sum::<f64>(), 5.0);
+    assert_eq!(
+        counts.values().sum::<f64>(),
+        5.0,
+        "{counts:?} {:?}",
+        admin.store()
+    );
     assert_eq!(admin.store()["replayed_batches"], 0);
     let found = admin.cmd("find stats.timers.api.latency.*", "END\n");
     assert!(

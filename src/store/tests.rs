@@ -525,3 +525,29 @@ fn a_corrupt_row_costs_its_points_not_the_store() {
     let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
     assert_eq!(f.values[1], 2.0);
 }
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn a_clean_restart_on_rocksdb_keeps_open_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = StorageConfig::default();
+    let now = T0 + 600;
+    {
+        let kv: Arc<dyn Kv> = Arc::new(super::rocks::RocksKv::open(dir.path()).unwrap());
+        let store = Store::open(kv, dir.path(), &c, 0).unwrap();
+        store.write(&[pt("r", T0, 5.0)], &[], now).unwrap();
+        store.checkpoint_compact().unwrap();
+    }
+    let kv: Arc<dyn Kv> = Arc::new(super::rocks::RocksKv::open(dir.path()).unwrap());
+    let store = Store::open(kv, dir.path(), &c, 0).unwrap();
+    let id = store.index().id("r").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(f.values[0], 5.0, "read after restart");
+    store.write(&[pt("r", T0 + 10, 6.0)], &[], now).unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(
+        &f.values[..2],
+        &[5.0, 6.0],
+        "a new point beside the stored row"
+    );
+}

@@ -272,6 +272,7 @@ pub struct Daemon {
     pub carbon_tcp: SocketAddr,
     pub carbon_udp: SocketAddr,
     pub http: SocketAddr,
+    client: UdpSocket,
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
@@ -348,6 +349,7 @@ impl Daemon {
             carbon_tcp: addrs.carbon_tcp,
             carbon_udp: addrs.carbon_udp,
             http: addrs.http,
+            client: UdpSocket::bind("127.0.0.1:0").expect("bind udp client"),
             data_dir: data_dir.to_owned(),
             config_path,
             log_path,
@@ -464,9 +466,12 @@ impl Daemon {
     }
 
     /// One UDP datagram to the statsd port.
+    /// Sends one datagram from this test's one client socket, so the
+    /// daemon sees one sender (as with one app), whose datagrams it applies
+    /// in order.
     pub fn send_udp(&self, datagram: &[u8]) {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        s.send_to(datagram, self.udp.expect("UDP listener enabled"))
+        self.client
+            .send_to(datagram, self.udp.expect("UDP listener enabled"))
             .expect("send udp");
     }
 
