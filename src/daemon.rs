@@ -472,6 +472,7 @@ fn flush_loop(
     let start = Instant::now();
     let mut k: u32 = 1;
     let mut last_save = Instant::now();
+    let mut last_stamp: i64 = 0;
     let save_gauges = || {
         if let Err(e) = snapshot::save(gauge_path, agg.gauges()) {
             tracing::error!(path = %gauge_path.display(), error = %e, "cannot save gauge snapshot");
@@ -490,6 +491,7 @@ fn flush_loop(
             }
         }
         let flush = agg.flush(interval);
+        last_stamp = flush.timestamp;
         emitter.emit(&flush);
         tracing::debug!(series = flush.num_stats(), took = ?flush.aggregation_time, "flushed");
         // Etsy aligns flushes to start + k * interval; a flush that overran
@@ -506,8 +508,15 @@ fn flush_loop(
             last_save = Instant::now();
         }
     }
-    // The partial interval since the last tick: Etsy loses it, we flush it.
-    let flush = agg.flush(interval);
+    // The partial interval since the last tick: Etsy loses it, we flush it,
+    // stamped as the interval it belongs to (the next tick). Stamped with
+    // the clock, it could share a storage slot with the last full flush
+    // and overwrite it (last write wins), losing that flush's counts.
+    let mut flush = agg.flush(interval);
+    let next_tick = last_stamp + (interval.as_millis() as i64 / 1000).max(1);
+    if last_stamp > 0 && flush.timestamp < next_tick {
+        flush.timestamp = next_tick;
+    }
     emitter.emit(&flush);
     save_gauges();
     emitter.shutdown(SHUTDOWN_GRACE);

@@ -551,3 +551,24 @@ fn a_clean_restart_on_rocksdb_keeps_open_rows() {
         "a new point beside the stored row"
     );
 }
+
+#[test]
+fn a_clean_restart_keeps_a_many_point_open_row() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("1s:1h,1m:1d", "sum", 0.0);
+    let now = T0 + 30;
+    {
+        let store = open(&kv, &c);
+        for k in 0..20 {
+            store
+                .write(&[pt("m", T0 + k, k as f64 + 1.0)], &[], T0 + k)
+                .unwrap();
+        }
+        store.checkpoint_compact().unwrap();
+    }
+    let store = open(&kv, &c);
+    let id = store.index().id("m").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 19, now).unwrap().unwrap();
+    let got: Vec<f64> = f.values.iter().copied().filter(|v| !v.is_nan()).collect();
+    assert_eq!(got, (1..=20).map(|v| v as f64).collect::<Vec<_>>());
+}

@@ -376,7 +376,15 @@ impl Daemon {
                     log: self.log(),
                 });
             }
-            if let Ok(s) = TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)) {
+            // Connect only once the daemon says it is up, i.e. holds its
+            // ports: before that, the admin port may belong to someone else
+            // (a fake carbon of a parallel test bound to the same ephemeral
+            // port), and our `config` lines would land in that test's data.
+            let up = self.log().contains("rollupd is up");
+            let conn = up
+                .then(|| TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).ok())
+                .flatten();
+            if let Some(s) = conn {
                 let mut a = Admin::from_stream(s);
                 a.send("config");
                 a.send("health");
