@@ -2,8 +2,8 @@
 //!
 //! Points arrive in batches (a statsd flush, a carbon connection's lines).
 //! Each batch is appended whole to the write-ahead log, then applied to
-//! open rows in memory: the finest archive that covers the point's age
-//! takes it, and every coarser archive's point for the same window is
+//! open rows in memory: the finest archive takes it (whatever its age, so
+//! a backfill rolls up as live traffic does), and every coarser archive's point for the same window is
 //! recomputed from the finer row at once, with the series' aggregation
 //! method and x-files-factor, as whisper's propagation does. A checkpoint
 //! writes changed rows (pco-compressed) to the engine and drops the log it
@@ -666,11 +666,11 @@ impl Store {
             if *ts > e.now + max_future {
                 continue;
             }
-            let Some(a) = r.archive_for_age(e.now - ts) else {
+            if r.archive_for_age(e.now - ts).is_none() {
                 continue;
-            };
+            }
             let shape = &schemas.shapes[schema as usize];
-            put_hist(&mut inner.hists, kv, shape, id, schema, a, *ts, h.clone())?;
+            put_hist(&mut inner.hists, kv, shape, id, schema, *ts, h.clone())?;
         }
         for (&(_, ts, v), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
@@ -679,12 +679,12 @@ impl Store {
                 continue;
             }
             let r = &schemas.list[t.schema as usize];
-            let Some(a) = r.archive_for_age(e.now - ts) else {
+            if r.archive_for_age(e.now - ts).is_none() {
                 w.too_old += 1;
                 continue;
-            };
+            }
             let shape = &schemas.shapes[t.schema as usize];
-            put_point(inner, kv, shape, &t, a, ts, v, e.now)?;
+            put_point(inner, kv, shape, &t, ts, v)?;
             w.accepted += 1;
         }
         Ok(w)
@@ -1127,19 +1127,27 @@ fn locate(shape: &Shape, a: usize, ts: i64) -> (u32, usize) {
     (start as u32, ((t - start) / step) as usize)
 }
 
-/// Stores a point in archive `a` and propagates it to the coarser ones.
-#[allow(clippy::too_many_arguments)]
+/// Stores a point in the finest archive and propagates it to the coarser
+/// ones.
+///
+/// Whatever the point's age: whisper writes a point older than its finest
+/// archive's retention straight into a coarser archive (the slot then holds
+/// one raw value instead of a rollup, and a backfill of yesterday's data
+/// rolls up differently from the same data arriving live). Here every point
+/// rolls up from the finest archive, so a backfill, a replay or a catch-up
+/// after an outage stores what live traffic would have; the fine rows past
+/// their retention are dropped by the next retention sweep, and reads of an
+/// old range use the coarse archive as whisper's fetch does.
 fn put_point(
     inner: &mut Inner,
     kv: &dyn Kv,
     shape: &Shape,
     t: &Target,
-    a: usize,
     ts: i64,
     v: f64,
-    now: i64,
 ) -> Result<(), KvError> {
     let n = shape.steps.len();
+    let a = 0;
     let (start, slot) = locate(shape, a, ts);
     inner.points.set(
         kv,
@@ -1158,20 +1166,12 @@ fn put_point(
         let bucket = ts - ts.rem_euclid(coarse);
         let (fstart, fslot) = locate(shape, j - 1, bucket);
         let per = (coarse / fine) as usize;
-        let mut finer = inner
+        let finer = inner
             .points
             .window(t.id, t.schema, j - 1, fstart, fslot, per)
             .unwrap_or_default();
         if finer.is_empty() {
             break;
-        }
-        // whisper's ring has already overwritten finer slots older than
-        // that archive's retention; they count as unknown, as there.
-        let oldest = now - shape.retentions[j - 1] as i64;
-        for (i, v) in finer.iter_mut().enumerate() {
-            if bucket + i as i64 * fine <= oldest {
-                *v = f64::NAN;
-            }
         }
         let mut agg = t.method.aggregate(&finer, t.xff);
         if let (Some(_), Some((hid, stat))) = (agg, t.link) {
@@ -1210,19 +1210,19 @@ fn put_point(
     Ok(())
 }
 
-/// Stores a histogram in archive `a` and merges it into the coarser ones.
-#[allow(clippy::too_many_arguments)]
+/// Stores a histogram in the finest archive and merges it into the coarser
+/// ones (from the finest archive whatever its age, as [`put_point`]).
 fn put_hist(
     lane: &mut Lane<Option<Hist>>,
     kv: &dyn Kv,
     shape: &Shape,
     id: u32,
     schema: u16,
-    a: usize,
     ts: i64,
     h: Hist,
 ) -> Result<(), KvError> {
     let n = shape.steps.len();
+    let a = 0;
     let (start, slot) = locate(shape, a, ts);
     lane.set(
         kv,

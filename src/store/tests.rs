@@ -44,9 +44,11 @@ fn pt(name: &str, timestamp: i64, value: f64) -> Point<'_> {
 }
 
 /// whisper's update and fetch, written from its documented algorithm, over
-/// unbounded maps (the ring's overwriting is modelled by treating slots
-/// older than an archive's retention as unknown, which is what the ring
-/// shows for a series written continuously).
+/// unbounded maps, as carbon-cache drives it for points that arrive live:
+/// each point lands in the finest archive and propagates from there. (For a
+/// point older than the finest retention whisper would write the coarse slot
+/// raw; the store rolls such points up from the finest archive too, so this
+/// is the reference for every point, late ones included.)
 struct RefWhisper {
     archives: Vec<(i64, i64)>,
     data: Vec<BTreeMap<i64, f64>>,
@@ -76,22 +78,17 @@ impl RefWhisper {
         if !(diff < max && diff >= 0) {
             return;
         }
-        let i = self.archives.iter().position(|a| a.1 >= diff).unwrap();
-        let step = self.archives[i].0;
+        let step = self.archives[0].0;
         let my = ts - ts.rem_euclid(step);
-        self.data[i].insert(my, v);
-        for lower in i + 1..self.archives.len() {
-            let (hstep, hret) = self.archives[lower - 1];
+        self.data[0].insert(my, v);
+        for lower in 1..self.archives.len() {
+            let hstep = self.archives[lower - 1].0;
             let lstep = self.archives[lower].0;
             let start = my - my.rem_euclid(lstep);
             let neighbors: Vec<f64> = (0..lstep / hstep)
                 .map(|k| {
                     let t = start + k * hstep;
-                    if t <= now - hret {
-                        f64::NAN
-                    } else {
-                        self.data[lower - 1].get(&t).copied().unwrap_or(f64::NAN)
-                    }
+                    self.data[lower - 1].get(&t).copied().unwrap_or(f64::NAN)
                 })
                 .collect();
             match self.method.aggregate(&neighbors, self.xff) {
@@ -219,11 +216,44 @@ fn rollups_equal_whisper_for_every_method_with_gaps_and_late_points() {
 }
 
 #[test]
-fn old_points_go_to_the_archive_that_covers_them() {
+fn a_backfill_rolls_up_as_live_traffic_does() {
+    // A day of 10 s points sent at once, long after the fact (carbon
+    // replaying a queue, an import): every coarse point is the rollup of
+    // its fine points, not the last raw value whisper would keep.
+    let text = "10s:1h,1m:6h,10m:2d";
+    let store = Store::in_memory(&cfg(text, "sum", 0.0)).unwrap();
+    let start = T0 - T0.rem_euclid(600);
+    let now = start + 2 * 86400 - 3600;
+    let pts: Vec<(i64, f64)> = (0..8640)
+        .map(|i| (start + i * 10, (i % 7) as f64))
+        .collect();
+    let batch: Vec<Point<'_>> = pts.iter().map(|&(t, v)| pt("b", t, v)).collect();
+    assert_eq!(store.write(&batch, &[], now).unwrap().accepted, 8640);
+    let id = store.index().id("b").unwrap();
+    let f = store.fetch(id, start - 1, now, now).unwrap().unwrap();
+    assert_eq!((f.step, f.from), (600, start));
+    let mut checked = 0;
+    for (k, got) in f.values.iter().enumerate() {
+        let b = f.from + k as i64 * 600;
+        let want: f64 = pts
+            .iter()
+            .filter(|p| p.0 >= b && p.0 < b + 600)
+            .map(|p| p.1)
+            .sum();
+        if b >= start && b + 600 <= start + 86400 {
+            assert_eq!(*got, want, "10m bucket at {b}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 144);
+}
+
+#[test]
+fn old_points_roll_up_from_the_finest_archive() {
     let text = "10s:1h,1m:6h,10m:2d";
     let store = Store::in_memory(&cfg(text, "sum", 0.0)).unwrap();
     let now = T0 + 86400;
-    // Two hours old: straight into the 1m archive, then the 10m one.
+    // Two hours old: into the 10s archive, rolled up into 1m and 10m.
     let t = now - 7200;
     store
         .write(&[pt("x", t, 5.0), pt("x", t + 60, 6.0)], &[], now)
