@@ -176,6 +176,20 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
         "treejson" => {
             let mut seen = std::collections::HashSet::new();
             let mut nodes = Vec::new();
+            // `wildcards=1` (the tree browser): a `*` node first when there
+            // is more than one match, a branch if any match is one.
+            let wildcards = matches!(p.get("wildcards"), Some("1" | "true"));
+            if wildcards && found.len() > 1 {
+                let any_branch = found.iter().any(|f| f.branch || f.leaf.is_none());
+                let b = i32::from(any_branch);
+                nodes.push(serde_json::json!({
+                    "text": "*",
+                    "id": format!("{base}*"),
+                    "allowChildren": b,
+                    "expandable": b,
+                    "leaf": 1 - b,
+                }));
+            }
             for f in &found {
                 let name = leaf_name(&f.path);
                 if !seen.insert(name.clone()) {
@@ -188,7 +202,6 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
                     "leaf": if leaf { 1 } else { 0 },
                     "id": format!("{base}{name}"),
                     "text": name,
-                    "context": {},
                 }));
             }
             serde_json::Value::Array(nodes)
