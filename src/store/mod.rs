@@ -1166,31 +1166,31 @@ fn put_point(
         let bucket = ts - ts.rem_euclid(coarse);
         let (fstart, fslot) = locate(shape, j - 1, bucket);
         let per = (coarse / fine) as usize;
-        let finer = inner
-            .points
-            .window(t.id, t.schema, j - 1, fstart, fslot, per)
-            .unwrap_or_default();
-        if finer.is_empty() {
+        let Some(mut agg) =
+            inner
+                .points
+                .with_window(t.id, t.schema, j - 1, fstart, fslot, per, |finer| {
+                    t.method.aggregate_window(finer, per, t.xff)
+                })
+        else {
             break;
-        }
-        let mut agg = t.method.aggregate(&finer, t.xff);
+        };
         if let (Some(_), Some((hid, stat))) = (agg, t.link) {
             // A timer stat: the true statistic of every sample in the
             // window, from the histogram merged at this archive.
             let (hstart, hslot) = locate(shape, j, bucket);
-            if let Some(Some(h)) = inner
+            let from_hist = inner
                 .hists
-                .window(hid, t.schema, j, hstart, hslot, 1)
-                .and_then(|w| w.into_iter().next())
-            {
-                let from_hist = match stat {
-                    Stat::Quantile(q) => h.quantile(q),
-                    Stat::Mean => h.mean(),
-                    Stat::Std => h.stdev(),
-                };
-                if from_hist.is_some() {
-                    agg = from_hist;
-                }
+                .with_window(hid, t.schema, j, hstart, hslot, 1, |w| {
+                    w.first()?.as_ref().and_then(|h| match stat {
+                        Stat::Quantile(q) => h.quantile(q),
+                        Stat::Mean => h.mean(),
+                        Stat::Std => h.stdev(),
+                    })
+                })
+                .flatten();
+            if from_hist.is_some() {
+                agg = from_hist;
             }
         }
         let Some(value) = agg else { break };
@@ -1240,13 +1240,23 @@ fn put_hist(
         let fine = shape.steps[j - 1] as i64;
         let bucket = ts - ts.rem_euclid(coarse);
         let (fstart, fslot) = locate(shape, j - 1, bucket);
-        let finer = lane
-            .window(id, schema, j - 1, fstart, fslot, (coarse / fine) as usize)
+        let merged = lane
+            .with_window(
+                id,
+                schema,
+                j - 1,
+                fstart,
+                fslot,
+                (coarse / fine) as usize,
+                |finer| {
+                    let mut merged = Hist::default();
+                    for h in finer.iter().flatten() {
+                        merged.merge(h);
+                    }
+                    merged
+                },
+            )
             .unwrap_or_default();
-        let mut merged = Hist::default();
-        for h in finer.iter().flatten() {
-            merged.merge(h);
-        }
         if merged.is_empty() {
             break;
         }

@@ -264,6 +264,39 @@ impl<T: Slot> Lane<T> {
         self.unsaved.get(&key).map(|u| pick(&u.slots))
     }
 
+    /// Calls `f` with the in-memory slots `[from, from + n)` of the row that
+    /// holds them, borrowed: the slice may be shorter than `n` (an open row
+    /// grows as it is written; missing slots are absent). `None` when the
+    /// row is not in memory. The write path's propagation reads through
+    /// this, so rolling up allocates and clones nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_window<R>(
+        &self,
+        series: u32,
+        schema: u16,
+        archive: usize,
+        start: u32,
+        from: usize,
+        n: usize,
+        f: impl FnOnce(&[T]) -> R,
+    ) -> Option<R> {
+        let cut = |slots: &[T]| -> std::ops::Range<usize> {
+            from.min(slots.len())..(from + n).min(slots.len())
+        };
+        if let Some(Some(r)) = self.open.get(series as usize).and_then(|a| a.get(archive)) {
+            if r.start == start {
+                return Some(f(&r.slots[cut(&r.slots)]));
+            }
+        }
+        let key = RowKey {
+            schema,
+            archive: archive as u8,
+            start,
+            series,
+        };
+        self.unsaved.get(&key).map(|u| f(&u.slots[cut(&u.slots)]))
+    }
+
     /// Moves open rows that end at or before `cutoff(schema, archive)` to
     /// the unsaved set, freeing their series' open slot.
     pub fn seal_older(

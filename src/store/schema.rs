@@ -251,8 +251,15 @@ impl Method {
     /// are the finer points of one coarser step in time order, NaN where
     /// unknown. Returns None when fewer than `xff` of them are known.
     pub fn aggregate(self, slots: &[f64], xff: f32) -> Option<f64> {
+        self.aggregate_window(slots, slots.len(), xff)
+    }
+
+    /// [`Method::aggregate`] over a window of `n` slots of which `slots`
+    /// are the first ones (the rest unknown).
+    pub fn aggregate_window(self, slots: &[f64], n: usize, xff: f32) -> Option<f64> {
+        let n = n.max(slots.len());
         let known = slots.iter().filter(|v| !v.is_nan()).count();
-        if known == 0 || (known as f64 / slots.len() as f64) < xff as f64 {
+        if known == 0 || (known as f64 / n as f64) < xff as f64 {
             return None;
         }
         let vals = || slots.iter().copied().filter(|v| !v.is_nan());
@@ -262,7 +269,7 @@ impl Method {
             Method::Min => vals().fold(f64::INFINITY, f64::min),
             Method::Max => vals().fold(f64::NEG_INFINITY, f64::max),
             Method::Last => vals().next_back().unwrap_or(f64::NAN),
-            Method::AvgZero => vals().sum::<f64>() / slots.len() as f64,
+            Method::AvgZero => vals().sum::<f64>() / n as f64,
             // Python's max(key=abs) keeps the first of equal magnitudes.
             Method::AbsMax => vals().fold(f64::NAN, |m, v| {
                 if m.is_nan() || v.abs() > m.abs() {
