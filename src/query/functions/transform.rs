@@ -619,7 +619,7 @@ pub fn call(
             }
             "removeAbovePercentile" | "removeBelowPercentile" => {
                 let list = a.series(ctx, 0)?;
-                let n = a.num(1, "n")?;
+                let (n, n_text) = a.float_str(1, "n")?;
                 if n == 0.0 {
                     return Err(a.bad_arg("the requested percent is required to be greater than 0"));
                 }
@@ -631,6 +631,9 @@ pub fn call(
                         let Some(pct) = series_percentile(s, n) else {
                             return;
                         };
+                        // graphite-web computes it with nPercentile on a copy
+                        // that shares the tags, so its tag lands here too.
+                        s.tags.insert("nPercentile".into(), n_text.clone());
                         for v in s.values.iter_mut() {
                             if (above && *v > pct) || (!above && *v < pct) {
                                 *v = f64::NAN;
