@@ -154,3 +154,33 @@ pub fn tags_of(name: &str) -> BTreeMap<String, String> {
     }
     tags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_are_not_parsed_for_tags() {
+        assert!(looks_like_call("sumSeries(a.b)"));
+        assert!(looks_like_call("asPercent(disk.used;dc=east,5)"));
+        assert!(!looks_like_call("a()"));
+        assert!(!looks_like_call("100.0"));
+        assert!(!looks_like_call("disk.used;dc=east"));
+        let t = tags_of("sumSeries(disk.used;dc=east)");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t["name"], "sumSeries(disk.used;dc=east)");
+        let t = tags_of("disk.used;dc=east");
+        assert_eq!(
+            (t["name"].as_str(), t["dc"].as_str()),
+            ("disk.used", "east")
+        );
+    }
+
+    #[test]
+    fn avg_zero_counts_gaps_as_zeros() {
+        let n = f64::NAN;
+        assert_eq!(Consolidate::AvgZero.apply(&[4.0, n, 2.0, n], 0.0), 1.5);
+        assert!(Consolidate::AvgZero.apply(&[n, n], 0.0).is_nan());
+        assert_eq!(Consolidate::parse("avg_zero"), Some(Consolidate::AvgZero));
+    }
+}

@@ -8,6 +8,8 @@ mod filter;
 mod grouping;
 pub mod info;
 mod special;
+#[cfg(test)]
+mod testutil;
 mod timer;
 mod transform;
 

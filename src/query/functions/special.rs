@@ -176,3 +176,115 @@ pub fn call(
     })())
     .filter(|r| !matches!(r, Err(QueryError::UnknownFunction(n)) if n.is_empty()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::events::store::EventStore;
+    use crate::query::eval::evaluate;
+    use crate::store::{Point, Store};
+
+    const T0: i64 = 1_795_300_200;
+
+    fn store() -> Store {
+        let store = Store::in_memory(&StorageConfig::default()).unwrap();
+        let pts: Vec<Point<'_>> = (0..6)
+            .flat_map(|k| {
+                [
+                    Point {
+                        name: "a.x",
+                        timestamp: T0 + k * 10,
+                        value: k as f64,
+                    },
+                    Point {
+                        name: "a.y",
+                        timestamp: T0 + k * 10,
+                        value: 10.0,
+                    },
+                ]
+            })
+            .collect();
+        store.write(&pts, &[], T0 + 60).unwrap();
+        let ev = EventStore::open(store.kv().clone()).unwrap();
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        ev.add(T0 + 5, "deploy 1", tags(&["deploy", "web"]), "")
+            .unwrap();
+        ev.add(T0 + 5, "deploy 2", tags(&["deploy", "db"]), "")
+            .unwrap();
+        ev.add(T0 + 20, "deploy 3", tags(&["deploy", "web"]), "")
+            .unwrap();
+        ev.add(T0 + 30, "config", tags(&["config"]), "").unwrap();
+        ev.add(T0 + 500, "later", tags(&["deploy"]), "").unwrap();
+        store
+    }
+
+    fn run(store: &Store, target: &str) -> Vec<Series> {
+        let mut c = super::super::testutil::ctx(store, T0, T0 + 60, T0 + 60);
+        evaluate(&mut c, target).unwrap_or_else(|e| panic!("{target}: {e}"))
+    }
+
+    #[test]
+    fn events_count_per_second_the_events_with_all_tags() {
+        let s = store();
+        let x = &run(&s, "events('deploy')")[0];
+        assert_eq!(x.name, "events(\"deploy\")");
+        assert_eq!(x.tags.len(), 1);
+        assert_eq!((x.start, x.end, x.step), (T0, T0 + 60, 1));
+        assert_eq!(x.values.len(), 60);
+        assert_eq!(x.consolidate, Consolidate::Sum);
+        // Two deploys at +5, one at +20; the one at +500 is outside.
+        assert_eq!(x.values[5], 2.0);
+        assert_eq!(x.values[20], 1.0);
+        assert_eq!(x.values.iter().filter(|v| !v.is_nan()).count(), 2);
+        let x = &run(&s, "events('deploy', 'web')")[0];
+        assert_eq!(x.name, "events(\"deploy\", \"web\")");
+        assert_eq!((x.values[5], x.values[20]), (1.0, 1.0));
+        let x = &run(&s, "events('*')")[0];
+        assert_eq!((x.values[5], x.values[30]), (2.0, 1.0));
+        let x = &run(&s, "events('nothing')")[0];
+        assert!(x.values.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn draw_as_infinite_keeps_values_and_sets_the_option() {
+        let s = store();
+        let x = &run(&s, "drawAsInfinite(events('deploy'))")[0];
+        assert_eq!(x.name, "drawAsInfinite(events(\"deploy\"))");
+        assert!(x.draw_as_infinite);
+        assert_eq!(x.tags["drawAsInfinite"], "1");
+        assert_eq!(x.values[5], 2.0);
+        assert!(!run(&s, "a.x")[0].draw_as_infinite);
+    }
+
+    #[test]
+    fn threshold_is_a_named_coloured_constant_line() {
+        let s = store();
+        let x = &run(&s, "threshold(75, 'warn', 'red')")[0];
+        assert_eq!(x.name, "warn");
+        // The tags keep constantLine's name, as graphite-web's do.
+        assert_eq!(x.tags["name"], "75.0");
+        assert_eq!(x.path_expression, "constantLine(75.0)");
+        assert_eq!(x.color.as_deref(), Some("red"));
+        assert_eq!(x.values, vec![75.0; 3]);
+        assert_eq!((x.start, x.end, x.step), (T0, T0 + 60, 30));
+        let x = &run(&s, "threshold(1.5)")[0];
+        assert_eq!((x.name.as_str(), x.color.as_deref()), ("1.5", None));
+    }
+
+    #[test]
+    fn stacked_adds_each_series_on_the_ones_before() {
+        let s = store();
+        let out = run(&s, "stacked(a.*)");
+        assert_eq!(out[0].name, "stacked(a.x)");
+        assert_eq!(out[0].tags["stacked"], "__DEFAULT__");
+        assert!(out[1].stacked);
+        // The window's points are T0+10 .. T0+50 (k = 1..5) and a gap at
+        // T0+60: a.y (10) on top of a.x (k).
+        assert_eq!(out[1].values[..5], [11.0, 12.0, 13.0, 14.0, 15.0]);
+        assert!(out[1].values[5].is_nan());
+        let out = run(&s, "stacked(a.*,'mine')");
+        assert_eq!(out[1].name, "a.y");
+        assert_eq!(out[1].tags.get("stacked"), None);
+    }
+}

@@ -832,4 +832,104 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn tags_are_python_strs_of_the_validated_arguments() {
+        use crate::config::StorageConfig;
+        use crate::query::eval::evaluate;
+        use crate::store::{Point, Store};
+        const T0: i64 = 1_795_300_200;
+        let store = Store::in_memory(&StorageConfig::default()).unwrap();
+        let pts: Vec<Point<'_>> = [2.0, f64::NAN, 4.0, 1.5]
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(k, v)| Point {
+                name: "a.b",
+                timestamp: T0 + 10 + 10 * k as i64,
+                value: *v,
+            })
+            .collect();
+        store.write(&pts, &[], T0 + 40).unwrap();
+        let one = |target: &str| {
+            let mut c = super::super::testutil::ctx(&store, T0, T0 + 40, T0 + 40);
+            evaluate(&mut c, target)
+                .unwrap_or_else(|e| panic!("{target}: {e}"))
+                .remove(0)
+        };
+        let tag = |target: &str, k: &str| one(target).tags.get(k).cloned();
+        // float parameters: an int argument is validated into a float.
+        assert_eq!(tag("scale(a.b,2)", "scale").as_deref(), Some("2.0"));
+        assert_eq!(one("scale(a.b,2)").name, "scale(a.b,2)");
+        assert_eq!(tag("offset(a.b,-1.5)", "offset").as_deref(), Some("-1.5"));
+        assert_eq!(
+            tag("scaleToSeconds(a.b,60)", "scaleToSeconds").as_deref(),
+            Some("60.0")
+        );
+        // A default that is never validated keeps its Python type.
+        assert_eq!(
+            tag("transformNull(a.b)", "transformNull").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            tag("transformNull(a.b,0)", "transformNull").as_deref(),
+            Some("0.0")
+        );
+        assert_eq!(one("transformNull(a.b,-1)").name, "transformNull(a.b,-1)");
+        assert_eq!(
+            one("transformNull(a.b,-1)").values,
+            vec![2.0, -1.0, 4.0, 1.5]
+        );
+        for f in [
+            "derivative",
+            "integral",
+            "absolute",
+            "invert",
+            "squareRoot",
+            "isNonNull",
+        ] {
+            assert_eq!(tag(&format!("{f}(a.b)"), f).as_deref(), Some("1"), "{f}");
+        }
+        assert_eq!(tag("perSecond(a.b)", "perSecond").as_deref(), Some("1"));
+        assert_eq!(
+            tag("nonNegativeDerivative(a.b)", "nonNegativeDerivative").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            tag("consolidateBy(a.b,'max')", "consolidateBy").as_deref(),
+            Some("max")
+        );
+        assert_eq!(
+            tag("cumulative(a.b)", "consolidateBy").as_deref(),
+            Some("sum")
+        );
+        assert_eq!(one("cumulative(a.b)").name, "consolidateBy(a.b,\"sum\")");
+        assert_eq!(
+            tag("offsetToZero(a.b)", "offsetToZero").as_deref(),
+            Some("1.5")
+        );
+        let z = one("offsetToZero(a.b)");
+        assert!(same(&z.values, &[0.5, N, 2.5, 0.0]));
+        assert_eq!(tag("log(a.b)", "log").as_deref(), Some("10"));
+        assert_eq!(one("log(a.b,2)").name, "log(a.b, 2)");
+        assert!(same(
+            &one("log(a.b,2)").values,
+            &[1.0, N, 2.0, 1.5f64.log2()]
+        ));
+        assert_eq!(tag("stdev(a.b,3)", "stdev").as_deref(), Some("3"));
+        assert_eq!(one("stdev(a.b,3)").name, "stdev(a.b,3)");
+        // No tag for these.
+        assert_eq!(one("keepLastValue(a.b)").tags.len(), 1);
+        assert_eq!(
+            one("removeAboveValue(a.b,3)").name,
+            "removeAboveValue(a.b, 3)"
+        );
+        assert_eq!(one("removeAboveValue(a.b,3)").tags.len(), 1);
+        let c = one("constantLine(100)");
+        assert_eq!(
+            (c.name.as_str(), c.path_expression.as_str()),
+            ("100.0", "constantLine(100.0)")
+        );
+        assert_eq!(c.tags["name"], "100.0");
+    }
 }
