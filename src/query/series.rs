@@ -92,9 +92,11 @@ pub struct Series {
     // --- Presentation options (graphite-web's `series.options` and
     // `series.color`), set by render functions and read only by the image
     // renderer; json/csv/raw output ignores them.
-    /// `drawAsInfinite()`: every non-zero, non-null value is drawn as a
-    /// vertical line from the bottom to the top of the graph (zero and
-    /// null draw nothing); the values themselves are unchanged.
+    /// `drawAsInfinite()`: each point whose value is above zero is drawn
+    /// as a vertical line from the bottom to the top of the plot area
+    /// (zero, negative and null draw nothing); such a series is left out
+    /// of the y-axis range and of area stacking. The values themselves are
+    /// unchanged (json shows them as they are).
     pub draw_as_infinite: bool,
     /// `stacked()`: the values are already running totals of a stack, to
     /// be drawn as filled areas on top of each other.
