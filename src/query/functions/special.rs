@@ -17,7 +17,7 @@ pub const INFO: &[FnInfo] = &[
     FnInfo::new(
         "drawAsInfinite",
         "Graph",
-        "Draws every non-zero value as a vertical line across the whole graph (deploys, events); the values are unchanged.",
+        "Draws every value above zero as a vertical line across the whole graph (deploys, events); the values are unchanged.",
         &[SERIES_LIST],
     ),
     FnInfo::new(
