@@ -88,23 +88,7 @@ impl EventStore {
         tags: &[String],
         set: TagSet,
     ) -> Result<Vec<Event>, KvError> {
-        let mut out = Vec::new();
-        self.kv.scan(Space::Events, &[], &[0xff; 9], &mut |_, v| {
-            if let Ok(e) = serde_json::from_slice::<Event>(v) {
-                let in_time = e.when >= from && e.when <= until;
-                let tagged = tags.is_empty()
-                    || match set {
-                        TagSet::Union => tags.iter().any(|t| e.tags.contains(t)),
-                        TagSet::Intersection => tags.iter().all(|t| e.tags.contains(t)),
-                    };
-                if in_time && tagged {
-                    out.push(e);
-                }
-            }
-            true
-        })?;
-        out.sort_by(|a, b| a.when.cmp(&b.when).then(a.id.cmp(&b.id)));
-        Ok(out)
+        read(self.kv.as_ref(), from, until, tags, set)
     }
 
     /// Deletes events older than `before`.
@@ -129,6 +113,35 @@ impl EventStore {
         self.kv.write(b)?;
         Ok(n)
     }
+}
+
+/// [`EventStore::query`] on the engine itself, for readers that hold the
+/// store but not the event store (the render function `events()`): events
+/// live in the store's engine, and reading them needs no id counter.
+pub fn read(
+    kv: &dyn Kv,
+    from: i64,
+    until: i64,
+    tags: &[String],
+    set: TagSet,
+) -> Result<Vec<Event>, KvError> {
+    let mut out = Vec::new();
+    kv.scan(Space::Events, &[], &[0xff; 9], &mut |_, v| {
+        if let Ok(e) = serde_json::from_slice::<Event>(v) {
+            let in_time = e.when >= from && e.when <= until;
+            let tagged = tags.is_empty()
+                || match set {
+                    TagSet::Union => tags.iter().any(|t| e.tags.contains(t)),
+                    TagSet::Intersection => tags.iter().all(|t| e.tags.contains(t)),
+                };
+            if in_time && tagged {
+                out.push(e);
+            }
+        }
+        true
+    })?;
+    out.sort_by(|a, b| a.when.cmp(&b.when).then(a.id.cmp(&b.id)));
+    Ok(out)
 }
 
 /// graphite-web's tag splitting: a JSON list, or a space- (or comma-)

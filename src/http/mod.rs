@@ -64,6 +64,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/tags/{tag}", get(tags::detail))
         .route("/functions", get(tags::functions))
         .route("/functions/", get(tags::functions))
+        .route("/functions/{name}", get(tags::function))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/version", get(|| async { "1.1.10" }))
@@ -341,8 +342,43 @@ mod tests {
         let v = parse_json(&body);
         assert_eq!(v[0]["target"], "disk.used;dc=east;host=web1");
         assert_eq!(v[0]["tags"]["dc"], "east");
-        let (_, body) = get("/functions").await;
-        assert!(parse_json(&body)["sumSeries"]["name"] == "sumSeries");
+    }
+
+    #[tokio::test]
+    async fn functions_list_the_way_grafana_reads_it() {
+        let (s, body) = get("/functions").await;
+        assert_eq!(s, StatusCode::OK);
+        // graphite-web writes infinite defaults as 1e9999 (JavaScript's
+        // JSON.parse reads Infinity); serde_json refuses them.
+        assert!(
+            body.contains(r#""default":1e9999"#),
+            "keepLastValue's limit"
+        );
+        let v = parse_json(&body.replace("1e9999", "\"inf\""));
+        let f = &v["asPercent"];
+        assert_eq!(f["name"], "asPercent");
+        assert_eq!(f["group"], "Combine");
+        assert_eq!(f["function"], "asPercent(seriesList, total=None, *nodes)");
+        assert_eq!(f["params"][0]["type"], "seriesList");
+        assert_eq!(f["params"][0]["required"], true);
+        assert_eq!(f["params"][2]["multiple"], true);
+        assert_eq!(v["groupByNode"]["params"][2]["default"], "average");
+        let cb = v["groupByNode"]["params"][2]["options"].as_array().unwrap();
+        assert!(cb.contains(&serde_json::json!("sumSeries")));
+        assert!(cb.contains(&serde_json::json!("median")));
+        // Every function the evaluator serves is listed.
+        for name in crate::query::functions::names() {
+            assert_eq!(v[name]["name"], name, "{name}");
+        }
+        let (_, body) = get("/functions?grouped=true&group=Sorting").await;
+        let g = parse_json(&body);
+        assert_eq!(g.as_object().unwrap().len(), 1);
+        assert_eq!(g["Sorting"]["sortByName"]["params"][1]["name"], "natural");
+        let (s, body) = get("/functions/scale").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(parse_json(&body)["params"][1]["type"], "float");
+        let (s, _) = get("/functions/nope").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

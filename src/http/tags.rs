@@ -1,7 +1,6 @@
 //! graphite-web's tag API: `/tags`, `/tags/<tag>`, `/tags/autoComplete/tags`,
 //! `/tags/autoComplete/values`, `/tags/findSeries`; and `/functions`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -144,21 +143,76 @@ pub async fn autocomplete_values(
         .collect::<Vec<_>>())))
 }
 
-/// The function list Grafana's editor loads (names, groups, parameters).
-pub async fn functions() -> Response {
-    let mut out = BTreeMap::new();
-    for name in crate::query::functions::names() {
-        out.insert(
-            name.to_string(),
-            serde_json::json!({
-                "name": name,
-                "function": format!("{name}(seriesList)"),
-                "description": "",
-                "module": "graphite.render.functions",
-                "group": "rollupd",
-                "params": [{ "name": "seriesList", "type": "seriesList", "required": true }],
-            }),
-        );
+/// One function's `/functions` entry: its table entry, or a bare one for
+/// a function whose family has no table yet.
+fn function_info(name: &'static str) -> serde_json::Value {
+    use crate::query::functions::{
+        info::{FnInfo, SERIES_LIST},
+        infos,
+    };
+    match infos().find(|i| i.name == name) {
+        Some(i) => i.json(),
+        None => FnInfo::new(name, "Ungrouped", "", &[SERIES_LIST]).json(),
     }
-    json(serde_json::json!(out))
+}
+
+fn functions_reply(v: &serde_json::Value, p: &Params) -> Response {
+    let body = crate::query::functions::info::to_text(v);
+    match p.get("jsonp") {
+        Some(cb) => (
+            [(header::CONTENT_TYPE, "text/javascript")],
+            format!("{cb}({body})"),
+        )
+            .into_response(),
+        None => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+    }
+}
+
+/// graphite-web's `/functions`: every function's name, signature,
+/// description, group and parameters, as Grafana's Graphite query editor
+/// loads them. `group=X` keeps one group; `grouped=true` nests the answer
+/// by group; `type=pie` lists pie functions (none here).
+pub async fn functions(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::from_parts(q, vec![])?;
+    let grouped = matches!(
+        p.get("grouped").map(str::to_ascii_lowercase).as_deref(),
+        Some("1" | "true")
+    );
+    let mut out = serde_json::Map::new();
+    if p.get("type") != Some("pie") {
+        for name in crate::query::functions::names() {
+            let info = function_info(name);
+            let group = info["group"].as_str().unwrap_or_default().to_string();
+            if p.get("group").is_some_and(|g| g != group) {
+                continue;
+            }
+            if grouped {
+                let slot = out
+                    .entry(group)
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let Some(m) = slot.as_object_mut() {
+                    m.insert(name.to_string(), info);
+                }
+            } else {
+                out.insert(name.to_string(), info);
+            }
+        }
+    }
+    Ok(functions_reply(&serde_json::Value::Object(out), &p))
+}
+
+/// graphite-web's `/functions/<name>`.
+pub async fn function(
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::from_parts(q, vec![])?;
+    let name = name.trim_end_matches('/');
+    match crate::query::functions::names()
+        .into_iter()
+        .find(|n| *n == name)
+    {
+        Some(n) if p.get("type") != Some("pie") => Ok(functions_reply(&function_info(n), &p)),
+        _ => Err(ApiError::NotFound(format!("Function not found: {name}"))),
+    }
 }

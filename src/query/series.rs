@@ -14,6 +14,8 @@ pub enum Consolidate {
     First,
     Last,
     Median,
+    /// graphite-web's `avg_zero`: gaps count as zeros.
+    AvgZero,
 }
 
 impl Consolidate {
@@ -26,6 +28,7 @@ impl Consolidate {
             "first" => Consolidate::First,
             "last" => Consolidate::Last,
             "median" => Consolidate::Median,
+            "avg_zero" => Consolidate::AvgZero,
             _ => return None,
         })
     }
@@ -39,6 +42,7 @@ impl Consolidate {
             Consolidate::First => "first",
             Consolidate::Last => "last",
             Consolidate::Median => "median",
+            Consolidate::AvgZero => "avg_zero",
         }
     }
 
@@ -51,6 +55,7 @@ impl Consolidate {
         }
         match self {
             Consolidate::Average => usable.iter().sum::<f64>() / usable.len() as f64,
+            Consolidate::AvgZero => usable.iter().sum::<f64>() / values.len() as f64,
             Consolidate::Sum => usable.iter().sum(),
             Consolidate::Min => usable.iter().copied().fold(f64::INFINITY, f64::min),
             Consolidate::Max => usable.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -84,6 +89,21 @@ pub struct Series {
     pub values: Vec<f64>,
     pub consolidate: Consolidate,
     pub xff: f64,
+    // --- Presentation options (graphite-web's `series.options` and
+    // `series.color`), set by render functions and read only by the image
+    // renderer; json/csv/raw output ignores them.
+    /// `drawAsInfinite()`: each point whose value is above zero is drawn
+    /// as a vertical line from the bottom to the top of the plot area
+    /// (zero, negative and null draw nothing); such a series is left out
+    /// of the y-axis range and of area stacking. The values themselves are
+    /// unchanged (json shows them as they are).
+    pub draw_as_infinite: bool,
+    /// `stacked()`: the values are already running totals of a stack, to
+    /// be drawn as filled areas on top of each other.
+    pub stacked: bool,
+    /// `threshold(..., color)` (and graphite's `color()`): the line colour
+    /// as the user wrote it (a colour name or hex code), if any.
+    pub color: Option<String>,
 }
 
 impl Series {
@@ -98,15 +118,33 @@ impl Series {
             values,
             consolidate: Consolidate::Average,
             xff: 0.0,
+            draw_as_infinite: false,
+            stacked: false,
+            color: None,
         }
     }
 }
 
+/// graphite-web's test for a name a function built (`^[a-z]+[(].+[)]$`,
+/// any case): such names are never parsed for tags.
+fn looks_like_call(name: &str) -> bool {
+    let letters = name.bytes().take_while(u8::is_ascii_alphabetic).count();
+    letters > 0
+        && name.as_bytes().get(letters) == Some(&b'(')
+        && name.ends_with(')')
+        && name.len() >= letters + 3
+}
+
 /// The tags graphite-web gives a series name: `name;k=v` parsed, or just
-/// `{"name": name}`.
+/// `{"name": name}` (always so for a name like `sumSeries(a.b)`).
 pub fn tags_of(name: &str) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
-    match crate::store::index::parse_tagged(name) {
+    let parsed = if looks_like_call(name) {
+        None
+    } else {
+        crate::store::index::parse_tagged(name)
+    };
+    match parsed {
         Some((_, kv)) => {
             for (k, v) in kv {
                 tags.insert(k.to_string(), v.to_string());
@@ -117,4 +155,34 @@ pub fn tags_of(name: &str) -> BTreeMap<String, String> {
         }
     }
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_are_not_parsed_for_tags() {
+        assert!(looks_like_call("sumSeries(a.b)"));
+        assert!(looks_like_call("asPercent(disk.used;dc=east,5)"));
+        assert!(!looks_like_call("a()"));
+        assert!(!looks_like_call("100.0"));
+        assert!(!looks_like_call("disk.used;dc=east"));
+        let t = tags_of("sumSeries(disk.used;dc=east)");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t["name"], "sumSeries(disk.used;dc=east)");
+        let t = tags_of("disk.used;dc=east");
+        assert_eq!(
+            (t["name"].as_str(), t["dc"].as_str()),
+            ("disk.used", "east")
+        );
+    }
+
+    #[test]
+    fn avg_zero_counts_gaps_as_zeros() {
+        let n = f64::NAN;
+        assert_eq!(Consolidate::AvgZero.apply(&[4.0, n, 2.0, n], 0.0), 1.5);
+        assert!(Consolidate::AvgZero.apply(&[n, n], 0.0).is_nan());
+        assert_eq!(Consolidate::parse("avg_zero"), Some(Consolidate::AvgZero));
+    }
 }

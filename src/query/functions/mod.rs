@@ -5,6 +5,12 @@
 mod alias;
 mod combine;
 mod filter;
+mod grouping;
+pub mod info;
+mod special;
+#[cfg(test)]
+mod testutil;
+mod timer;
 mod transform;
 
 use super::eval::{Context, QueryError};
@@ -125,6 +131,15 @@ pub fn call(ctx: &mut Context<'_>, c: &Call) -> Result<Vec<Series>, QueryError> 
     if let Some(r) = filter::call(ctx, name, &a) {
         return r;
     }
+    if let Some(r) = grouping::call(ctx, name, &a) {
+        return r;
+    }
+    if let Some(r) = special::call(ctx, name, &a) {
+        return r;
+    }
+    if let Some(r) = timer::call(ctx, name, &a) {
+        return r;
+    }
     Err(QueryError::UnknownFunction(c.name.clone()))
 }
 
@@ -135,8 +150,86 @@ pub fn names() -> Vec<&'static str> {
         transform::NAMES,
         alias::NAMES,
         filter::NAMES,
+        grouping::NAMES,
+        special::NAMES,
+        timer::NAMES,
     ]
     .concat();
     v.sort_unstable();
     v
+}
+
+/// What `/functions` says about each function that has a table entry
+/// (each family's `INFO`, beside its code).
+pub fn infos() -> impl Iterator<Item = &'static info::FnInfo> {
+    [
+        combine::INFO,
+        transform::INFO,
+        alias::INFO,
+        filter::INFO,
+        grouping::INFO,
+        special::INFO,
+        timer::INFO,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+// ---- Argument helpers used by the families added with the function
+// tables (kept apart from the ones above).
+
+/// A node argument of aliasByNode, groupByNodes, asPercent...: a path
+/// position (negative counts from the end) or a tag name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeArg {
+    Index(i64),
+    Tag(String),
+}
+
+impl<'c> Args<'c> {
+    /// Whether argument `i` (or keyword `name`) was given at all.
+    pub fn given(&self, i: usize, name: &str) -> bool {
+        self.get(i, name).is_some()
+    }
+
+    /// A `float` parameter and the text Python's `str()` gives it once
+    /// graphite-web's validation has made it a float (`2` → `"2.0"`).
+    pub fn float_str(&self, i: usize, name: &str) -> Result<(f64, String), QueryError> {
+        let v = self.num(i, name)?;
+        Ok((v, super::format::py_float_repr(v)))
+    }
+
+    /// Node arguments from position `i` on (`*nodes`).
+    pub fn nodes_from(&self, i: usize) -> Result<Vec<NodeArg>, QueryError> {
+        self.call
+            .args
+            .iter()
+            .skip(i)
+            .map(|e| {
+                node_arg(e).ok_or_else(|| {
+                    self.bad(format!(
+                        "a node is an integer or a tag name, not {}",
+                        e.to_target()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    pub fn bad_arg(&self, what: impl std::fmt::Display) -> QueryError {
+        self.bad(what.to_string())
+    }
+}
+
+/// graphite-web's node-or-tag rule: a whole number is a position, anything
+/// else names a tag.
+pub fn node_arg(e: &Expr) -> Option<NodeArg> {
+    match e {
+        Expr::Int(n) => Some(NodeArg::Index(*n)),
+        Expr::Num(f) if f.fract() == 0.0 && f.is_finite() => Some(NodeArg::Index(*f as i64)),
+        Expr::Num(f) => Some(NodeArg::Tag(super::format::py_float_repr(*f))),
+        Expr::Str(s) => Some(NodeArg::Tag(s.clone())),
+        Expr::Path(s) => Some(NodeArg::Tag(s.clone())),
+        _ => None,
+    }
 }

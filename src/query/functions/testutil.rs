@@ -1,0 +1,16 @@
+//! What the families' tests share: a render context over a test store.
+//! (The one place to follow a change to `Context`.)
+
+use crate::query::eval::{Context, Limits};
+use crate::store::Store;
+
+pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
+    Context {
+        store,
+        from,
+        until,
+        now,
+        limits: Limits::default(),
+        points_read: 0,
+    }
+}
