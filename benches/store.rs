@@ -210,7 +210,12 @@ fn size() {
     let started = Instant::now();
     let mut written = 0u64;
     let mut series = 0usize;
-    let flushes = DAY / 10;
+    // SIZE_HOURS shortens the run while looking into where bytes go.
+    let hours: i64 = std::env::var("SIZE_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(24);
+    let flushes = hours * 3600 / 10;
     for k in 0..flushes {
         traffic.interval(k, &mut lines);
         for l in &lines {
@@ -254,7 +259,7 @@ fn size() {
     let all = kv.all_bytes();
     let at_rest = points_at_rest(&*kv.kv());
     println!(
-        "size[{}]: {series} series, {written} points written over 24 h of 10 s flushes in {took:.1?}",
+        "size[{}]: {series} series, {written} points written over {hours} h of 10 s flushes in {took:.1?}",
         kv.name()
     );
     println!(
@@ -265,11 +270,64 @@ fn size() {
         (rows + hists) as f64 / at_rest as f64,
         all as f64 / at_rest as f64,
     );
+    by_kind(&*kv.kv(), &store);
     println!(
         "size: whisper for the same series: {:.1} MB preallocated ({} B per series), 12 B/point",
         series as f64 * 3_364_396.0 / 1e6,
         3_364_396
     );
+}
+
+/// What kind of statsd series a name is, for the size breakdown.
+fn kind(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("stats.timers.") {
+        let stat = rest.rsplit('.').next().unwrap_or(rest);
+        return format!("timer {stat}");
+    }
+    if name.starts_with("stats.gauges.") {
+        return "gauge".into();
+    }
+    if name.starts_with("stats_counts.") {
+        return "counter count".into();
+    }
+    if name.starts_with("stats.statsd.") || name.starts_with("statsd.") {
+        return "rollupd's own".into();
+    }
+    "counter rate".into()
+}
+
+/// Bytes and points at rest per kind of series, largest first: where the
+/// bytes go.
+fn by_kind(kv: &dyn Kv, store: &Store) {
+    let mut kinds: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let index = store.index();
+    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, v| {
+        let Some(key) = row::RowKey::decode(k) else {
+            return true;
+        };
+        let name = index
+            .series
+            .get(key.series as usize)
+            .map(|s| kind(&s.name))
+            .unwrap_or_default();
+        let mut rest = &v[1..];
+        let n = row::decode_presence(&mut rest, usize::MAX, |_| {}).unwrap_or(0) as u64;
+        let e = kinds.entry(name).or_default();
+        e.0 += (k.len() + v.len()) as u64;
+        e.1 += n;
+        true
+    })
+    .expect("scan");
+    let mut list: Vec<_> = kinds.into_iter().collect();
+    list.sort_by_key(|(_, (b, _))| std::cmp::Reverse(*b));
+    for (kind, (bytes, points)) in list {
+        println!(
+            "size:   {kind:<20} {:>6.1} MB {:>10} points {:>6.2} B/point (key and value)",
+            bytes as f64 / 1e6,
+            points,
+            bytes as f64 / points.max(1) as f64
+        );
+    }
 }
 
 fn names(n: usize) -> Vec<String> {

@@ -956,8 +956,12 @@ impl Store {
             let hist_schema = |sid: u32| index.hists.get(sid as usize).map(|s| s.schema);
             let inner = self.inner.lock();
             (
-                inner.points.snapshot(&schemas.shapes, &point_schema),
-                inner.hists.snapshot(&schemas.shapes, &hist_schema),
+                inner
+                    .points
+                    .snapshot(&schemas.shapes, &point_schema, compress_open),
+                inner
+                    .hists
+                    .snapshot(&schemas.shapes, &hist_schema, compress_open),
                 inner.next_seq,
                 inner.pending_records.clone(),
             )

@@ -336,12 +336,15 @@ impl<T: Slot> Lane<T> {
     }
 
     /// Copies of every row a checkpoint must write: unsaved rows and dirty
-    /// open rows (full length). Nothing changes until [`Lane::commit`]
-    /// says they were written.
+    /// open rows (full length), or every open row with `all_open` (the
+    /// final checkpoint rewrites clean open rows too: they are stored in
+    /// their cheap open form). Nothing changes until [`Lane::commit`] says
+    /// they were written.
     pub fn snapshot(
         &self,
         shapes: &[Shape],
         schema_of: &dyn Fn(u32) -> Option<u16>,
+        all_open: bool,
     ) -> Vec<(RowKey, Vec<T>, bool)> {
         let mut out = Vec::new();
         for (key, u) in &self.unsaved {
@@ -352,7 +355,7 @@ impl<T: Slot> Lane<T> {
                 continue;
             };
             for (a, r) in rows.iter().enumerate() {
-                if let Some(r) = r.as_ref().filter(|r| r.dirty) {
+                if let Some(r) = r.as_ref().filter(|r| r.dirty || all_open) {
                     let mut full = r.slots.clone();
                     full.resize(shapes[schema as usize].slots[a] as usize, T::absent());
                     let key = RowKey {

@@ -602,3 +602,41 @@ fn a_clean_restart_keeps_a_many_point_open_row() {
     let got: Vec<f64> = f.values.iter().copied().filter(|v| !v.is_nan()).collect();
     assert_eq!(got, (1..=20).map(|v| v as f64).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_final_checkpoint_compresses_open_rows_already_checkpointed_raw() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig::default();
+    let store = open(&kv, &c);
+    let pts: Vec<(String, i64, f64)> = (0..100)
+        .map(|i| ("o".to_string(), T0 + i * 10, (i % 9) as f64))
+        .collect();
+    let batch: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
+    let now = T0 + 1000;
+    store.write(&batch, &[], now).unwrap();
+    let formats = || {
+        let mut f = Vec::new();
+        kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, v| {
+            if super::row::RowKey::decode(k).is_some_and(|k| k.archive == 0) {
+                f.push(v[0]);
+            }
+            true
+        })
+        .unwrap();
+        f
+    };
+    // A periodic checkpoint stores the open row raw (format 2) ...
+    store.checkpoint().unwrap();
+    assert_eq!(formats(), vec![2]);
+    // ... and the shutdown checkpoint rewrites it compressed (format 1),
+    // although nothing changed since.
+    store.checkpoint_compact().unwrap();
+    assert_eq!(formats(), vec![1]);
+    drop(store);
+    let store = open(&kv, &c);
+    let id = store.index().id("o").unwrap();
+    let f = store.fetch(id, T0 - 1, now, now).unwrap().unwrap();
+    for (i, v) in f.values.iter().take(100).enumerate() {
+        assert_eq!(*v, (i % 9) as f64, "slot {i}");
+    }
+}
