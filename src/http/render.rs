@@ -95,11 +95,20 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
     } else {
         (from, until)
     };
+    let xff = match p.get("xFilesFactor") {
+        Some(v) => v
+            .parse::<f64>()
+            .map_err(|_| ApiError::BadRequest(format!("xFilesFactor {v:?} is not a number")))?,
+        None => 0.0,
+    };
     let mut ctx = Context {
         store: &st.store,
         from,
         until,
         now,
+        tz,
+        server_tz: st.default_tz,
+        xff,
         limits: st.limits,
         points_read: 0,
     };

@@ -53,12 +53,49 @@ pub struct Context<'a> {
     pub from: i64,
     pub until: i64,
     pub now: i64,
+    /// The request's time zone (`tz`, else the server's): functions that
+    /// align to days or hours (hitcount's alignToInterval) use it.
+    pub tz: chrono_tz::Tz,
+    /// The server's time zone (graphite-web's TIME_ZONE, which is also its
+    /// process's local time): linearRegression parses its times in it, and
+    /// `time.mktime` reads wall clocks in it.
+    pub server_tz: chrono_tz::Tz,
+    /// The request's `xFilesFactor` (graphite-web's DEFAULT_XFILES_FACTOR,
+    /// 0, without one): every fetched series carries it, and window and
+    /// bucket functions use it when given none.
+    pub xff: f64,
     pub limits: Limits,
     /// Points read so far by this request.
     pub points_read: usize,
 }
 
 impl Context<'_> {
+    /// Evaluates `e` as if the request asked for `[from, until]`, then
+    /// restores the request's window. This is graphite-web's copied request
+    /// context with `startTime`/`endTime` moved, re-evaluating a function's
+    /// first argument: the bootstrap of window functions (from moved back
+    /// by the window), timeShift, timeStack, linearRegression's source
+    /// range. What it reads counts against the same points cap.
+    pub fn eval_over(
+        &mut self,
+        e: &Expr,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let saved = (self.from, self.until);
+        (self.from, self.until) = (from, until);
+        let r = self.eval(e);
+        (self.from, self.until) = saved;
+        r
+    }
+
+    /// [`Context::eval_over`] with only `from` moved back by `seconds`: a
+    /// bootstrap, so the first points of a window function are computed
+    /// from real data before the requested range.
+    pub fn eval_bootstrapped(&mut self, e: &Expr, seconds: i64) -> Result<Vec<Series>, QueryError> {
+        self.eval_over(e, self.from - seconds, self.until)
+    }
+
     /// The series a path names, fetched, in name order.
     pub fn fetch_path(&mut self, pattern: &str) -> Result<Vec<Series>, QueryError> {
         let ids = self
@@ -95,6 +132,7 @@ impl Context<'_> {
                 f.values,
             );
             s.end = f.until;
+            s.xff = self.xff;
             s.path_expression = pattern.to_string();
             s.tags = tags_of(&name);
             out.push(s);

@@ -46,6 +46,17 @@ impl Consolidate {
         }
     }
 
+    /// One bucket of a series consolidated `per` points to one (graphite-web's
+    /// `__consolidatingGenerator`): the known values count against `per`,
+    /// also in a last bucket that holds fewer points.
+    pub fn apply_bucket(self, values: &[f64], per: usize, xff: f64) -> f64 {
+        let known = values.iter().filter(|v| !v.is_nan()).count();
+        if known == 0 || (known as f64 / per.max(1) as f64) < xff {
+            return f64::NAN;
+        }
+        self.apply(values, 0.0)
+    }
+
     /// graphite-web's `TimeSeries.__consolidate`: None when nothing is
     /// known or fewer than `xff` of the values are.
     pub fn apply(self, values: &[f64], xff: f64) -> f64 {

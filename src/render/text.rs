@@ -41,7 +41,7 @@ pub fn datapoints(all: &[Series], max_points: Option<usize>) -> Vec<Out> {
                         if t > s.end {
                             break;
                         }
-                        points.push((s.consolidate.apply(chunk, s.xff), t));
+                        points.push((s.consolidate.apply_bucket(chunk, per as usize, s.xff), t));
                         t += spp;
                     }
                     Out { points }
@@ -94,6 +94,12 @@ fn json_string(out: &mut String, s: &str) {
 
 /// `format=json`.
 pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> String {
+    // graphite-web's `if any(data)`: a series without values is falsy, so
+    // when none has any (movingAverage(x,N) with N past the last point,
+    // delay(x,0)) the reply is empty.
+    if all.iter().all(|s| s.values.is_empty()) {
+        return "[]".to_string();
+    }
     let outs = datapoints(all, max_points);
     let mut out =
         String::with_capacity(64 + all.iter().map(|s| s.values.len() * 24).sum::<usize>());
@@ -204,6 +210,30 @@ mod tests {
         assert_eq!(o.points[0], (2.0, 1020));
         assert_eq!(o.points[1], (5.0, 1050));
         assert!(o.points.len() <= 20);
+    }
+
+    #[test]
+    fn the_last_short_bucket_counts_against_a_full_one() {
+        // As above: 59 values left, so the last bucket (1590) holds 2 of
+        // 3; with xFilesFactor 0.7, 2/3 is too few, though both are known.
+        let vals: Vec<f64> = (0..60).map(|i| i as f64).collect();
+        let mut s = Series::new("x", 1000, 1600, 10, vals);
+        s.xff = 0.7;
+        let o = &datapoints(&[s], Some(20))[0];
+        assert_eq!(o.points.len(), 20);
+        assert_eq!(o.points[18], (56.0, 1560));
+        assert!(o.points[19].0.is_nan() && o.points[19].1 == 1590);
+    }
+
+    #[test]
+    fn no_values_anywhere_is_an_empty_reply() {
+        let empty = Series::new("a", 100, 100, 10, vec![]);
+        assert_eq!(json(&[empty.clone(), empty.clone()], None, false), "[]");
+        let one = Series::new("b", 100, 110, 10, vec![1.0]);
+        assert_eq!(
+            json(&[empty, one], None, false),
+            r#"[{"target": "a", "tags": {"name": "a"}, "datapoints": []}, {"target": "b", "tags": {"name": "b"}, "datapoints": [[1.0, 100]]}]"#
+        );
     }
 
     #[test]

@@ -2,16 +2,24 @@
 //! semantics (series names, tags, None handling), written from its
 //! documentation and behaviour. One file per family.
 
+mod aggfunc;
 mod alias;
+mod bucket;
 mod combine;
 mod filter;
+mod forecast;
 mod grouping;
 pub mod info;
+mod shift;
 mod special;
 #[cfg(test)]
 mod testutil;
 mod timer;
 mod transform;
+mod window;
+
+#[cfg(test)]
+mod eval_tests;
 
 use super::eval::{Context, QueryError};
 use super::parse::{Call, Expr};
@@ -140,6 +148,18 @@ pub fn call(ctx: &mut Context<'_>, c: &Call) -> Result<Vec<Series>, QueryError> 
     if let Some(r) = timer::call(ctx, name, &a) {
         return r;
     }
+    if let Some(r) = window::call(ctx, name, &a) {
+        return r;
+    }
+    if let Some(r) = bucket::call(ctx, name, &a) {
+        return r;
+    }
+    if let Some(r) = forecast::call(ctx, name, &a) {
+        return r;
+    }
+    if let Some(r) = shift::call(ctx, name, &a) {
+        return r;
+    }
     Err(QueryError::UnknownFunction(c.name.clone()))
 }
 
@@ -153,6 +173,10 @@ pub fn names() -> Vec<&'static str> {
         grouping::NAMES,
         special::NAMES,
         timer::NAMES,
+        window::NAMES,
+        bucket::NAMES,
+        forecast::NAMES,
+        shift::NAMES,
     ]
     .concat();
     v.sort_unstable();

@@ -10,6 +10,9 @@ pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
         from,
         until,
         now,
+        tz: chrono_tz::Tz::UTC,
+        server_tz: chrono_tz::Tz::UTC,
+        xff: 0.0,
         limits: Limits::default(),
         points_read: 0,
     }

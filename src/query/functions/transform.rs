@@ -714,13 +714,16 @@ pub fn call(
                 }
                 let reset_end = a.opt_bool(2, "resetEnd")?.unwrap_or(true);
                 let delta = parse_offset(&shift)?;
-                let (from, until) = (ctx.from, ctx.until);
-                ctx.from = from + delta;
-                ctx.until = until + delta;
-                let expr = crate::query::parse::parse(&base.path_expression)?;
-                let shifted = ctx.eval(&expr);
-                ctx.from = from;
-                ctx.until = until;
+                let (mut from, mut until) = (ctx.from + delta, ctx.until + delta);
+                if a.opt_bool(3, "alignDST")?.unwrap_or(false) {
+                    let dst = super::shift::dst_hours(ctx, from, until);
+                    from += dst * 3600;
+                    until += dst * 3600;
+                }
+                // The first argument again (not the series' names: they may
+                // be aliased or computed), over the shifted window.
+                let expr = a.get(0, "seriesList").expect("evaluated above");
+                let shifted = ctx.eval_over(expr, from, until);
                 let (bstart, bend) = (base.start, base.end);
                 Ok(shifted?
                     .into_iter()
