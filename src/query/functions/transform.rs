@@ -231,6 +231,24 @@ pub const INFO: &[FnInfo] = &[
     ),
 ];
 
+/// `delay`'s values. graphite-web slices, `[None] * k + values[:-k]`, so
+/// a delay of 0 leaves no values at all (and json drops the series).
+fn delayed(values: &[f64], steps: i64) -> Vec<f64> {
+    let n = values.len();
+    let k = (steps.unsigned_abs() as usize).min(n);
+    if steps == 0 {
+        Vec::new()
+    } else if steps > 0 {
+        let mut out = vec![f64::NAN; k];
+        out.extend_from_slice(&values[..n - k]);
+        out
+    } else {
+        let mut out = values[k..].to_vec();
+        out.resize(n, f64::NAN);
+        out
+    }
+}
+
 fn each(
     list: Vec<Series>,
     name: impl Fn(&Series) -> String,
@@ -686,20 +704,8 @@ pub fn call(
                     list,
                     |s| format!("delay({},{steps})", s.name),
                     |s| {
-                        let n = s.values.len();
-                        let k = steps.unsigned_abs() as usize;
-                        let mut out = vec![f64::NAN; n];
-                        for (i, o) in out.iter_mut().enumerate() {
-                            let j = if steps >= 0 {
-                                i.checked_sub(k)
-                            } else {
-                                Some(i + k).filter(|j| *j < n)
-                            };
-                            if let Some(j) = j {
-                                *o = s.values[j];
-                            }
-                        }
-                        s.values = out;
+                        s.values = delayed(&s.values, steps);
+                        s.tags.insert("delay".into(), steps.to_string());
                     },
                 ))
             }
@@ -802,6 +808,15 @@ mod tests {
             &run(&[1.0, 20.0, 3.0, 4.0], Some(9.0), None),
             &[N, N, N, 1.0]
         ));
+    }
+
+    #[test]
+    fn delay_shifts_by_steps_and_zero_leaves_nothing() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert!(same(&delayed(&v, 1), &[N, 1.0, 2.0, 3.0]));
+        assert!(same(&delayed(&v, -2), &[3.0, 4.0, N, N]));
+        assert!(same(&delayed(&v, 9), &[N, N, N, N]));
+        assert!(delayed(&v, 0).is_empty());
     }
 
     #[test]
