@@ -502,6 +502,13 @@ fn sustained() {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`
+    // and in debug mode: measuring there would take an hour and mean
+    // nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("store bench: measures only under `cargo bench` (skipped)");
+        return;
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
