@@ -1,0 +1,328 @@
+//! Whole images: PNG structure and pixels, SVG content.
+
+use super::*;
+use crate::query::series::Series;
+
+const T0: i64 = 1_704_067_200; // 2024-01-01 00:00 UTC
+
+fn series(name: &str, values: Vec<f64>) -> Series {
+    let n = values.len() as i64;
+    Series::new(name, T0, T0 + n * 60, 60, values)
+}
+
+fn opts(q: &[(&str, &str)]) -> GraphOptions {
+    GraphOptions::parse(|k| q.iter().rev().find(|(key, _)| *key == k).map(|(_, v)| *v)).unwrap()
+}
+
+fn svg(series: &[Series], events: &[EventMark], q: &[(&str, &str)]) -> String {
+    let bytes = render(series, events, &opts(q), &Tz::UTC, Format::Svg).unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// The RGB pixels of one of our PNGs.
+fn pixels(png: &[u8]) -> (u32, u32, Vec<u8>) {
+    let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    let len = u32::from_be_bytes(png[33..37].try_into().unwrap()) as usize;
+    assert_eq!(&png[37..41], b"IDAT");
+    let raw = super::png::tests::inflate_fixed(&png[41..41 + len]);
+    let stride = w as usize * 3;
+    let mut out = Vec::with_capacity(stride * h as usize);
+    let mut prev = vec![0u8; stride];
+    for y in 0..h as usize {
+        let f = raw[y * (stride + 1)];
+        let mut row = raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)].to_vec();
+        for i in 0..stride {
+            let a = if i >= 3 { row[i - 3] } else { 0 };
+            let b = prev[i];
+            let c = if i >= 3 { prev[i - 3] } else { 0 };
+            let p = i16::from(a) + i16::from(b) - i16::from(c);
+            let pred = match f {
+                0 => 0,
+                1 => a,
+                2 => b,
+                _ => {
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+            };
+            row[i] = row[i].wrapping_add(pred);
+        }
+        out.extend_from_slice(&row);
+        prev = row;
+    }
+    (w, h, out)
+}
+
+fn count_color(rgb: &[u8], c: (u8, u8, u8)) -> usize {
+    rgb.chunks(3).filter(|p| (p[0], p[1], p[2]) == c).count()
+}
+
+fn wave(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| 50.0 + 40.0 * (i as f64 / 7.0).sin())
+        .collect()
+}
+
+#[test]
+fn png_has_the_asked_size_and_draws_the_series() {
+    let s = [series("a.b.c", wave(120))];
+    let png = render(
+        &s,
+        &[],
+        &opts(&[("width", "400"), ("height", "200")]),
+        &Tz::UTC,
+        Format::Png,
+    )
+    .unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h, rgb) = pixels(&png);
+    assert_eq!((w, h), (400, 200));
+    // Black background, and graphite's blue (100,100,255) line and legend box.
+    assert!(count_color(&rgb, (0, 0, 0)) > 400 * 200 / 2);
+    assert!(count_color(&rgb, (100, 100, 255)) > 100);
+}
+
+#[test]
+fn png_colours_follow_the_params() {
+    let s = [series("x", wave(60))];
+    let q = [
+        ("bgcolor", "ffffff"),
+        ("colorList", "00ff00"),
+        ("hideLegend", "true"),
+    ];
+    let png = render(&s, &[], &opts(&q), &Tz::UTC, Format::Png).unwrap();
+    let (w, h, rgb) = pixels(&png);
+    assert_eq!((w, h), (330, 250));
+    assert!(count_color(&rgb, (255, 255, 255)) > 330 * 250 / 2);
+    assert!(count_color(&rgb, (0, 255, 0)) > 50);
+    assert_eq!(count_color(&rgb, (100, 100, 255)), 0);
+}
+
+#[test]
+fn svg_has_title_legend_and_one_line_per_series() {
+    let s = [
+        series("servers.web1.cpu", wave(90)),
+        series(
+            "servers.web2.cpu",
+            wave(90).iter().map(|v| v * 2.0).collect(),
+        ),
+    ];
+    let out = svg(&s, &[], &[("title", "CPU use"), ("vtitle", "percent")]);
+    assert!(out.starts_with("<svg"), "{}", &out[..100]);
+    assert!(out.contains(">\nCPU use\n</text>"), "title missing");
+    assert!(out.contains(">\npercent\n</text>"), "vtitle missing");
+    assert!(out.contains("rotate(270"), "vtitle is not upright");
+    assert!(out.contains(">\nservers.web1.cpu\n</text>"));
+    assert!(out.contains(">\nservers.web2.cpu\n</text>"));
+    // blue (100,100,255) and green (0,200,0): one unbroken line each.
+    assert_eq!(
+        out.matches(r##"<polyline fill="none" opacity="1" stroke="#6464FF""##)
+            .count(),
+        1
+    );
+    assert_eq!(
+        out.matches(r##"<polyline fill="none" opacity="1" stroke="#00C800""##)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_gap_breaks_the_line() {
+    let mut v = wave(90);
+    for x in &mut v[40..50] {
+        *x = f64::NAN;
+    }
+    let out = svg(&[series("gappy", v.clone())], &[], &[]);
+    assert_eq!(out.matches("<polyline").count(), 2, "{out}");
+    // Two gaps, three pieces; drawNullAsZero joins them all again.
+    for x in &mut v[70..75] {
+        *x = f64::NAN;
+    }
+    assert_eq!(
+        svg(&[series("gappy", v.clone())], &[], &[])
+            .matches("<polyline")
+            .count(),
+        3
+    );
+    let out = svg(&[series("gappy", v)], &[], &[("drawNullAsZero", "true")]);
+    assert_eq!(out.matches("<polyline").count(), 1);
+}
+
+#[test]
+fn y_labels_and_time_labels() {
+    // 0..100 over 1 h 30 min: labels 0..100 by 20, clock times.
+    let v: Vec<f64> = (0..90).map(|i| i as f64 * 100.0 / 89.0).collect();
+    let out = svg(&[series("ramp", v)], &[], &[("width", "600")]);
+    for label in ["0 ", "20.0 ", "100.0 "] {
+        assert!(
+            out.contains(&format!(">\n{label}\n</text>")),
+            "no y label {label:?}"
+        );
+    }
+    assert!(out.contains(">\n00:20\n</text>"), "no time label");
+    // A thousand times bigger: k suffixes.
+    let v: Vec<f64> = (0..90).map(|i| i as f64 * 100_000.0 / 89.0).collect();
+    let out = svg(&[series("ramp", v)], &[], &[]);
+    assert!(out.contains(">\n100.0 k \n</text>"), "no k label");
+    // Over a week: dates.
+    let week = Series::new("w", T0, T0 + 7 * 86_400, 3600, wave(7 * 24));
+    let out = svg(&[week], &[], &[("tz", "UTC")]);
+    assert!(out.contains(">\n01/03\n</text>"), "no date label");
+}
+
+#[test]
+fn no_series_is_no_data() {
+    let out = svg(&[], &[], &[("title", "nothing")]);
+    assert!(out.contains(">\nNo Data\n</text>"));
+    assert!(!out.contains("nothing"));
+    let png = render(&[], &[], &opts(&[]), &Tz::UTC, Format::Png).unwrap();
+    let (_, _, rgb) = pixels(&png);
+    // graphite's red text.
+    assert!(
+        rgb.chunks(3).any(|p| p[0] > 150 && p[1] < 60),
+        "no red text"
+    );
+}
+
+#[test]
+fn areas_fill_and_stack() {
+    let s = [series("a", vec![10.0; 60]), series("b", vec![20.0; 60])];
+    let out = svg(&s, &[], &[("areaMode", "stacked"), ("hideLegend", "true")]);
+    assert_eq!(out.matches("<polygon").count(), 2);
+    assert_eq!(out.matches("<polyline").count(), 0);
+    // Stacked to 30: the axis reaches 30, not 20.
+    assert!(
+        out.contains(">\n30.0 \n</text>"),
+        "stack top not on the axis"
+    );
+    let out = svg(&s, &[], &[("areaMode", "first"), ("hideLegend", "true")]);
+    assert_eq!(out.matches("<polygon").count(), 1);
+    assert_eq!(out.matches("<polyline").count(), 1);
+    let out = svg(
+        &s,
+        &[],
+        &[
+            ("areaMode", "all"),
+            ("areaAlpha", "0.5"),
+            ("hideLegend", "true"),
+        ],
+    );
+    assert_eq!(out.matches(r#"<polygon opacity="0.5""#).count(), 2);
+    assert_eq!(out.matches("<polyline").count(), 2);
+}
+
+#[test]
+fn draw_as_infinite_is_vertical_lines_at_nonzero_points() {
+    let s = series("deploys", {
+        let mut v = vec![0.0; 60];
+        v[10] = 1.0;
+        v[40] = 1.0;
+        v
+    });
+    let o = opts(&[("hideAxes", "true"), ("hideLegend", "true")]);
+    let plots = [graph::Plot {
+        series: &s,
+        infinite: true,
+    }];
+    let out =
+        String::from_utf8(render_plots(&plots, &[], &o, &Tz::UTC, Format::Svg).unwrap()).unwrap();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("<line") && l.contains("#6464FF"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in lines {
+        let attr = |k: &str| {
+            l.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+        };
+        assert_eq!(attr("x1"), attr("x2"));
+        assert_ne!(attr("y1"), attr("y2"));
+    }
+    assert_eq!(out.matches("<polyline").count(), 0);
+}
+
+#[test]
+fn events_are_marked_and_named() {
+    let s = [series("load", wave(60))];
+    let ev = |when, what: &str, tags: &[&str], id| Event {
+        id,
+        when,
+        what: what.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        data: String::new(),
+    };
+    let events = [
+        ev(T0 + 600, "deploy web 1", &["deploy", "web"], 1),
+        ev(T0 + 1800, "db failover", &["db"], 2),
+    ];
+    let marks = event_marks(&events, &["deploy".into(), "db".into()]);
+    assert_eq!(marks[0].color, color::EVENT_LIST[0]);
+    assert_eq!(marks[1].color, color::EVENT_LIST[1]);
+    let out = svg(&s, &marks, &[("width", "500")]);
+    // In the legend and beside the line: twice each.
+    assert_eq!(out.matches(">\ndeploy web 1\n</text>").count(), 2);
+    assert_eq!(out.matches(">\ndb failover\n</text>").count(), 2);
+    let orange = out
+        .lines()
+        .filter(|l| l.contains("<line") && l.contains("#FFA500"))
+        .count();
+    assert_eq!(orange, 1);
+}
+
+#[test]
+fn legend_hides_itself_past_ten_series_unless_asked() {
+    let many: Vec<Series> = (0..11)
+        .map(|i| series(&format!("s{i:02}"), wave(30)))
+        .collect();
+    let out = svg(&many, &[], &[]);
+    assert!(!out.contains(">\ns00\n</text>"));
+    let out = svg(&many, &[], &[("hideLegend", "false"), ("height", "600")]);
+    assert!(out.contains(">\ns10\n</text>"));
+    let out = svg(&many[..2], &[], &[("hideLegend", "true")]);
+    assert!(!out.contains(">\ns00\n</text>"));
+}
+
+#[test]
+fn many_points_draw_about_one_per_column() {
+    // 1 day at 10 s on an 800 px graph: the line has at most ~800 vertices.
+    let v: Vec<f64> = (0..8640).map(|i| (i as f64 / 50.0).sin()).collect();
+    let s = Series::new("dense", T0, T0 + 86_400, 10, v);
+    let out = svg(&[s], &[], &[("width", "800"), ("height", "400")]);
+    let line = out.lines().find(|l| l.contains("<polyline")).unwrap();
+    let vertices = line
+        .split("points=\"")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .count();
+    assert!((300..=800).contains(&vertices), "{vertices} vertices");
+}
+
+#[test]
+fn values_beyond_y_max_are_clipped_not_squashed() {
+    let v: Vec<f64> = (0..60)
+        .map(|i| if i < 30 { 10.0 } else { 1000.0 })
+        .collect();
+    let out = svg(
+        &[series("spiky", v)],
+        &[],
+        &[("yMax", "100"), ("hideLegend", "true")],
+    );
+    // The line runs at 10 and then leaves through the top: one piece.
+    assert_eq!(out.matches("<polyline").count(), 1);
+}
