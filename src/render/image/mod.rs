@@ -7,12 +7,13 @@
 //!   value axis, [`timeaxis`] for the time axis, [`legend`] for the
 //!   legend and [`consolidate`] merging points to pixel columns;
 //! - [`canvas`] is the drawing surface over a plotters backend, [`font`]
-//!   the built-in typeface, [`color`] graphite's colour names, [`png`] the
-//!   in-memory PNG encoder.
+//!   the built-in typeface, [`color`] graphite's colour names, [`png`] and
+//!   [`deflate`] the in-memory PNG encoder.
 
 pub mod canvas;
 pub mod color;
 pub mod consolidate;
+pub mod deflate;
 pub mod font;
 pub mod graph;
 pub mod legend;
