@@ -44,8 +44,17 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("drawing failed: {e:?}")
 }
 
+/// A pixel; coordinates are bounded so that no stray value sends plotters'
+/// rasterizer across millions of rows.
 fn pt((x, y): (f64, f64)) -> (i32, i32) {
-    (x.round() as i32, y.round() as i32)
+    let bound = |v: f64| {
+        if v.is_nan() {
+            0
+        } else {
+            v.clamp(-100_000.0, 100_000.0).round() as i32
+        }
+    };
+    (bound(x), bound(y))
 }
 
 /// Plotters strokes whole pixels; graphite's thinner lines show as fainter
@@ -203,23 +212,25 @@ impl<DB: DrawingBackend> Canvas<DB> {
             .pos(Pos::new(HPos::Left, VPos::Top));
         let baseline = ((if upright { x } else { y }) + to_baseline).round();
         let mut buf = [0u8; 4];
-        for (i, ch) in text.char_indices() {
-            if ch.is_whitespace() {
-                continue;
+        let mut pen = -lead;
+        for ch in text.chars() {
+            let advance = font::advance(ch, em);
+            if !ch.is_whitespace() {
+                let (left, top) = font::glyph_box(ch);
+                let top_px = (-top * em).floor();
+                let plotters_drop = (size / 2.0 + top_px).trunc();
+                let across = baseline + top_px - plotters_drop;
+                let along = pen + (left * em).floor();
+                let pos = if upright {
+                    (across as i32, (y - along).round() as i32)
+                } else {
+                    ((x + along).round() as i32, across as i32)
+                };
+                self.db
+                    .draw_text(ch.encode_utf8(&mut buf), &style, pos)
+                    .map_err(err)?;
             }
-            let (left, top) = font::glyph_box(ch);
-            let top_px = (-top * em).floor();
-            let plotters_drop = (size / 2.0 + top_px).trunc();
-            let across = baseline + top_px - plotters_drop;
-            let along = font::width(&text[..i], em) - lead + (left * em).floor();
-            let pos = if upright {
-                (across as i32, (y - along).round() as i32)
-            } else {
-                ((x + along).round() as i32, across as i32)
-            };
-            self.db
-                .draw_text(ch.encode_utf8(&mut buf), &style, pos)
-                .map_err(err)?;
+            pen += advance;
         }
         Ok(())
     }

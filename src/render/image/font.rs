@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use plotters::style::{FontDesc, FontFamily, FontStyle};
+use plotters::style::FontStyle;
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
@@ -28,7 +28,9 @@ pub fn register() -> Result<(), String> {
     .clone()
 }
 
-/// Cairo's font extents for an em size: what graphite lays out with.
+/// Cairo's font extents for an em size, hinted to whole pixels as
+/// FreeType hints them (ascent and descent rounded out, height rounded):
+/// what graphite lays out with.
 #[derive(Debug, Clone, Copy)]
 pub struct Extents {
     pub ascent: f64,
@@ -39,25 +41,27 @@ pub struct Extents {
 
 pub fn extents(em: f64) -> Extents {
     Extents {
-        ascent: ASCENT * em,
-        descent: DESCENT * em,
-        height: (ASCENT + DESCENT) * em,
+        ascent: (ASCENT * em).ceil(),
+        descent: (DESCENT * em).ceil(),
+        height: ((ASCENT + DESCENT) * em).round(),
     }
 }
 
-/// The font as plotters wants it for an em size.
-pub fn desc(em: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::SansSerif, em * PX_PER_EM, FontStyle::Normal)
+/// The pen advance of `c` at an em size, hinted to whole pixels (as
+/// cairo's text, which graphite draws with, advances; no kerning).
+pub fn advance(c: char, em: f64) -> f64 {
+    let units = tables().map_or(1229, |t| t.advance(c));
+    (f64::from(units) * em / UNITS_PER_EM).round()
 }
 
-/// Advance width of `text` at an em size (kerning included). plotters
-/// rounds layouts to whole pixels, so this measures at 16 times the size.
+/// Width of `text` at an em size: its advances summed.
 pub fn width(text: &str, em: f64) -> f64 {
-    desc(em * 16.0)
-        .box_size(text)
-        .map_or(text.chars().count() as f64 * em * 0.6, |(w, _)| {
-            f64::from(w) / 16.0
-        })
+    text.chars().map(|c| advance(c, em)).sum()
+}
+
+fn tables() -> Option<&'static Tables> {
+    static TABLES: OnceLock<Option<Tables>> = OnceLock::new();
+    TABLES.get_or_init(|| Tables::parse(DEJAVU_SANS)).as_ref()
 }
 
 /// `text` cut (with an ellipsis) to fit `max` pixels.
@@ -84,20 +88,20 @@ pub fn fit(text: &str, em: f64, max: f64) -> String {
 /// bitmap text places each glyph by its outline's box and rounds that
 /// differently per glyph, so the canvas places glyphs itself from these.
 pub fn glyph_box(c: char) -> (f64, f64) {
-    static TABLES: OnceLock<Option<Tables>> = OnceLock::new();
-    TABLES
-        .get_or_init(|| Tables::parse(DEJAVU_SANS))
-        .as_ref()
+    tables()
         .and_then(|t| t.glyph_box(c))
         .map_or((0.0, ASCENT), |(x, y)| {
             (f64::from(x) / UNITS_PER_EM, f64::from(y) / UNITS_PER_EM)
         })
 }
 
-/// The tables of the font file that glyph boxes need: `cmap` (its
-/// format 4 subtable: characters to glyphs), `loca` and `glyf`.
+/// The tables of the font file that metrics need: `cmap` (its format 4
+/// subtable: characters to glyphs), `hmtx` (advances), `loca` and `glyf`
+/// (outline boxes).
 struct Tables {
     cmap4: &'static [u8],
+    hmtx: &'static [u8],
+    long_metrics: usize,
     loca: &'static [u8],
     long_loca: bool,
     glyf: &'static [u8],
@@ -133,6 +137,8 @@ impl Tables {
         })?;
         Some(Tables {
             cmap4,
+            hmtx: table(b"hmtx")?,
+            long_metrics: usize::from(be16(table(b"hhea")?, 34)?),
             loca: table(b"loca")?,
             long_loca: be16(table(b"head")?, 50)? == 1,
             glyf: table(b"glyf")?,
@@ -172,6 +178,13 @@ impl Tables {
         (g != 0).then(|| g.wrapping_add(delta))
     }
 
+    /// The advance of `c` in font units (.notdef's when it has no glyph).
+    fn advance(&self, c: char) -> u16 {
+        let g = usize::from(self.glyph(c).unwrap_or(0));
+        let at = 4 * g.min(self.long_metrics.saturating_sub(1));
+        be16(self.hmtx, at).unwrap_or(1229)
+    }
+
     /// xMin and yMax of `c`'s outline; `None` for a glyph with none.
     fn glyph_box(&self, c: char) -> Option<(i16, i16)> {
         let g = usize::from(self.glyph(c)?);
@@ -203,9 +216,13 @@ mod tests {
     fn the_built_in_font_measures_text() {
         register().unwrap();
         let w = width("Hello", 10.0);
-        // DejaVu Sans advances: H 1540, e 1260, l 569 ×2, o 1253 units.
-        let expected = (1540.0 + 1260.0 + 569.0 * 2.0 + 1253.0) / 2048.0 * 10.0;
-        assert!((w - expected).abs() <= 1.5, "{w} vs {expected}");
+        // DejaVu Sans advances: H 1540, e 1260, l 569 ×2, o 1253 units,
+        // each rounded at 10 px: 8 + 6 + 3 + 3 + 6.
+        assert_eq!(w, 26.0);
+        // Hinted extents at 10 px: ascent 9.28 → 10, descent 2.36 → 3,
+        // height 11.64 → 12 (graphite's legend boxes are 11 px).
+        let e = extents(10.0);
+        assert_eq!((e.ascent, e.descent, e.height), (10.0, 3.0, 12.0));
         assert!(width("Hello Hello", 10.0) > 2.0 * w);
         // Boxes from the font's glyf table (xMin, yMax in 2048ths).
         assert_eq!(glyph_box('1'), (225.0 / 2048.0, 1493.0 / 2048.0));

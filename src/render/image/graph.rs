@@ -289,11 +289,14 @@ struct YMap {
 }
 
 impl YMap {
+    /// Far outside values (infinities included) stay a bounded distance
+    /// off the plot, where clipping cuts them.
     fn y(&self, v: f64) -> f64 {
         if self.span <= 0.0 {
             return self.ymax;
         }
-        self.ymax - (v - self.lowest) / self.span * (self.ymax - self.ymin)
+        let y = self.ymax - (v - self.lowest) / self.span * (self.ymax - self.ymin);
+        y.clamp(self.ymin - 10_000.0, self.ymax + 10_000.0)
     }
 }
 

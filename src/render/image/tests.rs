@@ -359,3 +359,74 @@ fn png_speed() {
         best[3] * 1e3
     );
 }
+
+#[test]
+fn odd_inputs_still_draw() {
+    let nan = f64::NAN;
+    let cases: Vec<Vec<Series>> = vec![
+        vec![series("all-null", vec![nan; 30])],
+        vec![series("one-point", vec![5.0])],
+        vec![
+            series("flat", vec![0.0; 30]),
+            series("neg", vec![-1e12; 30]),
+        ],
+        vec![series("huge", vec![1e300, -1e300, 1e-300])],
+        vec![Series::new("empty", T0, T0 + 60, 60, vec![])],
+        vec![series(
+            "inf",
+            vec![f64::INFINITY, 1.0, f64::NEG_INFINITY, 2.0],
+        )],
+    ];
+    let params: &[&[(&str, &str)]] = &[
+        &[],
+        &[("width", "1"), ("height", "1")],
+        &[
+            ("width", "40"),
+            ("height", "30"),
+            ("title", "t"),
+            ("vtitle", "v"),
+        ],
+        &[("fontSize", "200"), ("title", "big")],
+        &[
+            ("areaMode", "stacked"),
+            ("lineMode", "staircase"),
+            ("drawNullAsZero", "true"),
+        ],
+        &[
+            ("areaMode", "all"),
+            ("lineMode", "connected"),
+            ("areaAlpha", "0.3"),
+        ],
+        &[("yMin", "-5"), ("yMax", "5"), ("yStep", "0.000001")],
+        &[("graphOnly", "true")],
+        &[("hideAxes", "true"), ("hideLegend", "false")],
+        &[
+            ("yUnitSystem", "binary"),
+            ("minorY", "3"),
+            ("yDivisors", "3,7"),
+        ],
+        &[
+            ("xFormat", "%Y"),
+            ("tz", "Europe/Berlin"),
+            ("lineWidth", "30"),
+        ],
+        &[
+            ("title", "a\nb\nc"),
+            ("vtitle", "x\ny"),
+            ("uniqueLegend", "true"),
+        ],
+    ];
+    for s in &cases {
+        for q in params {
+            for f in [Format::Png, Format::Svg] {
+                let o = opts(q);
+                let out = render(s, &[], &o, &Tz::UTC, f);
+                assert!(out.is_ok(), "{:?} {q:?}: {:?}", s[0].name, out.err());
+                if f == Format::Png {
+                    let (w, h, _) = pixels(&out.unwrap());
+                    assert_eq!((w, h), (o.width, o.height));
+                }
+            }
+        }
+    }
+}
