@@ -381,6 +381,126 @@ mod tests {
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
+    async fn get_raw(app: Router, uri: &str) -> (StatusCode, String, Vec<u8>) {
+        let r = app
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status();
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
+        (status, ctype, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn render_png_and_svg() {
+        let w = format!("&from={}&until={NOW}&now={NOW}", NOW - 300);
+        let (s, ctype, png) = get_raw(
+            app(),
+            &format!("/render?target=servers.web1.cpu.*&format=png&width=640&height=300{w}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(ctype, "image/png");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&png[12..16], b"IHDR");
+        let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!((dim(16), dim(20)), (640, 300));
+        // png is the default format, at graphite's 330 x 250.
+        let (s, ctype, png) =
+            get_raw(app(), &format!("/render?target=servers.web1.cpu.user{w}")).await;
+        assert_eq!((s, ctype.as_str()), (StatusCode::OK, "image/png"));
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 330);
+        assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 250);
+
+        let (s, ctype, svg) = get_raw(
+            app(),
+            &format!("/render?target=servers.web1.cpu.*&format=svg&title=CPU%20web1{w}"),
+        )
+        .await;
+        assert_eq!((s, ctype.as_str()), (StatusCode::OK, "image/svg+xml"));
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains(">\nCPU web1\n</text>"), "{svg}");
+        assert!(svg.contains(">\nservers.web1.cpu.idle\n</text>"));
+        assert!(svg.contains(">\nservers.web1.cpu.user\n</text>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        // Nothing matched: graphite's empty graph.
+        let (s, _, svg) =
+            get_raw(app(), &format!("/render?target=nothing.here&format=svg{w}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(String::from_utf8(svg)
+            .unwrap()
+            .contains(">\nNo Data\n</text>"));
+    }
+
+    #[tokio::test]
+    async fn bad_image_params_are_400s_naming_the_param() {
+        for (q, name) in [
+            ("areaMode=bogus", "areaMode"),
+            ("lineMode=curly", "lineMode"),
+            ("width=5000", "width"),
+            ("height=-3", "height"),
+            ("width=big", "width"),
+            ("bgcolor=notacolour", "bgcolor"),
+            ("colorList=red,nope", "colorList"),
+            ("fontSize=abc", "fontSize"),
+            ("yUnitSystem=furlongs", "yUnitSystem"),
+            ("hideLegend=perhaps", "hideLegend"),
+            ("yMin=5&yMax=1", "yMin"),
+        ] {
+            for format in ["png", "svg"] {
+                let (s, body) = get(&format!(
+                    "/render?target=servers.web1.cpu.user&format={format}&{q}"
+                ))
+                .await;
+                assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {body}");
+                assert!(body.contains(name), "{q}: {body}");
+            }
+        }
+        let (s, body) = get("/render?target=servers.web1.cpu.user&format=gif").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("png, svg"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn render_marks_events_by_tag() {
+        let app = app();
+        for (what, tags, when) in [
+            ("web deploy 7", "deploy web", NOW - 200),
+            ("db failover", "db", NOW - 100),
+            ("too early", "deploy", NOW - 5000),
+        ] {
+            let body = serde_json::json!({"what": what, "tags": tags, "when": when}).to_string();
+            let req = Request::post("/events/")
+                .header("authorization", "Bearer s3cret")
+                .body(Body::from(body))
+                .unwrap();
+            assert_eq!(send(app.clone(), req).await.0, StatusCode::OK);
+        }
+        let uri = |events: &str| {
+            format!(
+                "/render?target=servers.web1.cpu.user&format=svg&from={}&until={NOW}&now={NOW}&width=600{events}",
+                NOW - 300
+            )
+        };
+        let (_, _, svg) = get_raw(app.clone(), &uri("&events=deploy")).await;
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains(">\nweb deploy 7\n</text>"), "{svg}");
+        assert!(!svg.contains("db failover"));
+        assert!(!svg.contains("too early"));
+        let (_, _, svg) = get_raw(app.clone(), &uri("&events=deploy%20db")).await;
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(
+            svg.contains(">\nweb deploy 7\n</text>") && svg.contains(">\ndb failover\n</text>")
+        );
+        let (_, _, svg) = get_raw(app, &uri("")).await;
+        assert!(!String::from_utf8(svg).unwrap().contains("web deploy 7"));
+    }
+
     #[tokio::test]
     async fn find_and_expand() {
         let (s, body) = get("/metrics/find?query=servers.*").await;

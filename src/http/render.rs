@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::HttpState;
+use crate::events::store::{split_tags, TagSet};
 use crate::query::eval::{evaluate, Context};
 use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
+use crate::render::image::{self, GraphOptions};
 use crate::render::text;
 use crate::telemetry::unix_now;
 
@@ -101,6 +103,17 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
             .map_err(|_| ApiError::BadRequest(format!("xFilesFactor {v:?} is not a number")))?,
         None => 0.0,
     };
+    let format = p.get("format").unwrap_or("png");
+    let image_format = match format {
+        "png" => Some(image::Format::Png),
+        "svg" => Some(image::Format::Svg),
+        _ => None,
+    };
+    // Image params are checked before any data is read.
+    let graph = match image_format {
+        Some(_) => Some(GraphOptions::parse(|k| p.get(k)).map_err(ApiError::BadRequest)?),
+        None => None,
+    };
     let mut ctx = Context {
         store: &st.store,
         from,
@@ -119,7 +132,9 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
         }
         series.extend(evaluate(&mut ctx, t)?);
     }
-    let format = p.get("format").unwrap_or("png");
+    if let (Some(fmt), Some(graph)) = (image_format, graph) {
+        return render_image(st, p, &series, &graph, &tz, (from, until), fmt);
+    }
     let max_points = p
         .get("maxDataPoints")
         .map(|v| {
@@ -147,8 +162,46 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
             .into_response()),
         "raw" => Ok(([(header::CONTENT_TYPE, "text/plain")], text::raw(&series)).into_response()),
         other => Err(ApiError::BadRequest(format!(
-            "format {other:?} is not one of json, csv, raw (png and svg are not served yet)"
+            "format {other:?} is not one of png, svg, json, csv, raw"
         ))),
+    }
+}
+
+/// `format=png|svg`, with the stored events that `events=<tags>` names
+/// marked on the graph (any of the tags, as `/events/get_data` reads them).
+fn render_image(
+    st: &HttpState,
+    p: &Params,
+    series: &[Series],
+    graph: &GraphOptions,
+    tz: &chrono_tz::Tz,
+    (from, until): (i64, i64),
+    fmt: image::Format,
+) -> Result<Response, ApiError> {
+    let tags: Vec<String> = p.all("events").flat_map(split_tags).collect();
+    let marks = if tags.is_empty() {
+        Vec::new()
+    } else {
+        let found = st
+            .events
+            .query(from, until, &tags, TagSet::Union)
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        image::event_marks(&found, &tags)
+    };
+    let body = image::render(series, &marks, graph, tz, fmt)
+        .map_err(|e| ApiError::Unavailable(format!("image rendering failed: {e}")))?;
+    match (fmt, p.get("jsonp")) {
+        // graphite-web hands an SVG to a jsonp callback as a JSON string.
+        (image::Format::Svg, Some(cb)) => {
+            let text = String::from_utf8_lossy(&body);
+            let quoted = serde_json::Value::String(text.into_owned()).to_string();
+            Ok((
+                [(header::CONTENT_TYPE, "text/javascript")],
+                format!("{cb}({quoted})"),
+            )
+                .into_response())
+        }
+        _ => Ok(([(header::CONTENT_TYPE, fmt.content_type())], body).into_response()),
     }
 }
 
