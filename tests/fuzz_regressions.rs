@@ -90,6 +90,63 @@ fn seed_corpus_replays_cleanly() {
     for (name, data) in seeds("carbon_line") {
         replay(&name, &data, checks::check_carbon);
     }
+    for (name, data) in seeds("render_target") {
+        replay(&name, &data, checks::check_target);
+    }
+}
+
+/// Targets built around the grammar's and the functions' corners: empty
+/// and unbalanced calls, wrong argument types and counts, huge numbers,
+/// windows and intervals of every odd size.
+#[test]
+fn hostile_targets_are_errors_not_panics() {
+    let targets = [
+        "",
+        "(",
+        ")",
+        "sum(",
+        "sumSeries(a.b.c,",
+        "sumSeries(a.b.c))",
+        "a.b.{c,d",
+        "a.b.[z-a]",
+        "movingAverage(a.b.c,0)",
+        "movingAverage(a.b.c,-5)",
+        "movingAverage(a.b.c,'0s')",
+        "movingAverage(a.b.c,1e300)",
+        "movingAverage(a.b.c,'99999y')",
+        "summarize(a.b.c,'1s','sum')",
+        "summarize(a.b.c,'-1h')",
+        "hitcount(a.b.c,'0min')",
+        "timeShift(a.b.c,'999999999y')",
+        "timeStack(a.b.c,'1d',0,100000)",
+        "holtWintersForecast(a.b.c,'1s')",
+        "linearRegression(a.b.c,'x','y')",
+        "aliasByNode(a.b.c,99,-99)",
+        "aliasSub(a.b.c,'(','x')",
+        "aliasSub(a.b.c,'(a)','\\9')",
+        "substr(a.b.c,5,1)",
+        "limit(a.b.c,-1)",
+        "highest(a.*.*,-3,'average')",
+        "percentileOfSeries(a.*.*,200)",
+        "removeAbovePercentile(a.b.c,-1)",
+        "asPercent(a.*.*,a.b.c,a.b.d)",
+        "divideSeries(a.b.c,a.*.*)",
+        "groupByNode(a.*.*,99,'sum')",
+        "groupByNodes(a.*.*,'nosuch',0)",
+        "consolidateBy(a.b.c,'nosuch')",
+        "delay(a.b.c,-99999999999)",
+        "scale(a.b.c,1e9999)",
+        "constantLine(1e9999)",
+        "seriesByTag()",
+        "seriesByTag('host')",
+        "seriesByTag('host=~(')",
+        "threshold(1,'x','nosuchcolor')",
+        "events()",
+        "timerPercentile(a.b.c,101)",
+    ];
+    for t in targets {
+        replay(t, t.as_bytes(), checks::check_target);
+    }
 }
 
 /// Inputs a fuzzer reaches slowly or never: huge, repetitive, or built on

@@ -761,3 +761,75 @@ fn check_carbon_line(raw: &[u8], parsed: Result<carbon::Point<'_>, CarbonBad>) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Render targets
+
+const TARGET_NOW: i64 = 1_795_400_000;
+
+/// A small store the target checks evaluate against: a few plain and
+/// tagged series, the last two hours at 10 s, with gaps.
+fn target_store() -> &'static rollupd::store::Store {
+    use rollupd::store::{Point, Store};
+    static STORE: std::sync::OnceLock<Store> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        let store = Store::in_memory(&Config::default().storage).expect("in-memory store");
+        let names = ["a.b.c", "a.b.d", "a.x.c", "web1.cpu", "disk;host=h1;dc=x"];
+        let mut pts = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            for i in 0..720i64 {
+                if (i + k as i64) % 17 == 0 {
+                    continue;
+                }
+                pts.push(Point {
+                    name,
+                    timestamp: TARGET_NOW - 7200 + i * 10,
+                    value: ((i * (k as i64 + 3)) % 97) as f64 - 20.0,
+                });
+            }
+        }
+        store.write(&pts, &[], TARGET_NOW).expect("write");
+        store
+    })
+}
+
+/// What `render_target` runs, on any text: the target parser, the time
+/// parsers, and the whole evaluation over a small store. Errors are fine
+/// (they are 400s and 422s); a panic is a crash, since a panic in a render
+/// is a user's mistake turned into a 500.
+pub fn check_target(input: &[u8]) {
+    use rollupd::query::eval::{evaluate, Context, Limits};
+    use rollupd::query::parse::parse;
+    use rollupd::query::time::{parse_at_time, parse_offset};
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
+    let _ = parse_offset(text);
+    let _ = parse_at_time(text, &chrono_tz::Tz::UTC, TARGET_NOW);
+    let Ok(expr) = parse(text) else {
+        return;
+    };
+    // What the parser accepted, it can print as a target.
+    let _ = expr.to_target();
+    let mut ctx = Context {
+        store: target_store(),
+        from: TARGET_NOW - 3600,
+        until: TARGET_NOW,
+        now: TARGET_NOW,
+        tz: chrono_tz::Tz::UTC,
+        server_tz: chrono_tz::Tz::UTC,
+        xff: 0.0,
+        limits: Limits {
+            max_series: 50,
+            max_points: 200_000,
+        },
+        points_read: 0,
+    };
+    if evaluate(&mut ctx, text).is_ok() {
+        assert!(
+            ctx.points_read <= 200_000,
+            "the points cap let {} points through",
+            ctx.points_read
+        );
+    }
+}

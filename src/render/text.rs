@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::query::format::py_float_repr;
+use crate::query::format::{py_float_repr, write_py_float};
 use crate::query::series::Series;
 
 /// One series' points as they go out: (value, timestamp).
@@ -66,7 +66,7 @@ fn json_number(out: &mut String, v: f64) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "1e9999" } else { "-1e9999" });
     } else {
-        out.push_str(&py_float_repr(v));
+        write_py_float(out, v);
     }
 }
 
@@ -103,6 +103,7 @@ pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> 
     let outs = datapoints(all, max_points);
     let mut out =
         String::with_capacity(64 + all.iter().map(|s| s.values.len() * 24).sum::<usize>());
+    let mut stamp = itoa::Buffer::new();
     out.push('[');
     for (i, (s, o)) in all.iter().zip(&outs).enumerate() {
         if i > 0 {
@@ -131,7 +132,9 @@ pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> 
             first = false;
             out.push('[');
             json_number(&mut out, *v);
-            let _ = write!(out, ", {t}]");
+            out.push_str(", ");
+            out.push_str(stamp.format(*t));
+            out.push(']');
         }
         out.push_str("]}");
     }
@@ -151,7 +154,7 @@ pub fn raw(all: &[Series]) -> String {
             if v.is_nan() {
                 out.push_str("None");
             } else {
-                out.push_str(&py_float_repr(*v));
+                write_py_float(&mut out, *v);
             }
         }
         out.push('\n');

@@ -63,14 +63,32 @@ impl Window {
     /// point count times the largest step of the series as first fetched.
     pub fn seconds(&self, first: &[Series]) -> Result<i64, QueryError> {
         match self {
-            Window::Interval(s) => Ok(parse_offset(s)?.abs()),
+            Window::Interval(s) => {
+                let secs = parse_offset(s)?.unsigned_abs();
+                if secs > MAX_BOOTSTRAP_SECS {
+                    return Err(QueryError::BadArgument(format!(
+                        "window {s:?} reaches back further than any retention"
+                    )));
+                }
+                Ok(secs as i64)
+            }
             Window::Points(n, _) => {
                 let step = first.iter().map(|s| s.step).max().unwrap_or(0);
-                Ok(step * n)
+                step.checked_mul(*n)
+                    .filter(|s| s.unsigned_abs() <= MAX_BOOTSTRAP_SECS)
+                    .ok_or_else(|| {
+                        QueryError::BadArgument(format!(
+                            "windowSize {n} points at {step} s reaches back further than any retention"
+                        ))
+                    })
             }
         }
     }
 }
+
+/// No retention reaches back further than a century: a window beyond it
+/// is a typo, and refusing it keeps the time arithmetic from overflowing.
+const MAX_BOOTSTRAP_SECS: u64 = 100 * 366 * 86_400;
 
 /// `'moving' + func.capitalize()`: the name prefix and the tag key.
 fn tag_name(func: &str) -> String {
