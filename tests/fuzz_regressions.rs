@@ -620,3 +620,16 @@ fn regression_inputs_are_metric_lines() {
     }
     assert!(matches!(parse_line(b""), Err(BadReason::NoColon)));
 }
+
+/// `render_target`, found by cargo fuzz: a time reference whose first
+/// three bytes end inside a character (`alό...`) was sliced there while
+/// looking for a month name, and panicked.
+#[test]
+fn render_target_month_prefix_inside_a_character() {
+    let input = b"al\xce\x8cebs\xce\x8ceb\x1bcpu,1i";
+    replay("month prefix", input, checks::check_target);
+    assert!(
+        rollupd::query::time::parse_at_time("al\u{3cc}eb", &chrono_tz::Tz::UTC, 1_795_400_000)
+            .is_err()
+    );
+}

@@ -173,8 +173,13 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
         _ if rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_digit()) => {
             NaiveDate::parse_from_str(rest, "%Y%m%d").map_err(|_| bad())?
         }
-        _ if rest.len() >= 3 && MONTHS.contains(&&rest[..3]) => {
-            let m = MONTHS.iter().position(|x| *x == &rest[..3]).unwrap_or(0) as u32 + 1;
+        // `get(..3)`: the first three bytes may end inside a character.
+        _ if rest.get(..3).is_some_and(|p| MONTHS.contains(&p)) => {
+            let m = MONTHS
+                .iter()
+                .position(|x| Some(*x) == rest.get(..3))
+                .unwrap_or(0) as u32
+                + 1;
             let tail = rest.as_bytes();
             let n = tail.len();
             let day = if n >= 2 && tail[n - 2].is_ascii_digit() && tail[n - 1].is_ascii_digit() {
@@ -186,8 +191,11 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
             };
             NaiveDate::from_ymd_opt(today.year(), m, day).ok_or_else(bad)?
         }
-        _ if rest.len() >= 3 && WEEKDAYS.contains(&&rest[..3]) => {
-            let want = WEEKDAYS.iter().position(|x| *x == &rest[..3]).unwrap_or(0) as i64;
+        _ if rest.get(..3).is_some_and(|p| WEEKDAYS.contains(&p)) => {
+            let want = WEEKDAYS
+                .iter()
+                .position(|x| Some(*x) == rest.get(..3))
+                .unwrap_or(0) as i64;
             let have = today.weekday().num_days_from_monday() as i64;
             today - Duration::days((have - want).rem_euclid(7))
         }
