@@ -238,16 +238,8 @@ pub fn call(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{same, N};
     use super::*;
-
-    const N: f64 = f64::NAN;
-
-    fn same(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
-    }
 
     /// 10 s points from 1790 to 1900 (end 1900, as fetched: one step past
     /// the last point at 1890).

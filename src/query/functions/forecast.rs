@@ -389,16 +389,8 @@ pub fn call(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{same, N};
     use super::*;
-
-    const N: f64 = f64::NAN;
-
-    fn same(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
-    }
 
     /// graphite-web's holtWintersAnalysis, step by step, for a 2-point
     /// season: the reference the implementation must equal bit for bit.

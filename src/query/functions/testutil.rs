@@ -17,3 +17,14 @@ pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
         points_read: 0,
     }
 }
+
+/// Python's None in expected values.
+pub const N: f64 = f64::NAN;
+
+/// Values equal exactly, None matching None.
+pub fn same(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
+}

@@ -190,16 +190,8 @@ pub fn call(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{same, N};
     use super::*;
-
-    const N: f64 = f64::NAN;
-
-    fn same(a: &[f64], b: &[f64]) -> bool {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x.is_nan() && y.is_nan()) || x == y)
-    }
 
     /// 8 points at 10 s from t=1000, the first 3 being the bootstrap of a
     /// 3-point window.
