@@ -16,9 +16,6 @@ use hdrhistogram::Histogram;
 use super::row::{decode_presence, encode_presence, get_varint, put_varint, RowError};
 use crate::aggregate::{HISTOGRAM_SIGFIGS, HISTOGRAM_UNITS_PER_MS};
 
-/// Hist rows use their own format byte, distinct from value rows.
-const FORMAT_HIST: u8 = 3;
-
 /// Bucket arithmetic only (no counts are ever recorded into it).
 fn template() -> &'static Histogram<u64> {
     static T: OnceLock<Histogram<u64>> = OnceLock::new();
@@ -213,9 +210,66 @@ impl Hist {
     }
 }
 
-/// Encodes a row of histograms (`None` = no point in that slot).
+/// Histogram rows as first written: each histogram's varint pairs, not
+/// compressed. Still read; written only when it is the smaller form.
+const FORMAT_HIST_PLAIN: u8 = 3;
+/// Histogram rows as dense bucket indices in four pco-compressed integer
+/// streams (Section 5.4 of docs/storage-format.md).
+const FORMAT_HIST_PACKED: u8 = 4;
+
+/// Buckets below this many µs are 1 µs wide (hdrhistogram's sub-bucket
+/// count at 3 significant digits); above it, every power of two holds
+/// `HALF` buckets.
+const LINEAR: u64 = 2048;
+const HALF: u64 = LINEAR / 2;
+/// The widest bucket shift a u64 value can have.
+const MAX_SHIFT: u64 = 63 - 11;
+
+/// The dense index of the bucket whose lowest value is `b`: buckets are
+/// numbered 0, 1, 2, ... in value order, so the buckets of one histogram
+/// differ by small steps that pco packs into a few bits. `None` when `b` is
+/// not the lowest value of a bucket. hdrhistogram keeps its own index
+/// private, hence this mapping; a test checks it against the crate's
+/// bucketing.
+fn bucket_index(b: u64) -> Option<u32> {
+    if b < LINEAR {
+        return Some(b as u32);
+    }
+    let shift = u64::from(63 - b.leading_zeros()) - 10;
+    let sub = b >> shift;
+    if sub << shift != b {
+        return None;
+    }
+    u32::try_from(shift * HALF + sub).ok()
+}
+
+/// The lowest value of the bucket with dense index `i`.
+fn bucket_value(i: u32) -> Option<u64> {
+    let i = u64::from(i);
+    if i < LINEAR {
+        return Some(i);
+    }
+    let shift = i / HALF - 1;
+    if shift > MAX_SHIFT {
+        return None;
+    }
+    Some((i - shift * HALF) << shift)
+}
+
+/// Encodes a row of histograms (`None` = no point in that slot), in the
+/// smaller of the packed and plain forms.
 pub fn encode_row(slots: &[Option<Hist>]) -> Vec<u8> {
-    let mut out = vec![FORMAT_HIST];
+    let plain = encode_row_plain(slots);
+    match encode_row_packed(slots) {
+        Some(packed) if packed.len() < plain.len() => packed,
+        _ => plain,
+    }
+}
+
+/// The plain form: what a checkpoint writes for a row still open, as
+/// `row::encode_raw` does for values.
+pub fn encode_row_plain(slots: &[Option<Hist>]) -> Vec<u8> {
+    let mut out = vec![FORMAT_HIST_PLAIN];
     encode_presence(&mut out, slots.iter().map(|h| h.is_some()));
     for h in slots.iter().flatten() {
         h.encode(&mut out);
@@ -223,22 +277,126 @@ pub fn encode_row(slots: &[Option<Hist>]) -> Vec<u8> {
     out
 }
 
+/// The packed form, or `None` if a bucket is not a bucket's lowest value
+/// (never so for histograms the store builds; the plain form keeps them).
+fn encode_row_packed(slots: &[Option<Hist>]) -> Option<Vec<u8>> {
+    let mut out = vec![FORMAT_HIST_PACKED];
+    encode_presence(&mut out, slots.iter().map(|h| h.is_some()));
+    let (mut lens, mut firsts, mut steps, mut counts) = (vec![], vec![], vec![], vec![]);
+    for h in slots.iter().flatten() {
+        lens.push(u32::try_from(h.buckets.len()).ok()?);
+        let mut prev: Option<u32> = None;
+        for &(b, n) in &h.buckets {
+            let i = bucket_index(b)?;
+            match prev {
+                None => firsts.push(i),
+                // Buckets strictly increase: store the step less one.
+                Some(p) => steps.push(i.checked_sub(p)?.checked_sub(1)?),
+            }
+            prev = Some(i);
+            counts.push(n);
+        }
+    }
+    put_stream(&mut out, &lens)?;
+    put_stream(&mut out, &firsts)?;
+    put_stream(&mut out, &steps)?;
+    put_stream(&mut out, &counts)?;
+    Some(out)
+}
+
+/// One integer stream: its compressed length, then pco's bytes (nothing for
+/// an empty stream).
+fn put_stream<T: pco::data_types::Number>(out: &mut Vec<u8>, values: &[T]) -> Option<()> {
+    if values.is_empty() {
+        put_varint(out, 0);
+        return Some(());
+    }
+    let bytes = pco::standalone::simple_compress(values, &pco::ChunkConfig::default()).ok()?;
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(&bytes);
+    Some(())
+}
+
+fn get_stream<T: pco::data_types::Number>(buf: &mut &[u8]) -> Result<Vec<T>, RowError> {
+    let len = get_varint(buf).ok_or(RowError::Truncated)?;
+    let len = usize::try_from(len).map_err(|_| RowError::Truncated)?;
+    if len > buf.len() {
+        return Err(RowError::Truncated);
+    }
+    let (bytes, rest) = buf.split_at(len);
+    *buf = rest;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    pco::standalone::simple_decompress(bytes).map_err(|e| RowError::Pco(e.to_string()))
+}
+
 pub fn decode_row(row: &[u8], slots: usize) -> Result<Vec<Option<Hist>>, RowError> {
     let (&format, mut rest) = row.split_first().ok_or(RowError::Empty)?;
-    if format != FORMAT_HIST {
+    if format != FORMAT_HIST_PLAIN && format != FORMAT_HIST_PACKED {
         return Err(RowError::Format(format));
     }
     let mut present = Vec::new();
     decode_presence(&mut rest, slots, |s| present.push(s))?;
     let mut out = vec![None; slots];
-    for s in present {
-        out[s] = Some(Hist::decode(&mut rest)?);
+    if format == FORMAT_HIST_PACKED {
+        for (s, h) in present.iter().zip(decode_packed(&mut rest, present.len())?) {
+            out[*s] = Some(h);
+        }
+    } else {
+        for &s in &present {
+            out[s] = Some(Hist::decode(&mut rest)?);
+        }
     }
     if !rest.is_empty() {
         return Err(RowError::Count {
-            got: out.iter().flatten().count() + 1,
-            want: out.iter().flatten().count(),
+            got: present.len() + 1,
+            want: present.len(),
         });
+    }
+    Ok(out)
+}
+
+/// Rebuilds `want` histograms from the four streams, checking that their
+/// lengths agree before trusting any of them.
+fn decode_packed(buf: &mut &[u8], want: usize) -> Result<Vec<Hist>, RowError> {
+    let lens: Vec<u32> = get_stream(buf)?;
+    let firsts: Vec<u32> = get_stream(buf)?;
+    let steps: Vec<u32> = get_stream(buf)?;
+    let counts: Vec<u64> = get_stream(buf)?;
+    let buckets: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+    let nonempty = lens.iter().filter(|&&l| l > 0).count();
+    if lens.len() != want
+        || counts.len() as u64 != buckets
+        || firsts.len() != nonempty
+        || (steps.len() + firsts.len()) as u64 != buckets
+    {
+        return Err(RowError::Count {
+            got: lens.len(),
+            want,
+        });
+    }
+    let (mut firsts, mut steps, mut counts) = (firsts.iter(), steps.iter(), counts.iter());
+    let mut out = Vec::with_capacity(want);
+    for &len in &lens {
+        let mut h = Hist {
+            buckets: Vec::with_capacity(len as usize),
+        };
+        let mut index: Option<u32> = None;
+        for _ in 0..len {
+            let i = match index {
+                None => *firsts.next().ok_or(RowError::Truncated)?,
+                Some(p) => p
+                    .checked_add(*steps.next().ok_or(RowError::Truncated)?)
+                    .and_then(|i| i.checked_add(1))
+                    .ok_or(RowError::Truncated)?,
+            };
+            let b = bucket_value(i).ok_or(RowError::Truncated)?;
+            h.buckets
+                .push((b, *counts.next().ok_or(RowError::Truncated)?));
+            index = Some(i);
+        }
+        out.push(h);
     }
     Ok(out)
 }
@@ -289,6 +447,100 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode_row(&bytes[..cut], 720).is_err(), "cut {cut}");
         }
-        assert!(decode_row(&[FORMAT_HIST, 1, 0, 1, 255, 255, 255, 255], 720).is_err());
+        assert!(decode_row(&[FORMAT_HIST_PLAIN, 1, 0, 1, 255, 255, 255, 255], 720).is_err());
+    }
+
+    #[test]
+    fn dense_bucket_indices_follow_hdrhistogram_buckets() {
+        let t = template();
+        // Walk the crate's buckets one by one over the whole range a timer
+        // sample can reach (to 1.1e15 µs), checking index and value agree.
+        let (mut b, mut i) = (0u64, 0u32);
+        while b < 1 << 50 {
+            assert_eq!(t.lowest_equivalent(b), b);
+            assert_eq!(bucket_index(b), Some(i), "bucket {b}");
+            assert_eq!(bucket_value(i), Some(b), "index {i}");
+            if b > 0 {
+                let before = t.lowest_equivalent(b - 1);
+                assert_eq!(bucket_index(before), Some(i - 1), "before {b}");
+            }
+            b = t.highest_equivalent(b) + 1;
+            i += 1;
+        }
+        // A value inside a wide bucket is not a bucket's lowest value.
+        assert_eq!(bucket_index(4097), None);
+        assert_eq!(bucket_value(u32::MAX), None);
+    }
+
+    /// A row of histograms like a busy timer's: a few dozen samples per
+    /// slot, spread over two decades.
+    fn busy_row() -> Vec<Option<Hist>> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        (0..720)
+            .map(|slot| {
+                (slot % 97 != 5).then(|| {
+                    let mut s: Vec<f64> = (0..rng.usize(1..40))
+                        .map(|_| (rng.f64() * 300.0 + 3.0).round())
+                        .collect();
+                    s.sort_by(f64::total_cmp);
+                    Hist::from_sorted_samples(&s)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packed_rows_round_trip_and_are_smaller() {
+        let slots = busy_row();
+        let packed = encode_row(&slots);
+        assert_eq!(packed[0], FORMAT_HIST_PACKED);
+        assert_eq!(decode_row(&packed, 720).unwrap(), slots);
+        let plain = encode_row_plain(&slots);
+        assert_eq!(decode_row(&plain, 720).unwrap(), slots);
+        assert!(
+            packed.len() * 2 < plain.len(),
+            "packed {} B, plain {} B",
+            packed.len(),
+            plain.len()
+        );
+        // Merged histograms (a coarse archive's) and empty ones pack too.
+        let mut merged = vec![None; 120];
+        for (k, chunk) in slots.chunks(6).enumerate() {
+            let mut h = Hist::default();
+            chunk.iter().flatten().for_each(|x| h.merge(x));
+            merged[k] = Some(h);
+        }
+        merged[7] = Some(Hist::default());
+        merged[8] = None;
+        let bytes = encode_row(&merged);
+        assert_eq!(bytes[0], FORMAT_HIST_PACKED);
+        assert_eq!(decode_row(&bytes, 120).unwrap(), merged);
+    }
+
+    #[test]
+    fn rows_with_foreign_buckets_stay_plain() {
+        let mut slots = busy_row();
+        slots[3] = Some(Hist {
+            buckets: vec![(1, 2), (4097, 1)],
+        });
+        let bytes = encode_row(&slots);
+        assert_eq!(bytes[0], FORMAT_HIST_PLAIN);
+        assert_eq!(decode_row(&bytes, 720).unwrap(), slots);
+    }
+
+    #[test]
+    fn damaged_packed_rows_are_errors_not_panics() {
+        let bytes = encode_row(&busy_row());
+        assert_eq!(bytes[0], FORMAT_HIST_PACKED);
+        for cut in 0..bytes.len() {
+            assert!(decode_row(&bytes[..cut], 720).is_err(), "cut {cut}");
+        }
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..2000 {
+            let mut b = bytes.clone();
+            let at = rng.usize(1..b.len());
+            b[at] ^= 1 << rng.u8(0..8);
+            let _ = decode_row(&b, 720);
+        }
     }
 }

@@ -56,6 +56,9 @@ impl Slot for Option<Hist> {
     fn encode_row(slots: &[Self]) -> Vec<u8> {
         hist::encode_row(slots)
     }
+    fn encode_open_row(slots: &[Self]) -> Vec<u8> {
+        hist::encode_row_plain(slots)
+    }
     fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError> {
         hist::decode_row(bytes, slots)
     }
