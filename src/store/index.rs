@@ -238,6 +238,28 @@ impl Index {
         id
     }
 
+    /// The timer stats whose rollups come from histogram series `hist`
+    /// (they are children of the timer's node).
+    pub fn linked_to_hist(&self, hist: u32) -> Vec<u32> {
+        let Some(node) = self
+            .hists
+            .get(hist as usize)
+            .and_then(|h| self.find_node(&h.name))
+        else {
+            return Vec::new();
+        };
+        self.nodes[node]
+            .children
+            .values()
+            .filter_map(|&c| self.nodes[c as usize].series)
+            .filter(|&sid| {
+                self.series[sid as usize]
+                    .link
+                    .is_some_and(|(h, _)| h == hist)
+            })
+            .collect()
+    }
+
     /// The tree node of a dotted path.
     fn find_node(&self, path: &str) -> Option<usize> {
         let mut node = 0usize;

@@ -12,6 +12,7 @@
 //!
 //! Nothing here names RocksDB: the engine is a [`kv::Kv`].
 
+pub mod derive;
 pub mod hist;
 pub mod index;
 pub mod kv;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use self::derive::Source;
 use self::hist::Hist;
 use self::index::{Index, SeriesInfo, Stat};
 use self::kv::{Batch, Kv, KvError, KvErrorKind, Space};
@@ -216,6 +218,10 @@ pub struct Store {
     inner: Mutex<Inner>,
     /// Held for a whole checkpoint, so two never interleave.
     checkpointing: Mutex<()>,
+    /// Batches are applied under its read side; the final compaction holds
+    /// the write side, so no batch changes an open row between its snapshot
+    /// and its commit (its derived rows may lean on open rows).
+    gate: RwLock<()>,
     pub stats: StoreStats,
 }
 
@@ -404,6 +410,7 @@ impl Store {
                 log_gap: false,
             }),
             checkpointing: Mutex::new(()),
+            gate: RwLock::new(()),
             stats: StoreStats::default(),
         };
         store.replay()?;
@@ -461,7 +468,7 @@ impl Store {
                 .collect();
             inner.points.stamp = seq;
             inner.hists.stamp = seq;
-            let w = self.apply(&mut inner, &schemas, &e, &targets, &htargets);
+            let w = self.apply(&mut inner, &index, &schemas, &e, &targets, &htargets);
             if let Err(err) = w {
                 return Err(StoreError::Open {
                     path: self.path.clone(),
@@ -485,6 +492,7 @@ impl Store {
         now: i64,
     ) -> Result<Written, StoreError> {
         let started = Instant::now();
+        let _gate = self.gate.read();
         let mut records: Vec<(Space, Vec<u8>, Vec<u8>)> = Vec::new();
         let (targets, htargets) = self.resolve(points, hists, &mut records);
         let entry = wal::Entry {
@@ -503,6 +511,9 @@ impl Store {
         let targets: Vec<Option<Target>> = targets.into_iter().flatten().map(Some).collect();
         let htargets: Vec<Option<(u32, u16)>> = htargets.into_iter().flatten().map(Some).collect();
         let bytes = entry.encode();
+        // The index before the rest (as a checkpoint takes them): applying
+        // reads it to pin derived rows.
+        let index = self.index.read();
         let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
         let seq = inner.next_seq;
@@ -532,8 +543,9 @@ impl Store {
         }
         inner.points.stamp = seq;
         inner.hists.stamp = seq;
-        let applied = self.apply(&mut inner, &schemas, &entry, &targets, &htargets);
+        let applied = self.apply(&mut inner, &index, &schemas, &entry, &targets, &htargets);
         drop(inner);
+        drop(index);
         self.stats.batches.fetch_add(1, Relaxed);
         self.stats
             .write_nanos
@@ -652,6 +664,7 @@ impl Store {
     fn apply(
         &self,
         inner: &mut Inner,
+        index: &Index,
         schemas: &Schemas,
         e: &wal::Entry,
         targets: &[Option<Target>],
@@ -670,7 +683,7 @@ impl Store {
                 continue;
             }
             let shape = &schemas.shapes[schema as usize];
-            put_hist(&mut inner.hists, kv, shape, id, schema, *ts, h.clone())?;
+            put_hist(inner, kv, index, shape, id, schema, *ts, h.clone())?;
         }
         for (&(_, ts, v), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
@@ -684,7 +697,7 @@ impl Store {
                 continue;
             }
             let shape = &schemas.shapes[t.schema as usize];
-            put_point(inner, kv, shape, &t, ts, v)?;
+            put_point(inner, kv, index, shape, &t, ts, v)?;
             w.accepted += 1;
         }
         Ok(w)
@@ -794,7 +807,13 @@ impl Store {
             .map_err(StoreError::Read)?;
         for ((start, _), row) in missing.into_iter().zip(rows) {
             let Some(bytes) = row else { continue };
-            let vals = match row::decode(&bytes, slots) {
+            let key = RowKey {
+                schema,
+                archive: a as u8,
+                start: start as u32,
+                series: id,
+            };
+            let vals = match derive::decode(&bytes, slots, key, &*self.kv) {
                 Ok(v) => v,
                 Err(e) => {
                     self.stats.corrupt_rows.fetch_add(1, Relaxed);
@@ -943,31 +962,43 @@ impl Store {
     /// A checkpoint that also compresses open rows: at shutdown, so a
     /// stopped store is as small as it gets.
     pub fn checkpoint_compact(&self) -> Result<(), StoreError> {
+        let _no_batches = self.gate.write();
         self.checkpoint_with(true)
     }
 
     fn checkpoint_with(&self, compress_open: bool) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpointing.lock();
         let started = Instant::now();
-        let (rows, hrows, covered, records) = {
+        let (rows, hrows, covered, records, plans) = {
             let index = self.index.read();
             let schemas = self.schemas.read();
             let point_schema = |sid: u32| index.series.get(sid as usize).map(|s| s.schema);
             let hist_schema = |sid: u32| index.hists.get(sid as usize).map(|s| s.schema);
-            let inner = self.inner.lock();
-            (
-                inner
-                    .points
-                    .snapshot(&schemas.shapes, &point_schema, compress_open),
-                inner
-                    .hists
-                    .snapshot(&schemas.shapes, &hist_schema, compress_open),
-                inner.next_seq,
-                inner.pending_records.clone(),
-            )
+            let (rows, hrows, covered, records) = {
+                let inner = self.inner.lock();
+                (
+                    inner
+                        .points
+                        .snapshot(&schemas.shapes, &point_schema, compress_open),
+                    inner
+                        .hists
+                        .snapshot(&schemas.shapes, &hist_schema, compress_open),
+                    inner.next_seq,
+                    inner.pending_records.clone(),
+                )
+            };
+            let step_of = |schema: u16, a: u8| {
+                schemas
+                    .shapes
+                    .get(schema as usize)
+                    .and_then(|s| s.steps.get(a as usize).copied())
+            };
+            let plans = derive::plan(&index, &step_of, &rows, &hrows, compress_open);
+            (rows, hrows, covered, records, plans)
         };
-        let rows = Lane::<f64>::encode(&rows, compress_open);
+        let encoded = derive::encode_rows(&rows, &hrows, &plans, compress_open);
         let hrows = Lane::<Option<Hist>>::encode(&hrows, compress_open);
+        let rows = encoded;
         let mut batch = Batch::default();
         for (_, space, k, v) in &records {
             batch.put(*space, k.clone(), v.clone());
@@ -1004,6 +1035,12 @@ impl Store {
             Ok(()) => {
                 inner.points.commit(&rows, covered);
                 inner.hists.commit(&hrows, covered);
+                if compress_open {
+                    // Derived rows written now may lean on open rows; see
+                    // `Lane::close_clean`.
+                    inner.points.close_clean(covered);
+                    inner.hists.close_clean(covered);
+                }
                 for (key, _) in rows.iter().chain(hrows.iter()) {
                     inner.points.mark_stored(key.schema, key.archive, key.start);
                     inner.hists.mark_stored(key.schema, key.archive, key.start);
@@ -1145,6 +1182,7 @@ fn locate(shape: &Shape, a: usize, ts: i64) -> (u32, usize) {
 fn put_point(
     inner: &mut Inner,
     kv: &dyn Kv,
+    index: &Index,
     shape: &Shape,
     t: &Target,
     ts: i64,
@@ -1153,7 +1191,8 @@ fn put_point(
     let n = shape.steps.len();
     let a = 0;
     let (start, slot) = locate(shape, a, ts);
-    inner.points.set(
+    let source = Source::Points(t.id);
+    let taken_up = inner.points.set(
         kv,
         t.id,
         t.schema,
@@ -1164,6 +1203,9 @@ fn put_point(
         shape.slots[a] as usize,
         v,
     )?;
+    if taken_up {
+        pin_dependents(inner, kv, index, shape, source, t.schema, a, start)?;
+    }
     for j in a + 1..n {
         let coarse = shape.steps[j] as i64;
         let fine = shape.steps[j - 1] as i64;
@@ -1199,7 +1241,7 @@ fn put_point(
         }
         let Some(value) = agg else { break };
         let (cstart, cslot) = locate(shape, j, bucket);
-        inner.points.set(
+        let taken_up = inner.points.set(
             kv,
             t.id,
             t.schema,
@@ -1210,15 +1252,52 @@ fn put_point(
             shape.slots[j] as usize,
             value,
         )?;
+        if taken_up {
+            pin_dependents(inner, kv, index, shape, source, t.schema, j, cstart)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stored row of `source` is about to change (it was taken up by a late
+/// point or after a restart): the rows derived from it under the same key
+/// are brought into memory first, decoded against the stored source, so
+/// the checkpoint that writes the changed source rewrites them too
+/// (`derive`). Only this path can change a stored source row: open rows
+/// are never a derived row's source outside the final compaction.
+#[allow(clippy::too_many_arguments)]
+fn pin_dependents(
+    inner: &mut Inner,
+    kv: &dyn Kv,
+    index: &Index,
+    shape: &Shape,
+    source: Source,
+    schema: u16,
+    archive: usize,
+    start: u32,
+) -> Result<(), KvError> {
+    for d in derive::dependents(index, source) {
+        if index.series.get(d as usize).map(|s| s.schema) != Some(schema) {
+            continue;
+        }
+        let key = RowKey {
+            schema,
+            archive: archive as u8,
+            start,
+            series: d,
+        };
+        inner.points.pin(kv, key, shape.slots[archive] as usize)?;
     }
     Ok(())
 }
 
 /// Stores a histogram in the finest archive and merges it into the coarser
 /// ones (from the finest archive whatever its age, as [`put_point`]).
+#[allow(clippy::too_many_arguments)]
 fn put_hist(
-    lane: &mut Lane<Option<Hist>>,
+    inner: &mut Inner,
     kv: &dyn Kv,
+    index: &Index,
     shape: &Shape,
     id: u32,
     schema: u16,
@@ -1228,7 +1307,8 @@ fn put_hist(
     let n = shape.steps.len();
     let a = 0;
     let (start, slot) = locate(shape, a, ts);
-    lane.set(
+    let source = Source::Hist(id);
+    let taken_up = inner.hists.set(
         kv,
         id,
         schema,
@@ -1239,12 +1319,16 @@ fn put_hist(
         shape.slots[a] as usize,
         Some(h),
     )?;
+    if taken_up {
+        pin_dependents(inner, kv, index, shape, source, schema, a, start)?;
+    }
     for j in a + 1..n {
         let coarse = shape.steps[j] as i64;
         let fine = shape.steps[j - 1] as i64;
         let bucket = ts - ts.rem_euclid(coarse);
         let (fstart, fslot) = locate(shape, j - 1, bucket);
-        let merged = lane
+        let merged = inner
+            .hists
             .with_window(
                 id,
                 schema,
@@ -1265,7 +1349,7 @@ fn put_hist(
             break;
         }
         let (cstart, cslot) = locate(shape, j, bucket);
-        lane.set(
+        let taken_up = inner.hists.set(
             kv,
             id,
             schema,
@@ -1276,6 +1360,9 @@ fn put_hist(
             shape.slots[j] as usize,
             Some(merged),
         )?;
+        if taken_up {
+            pin_dependents(inner, kv, index, shape, source, schema, j, cstart)?;
+        }
     }
     Ok(())
 }

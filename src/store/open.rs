@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use super::derive;
 use super::hist::{self, Hist};
 use super::kv::{Kv, KvError, Space};
 use super::row::{self, RowError, RowKey};
@@ -23,7 +24,14 @@ pub trait Slot: Clone + Send + 'static {
     fn encode_open_row(slots: &[Self]) -> Vec<u8> {
         Self::encode_row(slots)
     }
-    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError>;
+    /// Decodes a stored row; `key` and `kv` are for rows derived from other
+    /// rows under the same key (`derive`).
+    fn decode_row(
+        bytes: &[u8],
+        slots: usize,
+        key: RowKey,
+        kv: &dyn Kv,
+    ) -> Result<Vec<Self>, RowError>;
 }
 
 impl Slot for f64 {
@@ -40,8 +48,13 @@ impl Slot for f64 {
     fn encode_open_row(slots: &[f64]) -> Vec<u8> {
         row::encode_raw(slots)
     }
-    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<f64>, RowError> {
-        row::decode(bytes, slots)
+    fn decode_row(
+        bytes: &[u8],
+        slots: usize,
+        key: RowKey,
+        kv: &dyn Kv,
+    ) -> Result<Vec<f64>, RowError> {
+        derive::decode(bytes, slots, key, kv)
     }
 }
 
@@ -59,7 +72,12 @@ impl Slot for Option<Hist> {
     fn encode_open_row(slots: &[Self]) -> Vec<u8> {
         hist::encode_row_plain(slots)
     }
-    fn decode_row(bytes: &[u8], slots: usize) -> Result<Vec<Self>, RowError> {
+    fn decode_row(
+        bytes: &[u8],
+        slots: usize,
+        _key: RowKey,
+        _kv: &dyn Kv,
+    ) -> Result<Vec<Self>, RowError> {
         hist::decode_row(bytes, slots)
     }
 }
@@ -155,7 +173,7 @@ impl<T: Slot> Lane<T> {
         }
         match kv.get(T::SPACE, &key.encode())? {
             None => Ok(vec![T::absent(); slots]),
-            Some(bytes) => match T::decode_row(&bytes, slots) {
+            Some(bytes) => match T::decode_row(&bytes, slots, key, kv) {
                 Ok(v) => Ok(v),
                 Err(e) => {
                     self.corrupt_rows += 1;
@@ -166,7 +184,10 @@ impl<T: Slot> Lane<T> {
         }
     }
 
-    /// Sets one slot; `slots` is the archive's slots per row.
+    /// Sets one slot; `slots` is the archive's slots per row. Returns true
+    /// when the row was not open (a late point, or a row taken up again
+    /// from the engine or the unsaved set): the caller then pins the rows
+    /// derived from it (`derive`).
     #[allow(clippy::too_many_arguments)]
     pub fn set(
         &mut self,
@@ -179,7 +200,7 @@ impl<T: Slot> Lane<T> {
         slot: usize,
         slots: usize,
         v: T,
-    ) -> Result<(), KvError> {
+    ) -> Result<bool, KvError> {
         self.ensure(series, archives);
         let key = RowKey {
             schema,
@@ -196,12 +217,14 @@ impl<T: Slot> Lane<T> {
                 if let Some(r) = self.open[series as usize][archive].as_mut() {
                     r.set(slot, v, stamp);
                 }
+                Ok(false)
             }
             Some(s) if s > start => {
                 // A late point for an older row: change it where it lives.
                 let mut row = self.load(kv, key, slots)?;
                 row[slot] = v;
                 self.unsaved.insert(key, Unsaved { slots: row, stamp });
+                Ok(true)
             }
             _ => {
                 let row_slots = self.load(kv, key, slots)?;
@@ -215,9 +238,51 @@ impl<T: Slot> Lane<T> {
                 if let Some(old) = self.open[series as usize][archive].replace(fresh) {
                     self.seal(key, old, slots);
                 }
+                Ok(true)
             }
         }
+    }
+
+    /// Makes sure the next checkpoint rewrites row `key` if it is stored: a
+    /// row it is derived from is about to change. An open row is left alone
+    /// (it is rewritten when dirty, and stored plain when clean); an unsaved
+    /// one is stamped with the current batch so a checkpoint in flight does
+    /// not forget it; a stored one is read (against its sources as stored)
+    /// into the unsaved set.
+    pub fn pin(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(), KvError> {
+        let open = self
+            .open
+            .get(key.series as usize)
+            .and_then(|a| a.get(key.archive as usize))
+            .and_then(|r| r.as_ref())
+            .is_some_and(|r| r.start == key.start);
+        if open {
+            return Ok(());
+        }
+        let stamp = self.stamp;
+        if let Some(u) = self.unsaved.get_mut(&key) {
+            u.stamp = stamp;
+            return Ok(());
+        }
+        let row = self.load(kv, key, slots)?;
+        if row.iter().any(T::present) {
+            self.unsaved.insert(key, Unsaved { slots: row, stamp });
+        }
         Ok(())
+    }
+
+    /// Forgets open rows not changed since batch `before` (they are stored):
+    /// after the final compaction, whose derived rows may lean on open rows,
+    /// a later change to one must take it up again through `set`'s pinning
+    /// path.
+    pub fn close_clean(&mut self, before: u64) {
+        for rows in &mut self.open {
+            for r in rows.iter_mut() {
+                if r.as_ref().is_some_and(|r| !r.dirty && r.stamp < before) {
+                    *r = None;
+                }
+            }
+        }
     }
 
     fn seal(&mut self, at: RowKey, mut old: OpenRow<T>, slots: usize) {

@@ -70,6 +70,8 @@ pub enum RowError {
     Count { got: usize, want: usize },
     #[error("row values cannot be decompressed: {0}")]
     Pco(String),
+    #[error("derived row cannot be read: {0}")]
+    Source(String),
 }
 
 /// Values of a row are pco-compressed.

@@ -640,3 +640,266 @@ fn the_final_checkpoint_compresses_open_rows_already_checkpointed_raw() {
         assert_eq!(*v, (i % 9) as f64, "slot {i}");
     }
 }
+
+/// One flush of a timer and a counter in Etsy's legacy naming, as the
+/// aggregator computes them (the values derived rows predict: mean, std,
+/// count_ps, mean_90, the counter's rate), with the timer's histogram.
+fn etsy_flush(k: i64, rng: &mut fastrand::Rng) -> (Vec<(String, f64)>, Hist) {
+    let mut s: Vec<f64> = (0..rng.usize(1..30))
+        .map(|_| (rng.f64() * 300.0 * 100.0).round() / 100.0)
+        .collect();
+    s.sort_by(f64::total_cmp);
+    let n = s.len() as f64;
+    let sum: f64 = s.iter().sum();
+    let mean = sum / n;
+    let std = (s.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    let n90 = ((0.9 * n).round() as usize).max(1);
+    let sum90: f64 = s[..n90].iter().sum();
+    let hits = (k % 17 + rng.u64(0..50) as i64) as f64;
+    let t = "stats.timers.api.lat";
+    let named = |stat: &str, v: f64| (format!("{t}.{stat}"), v);
+    let points = vec![
+        named("count", n),
+        named("count_ps", n / 10.0),
+        named("sum", sum),
+        named("sum_squares", s.iter().map(|v| v * v).sum()),
+        named("mean", mean),
+        named("std", std),
+        named("lower", s[0]),
+        named("upper", s[s.len() - 1]),
+        named("median", s[s.len() / 2]),
+        named("count_90", n90 as f64),
+        named("sum_90", sum90),
+        named("mean_90", sum90 / n90 as f64),
+        named("upper_90", s[n90 - 1]),
+        ("stats.hits".to_string(), hits / 10.0),
+        ("stats_counts.hits".to_string(), hits),
+    ];
+    (points, Hist::from_sorted_samples(&s))
+}
+
+/// Writes `flushes` Etsy flushes from `T0`, returning what was written per
+/// series name, by timestamp.
+fn write_etsy(store: &Store, flushes: i64) -> BTreeMap<String, BTreeMap<i64, f64>> {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut sent: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    for k in 0..flushes {
+        let ts = T0 + k * 10;
+        let (points, h) = etsy_flush(k, &mut rng);
+        let batch: Vec<Point<'_>> = points.iter().map(|(n, v)| pt(n, ts, *v)).collect();
+        store
+            .write(&batch, &[("stats.timers.api.lat", ts, h)], ts + 1)
+            .unwrap();
+        for (n, v) in points {
+            sent.entry(n).or_default().insert(ts, v);
+        }
+        if k % 100 == 99 {
+            store.maintain(ts + 1, false).unwrap();
+        }
+    }
+    sent
+}
+
+/// Stored rows of one archive by series name: (format byte, bytes).
+fn stored_rows(kv: &MemKv, store: &Store, archive: u8) -> BTreeMap<String, Vec<(u8, usize)>> {
+    let index = store.index();
+    let mut out: BTreeMap<String, Vec<(u8, usize)>> = BTreeMap::new();
+    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, v| {
+        let key = super::row::RowKey::decode(k).unwrap();
+        if key.archive == archive {
+            let name = index.series[key.series as usize].name.to_string();
+            out.entry(name).or_default().push((v[0], v.len()));
+        }
+        true
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn derived_rows_keep_every_value_exactly_in_a_fraction_of_the_bytes() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: "10s:6h,1m:1d".into(),
+        }],
+        ..StorageConfig::default()
+    };
+    let flushes = 1500; // two 10 s rows and a bit, sealed as time passes
+    let now = T0 + flushes * 10 + 1;
+    let sent = {
+        let store = open(&kv, &c);
+        let sent = write_etsy(&store, flushes);
+        store.checkpoint_compact().unwrap();
+        sent
+    };
+    let store = open(&kv, &c);
+    // Every value reads back bit for bit, derived or not, after a restart.
+    for (name, points) in &sent {
+        let id = store.index().id(name).unwrap();
+        let f = store.fetch(id, T0 - 1, now, now).unwrap().unwrap();
+        assert_eq!(f.step, 10);
+        for (&ts, &v) in points {
+            let got = f.values[((ts - f.from) / 10) as usize];
+            assert_eq!(got.to_bits(), v.to_bits(), "{name} at {ts}");
+        }
+    }
+    // The derived series are stored derived (format 5), and cost a small
+    // part of what their plain rows would.
+    let rows = stored_rows(&kv, &store, 0);
+    let bytes = |n: &str| rows[n].iter().map(|r| r.1).sum::<usize>();
+    for stat in ["mean", "std", "count_ps", "mean_90"] {
+        let name = format!("stats.timers.api.lat.{stat}");
+        assert!(
+            rows[&name].iter().all(|r| r.0 == 5),
+            "{name}: {:?}",
+            rows[&name]
+        );
+        let plain: usize = {
+            let mut slots = vec![f64::NAN; 720];
+            sent[&name]
+                .values()
+                .take(720)
+                .enumerate()
+                .for_each(|(i, v)| slots[i] = *v);
+            super::row::encode(&slots).len()
+        };
+        assert!(
+            bytes(&name) * 3 < plain * 2,
+            "{name}: {} B derived for 3 rows, {plain} B plain for 1",
+            bytes(&name)
+        );
+    }
+    assert!(rows["stats.hits"].iter().all(|r| r.0 == 5));
+    // Sources are never derived.
+    for src in ["sum", "count", "sum_squares", "sum_90", "count_90"] {
+        let name = format!("stats.timers.api.lat.{src}");
+        assert!(rows[&name].iter().all(|r| r.0 != 5), "{name}");
+    }
+    // At 1 m the histogram's statistics are the rolled-up stats exactly.
+    let coarse = stored_rows(&kv, &store, 1);
+    for stat in ["mean", "std", "median", "upper_90"] {
+        let name = format!("stats.timers.api.lat.{stat}");
+        assert!(coarse[&name].iter().all(|r| r.0 == 5), "{name} at 1m");
+    }
+}
+
+#[test]
+fn a_changed_source_leaves_derived_values_as_they_were_written() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: "10s:6h,1m:1d".into(),
+        }],
+        ..StorageConfig::default()
+    };
+    let flushes = 1500;
+    let now = T0 + flushes * 10 + 1;
+    let store = open(&kv, &c);
+    let sent = write_etsy(&store, flushes);
+    store.maintain(now, true).unwrap();
+    // The first 10 s row is sealed and stored derived; a late point now
+    // changes its `sum` and `count` at one slot, and a late histogram its
+    // histogram there.
+    assert!(stored_rows(&kv, &store, 0)["stats.timers.api.lat.mean"][0].0 == 5);
+    let ts = T0 + 50;
+    store
+        .write(
+            &[
+                pt("stats.timers.api.lat.sum", ts, 1e6),
+                pt("stats.timers.api.lat.count", ts, 3.0),
+                pt("stats_counts.hits", ts, 12345.0),
+            ],
+            &[(
+                "stats.timers.api.lat",
+                ts,
+                Hist::from_sorted_samples(&[1.0, 9000.0]),
+            )],
+            now,
+        )
+        .unwrap();
+    let check = |store: &Store, when: &str| {
+        for stat in ["mean", "std", "count_ps"] {
+            let name = format!("stats.timers.api.lat.{stat}");
+            let id = store.index().id(&name).unwrap();
+            let f = store.fetch(id, T0 - 1, now, now).unwrap().unwrap();
+            for (&t, &v) in &sent[&name] {
+                let got = f.values[((t - f.from) / 10) as usize];
+                assert_eq!(got.to_bits(), v.to_bits(), "{name} at {t} {when}");
+            }
+        }
+        let id = store.index().id("stats.hits").unwrap();
+        let f = store.fetch(id, T0 - 1, now, now).unwrap().unwrap();
+        assert_eq!(f.values[5], sent["stats.hits"][&ts], "{when}");
+    };
+    check(&store, "in memory");
+    store.checkpoint().unwrap();
+    check(&store, "after the checkpoint");
+    drop(store);
+    let store = open(&kv, &c);
+    check(&store, "after a restart");
+}
+
+#[test]
+fn a_changed_histogram_leaves_derived_rollups_as_they_were_written() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: "10s:1h,1m:2h".into(),
+        }],
+        ..StorageConfig::default()
+    };
+    let flushes = 900;
+    let now = T0 + flushes * 10 + 1;
+    let store = open(&kv, &c);
+    write_etsy(&store, flushes);
+    store.maintain(now, true).unwrap();
+    // The first 1 m row is sealed, its timer stats derived from the
+    // histogram row beside them.
+    assert!(stored_rows(&kv, &store, 1)["stats.timers.api.lat.mean"][0].0 == 5);
+    let read_at = T0 + 4000; // past the 10 s retention: reads use 1 m
+    let coarse = |store: &Store, stat: &str| {
+        let id = store
+            .index()
+            .id(&format!("stats.timers.api.lat.{stat}"))
+            .unwrap();
+        let f = store
+            .fetch(id, T0 - 1, T0 + 3600, read_at)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.step, 60);
+        f.values
+    };
+    let mean_before = coarse(&store, "mean");
+    // A late flush brings a histogram and an upper_90 for a slot of that
+    // row, and no mean.
+    let ts = T0 + 1810;
+    store
+        .write(
+            &[pt("stats.timers.api.lat.upper_90", ts, 9000.0)],
+            &[(
+                "stats.timers.api.lat",
+                ts,
+                Hist::from_sorted_samples(&[9000.0; 500]),
+            )],
+            now,
+        )
+        .unwrap();
+    let verify = |store: &Store, when: &str| {
+        let mean = coarse(store, "mean");
+        for (i, (a, b)) in mean.iter().zip(&mean_before).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "mean slot {i} {when}");
+        }
+        // The upper_90 slot was rolled up again, from the merged histogram.
+        let upper = coarse(store, "upper_90");
+        assert!(upper[30] >= 9000.0 * 0.999, "{when}: {}", upper[30]);
+    };
+    verify(&store, "in memory");
+    store.checkpoint().unwrap();
+    verify(&store, "after the checkpoint");
+    drop(store);
+    verify(&open(&kv, &c), "after a restart");
+}
