@@ -42,7 +42,12 @@ use self::schema::{Method, Retention, Rules, SchemaError};
 use crate::config::StorageConfig;
 
 /// Written to `Meta` at creation; a store with another value is refused.
-pub const FORMAT_VERSION: &[u8] = b"rollupd-store-1";
+pub const FORMAT_VERSION: &[u8] = b"rollupd-store-2";
+/// Older formats this version reads, and upgrades (by rewriting the
+/// marker) at open: `rollupd-store-1` lacked packed histogram rows and
+/// derived rows, which it would misread, so it must refuse the store once
+/// they may be in it.
+const FORMAT_UPGRADES: &[&[u8]] = &[b"rollupd-store-1"];
 const META_FORMAT: &[u8] = b"format";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_SCHEMA: &[u8] = b"schema/";
@@ -278,6 +283,16 @@ impl Store {
             why,
         };
         match kv.get(Space::Meta, META_FORMAT).map_err(read_err)? {
+            Some(v) if FORMAT_UPGRADES.contains(&v.as_slice()) => {
+                let mut b = Batch::default();
+                b.put(Space::Meta, META_FORMAT, FORMAT_VERSION);
+                kv.write(b).map_err(read_err)?;
+                tracing::info!(
+                    from = %String::from_utf8_lossy(&v),
+                    to = %String::from_utf8_lossy(FORMAT_VERSION),
+                    "store format upgraded"
+                );
+            }
             Some(v) if v != FORMAT_VERSION => {
                 return Err(StoreError::Format {
                     path: path.clone(),

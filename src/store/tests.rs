@@ -903,3 +903,33 @@ fn a_changed_histogram_leaves_derived_rollups_as_they_were_written() {
     drop(store);
     verify(&open(&kv, &c), "after a restart");
 }
+
+#[test]
+fn an_older_store_is_upgraded_and_an_unknown_one_refused() {
+    let c = StorageConfig::default();
+    let marked = |v: &[u8]| {
+        let kv = Arc::new(MemKv::new());
+        let mut b = super::kv::Batch::default();
+        b.put(Space::Meta, super::META_FORMAT, v.to_vec());
+        kv.write(b).unwrap();
+        kv
+    };
+    let kv = marked(b"rollupd-store-1");
+    let store = open(&kv, &c);
+    store.write(&[pt("a", T0, 1.0)], &[], T0 + 1).unwrap();
+    assert_eq!(
+        kv.get(Space::Meta, super::META_FORMAT).unwrap().as_deref(),
+        Some(super::FORMAT_VERSION)
+    );
+    let kv = marked(b"rollupd-store-9");
+    let dynkv: Arc<dyn Kv> = kv;
+    match Store::open(dynkv, Path::new("/var/lib/x"), &c, 0) {
+        Err(e @ super::StoreError::Format { .. }) => assert_eq!(
+            e.to_string(),
+            "the store in /var/lib/x is not one this rollupd can read \
+             (format \"rollupd-store-9\", expected \"rollupd-store-2\")"
+        ),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an unknown format was opened"),
+    }
+}
