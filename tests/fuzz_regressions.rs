@@ -633,3 +633,113 @@ fn render_target_month_prefix_inside_a_character() {
             .is_err()
     );
 }
+
+/// `store_rows`: stored rows of every format (plain, raw, derived by each
+/// predictor kind, plain and packed histograms), whole, cut short at every
+/// byte and with single bits flipped: errors or faithful rows, never a
+/// panic. `ROLLUPD_WRITE_SEEDS=1` also writes them to fuzz/seeds/store_rows.
+#[test]
+fn store_rows_of_every_format_and_their_damage() {
+    use rollupd::store::derive::{self, Predictor, SourceRows};
+    use rollupd::store::hist::{self, Hist};
+    use rollupd::store::index::Stat;
+    use rollupd::store::row;
+    let n = 32;
+    let src = |s: f64| -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                if i % 7 == 3 {
+                    f64::NAN
+                } else {
+                    (i as f64 + 1.0) * s
+                }
+            })
+            .collect()
+    };
+    let (a, b, c) = (src(1.0), src(2.0), src(3.0));
+    let h: Vec<Option<Hist>> = (0..n)
+        .map(|i| (i % 5 != 0).then(|| Hist::from_sorted_samples(&[1.0, i as f64 * 3.5])))
+        .collect();
+    let values: Vec<f64> = (0..n).map(|i| (i as f64).sqrt() * 3.0).collect();
+    let mut rows: Vec<(String, Vec<u8>)> = vec![
+        ("plain".into(), [&[0u8][..], &row::encode(&values)].concat()),
+        (
+            "raw".into(),
+            [&[0u8][..], &row::encode_raw(&values)].concat(),
+        ),
+        (
+            "hist_plain".into(),
+            [&[1u8][..], &hist::encode_row_plain(&h)].concat(),
+        ),
+        (
+            "hist_packed".into(),
+            [&[1u8][..], &hist::encode_row(&h)].concat(),
+        ),
+    ];
+    let preds = [
+        Predictor::Ratio { num: 2, den: 1 },
+        Predictor::Scale { of: 3, by: 10.0 },
+        Predictor::Spread {
+            squares: 3,
+            sum: 2,
+            count: 1,
+        },
+        Predictor::Hist {
+            hist: 4,
+            stat: Stat::Quantile(0.9),
+        },
+    ];
+    // A row of 3 points keeps its differences raw.
+    let few: Vec<f64> = (0..n)
+        .map(|i| if i % 11 == 1 { b[i] / a[i] } else { f64::NAN })
+        .collect();
+    let few_sources = SourceRows {
+        points: vec![&b, &a],
+        hist: None,
+    };
+    let few_row = derive::encode(&few, &preds[0], &few_sources).expect("predicted");
+    rows.push(("derived_few".into(), [&[0u8][..], &few_row].concat()));
+    rows.push((
+        "plain_few".into(),
+        [&[0u8][..], &row::encode(&few)].concat(),
+    ));
+    for (k, p) in preds.iter().enumerate() {
+        let sources = SourceRows {
+            points: match p {
+                Predictor::Ratio { .. } => vec![&b, &a],
+                Predictor::Scale { .. } => vec![&c],
+                Predictor::Spread { .. } => vec![&c, &b, &a],
+                Predictor::Hist { .. } => vec![],
+            }
+            .into_iter()
+            .map(Vec::as_slice)
+            .collect(),
+            hist: Some(&h),
+        };
+        let bytes = derive::encode(&values, p, &sources).expect("some points predicted");
+        rows.push((format!("derived_{k}"), [&[0u8][..], &bytes].concat()));
+    }
+    if std::env::var_os("ROLLUPD_WRITE_SEEDS").is_some() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/store_rows");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, data) in &rows {
+            std::fs::write(dir.join(name), data).unwrap();
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(1);
+    for (name, data) in &rows {
+        replay(name, data, checks::check_row);
+        for cut in 1..data.len() {
+            replay(name, &data[..cut], checks::check_row);
+        }
+        for _ in 0..300 {
+            let mut d = data.clone();
+            let at = rng.usize(1..d.len());
+            d[at] ^= 1 << rng.u8(0..8);
+            replay(name, &d, checks::check_row);
+        }
+    }
+    for (name, data) in seeds("store_rows") {
+        replay(&name, &data, checks::check_row);
+    }
+}

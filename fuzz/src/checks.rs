@@ -833,3 +833,86 @@ pub fn check_target(input: &[u8]) {
         );
     }
 }
+
+/// Source rows for `check_row`'s derived rows: under key (0, 0, 0, s),
+/// value rows for series 1..=3 and a histogram row for series 4, 32 slots.
+fn row_sources() -> &'static rollupd::store::mem::MemKv {
+    use rollupd::store::hist::{self, Hist};
+    use rollupd::store::kv::{Batch, Kv, Space};
+    use rollupd::store::row::{self, RowKey};
+    static KV: std::sync::OnceLock<rollupd::store::mem::MemKv> = std::sync::OnceLock::new();
+    KV.get_or_init(|| {
+        let kv = rollupd::store::mem::MemKv::new();
+        let mut b = Batch::default();
+        let key = |series| {
+            RowKey {
+                schema: 0,
+                archive: 0,
+                start: 0,
+                series,
+            }
+            .encode()
+            .to_vec()
+        };
+        for s in 1..=3u32 {
+            let v: Vec<f64> = (0..ROW_SLOTS)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        f64::NAN
+                    } else {
+                        (i as f64 + 1.0) * s as f64
+                    }
+                })
+                .collect();
+            b.put(Space::Rows, key(s), row::encode(&v));
+        }
+        let h: Vec<Option<Hist>> = (0..ROW_SLOTS)
+            .map(|i| (i % 5 != 0).then(|| Hist::from_sorted_samples(&[1.0, i as f64 * 3.5])))
+            .collect();
+        b.put(Space::Hists, key(4), hist::encode_row(&h));
+        kv.write(b).expect("memory engine");
+        kv
+    })
+}
+
+const ROW_SLOTS: usize = 32;
+
+/// `store_rows`: byte 0 picks the decoder (even: value rows of any format,
+/// derived ones against `row_sources`; odd: histogram rows), the rest is
+/// the stored row. Damaged rows must be errors, never panics; a row that
+/// decodes has the archive's slot count and survives a re-encode bit for bit.
+pub fn check_row(input: &[u8]) {
+    use rollupd::store::{derive, hist, row};
+    let Some((&which, bytes)) = input.split_first() else {
+        return;
+    };
+    let key = rollupd::store::row::RowKey {
+        schema: 0,
+        archive: 0,
+        start: 0,
+        series: 9,
+    };
+    if which % 2 == 0 {
+        let Ok(v) = derive::decode(bytes, ROW_SLOTS, key, row_sources()) else {
+            return;
+        };
+        assert_eq!(v.len(), ROW_SLOTS);
+        // NaN is absence: a present NaN is not stored again.
+        if v.iter().any(|x| !x.is_nan()) {
+            let again = row::decode(&row::encode(&v), ROW_SLOTS).expect("own encoding decodes");
+            for (a, b) in v.iter().zip(&again) {
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
+        }
+    } else {
+        let Ok(h) = hist::decode_row(bytes, ROW_SLOTS) else {
+            return;
+        };
+        assert_eq!(h.len(), ROW_SLOTS);
+        let again = hist::encode_row(&h);
+        assert_eq!(
+            hist::decode_row(&again, ROW_SLOTS).expect("own encoding decodes"),
+            h
+        );
+    }
+}
