@@ -743,3 +743,22 @@ fn store_rows_of_every_format_and_their_damage() {
         replay(&name, &data, checks::check_row);
     }
 }
+
+/// `store_rows`, found by cargo fuzz (out of memory): a value row whose
+/// pco header claims far more values than its presence list. pco's
+/// `simple_decompress` allocated for the claim before reading any data; rows
+/// are now decompressed chunk by chunk, refusing a chunk larger than the
+/// values the row can hold before allocating for it.
+#[test]
+fn store_rows_pco_header_claims_too_many() {
+    let input = include_bytes!("data/fuzz/store_rows_pco_header_claims_too_many");
+    checks::check_row(input);
+    let key = rollupd::store::row::RowKey {
+        schema: 0,
+        archive: 0,
+        start: 0,
+        series: 9,
+    };
+    let kv = rollupd::store::mem::MemKv::new();
+    assert!(rollupd::store::derive::decode(&input[1..], 32, key, &kv).is_err());
+}

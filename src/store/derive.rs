@@ -395,7 +395,7 @@ pub fn decode(bytes: &[u8], slots: usize, key: RowKey, kv: &dyn Kv) -> Result<Ve
             .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
             .collect()
     } else {
-        pco::standalone::simple_decompress(rest).map_err(|e| RowError::Pco(e.to_string()))?
+        row::decompress_exact(rest, present.len())?
     };
     if diffs.len() != present.len() {
         return Err(RowError::Count {

@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
 
-use super::row::{decode_presence, encode_presence, get_varint, put_varint, RowError};
+use super::row::{
+    decode_presence, decompress_exact, encode_presence, get_varint, put_varint, RowError,
+};
 use crate::aggregate::{HISTOGRAM_SIGFIGS, HISTOGRAM_UNITS_PER_MS};
 
 /// Bucket arithmetic only (no counts are ever recorded into it).
@@ -222,6 +224,9 @@ const FORMAT_HIST_PACKED: u8 = 4;
 /// `HALF` buckets.
 const LINEAR: u64 = 2048;
 const HALF: u64 = LINEAR / 2;
+/// More buckets than a histogram can have (hdrhistogram at 3 significant
+/// digits has 2048 + 1024 × 52 distinct buckets over u64).
+const MAX_BUCKETS: u32 = 2048 + 1024 * 53;
 /// The widest bucket shift a u64 value can have.
 const MAX_SHIFT: u64 = 63 - 11;
 
@@ -317,7 +322,10 @@ fn put_stream<T: pco::data_types::Number>(out: &mut Vec<u8>, values: &[T]) -> Op
     Some(())
 }
 
-fn get_stream<T: pco::data_types::Number>(buf: &mut &[u8]) -> Result<Vec<T>, RowError> {
+fn get_stream<T: pco::data_types::Number>(
+    buf: &mut &[u8],
+    want: usize,
+) -> Result<Vec<T>, RowError> {
     let len = get_varint(buf).ok_or(RowError::Truncated)?;
     let len = usize::try_from(len).map_err(|_| RowError::Truncated)?;
     if len > buf.len() {
@@ -326,9 +334,12 @@ fn get_stream<T: pco::data_types::Number>(buf: &mut &[u8]) -> Result<Vec<T>, Row
     let (bytes, rest) = buf.split_at(len);
     *buf = rest;
     if len == 0 {
-        return Ok(Vec::new());
+        return match want {
+            0 => Ok(Vec::new()),
+            _ => Err(RowError::Count { got: 0, want }),
+        };
     }
-    pco::standalone::simple_decompress(bytes).map_err(|e| RowError::Pco(e.to_string()))
+    decompress_exact(bytes, want)
 }
 
 pub fn decode_row(row: &[u8], slots: usize) -> Result<Vec<Option<Hist>>, RowError> {
@@ -360,22 +371,17 @@ pub fn decode_row(row: &[u8], slots: usize) -> Result<Vec<Option<Hist>>, RowErro
 /// Rebuilds `want` histograms from the four streams, checking that their
 /// lengths agree before trusting any of them.
 fn decode_packed(buf: &mut &[u8], want: usize) -> Result<Vec<Hist>, RowError> {
-    let lens: Vec<u32> = get_stream(buf)?;
-    let firsts: Vec<u32> = get_stream(buf)?;
-    let steps: Vec<u32> = get_stream(buf)?;
-    let counts: Vec<u64> = get_stream(buf)?;
-    let buckets: u64 = lens.iter().map(|&l| u64::from(l)).sum();
-    let nonempty = lens.iter().filter(|&&l| l > 0).count();
-    if lens.len() != want
-        || counts.len() as u64 != buckets
-        || firsts.len() != nonempty
-        || (steps.len() + firsts.len()) as u64 != buckets
-    {
-        return Err(RowError::Count {
-            got: lens.len(),
-            want,
-        });
+    // Each stream's length follows from the ones before it, and is checked
+    // before pco allocates for it.
+    let lens: Vec<u32> = get_stream(buf, want)?;
+    if lens.iter().any(|&l| l > MAX_BUCKETS) {
+        return Err(RowError::Truncated);
     }
+    let buckets: usize = lens.iter().map(|&l| l as usize).sum();
+    let nonempty = lens.iter().filter(|&&l| l > 0).count();
+    let firsts: Vec<u32> = get_stream(buf, nonempty)?;
+    let steps: Vec<u32> = get_stream(buf, buckets - nonempty)?;
+    let counts: Vec<u64> = get_stream(buf, buckets)?;
     let (mut firsts, mut steps, mut counts) = (firsts.iter(), steps.iter(), counts.iter());
     let mut out = Vec::with_capacity(want);
     for &len in &lens {

@@ -160,6 +160,48 @@ pub fn decode_presence(
     Ok(count)
 }
 
+/// pco's standalone decompression, refusing more than `want` values
+/// before allocating for them. A row's presence list says how many values
+/// it holds, but pco's header is what sizes its buffers, and a damaged
+/// header may claim billions: `simple_decompress` would try to allocate them.
+pub fn decompress_exact<T: pco::data_types::Number>(
+    src: &[u8],
+    want: usize,
+) -> Result<Vec<T>, RowError> {
+    use pco::standalone::{DecompressorItem, FileDecompressor};
+    let bad = |e: pco::errors::PcoError| RowError::Pco(e.to_string());
+    let (file, mut src) = FileDecompressor::new(src).map_err(bad)?;
+    let mut out: Vec<T> = Vec::new();
+    loop {
+        match file.chunk_decompressor::<T, _>(src).map_err(bad)? {
+            DecompressorItem::EndOfData(_) => break,
+            DecompressorItem::Chunk(mut chunk) => {
+                let n = chunk.n();
+                if n > want - out.len() {
+                    return Err(RowError::Count {
+                        got: out.len().saturating_add(n),
+                        want,
+                    });
+                }
+                let at = out.len();
+                out.resize(at + n, T::default());
+                let progress = chunk.read(&mut out[at..]).map_err(bad)?;
+                if progress.n_processed != n {
+                    return Err(RowError::Truncated);
+                }
+                src = chunk.into_src();
+            }
+        }
+    }
+    if out.len() != want {
+        return Err(RowError::Count {
+            got: out.len(),
+            want,
+        });
+    }
+    Ok(out)
+}
+
 /// Encodes a row without compressing it (format 2): what a checkpoint
 /// writes for a row that is still open, so that checkpointing costs a copy
 /// instead of a compression of the whole row each time. The row is
@@ -219,8 +261,7 @@ pub fn decode_into(row: &[u8], slots: &mut [f64]) -> Result<usize, RowError> {
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
                 .collect()
         }
-        FORMAT_PCO => pco::standalone::simple_decompress::<f64>(rest)
-            .map_err(|e| RowError::Pco(e.to_string()))?,
+        FORMAT_PCO => decompress_exact::<f64>(rest, count)?,
         f => return Err(RowError::Format(f)),
     };
     if values.len() != count {
