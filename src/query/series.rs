@@ -54,7 +54,7 @@ impl Consolidate {
         if known == 0 || (known as f64 / per.max(1) as f64) < xff {
             return f64::NAN;
         }
-        self.apply(values, 0.0)
+        self.of_known(values, known)
     }
 
     /// graphite-web's `TimeSeries.__consolidate`: None when nothing is
@@ -63,11 +63,16 @@ impl Consolidate {
         // No copy of the known values but for the median: json output
         // consolidates a million buckets per 1,000-series render. The sums
         // run over the known values in order, as they did over a copy.
-        let known = || values.iter().copied().filter(|v| !v.is_nan());
-        let n = known().count();
+        let n = values.iter().filter(|v| !v.is_nan()).count();
         if n == 0 || (n as f64 / values.len() as f64) < xff {
             return f64::NAN;
         }
+        self.of_known(values, n)
+    }
+
+    /// The consolidated value of `values`, `n` (> 0) of which are known.
+    fn of_known(self, values: &[f64], n: usize) -> f64 {
+        let known = || values.iter().copied().filter(|v| !v.is_nan());
         match self {
             Consolidate::Average => known().sum::<f64>() / n as f64,
             Consolidate::AvgZero => known().sum::<f64>() / values.len() as f64,

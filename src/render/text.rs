@@ -35,7 +35,7 @@ pub fn datapoints(all: &[Series], max_points: Option<usize>) -> Vec<Out> {
                     } else {
                         &s.values[..]
                     };
-                    let mut points = Vec::new();
+                    let mut points = Vec::with_capacity(vals.len().div_ceil(per as usize));
                     let mut t = first;
                     for chunk in vals.chunks(per as usize) {
                         if t > s.end {
