@@ -4,6 +4,7 @@
 //! forms, countSeries, group, divideSeries, divideSeriesLists,
 //! percentileOfSeries.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::info::{p, FnInfo, Lit, Ty, SERIES_LIST, SERIES_LISTS};
@@ -194,6 +195,14 @@ fn gcd(a: i64, b: i64) -> i64 {
 /// graphite-web's `normalize`: every series consolidated to the least
 /// common multiple of their steps, over the union of their windows.
 pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
+    let (start, end, step) = common_grid(list);
+    let rows = list.iter().map(|s| consolidated(s, step)).collect();
+    (rows, start, end, step)
+}
+
+/// The window and step [`normalize`] puts every series on: `(start, end,
+/// step)`.
+fn common_grid(list: &[Series]) -> (i64, i64, i64) {
     let step = list
         .iter()
         .map(|s| s.step.max(1))
@@ -201,20 +210,27 @@ pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
     let start = list.iter().map(|s| s.start).min().unwrap_or(0);
     let mut end = list.iter().map(|s| s.end).max().unwrap_or(0);
     end -= (end - start).rem_euclid(step);
-    let rows = list.iter().map(|s| consolidated(s, step)).collect();
-    (rows, start, end, step)
+    (start, end, step)
 }
 
 /// A series' values consolidated to `step` (its own function and xff).
 pub fn consolidated(s: &Series, step: i64) -> Vec<f64> {
+    consolidated_view(s, step).into_owned()
+}
+
+/// [`consolidated`], borrowing the values when they are already at `step`
+/// (the usual case: a wide aggregate need not copy its inputs).
+fn consolidated_view(s: &Series, step: i64) -> Cow<'_, [f64]> {
     let per = (step / s.step.max(1)).max(1) as usize;
     if per == 1 {
-        return s.values.clone();
+        return Cow::Borrowed(&s.values);
     }
-    s.values
-        .chunks(per)
-        .map(|c| s.consolidate.apply(c, s.xff))
-        .collect()
+    Cow::Owned(
+        s.values
+            .chunks(per)
+            .map(|c| s.consolidate.apply(c, s.xff))
+            .collect(),
+    )
 }
 
 /// Rows of `izip_longest` over consolidated series: row `i` holds every
@@ -268,7 +284,15 @@ pub fn is_agg_func(func: &str) -> bool {
 /// One row's aggregate with graphite-web's safe functions (gaps ignored,
 /// except by multiply). `func` must satisfy [`is_agg_func`].
 pub fn reduce(func: &str, row: &[f64]) -> f64 {
-    let known: Vec<f64> = row.iter().copied().filter(|v| !v.is_nan()).collect();
+    reduce_with(func, row, &mut Vec::new())
+}
+
+/// [`reduce`] with a scratch buffer for the row's known values, so that
+/// a caller reducing many rows allocates it once.
+fn reduce_with(func: &str, row: &[f64], known: &mut Vec<f64>) -> f64 {
+    known.clear();
+    known.extend(row.iter().copied().filter(|v| !v.is_nan()));
+    let known = &known[..];
     if func == "avg_zero" {
         if row.is_empty() {
             return f64::NAN;
@@ -295,7 +319,7 @@ pub fn reduce(func: &str, row: &[f64]) -> f64 {
         }
         "rangeOf" | "range" => max() - min(),
         "count" => known.len() as f64,
-        "median" => Consolidate::Median.apply(&known, 0.0),
+        "median" => Consolidate::Median.apply(known, 0.0),
         "last" | "current" => known[known.len() - 1],
         "stddev" => {
             let n = known.len() as f64;
@@ -325,16 +349,24 @@ pub fn aggregate(
         return Ok(vec![]);
     }
     let name = format!("{func}Series({})", path_expressions(&list));
-    let (cols, start, end, step) = normalize(&list);
+    // `normalize` and `rows_of` without their copies: the columns borrow
+    // the series' values and each row is gathered into one reused buffer
+    // (sumSeries of 1,000 series by 8,640 points copied 69 MB twice).
+    let (start, end, step) = common_grid(&list);
+    let cols: Vec<Cow<'_, [f64]>> = list.iter().map(|s| consolidated_view(s, step)).collect();
+    let len = cols.iter().map(|c| c.len()).max().unwrap_or(0);
     let xff_v = xff.unwrap_or(0.0);
-    let values = rows_of(&cols)
-        .iter()
-        .map(|row| {
-            let known = row.iter().filter(|v| !v.is_nan()).count();
-            if known == 0 || (known as f64 / row.len() as f64) < xff_v {
+    let mut row = Vec::with_capacity(cols.len());
+    let mut known = Vec::with_capacity(cols.len());
+    let values = (0..len)
+        .map(|i| {
+            row.clear();
+            row.extend(cols.iter().map(|c| c.get(i).copied().unwrap_or(f64::NAN)));
+            let n = row.iter().filter(|v| !v.is_nan()).count();
+            if n == 0 || (n as f64 / row.len() as f64) < xff_v {
                 f64::NAN
             } else {
-                reduce(func, row)
+                reduce_with(func, &row, &mut known)
             }
         })
         .collect();
