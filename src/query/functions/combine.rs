@@ -356,25 +356,63 @@ pub fn aggregate(
     let cols: Vec<Cow<'_, [f64]>> = list.iter().map(|s| consolidated_view(s, step)).collect();
     let len = cols.iter().map(|c| c.len()).max().unwrap_or(0);
     let xff_v = xff.unwrap_or(0.0);
-    let mut row = Vec::with_capacity(cols.len());
-    let mut known = Vec::with_capacity(cols.len());
-    let values = (0..len)
-        .map(|i| {
-            row.clear();
-            row.extend(cols.iter().map(|c| c.get(i).copied().unwrap_or(f64::NAN)));
-            let n = row.iter().filter(|v| !v.is_nan()).count();
-            if n == 0 || (n as f64 / row.len() as f64) < xff_v {
-                f64::NAN
-            } else {
-                reduce_with(func, &row, &mut known)
-            }
-        })
-        .collect();
+    let values = match func {
+        "sum" | "total" => sums_by_column(&cols, len, xff_v, false),
+        "average" | "avg" => sums_by_column(&cols, len, xff_v, true),
+        _ => {
+            let mut row = Vec::with_capacity(cols.len());
+            let mut known = Vec::with_capacity(cols.len());
+            (0..len)
+                .map(|i| {
+                    row.clear();
+                    row.extend(cols.iter().map(|c| c.get(i).copied().unwrap_or(f64::NAN)));
+                    let n = row.iter().filter(|v| !v.is_nan()).count();
+                    if n == 0 || (n as f64 / row.len() as f64) < xff_v {
+                        f64::NAN
+                    } else {
+                        reduce_with(func, &row, &mut known)
+                    }
+                })
+                .collect()
+        }
+    };
     let tags = common_tags(&list, &name, func);
     let mut s = Series::new(&name, start, end, step, values);
     s.tags = tags;
     s.xff = xff_v;
     Ok(vec![s])
+}
+
+/// sumSeries and averageSeries of `len` rows, summed a column at a time
+/// instead of a row at a time: each row's known values are still added
+/// left to right from 0.0, as [`reduce`] adds them, so every sum is the
+/// same to the bit, but the columns are read in order rather than
+/// gathered across every series for each row.
+fn sums_by_column(cols: &[Cow<'_, [f64]>], len: usize, xff: f64, average: bool) -> Vec<f64> {
+    let mut sums = vec![0.0f64; len];
+    let mut counts = vec![0u32; len];
+    for c in cols {
+        for ((sum, count), v) in sums.iter_mut().zip(counts.iter_mut()).zip(c.iter()) {
+            if !v.is_nan() {
+                *sum += v;
+                *count += 1;
+            }
+        }
+    }
+    // A shorter column's missing tail counts as gaps, as `rows_of` pads it.
+    let width = cols.len() as f64;
+    sums.iter()
+        .zip(&counts)
+        .map(|(&sum, &n)| {
+            if n == 0 || (n as f64 / width) < xff {
+                f64::NAN
+            } else if average {
+                sum / n as f64
+            } else {
+                sum
+            }
+        })
+        .collect()
 }
 
 /// graphite-web's `aggregateSeriesLists`: `aggregate` of each pair, named
@@ -658,6 +696,46 @@ mod tests {
             10,
             values.to_vec(),
         )
+    }
+
+    /// Summing a column at a time gives what reducing each padded row
+    /// gives, to the bit: gaps, columns of different lengths, xff.
+    #[test]
+    fn column_sums_are_the_row_reductions() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..200 {
+            let list: Vec<Series> = (0..rng.usize(1..12))
+                .map(|i| {
+                    let values: Vec<f64> = (0..rng.usize(0..40))
+                        .map(|_| match rng.u8(0..4) {
+                            0 => f64::NAN,
+                            _ => rng.f64() * 1e6 - 5e5,
+                        })
+                        .collect();
+                    s(&format!("x.s{i}"), &values)
+                })
+                .collect();
+            let xff = [0.0, 0.3, 0.5, 1.0][rng.usize(0..4)];
+            let cols: Vec<Vec<f64>> = list.iter().map(|x| x.values.clone()).collect();
+            for func in ["sum", "average"] {
+                let got = &aggregate(list.clone(), func, Some(xff)).unwrap()[0].values;
+                let want: Vec<f64> = rows_of(&cols)
+                    .iter()
+                    .map(|row| {
+                        let n = row.iter().filter(|v| !v.is_nan()).count();
+                        if n == 0 || (n as f64 / row.len() as f64) < xff {
+                            f64::NAN
+                        } else {
+                            reduce(func, row)
+                        }
+                    })
+                    .collect();
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{func}: {got:?} {want:?}");
+                }
+            }
+        }
     }
 
     const N: f64 = f64::NAN;
