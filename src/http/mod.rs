@@ -115,7 +115,7 @@ pub fn start(
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::{header, Request, StatusCode};
     use tower::ServiceExt;
 
     use crate::config::StorageConfig;
@@ -189,6 +189,43 @@ mod tests {
                 t0 + 20
             )
         );
+    }
+
+    /// A json reply of more than one piece is sent as it is written (no
+    /// length up front) and holds what the one-piece jsonp reply holds; a
+    /// small one keeps its length.
+    #[tokio::test]
+    async fn a_large_json_reply_is_streamed_whole() {
+        // Two series over a year (the 10 m archive): ~52,000 points each,
+        // mostly nulls, about 1 MB each.
+        let q = format!(
+            "/render?target=servers.*.cpu.user&format=json&from={}&until={NOW}&now={NOW}",
+            NOW - 365 * 86400
+        );
+        let r = app()
+            .oneshot(Request::get(&q).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get(header::CONTENT_LENGTH).is_none());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
+        assert!(body.len() > 2 << 20, "{}", body.len());
+        let (s, wrapped) = get(&format!("{q}&jsonp=cb")).await;
+        assert_eq!(s, StatusCode::OK);
+        let inner = wrapped
+            .strip_prefix("cb(")
+            .and_then(|w| w.strip_suffix(')'));
+        assert_eq!(Some(String::from_utf8_lossy(&body).as_ref()), inner);
+
+        let small = app()
+            .oneshot(
+                Request::get(format!("{q}&maxDataPoints=100"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(small.headers().get(header::CONTENT_LENGTH).is_some());
     }
 
     #[tokio::test]

@@ -16,6 +16,13 @@ pub fn py_float_repr(v: f64) -> String {
 /// [`py_float_repr`] appended to `out`, without allocating: json and csv
 /// write every point through this (a million points per 1,000-series
 /// render).
+///
+/// The digits are Ryū's: the shortest that round-trip and, of those, the
+/// nearest, ties to even, as Python's `repr` picks them (core's `{:e}`
+/// rounds such a tie up: `1118178314393840.25` is `...840.3` there and
+/// `...840.2` in Python). Ryū's layout is Python's for zero and for
+/// 1e-4 <= |v| < 1e16 (fixed, `.0` on whole numbers), nearly every value
+/// a render writes; outside it the digits are laid out again.
 pub fn write_py_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("nan");
@@ -25,93 +32,70 @@ pub fn write_py_float(out: &mut String, v: f64) {
         out.push_str(if v > 0.0 { "inf" } else { "-inf" });
         return;
     }
-    if v == 0.0 {
-        out.push_str(if v.is_sign_negative() { "-0.0" } else { "0.0" });
-        return;
+    let mut buf = ryu::Buffer::new();
+    let ryu = buf.format_finite(v);
+    let a = v.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        out.push_str(ryu);
+    } else {
+        write_scientific(out, ryu);
     }
-    // Rust's `{:e}` gives the shortest round-trip digits, `d.ddde±x`; it is
-    // written into a stack buffer (at most 17 digits, a sign, a point and a
-    // 4-character exponent).
-    let mut buf = StackBuf::default();
-    let _ = write!(buf, "{v:e}");
-    let sci = buf.as_str();
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mantissa.starts_with('-');
-    let mut digits = [0u8; 24];
-    let mut nd = 0;
-    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
-        if nd < digits.len() {
-            digits[nd] = b;
-            nd += 1;
+}
+
+/// Python's scientific layout (`d.ddde+XX`, `de-XX`: a signed exponent of
+/// at least two digits) of what Ryū wrote outside the shared range: its
+/// own scientific form (`1e16`, `1.5e-7`) or, for 1e-5 <= |v| < 1e-4,
+/// fixed (`0.0000123`).
+fn write_scientific(out: &mut String, ryu: &str) {
+    let (neg, body) = match ryu.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, ryu),
+    };
+    let (digits, exp): (&str, i32) = match body.split_once('e') {
+        Some((mantissa, exp)) => {
+            // `d` or `d.ddd`: the digits are the mantissa without its point.
+            let exp = exp.parse().unwrap_or(0);
+            match mantissa.split_once('.') {
+                Some((lead, rest)) => {
+                    if neg {
+                        out.push('-');
+                    }
+                    out.push_str(lead);
+                    out.push('.');
+                    out.push_str(rest);
+                    push_exponent(out, exp);
+                    return;
+                }
+                None => (mantissa, exp),
+            }
         }
-    }
-    // Only ASCII digits went in.
-    let digits = std::str::from_utf8(&digits[..nd]).unwrap_or("0");
+        None => {
+            // `0.000ddd`: the exponent is one below the zeros after the point.
+            let frac = body.strip_prefix("0.").unwrap_or(body);
+            let significant = frac.trim_start_matches('0');
+            let zeros = (frac.len() - significant.len()) as i32;
+            (significant, -zeros - 1)
+        }
+    };
     if neg {
         out.push('-');
     }
-    if (-4..16).contains(&exp) {
-        if exp < 0 {
-            out.push_str("0.");
-            for _ in 0..(-exp - 1) {
-                out.push('0');
-            }
-            out.push_str(digits);
-        } else {
-            let int_len = exp as usize + 1;
-            if digits.len() <= int_len {
-                out.push_str(digits);
-                for _ in digits.len()..int_len {
-                    out.push('0');
-                }
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..int_len]);
-                out.push('.');
-                out.push_str(&digits[int_len..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let e = exp.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        let _ = write!(out, "{e}");
+    out.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
     }
+    push_exponent(out, exp);
 }
 
-/// A fixed buffer `{:e}` is formatted into (32 bytes is ample: `-` plus
-/// 17 digits, `.`, `e-324`).
-#[derive(Default)]
-struct StackBuf {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl StackBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("0")
+fn push_exponent(out: &mut String, exp: i32) {
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    let e = exp.unsigned_abs();
+    if e < 10 {
+        out.push('0');
     }
-}
-
-impl Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.bytes.len() {
-            return Err(std::fmt::Error);
-        }
-        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    let _ = write!(out, "{e}");
 }
 
 /// Python's `"%g" % v`: six significant digits, trailing zeros dropped,
@@ -165,6 +149,41 @@ mod tests {
         }
     }
 
+    /// Every finite value is written so that it parses back to itself, in
+    /// Python's layout for its magnitude: random bit patterns, the same
+    /// mantissas across the fixed range, and values like the ones metrics
+    /// carry (few decimals, averages of them).
+    #[test]
+    fn writes_round_trip_in_python_layout() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut out = String::new();
+        let mut check = |v: f64| {
+            out.clear();
+            write_py_float(&mut out, v);
+            assert_eq!(out.parse::<f64>().ok(), Some(v), "{out}");
+            let a = v.abs();
+            let fixed = a == 0.0 || (1e-4..1e16).contains(&a);
+            if fixed {
+                assert!(out.contains('.') && !out.contains('e'), "{out}");
+            } else {
+                let (_, exp) = out.split_once('e').expect(&out);
+                assert!(exp.len() >= 3 && (exp.starts_with('+') || exp.starts_with('-')));
+            }
+        };
+        for _ in 0..300_000 {
+            let bits = rng.u64(..);
+            let v = f64::from_bits(bits);
+            if v.is_finite() {
+                check(v);
+            }
+            let e = rng.u64(1005..1080);
+            check(f64::from_bits((bits & !(0x7ff << 52)) | (e << 52)));
+            let cents = rng.i64(-10_000_000..10_000_000) as f64 / 100.0;
+            check(cents);
+            check(cents / rng.u32(1..100) as f64);
+        }
+    }
+
     #[test]
     fn matches_python_repr() {
         let cases = [
@@ -191,6 +210,21 @@ mod tests {
             (-2.2250738585072014e-308, "-2.2250738585072014e-308"),
         ];
         for (v, want) in cases {
+            assert_eq!(py_float_repr(v), want, "{v:e}");
+        }
+        // Both sides of the range Ryū's layout shares, and ties between two
+        // shortest candidates (to even), as CPython 3 writes them.
+        for (v, want) in [
+            (f64::from_bits(0x430fc7d169ccc782), "1118178314393840.2"),
+            (0.0001, "0.0001"),
+            (1.5e-5, "1.5e-05"),
+            (-1.2345e-5, "-1.2345e-05"),
+            (1e-5, "1e-05"),
+            (9.999999999999999e-5, "9.999999999999999e-05"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (-9999999999999998.0, "-9999999999999998.0"),
+            (1e16, "1e+16"),
+        ] {
             assert_eq!(py_float_repr(v), want, "{v:e}");
         }
         // The writer appends to what is there.

@@ -54,28 +54,36 @@ impl Consolidate {
         if known == 0 || (known as f64 / per.max(1) as f64) < xff {
             return f64::NAN;
         }
-        self.apply(values, 0.0)
+        self.of_known(values, known)
     }
 
     /// graphite-web's `TimeSeries.__consolidate`: None when nothing is
     /// known or fewer than `xff` of the values are.
     pub fn apply(self, values: &[f64], xff: f64) -> f64 {
-        let usable: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-        if usable.is_empty() || (usable.len() as f64 / values.len() as f64) < xff {
+        // No copy of the known values but for the median: json output
+        // consolidates a million buckets per 1,000-series render. The sums
+        // run over the known values in order, as they did over a copy.
+        let n = values.iter().filter(|v| !v.is_nan()).count();
+        if n == 0 || (n as f64 / values.len() as f64) < xff {
             return f64::NAN;
         }
+        self.of_known(values, n)
+    }
+
+    /// The consolidated value of `values`, `n` (> 0) of which are known.
+    fn of_known(self, values: &[f64], n: usize) -> f64 {
+        let known = || values.iter().copied().filter(|v| !v.is_nan());
         match self {
-            Consolidate::Average => usable.iter().sum::<f64>() / usable.len() as f64,
-            Consolidate::AvgZero => usable.iter().sum::<f64>() / values.len() as f64,
-            Consolidate::Sum => usable.iter().sum(),
-            Consolidate::Min => usable.iter().copied().fold(f64::INFINITY, f64::min),
-            Consolidate::Max => usable.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            Consolidate::First => usable[0],
-            Consolidate::Last => usable[usable.len() - 1],
+            Consolidate::Average => known().sum::<f64>() / n as f64,
+            Consolidate::AvgZero => known().sum::<f64>() / values.len() as f64,
+            Consolidate::Sum => known().sum(),
+            Consolidate::Min => known().fold(f64::INFINITY, f64::min),
+            Consolidate::Max => known().fold(f64::NEG_INFINITY, f64::max),
+            Consolidate::First => known().next().unwrap_or(f64::NAN),
+            Consolidate::Last => known().next_back().unwrap_or(f64::NAN),
             Consolidate::Median => {
-                let mut v = usable;
+                let mut v: Vec<f64> = known().collect();
                 v.sort_by(f64::total_cmp);
-                let n = v.len();
                 // Python's statistics-free median of graphite: the middle
                 // value, or the mean of the two middle values.
                 if n % 2 == 1 {

@@ -16,48 +16,58 @@ pub struct Out {
 /// its start nudged so buckets line up between refreshes, and its first
 /// values dropped as graphite-web drops them.
 pub fn datapoints(all: &[Series], max_points: Option<usize>) -> Vec<Out> {
-    let start = all.iter().map(|s| s.start).min().unwrap_or(0);
-    let end = all.iter().map(|s| s.end).max().unwrap_or(0);
-    let range = end - start;
+    let window = window_of(all);
     all.iter()
-        .map(|s| {
-            let step = s.step.max(1);
-            let n = range as f64 / step as f64;
-            match max_points {
-                Some(mdp) if mdp > 0 && (mdp as f64) < n => {
-                    let per = (n / mdp as f64).ceil() as i64;
-                    let spp = per * step;
-                    let nudge = spp + s.start.rem_euclid(step) - s.start.rem_euclid(spp);
-                    let first = s.start + nudge;
-                    let lose = (nudge / step) as usize;
-                    let vals = if lose > 1 {
-                        &s.values[(lose - 1).min(s.values.len())..]
-                    } else {
-                        &s.values[..]
-                    };
-                    let mut points = Vec::new();
-                    let mut t = first;
-                    for chunk in vals.chunks(per as usize) {
-                        if t > s.end {
-                            break;
-                        }
-                        points.push((s.consolidate.apply_bucket(chunk, per as usize, s.xff), t));
-                        t += spp;
-                    }
-                    Out { points }
-                }
-                _ => Out {
-                    points: s
-                        .values
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (*v, s.start + i as i64 * step))
-                        .take_while(|(_, t)| *t <= s.end)
-                        .collect(),
-                },
-            }
+        .map(|s| Out {
+            points: points_of(s, window, max_points),
         })
         .collect()
+}
+
+/// The span of all series, `(start, end)`: what `maxDataPoints` divides.
+fn window_of(all: &[Series]) -> (i64, i64) {
+    let start = all.iter().map(|s| s.start).min().unwrap_or(0);
+    let end = all.iter().map(|s| s.end).max().unwrap_or(0);
+    (start, end)
+}
+
+/// One series' points as [`datapoints`] gives them, for a `window` of all
+/// series.
+fn points_of(s: &Series, (start, end): (i64, i64), max_points: Option<usize>) -> Vec<(f64, i64)> {
+    let range = end - start;
+    let step = s.step.max(1);
+    let n = range as f64 / step as f64;
+    match max_points {
+        Some(mdp) if mdp > 0 && (mdp as f64) < n => {
+            let per = (n / mdp as f64).ceil() as i64;
+            let spp = per * step;
+            let nudge = spp + s.start.rem_euclid(step) - s.start.rem_euclid(spp);
+            let first = s.start + nudge;
+            let lose = (nudge / step) as usize;
+            let vals = if lose > 1 {
+                &s.values[(lose - 1).min(s.values.len())..]
+            } else {
+                &s.values[..]
+            };
+            let mut points = Vec::with_capacity(vals.len().div_ceil(per as usize));
+            let mut t = first;
+            for chunk in vals.chunks(per as usize) {
+                if t > s.end {
+                    break;
+                }
+                points.push((s.consolidate.apply_bucket(chunk, per as usize, s.xff), t));
+                t += spp;
+            }
+            points
+        }
+        _ => s
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (*v, s.start + i as i64 * step))
+            .take_while(|(_, t)| *t <= s.end)
+            .collect(),
+    }
 }
 
 fn json_number(out: &mut String, v: f64) {
@@ -92,38 +102,51 @@ fn json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// `format=json`.
-pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> String {
-    // graphite-web's `if any(data)`: a series without values is falsy, so
-    // when none has any (movingAverage(x,N) with N past the last point,
-    // delay(x,0)) the reply is empty.
-    if all.iter().all(|s| s.values.is_empty()) {
-        return "[]".to_string();
-    }
-    let outs = datapoints(all, max_points);
-    let mut out =
-        String::with_capacity(64 + all.iter().map(|s| s.values.len() * 24).sum::<usize>());
+/// How a json reply is written: the window of all its series (what
+/// `maxDataPoints` divides), and the size a piece of it stops at.
+struct JsonShape {
+    window: (i64, i64),
+    max_points: Option<usize>,
+    no_null_points: bool,
+    piece_bytes: usize,
+}
+
+/// graphite-web's `if any(data)`: a series without values is falsy, so
+/// when none has any (movingAverage(x,N) with N past the last point,
+/// delay(x,0)) the json reply is `[]`.
+fn no_values(all: &[Series]) -> bool {
+    all.iter().all(|s| s.values.is_empty())
+}
+
+/// Writes series `from..` of a json reply to `out`, the opening bracket
+/// first when `from` is 0, until `out` holds `shape.piece_bytes` (whole
+/// series only). Returns the next series to write, `all.len()` once the
+/// reply is complete with its closing bracket. A series is consolidated
+/// only when its turn comes.
+fn write_json_piece(all: &[Series], from: usize, shape: &JsonShape, out: &mut String) -> usize {
     let mut stamp = itoa::Buffer::new();
-    out.push('[');
-    for (i, (s, o)) in all.iter().zip(&outs).enumerate() {
+    if from == 0 {
+        out.push('[');
+    }
+    for (i, s) in all.iter().enumerate().skip(from) {
         if i > 0 {
             out.push_str(", ");
         }
         out.push_str("{\"target\": ");
-        json_string(&mut out, &s.name);
+        json_string(out, &s.name);
         out.push_str(", \"tags\": {");
         for (j, (k, v)) in s.tags.iter().enumerate() {
             if j > 0 {
                 out.push_str(", ");
             }
-            json_string(&mut out, k);
+            json_string(out, k);
             out.push_str(": ");
-            json_string(&mut out, v);
+            json_string(out, v);
         }
         out.push_str("}, \"datapoints\": [");
         let mut first = true;
-        for (v, t) in &o.points {
-            if no_null_points && v.is_nan() {
+        for (v, t) in points_of(s, shape.window, shape.max_points) {
+            if shape.no_null_points && v.is_nan() {
                 continue;
             }
             if !first {
@@ -131,15 +154,93 @@ pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> 
             }
             first = false;
             out.push('[');
-            json_number(&mut out, *v);
+            json_number(out, v);
             out.push_str(", ");
-            out.push_str(stamp.format(*t));
+            out.push_str(stamp.format(t));
             out.push(']');
         }
         out.push_str("]}");
+        if out.len() >= shape.piece_bytes && i + 1 < all.len() {
+            return i + 1;
+        }
     }
     out.push(']');
+    all.len()
+}
+
+/// `format=json`.
+pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> String {
+    if no_values(all) {
+        return "[]".to_string();
+    }
+    let shape = JsonShape {
+        window: window_of(all),
+        max_points,
+        no_null_points,
+        piece_bytes: usize::MAX,
+    };
+    let mut out =
+        String::with_capacity(64 + all.iter().map(|s| s.values.len() * 24).sum::<usize>());
+    write_json_piece(all, 0, &shape, &mut out);
     out
+}
+
+/// `format=json` in pieces of about `piece_bytes` (whole series, so a
+/// piece may be larger; the last one smaller), written as they are asked
+/// for: a reply of a million points can be sent while the rest of it is
+/// written. The pieces, joined, are [`json`]'s reply.
+pub struct JsonPieces {
+    all: Vec<Series>,
+    shape: JsonShape,
+    next: usize,
+    finished: bool,
+}
+
+impl JsonPieces {
+    pub fn new(
+        all: Vec<Series>,
+        max_points: Option<usize>,
+        no_null_points: bool,
+        piece_bytes: usize,
+    ) -> JsonPieces {
+        let window = window_of(&all);
+        JsonPieces {
+            all,
+            shape: JsonShape {
+                window,
+                max_points,
+                no_null_points,
+                piece_bytes,
+            },
+            next: 0,
+            finished: false,
+        }
+    }
+
+    /// Whether every piece has been given out.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl Iterator for JsonPieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if self.finished {
+            return None;
+        }
+        if no_values(&self.all) {
+            self.finished = true;
+            return Some("[]".to_string());
+        }
+        // Room for the target size and most of one more series past it.
+        let piece_bytes = self.shape.piece_bytes;
+        let mut out = String::with_capacity(piece_bytes.saturating_add(piece_bytes / 4));
+        self.next = write_json_piece(&self.all, self.next, &self.shape, &mut out);
+        self.finished = self.next >= self.all.len();
+        Some(out)
+    }
 }
 
 /// `format=raw`: `name,start,end,step|v,v,...` per series (None for gaps).
@@ -200,6 +301,36 @@ mod tests {
             json(&[s], None, false),
             r#"[{"target": "a.b", "tags": {"name": "a.b"}, "datapoints": [[1.0, 100], [null, 110], [1e9999, 120]]}]"#
         );
+    }
+
+    /// In pieces, the reply is the same bytes as whole, cut after whole
+    /// series.
+    #[test]
+    fn json_in_pieces_is_the_whole_reply() {
+        let all: Vec<Series> = (0..30)
+            .map(|i| {
+                let vals: Vec<f64> = (0..50).map(|j| (i * j) as f64 / 7.0).collect();
+                Series::new(&format!("x.s{i:02}"), 1000, 1500, 10, vals)
+            })
+            .collect();
+        for mdp in [None, Some(20)] {
+            let whole = json(&all, mdp, false);
+            for piece in [1, 100, 1000, whole.len() - 1, whole.len() + 1] {
+                let mut pieces = JsonPieces::new(all.clone(), mdp, false, piece);
+                let first = pieces.next().unwrap();
+                let finished_first = pieces.is_finished();
+                let got: Vec<String> = std::iter::once(first).chain(&mut pieces).collect();
+                assert_eq!(finished_first, got.len() == 1, "piece {piece}");
+                assert!(pieces.is_finished() && pieces.next().is_none());
+                assert_eq!(got.concat(), whole, "piece {piece}");
+                for p in &got[..got.len() - 1] {
+                    assert!(p.len() >= piece && p.ends_with("]}"), "piece {piece}");
+                }
+            }
+        }
+        let empty = vec![Series::new("a", 100, 100, 10, vec![])];
+        let got: Vec<String> = JsonPieces::new(empty, None, false, 10).collect();
+        assert_eq!(got, ["[]"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! forms, countSeries, group, divideSeries, divideSeriesLists,
 //! percentileOfSeries.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::info::{p, FnInfo, Lit, Ty, SERIES_LIST, SERIES_LISTS};
@@ -194,6 +195,14 @@ fn gcd(a: i64, b: i64) -> i64 {
 /// graphite-web's `normalize`: every series consolidated to the least
 /// common multiple of their steps, over the union of their windows.
 pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
+    let (start, end, step) = common_grid(list);
+    let rows = list.iter().map(|s| consolidated(s, step)).collect();
+    (rows, start, end, step)
+}
+
+/// The window and step [`normalize`] puts every series on: `(start, end,
+/// step)`.
+fn common_grid(list: &[Series]) -> (i64, i64, i64) {
     let step = list
         .iter()
         .map(|s| s.step.max(1))
@@ -201,20 +210,27 @@ pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
     let start = list.iter().map(|s| s.start).min().unwrap_or(0);
     let mut end = list.iter().map(|s| s.end).max().unwrap_or(0);
     end -= (end - start).rem_euclid(step);
-    let rows = list.iter().map(|s| consolidated(s, step)).collect();
-    (rows, start, end, step)
+    (start, end, step)
 }
 
 /// A series' values consolidated to `step` (its own function and xff).
 pub fn consolidated(s: &Series, step: i64) -> Vec<f64> {
+    consolidated_view(s, step).into_owned()
+}
+
+/// [`consolidated`], borrowing the values when they are already at `step`
+/// (the usual case: a wide aggregate need not copy its inputs).
+fn consolidated_view(s: &Series, step: i64) -> Cow<'_, [f64]> {
     let per = (step / s.step.max(1)).max(1) as usize;
     if per == 1 {
-        return s.values.clone();
+        return Cow::Borrowed(&s.values);
     }
-    s.values
-        .chunks(per)
-        .map(|c| s.consolidate.apply(c, s.xff))
-        .collect()
+    Cow::Owned(
+        s.values
+            .chunks(per)
+            .map(|c| s.consolidate.apply(c, s.xff))
+            .collect(),
+    )
 }
 
 /// Rows of `izip_longest` over consolidated series: row `i` holds every
@@ -268,7 +284,15 @@ pub fn is_agg_func(func: &str) -> bool {
 /// One row's aggregate with graphite-web's safe functions (gaps ignored,
 /// except by multiply). `func` must satisfy [`is_agg_func`].
 pub fn reduce(func: &str, row: &[f64]) -> f64 {
-    let known: Vec<f64> = row.iter().copied().filter(|v| !v.is_nan()).collect();
+    reduce_with(func, row, &mut Vec::new())
+}
+
+/// [`reduce`] with a scratch buffer for the row's known values, so that
+/// a caller reducing many rows allocates it once.
+fn reduce_with(func: &str, row: &[f64], known: &mut Vec<f64>) -> f64 {
+    known.clear();
+    known.extend(row.iter().copied().filter(|v| !v.is_nan()));
+    let known = &known[..];
     if func == "avg_zero" {
         if row.is_empty() {
             return f64::NAN;
@@ -295,7 +319,7 @@ pub fn reduce(func: &str, row: &[f64]) -> f64 {
         }
         "rangeOf" | "range" => max() - min(),
         "count" => known.len() as f64,
-        "median" => Consolidate::Median.apply(&known, 0.0),
+        "median" => Consolidate::Median.apply(known, 0.0),
         "last" | "current" => known[known.len() - 1],
         "stddev" => {
             let n = known.len() as f64;
@@ -325,24 +349,70 @@ pub fn aggregate(
         return Ok(vec![]);
     }
     let name = format!("{func}Series({})", path_expressions(&list));
-    let (cols, start, end, step) = normalize(&list);
+    // `normalize` and `rows_of` without their copies: the columns borrow
+    // the series' values and each row is gathered into one reused buffer
+    // (sumSeries of 1,000 series by 8,640 points copied 69 MB twice).
+    let (start, end, step) = common_grid(&list);
+    let cols: Vec<Cow<'_, [f64]>> = list.iter().map(|s| consolidated_view(s, step)).collect();
+    let len = cols.iter().map(|c| c.len()).max().unwrap_or(0);
     let xff_v = xff.unwrap_or(0.0);
-    let values = rows_of(&cols)
-        .iter()
-        .map(|row| {
-            let known = row.iter().filter(|v| !v.is_nan()).count();
-            if known == 0 || (known as f64 / row.len() as f64) < xff_v {
-                f64::NAN
-            } else {
-                reduce(func, row)
-            }
-        })
-        .collect();
+    let values = match func {
+        "sum" | "total" => sums_by_column(&cols, len, xff_v, false),
+        "average" | "avg" => sums_by_column(&cols, len, xff_v, true),
+        _ => {
+            let mut row = Vec::with_capacity(cols.len());
+            let mut known = Vec::with_capacity(cols.len());
+            (0..len)
+                .map(|i| {
+                    row.clear();
+                    row.extend(cols.iter().map(|c| c.get(i).copied().unwrap_or(f64::NAN)));
+                    let n = row.iter().filter(|v| !v.is_nan()).count();
+                    if n == 0 || (n as f64 / row.len() as f64) < xff_v {
+                        f64::NAN
+                    } else {
+                        reduce_with(func, &row, &mut known)
+                    }
+                })
+                .collect()
+        }
+    };
     let tags = common_tags(&list, &name, func);
     let mut s = Series::new(&name, start, end, step, values);
     s.tags = tags;
     s.xff = xff_v;
     Ok(vec![s])
+}
+
+/// sumSeries and averageSeries of `len` rows, summed a column at a time
+/// instead of a row at a time: each row's known values are still added
+/// left to right from 0.0, as [`reduce`] adds them, so every sum is the
+/// same to the bit, but the columns are read in order rather than
+/// gathered across every series for each row.
+fn sums_by_column(cols: &[Cow<'_, [f64]>], len: usize, xff: f64, average: bool) -> Vec<f64> {
+    let mut sums = vec![0.0f64; len];
+    let mut counts = vec![0u32; len];
+    for c in cols {
+        for ((sum, count), v) in sums.iter_mut().zip(counts.iter_mut()).zip(c.iter()) {
+            if !v.is_nan() {
+                *sum += v;
+                *count += 1;
+            }
+        }
+    }
+    // A shorter column's missing tail counts as gaps, as `rows_of` pads it.
+    let width = cols.len() as f64;
+    sums.iter()
+        .zip(&counts)
+        .map(|(&sum, &n)| {
+            if n == 0 || (n as f64 / width) < xff {
+                f64::NAN
+            } else if average {
+                sum / n as f64
+            } else {
+                sum
+            }
+        })
+        .collect()
 }
 
 /// graphite-web's `aggregateSeriesLists`: `aggregate` of each pair, named
@@ -626,6 +696,46 @@ mod tests {
             10,
             values.to_vec(),
         )
+    }
+
+    /// Summing a column at a time gives what reducing each padded row
+    /// gives, to the bit: gaps, columns of different lengths, xff.
+    #[test]
+    fn column_sums_are_the_row_reductions() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..200 {
+            let list: Vec<Series> = (0..rng.usize(1..12))
+                .map(|i| {
+                    let values: Vec<f64> = (0..rng.usize(0..40))
+                        .map(|_| match rng.u8(0..4) {
+                            0 => f64::NAN,
+                            _ => rng.f64() * 1e6 - 5e5,
+                        })
+                        .collect();
+                    s(&format!("x.s{i}"), &values)
+                })
+                .collect();
+            let xff = [0.0, 0.3, 0.5, 1.0][rng.usize(0..4)];
+            let cols: Vec<Vec<f64>> = list.iter().map(|x| x.values.clone()).collect();
+            for func in ["sum", "average"] {
+                let got = &aggregate(list.clone(), func, Some(xff)).unwrap()[0].values;
+                let want: Vec<f64> = rows_of(&cols)
+                    .iter()
+                    .map(|row| {
+                        let n = row.iter().filter(|v| !v.is_nan()).count();
+                        if n == 0 || (n as f64 / row.len() as f64) < xff {
+                            f64::NAN
+                        } else {
+                            reduce(func, row)
+                        }
+                    })
+                    .collect();
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{func}: {got:?} {want:?}");
+                }
+            }
+        }
     }
 
     const N: f64 = f64::NAN;
