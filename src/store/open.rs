@@ -160,34 +160,38 @@ impl<T: Slot> Lane<T> {
     /// Reads a row that is not open: unsaved, then the engine. Corrupt rows
     /// are counted and treated as empty, so one damaged row costs its own
     /// points, never the write.
-    fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<Vec<T>, KvError> {
+    ///
+    /// Also says whether there was such a row (unsaved or stored): only
+    /// then can rows derived from it exist.
+    fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(Vec<T>, bool), KvError> {
         if let Some(u) = self.unsaved.remove(&key) {
-            return Ok(u.slots);
+            return Ok((u.slots, true));
         }
         let may_exist = self
             .stored_upto
             .get(&(key.schema, key.archive))
             .is_some_and(|&s| key.start <= s);
         if !may_exist {
-            return Ok(vec![T::absent(); slots]);
+            return Ok((vec![T::absent(); slots], false));
         }
         match kv.get(T::SPACE, &key.encode())? {
-            None => Ok(vec![T::absent(); slots]),
+            None => Ok((vec![T::absent(); slots], false)),
             Some(bytes) => match T::decode_row(&bytes, slots, key, kv) {
-                Ok(v) => Ok(v),
+                Ok(v) => Ok((v, true)),
                 Err(e) => {
                     self.corrupt_rows += 1;
                     tracing::error!(?key, error = %e, "corrupt row replaced by an empty one");
-                    Ok(vec![T::absent(); slots])
+                    Ok((vec![T::absent(); slots], true))
                 }
             },
         }
     }
 
     /// Sets one slot; `slots` is the archive's slots per row. Returns true
-    /// when the row was not open (a late point, or a row taken up again
-    /// from the engine or the unsaved set): the caller then pins the rows
-    /// derived from it (`derive`).
+    /// when the row was not open and already existed (a late point, or a
+    /// row taken up again from the engine or the unsaved set): the caller
+    /// then pins the rows derived from it (`derive`). A row starting afresh
+    /// returns false, so the common row rollover costs no pinning.
     #[allow(clippy::too_many_arguments)]
     pub fn set(
         &mut self,
@@ -221,13 +225,13 @@ impl<T: Slot> Lane<T> {
             }
             Some(s) if s > start => {
                 // A late point for an older row: change it where it lives.
-                let mut row = self.load(kv, key, slots)?;
+                let (mut row, existed) = self.load(kv, key, slots)?;
                 row[slot] = v;
                 self.unsaved.insert(key, Unsaved { slots: row, stamp });
-                Ok(true)
+                Ok(existed)
             }
             _ => {
-                let row_slots = self.load(kv, key, slots)?;
+                let (row_slots, existed) = self.load(kv, key, slots)?;
                 let mut fresh = OpenRow {
                     start,
                     slots: row_slots,
@@ -238,7 +242,7 @@ impl<T: Slot> Lane<T> {
                 if let Some(old) = self.open[series as usize][archive].replace(fresh) {
                     self.seal(key, old, slots);
                 }
-                Ok(true)
+                Ok(existed)
             }
         }
     }
@@ -264,7 +268,7 @@ impl<T: Slot> Lane<T> {
             u.stamp = stamp;
             return Ok(());
         }
-        let row = self.load(kv, key, slots)?;
+        let (row, _) = self.load(kv, key, slots)?;
         if row.iter().any(T::present) {
             self.unsaved.insert(key, Unsaved { slots: row, stamp });
         }
@@ -303,7 +307,7 @@ impl<T: Slot> Lane<T> {
     }
 
     /// The slots `[from, from + n)` of the row that holds them, if it is in
-    /// memory (open or unsaved).
+    /// memory (open or unsaved), padded with absent slots to `n`.
     pub fn window(
         &self,
         series: u32,
@@ -313,23 +317,12 @@ impl<T: Slot> Lane<T> {
         from: usize,
         n: usize,
     ) -> Option<Vec<T>> {
-        let pick = |slots: &[T]| -> Vec<T> {
-            (from..from + n)
-                .map(|i| slots.get(i).cloned().unwrap_or_else(T::absent))
-                .collect()
-        };
-        if let Some(Some(r)) = self.open.get(series as usize).and_then(|a| a.get(archive)) {
-            if r.start == start {
-                return Some(pick(&r.slots));
-            }
-        }
-        let key = RowKey {
-            schema,
-            archive: archive as u8,
-            start,
-            series,
-        };
-        self.unsaved.get(&key).map(|u| pick(&u.slots))
+        self.with_window(series, schema, archive, start, from, n, |slots| {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(slots);
+            v.resize(n, T::absent());
+            v
+        })
     }
 
     /// Calls `f` with the in-memory slots `[from, from + n)` of the row that
