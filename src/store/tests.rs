@@ -678,6 +678,18 @@ fn etsy_flush(k: i64, rng: &mut fastrand::Rng) -> (Vec<(String, f64)>, Hist) {
     (points, Hist::from_sorted_samples(&s))
 }
 
+/// One retention for every series, and the built-in aggregation rules
+/// (sums for counts and sums, max for uppers, average for the rest).
+fn etsy_cfg(retentions: &str) -> StorageConfig {
+    StorageConfig {
+        retention: vec![RetentionRule {
+            pattern: ".*".into(),
+            retentions: retentions.into(),
+        }],
+        ..StorageConfig::default()
+    }
+}
+
 /// Writes `flushes` Etsy flushes from `T0`, returning what was written per
 /// series name, by timestamp.
 fn write_etsy(store: &Store, flushes: i64) -> BTreeMap<String, BTreeMap<i64, f64>> {
@@ -719,13 +731,7 @@ fn stored_rows(kv: &MemKv, store: &Store, archive: u8) -> BTreeMap<String, Vec<(
 #[test]
 fn derived_rows_keep_every_value_exactly_in_a_fraction_of_the_bytes() {
     let kv = Arc::new(MemKv::new());
-    let c = StorageConfig {
-        retention: vec![RetentionRule {
-            pattern: ".*".into(),
-            retentions: "10s:6h,1m:1d".into(),
-        }],
-        ..StorageConfig::default()
-    };
+    let c = etsy_cfg("10s:6h,1m:1d");
     let flushes = 1500; // two 10 s rows and a bit, sealed as time passes
     let now = T0 + flushes * 10 + 1;
     let sent = {
@@ -788,13 +794,7 @@ fn derived_rows_keep_every_value_exactly_in_a_fraction_of_the_bytes() {
 #[test]
 fn a_changed_source_leaves_derived_values_as_they_were_written() {
     let kv = Arc::new(MemKv::new());
-    let c = StorageConfig {
-        retention: vec![RetentionRule {
-            pattern: ".*".into(),
-            retentions: "10s:6h,1m:1d".into(),
-        }],
-        ..StorageConfig::default()
-    };
+    let c = etsy_cfg("10s:6h,1m:1d");
     let flushes = 1500;
     let now = T0 + flushes * 10 + 1;
     let store = open(&kv, &c);
@@ -845,13 +845,7 @@ fn a_changed_source_leaves_derived_values_as_they_were_written() {
 #[test]
 fn a_changed_histogram_leaves_derived_rollups_as_they_were_written() {
     let kv = Arc::new(MemKv::new());
-    let c = StorageConfig {
-        retention: vec![RetentionRule {
-            pattern: ".*".into(),
-            retentions: "10s:1h,1m:2h".into(),
-        }],
-        ..StorageConfig::default()
-    };
+    let c = etsy_cfg("10s:1h,1m:2h");
     let flushes = 900;
     let now = T0 + flushes * 10 + 1;
     let store = open(&kv, &c);
