@@ -250,6 +250,7 @@ impl Daemon {
                     limits: crate::query::eval::Limits {
                         max_series: cfg.server.max_series_per_request,
                         max_points: cfg.server.max_points_per_request,
+                        deadline: None,
                     },
                     default_tz: crate::query::time::zone(&cfg.server.time_zone)
                         .unwrap_or(chrono_tz::Tz::UTC),

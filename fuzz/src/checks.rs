@@ -822,6 +822,7 @@ pub fn check_target(input: &[u8]) {
         limits: Limits {
             max_series: 50,
             max_points: 200_000,
+            deadline: None,
         },
         points_read: 0,
     };

@@ -27,9 +27,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Query(QueryError::TooMuch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Query(QueryError::Store(_)) | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Query(QueryError::Store(_) | QueryError::Deadline(_))
+            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {

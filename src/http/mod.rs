@@ -153,6 +153,7 @@ mod tests {
             limits: Limits {
                 max_series: 2,
                 max_points: 1_000_000,
+                deadline: None,
             },
             default_tz: chrono_tz::Tz::UTC,
             telemetry: Arc::new(crate::telemetry::Telemetry::new()),

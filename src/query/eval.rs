@@ -31,6 +31,10 @@ pub enum QueryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Time(#[from] TimeError),
+    /// The request ran past its deadline (`[server] render_timeout`); the
+    /// evaluator checks it as it charges points and between steps.
+    #[error("the request ran past its deadline of {0:?} (render_timeout)")]
+    Deadline(std::time::Duration),
 }
 
 /// Caps that keep one request from reading without bound.
@@ -38,6 +42,9 @@ pub enum QueryError {
 pub struct Limits {
     pub max_series: usize,
     pub max_points: usize,
+    /// When the request must be answered by, and the timeout it came from
+    /// (for the message). `None`: no deadline (tests, the admin port).
+    pub deadline: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl Default for Limits {
@@ -45,6 +52,7 @@ impl Default for Limits {
         Limits {
             max_series: 100_000,
             max_points: 50_000_000,
+            deadline: None,
         }
     }
 }
@@ -238,6 +246,7 @@ mod tests {
             limits: Limits {
                 max_series: 1000,
                 max_points,
+                deadline: None,
             },
             points_read: 0,
         }

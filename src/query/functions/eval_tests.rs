@@ -64,6 +64,7 @@ fn ctx(store: &Store, from: i64, max_points: usize) -> Context<'_> {
         limits: Limits {
             max_series: 100,
             max_points,
+            deadline: None,
         },
         points_read: 0,
     }
