@@ -101,7 +101,10 @@ fn find_and_expand_answer_as_graphite_web_answered() {
         checked += 1;
         let name = req["name"].as_str().unwrap();
         if want["status"] != status {
-            failures.push(format!("{name}: status {status}, graphite-web {}", want["status"]));
+            failures.push(format!(
+                "{name}: status {status}, graphite-web {}",
+                want["status"]
+            ));
             continue;
         }
         let got: Value = match serde_json::from_str(&body) {

@@ -233,10 +233,7 @@ fn class(body: &[Tok]) -> Result<String, String> {
     let mut chunks: Vec<Vec<Tok>> = Vec::new();
     let mut start = 0;
     let mut k = 1;
-    loop {
-        let Some(h) = (k..body.len()).find(|&p| body[p].is('-')) else {
-            break;
-        };
+    while let Some(h) = (k..body.len()).find(|&p| body[p].is('-')) {
         chunks.push(body[start..h].to_vec());
         start = h + 1;
         k = h + 3;
