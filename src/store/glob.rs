@@ -62,7 +62,7 @@ fn tokens(level: &str) -> Vec<Tok> {
 /// regex (the alternatives' fnmatch translations, anchored).
 #[derive(Debug)]
 pub struct LevelMatcher {
-    /// Alternatives without wildcards, each one exact child name.
+    /// Alternatives without wildcards, each one exact child name, sorted.
     pub literals: Vec<String>,
     /// The alternatives with wildcards, or None when there are none.
     pub pattern: Option<Regex>,
@@ -119,7 +119,10 @@ impl LevelMatcher {
     }
 
     pub fn is_match(&self, child: &str) -> bool {
-        self.literals.iter().any(|l| l == child)
+        // `literals` is sorted (and deduplicated) by `new`.
+        self.literals
+            .binary_search_by(|l| l.as_str().cmp(child))
+            .is_ok()
             || self.pattern.as_ref().is_some_and(|p| p.is_match(child))
     }
 }

@@ -329,8 +329,9 @@ impl Index {
         out: &mut Vec<(String, usize)>,
     ) {
         let children = &self.nodes[node].children;
-        if m.is_literal() {
-            // Exact names: one lookup each, no scan.
+        // Exact names: one lookup each, unless braces made more of them
+        // than there are children to scan.
+        if m.is_literal() && m.literals.len() <= children.len() {
             for l in &m.literals {
                 if let Some(&c) = children.get(l.as_str()) {
                     out.push((join(path, l), c as usize));
@@ -483,6 +484,11 @@ mod tests {
             ["s.web1.cpu", "s.web1.net", "s.web1.net.rx"]
         );
         assert_eq!(paths(&ix, "s.{**,x}.rx"), ["s.web1.net.rx"]);
+        // More brace alternatives than children: the children are scanned.
+        assert_eq!(
+            paths(&ix, "s.{w,d}{e,b}{b,x}{1,2,3}{,a}.cpu"),
+            ["s.web1.cpu", "s.web1a.cpu", "s.web2.cpu", "s.web3.cpu"]
+        );
     }
 
     #[test]
