@@ -46,7 +46,7 @@ pub struct ServerConfig {
     /// Etsy's management interface (`help`, `stats`, `counters`, ...).
     #[serde(with = "opt_addr")]
     pub admin_tcp: Option<SocketAddr>,
-    /// HTTP API (render, find, events); served by a later stage.
+    /// graphite-web's HTTP API (render, find, expand, tags, events, functions).
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
     /// Where rollupd keeps its state (gauge snapshot, event spool, store).

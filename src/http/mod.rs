@@ -124,6 +124,10 @@ mod tests {
     const NOW: i64 = 1_795_314_600;
 
     fn app() -> Router {
+        app_with_max_series(2)
+    }
+
+    fn app_with_max_series(max_series: usize) -> Router {
         let store = Store::in_memory(&StorageConfig::default()).unwrap();
         let names = [
             "servers.web1.cpu.user",
@@ -151,7 +155,7 @@ mod tests {
             api_token: Some("s3cret".into()),
             store,
             limits: Limits {
-                max_series: 2,
+                max_series,
                 max_points: 1_000_000,
                 deadline: None,
             },
@@ -563,5 +567,52 @@ mod tests {
         let (_, body) = get("/metrics").await;
         assert!(body.contains("rollupd_store_series 4\n"), "{body}");
         assert!(body.contains("rollupd_render_seconds_count 0\n"), "{body}");
+    }
+
+    /// graphite-web's find view: treejson lists branches, then leaves, each
+    /// by name (one node per name); `leavesOnly`; the completer searches
+    /// `query*`; expand's `leavesOnly` and `groupByExpr`.
+    #[tokio::test]
+    async fn find_orders_and_filters_as_graphite_web() {
+        let texts = |body: &str| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| format!("{}:{}", n["text"].as_str().unwrap(), n["leaf"]))
+                .collect()
+        };
+        let wide = Request::get("/metrics/find?query=servers.**")
+            .body(Body::empty())
+            .unwrap();
+        let (s, body) = send(app_with_max_series(100), wide).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            texts(&body),
+            ["cpu:0", "web1:0", "web2:0", "idle:1", "user:1"],
+            "{body}"
+        );
+        let (_, body) = get("/metrics/find?query=servers.web1.*&leavesOnly=1").await;
+        assert_eq!(body, "[]");
+        let (_, body) = get("/metrics/find?query=servers.web1.cpu.*&leavesOnly=1").await;
+        assert_eq!(texts(&body), ["idle:1", "user:1"]);
+        let (s, body) = get("/metrics/find?query=servers.web1&leavesOnly=yes").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("leavesOnly"), "{body}");
+        let (_, body) = get("/metrics/find?query=servers.web1.cpu.u&format=completer").await;
+        assert_eq!(
+            body,
+            r#"{"metrics":[{"is_leaf":"1","name":"user","path":"servers.web1.cpu.user"}]}"#
+        );
+        let (_, body) = get("/metrics/expand?query=servers.web1.*&leavesOnly=1").await;
+        assert_eq!(body, r#"{"results":[]}"#);
+        let (_, body) = get(
+            "/metrics/expand?query=servers.*.cpu.user&query=servers.web1.cpu.idle&groupByExpr=1",
+        )
+        .await;
+        assert_eq!(
+            body,
+            r#"{"results":{"servers.*.cpu.user":["servers.web1.cpu.user","servers.web2.cpu.user"],"servers.web1.cpu.idle":["servers.web1.cpu.idle"]}}"#
+        );
     }
 }

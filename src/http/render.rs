@@ -51,10 +51,6 @@ impl Params {
             .filter(move |(key, _)| key == k || key.strip_suffix("[]") == Some(k))
             .map(|(_, v)| v.as_str())
     }
-
-    fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some(v) if !matches!(v, "" | "0" | "false" | "False"))
-    }
 }
 
 pub async fn render_get(
@@ -203,7 +199,7 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
                 .map_err(|_| ApiError::BadRequest(format!("maxDataPoints {v:?} is not a number")))
         })
         .transpose()?;
-    let no_null_points = p.flag("noNullPoints");
+    let no_null_points = no_null_points(p);
     let reply = match format {
         "json" => match p.get("jsonp") {
             Some(cb) => {
@@ -238,6 +234,12 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         }
     };
     Ok(Rendered::Reply(reply))
+}
+
+/// graphite-web tests `'noNullPoints' in queryParams`: the key alone turns
+/// it on, whatever its value (`noNullPoints=false` too).
+fn no_null_points(p: &Params) -> bool {
+    p.get("noNullPoints").is_some()
 }
 
 /// `format=png|svg`, with the stored events that `events=<tags>` names
@@ -293,31 +295,84 @@ pub async fn find_post(
     find(&st, &Params::from_parts(q, form)?)
 }
 
+/// An integer parameter as graphite-web's `queryParamAsInt` reads it: absent
+/// is `default`, anything but an integer is a 400 naming it.
+fn int_param(p: &Params, key: &str, default: i64) -> Result<i64, ApiError> {
+    match p.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("{key} {v:?} is not an integer"))),
+    }
+}
+
+/// The pattern graphite-web's find view searches: for `format=completer`,
+/// `..` becomes `*.` and a `*` is appended unless the query ends in one;
+/// with `automatic_variants=1`, a level holding commas but no brace is
+/// braced (`a,b` is `{a,b}`).
+fn completer_query(query: &str, automatic_variants: bool) -> String {
+    let mut q = query.replace("..", "*.");
+    if !q.ends_with('*') {
+        q.push('*');
+    }
+    if automatic_variants {
+        q = q
+            .split('.')
+            .map(|part| {
+                if part.contains(',') && !part.contains('{') {
+                    format!("{{{part}}}")
+                } else {
+                    part.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(".");
+    }
+    q
+}
+
 fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
     let query = p
         .get("query")
         .ok_or_else(|| ApiError::BadRequest("missing parameter: query".into()))?;
-    let found = st
-        .store
-        .index()
-        .find(query, st.limits.max_series)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let format = p.get("format").unwrap_or("treejson");
+    let leaves_only = int_param(p, "leavesOnly", 0)? != 0;
+    // treejson ids are built on the query as written, before the completer
+    // rewrite below.
     let base = match query.rfind('.') {
         Some(i) => format!("{}.", &query[..i]),
         None => String::new(),
     };
+    let pattern = if format == "completer" {
+        completer_query(query, int_param(p, "automatic_variants", 0)? != 0)
+    } else {
+        query.to_string()
+    };
+    let mut found = st
+        .store
+        .index()
+        .find(&pattern, st.limits.max_series)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if leaves_only {
+        found.retain(|f| f.leaf.is_some());
+    }
     let leaf_name = |path: &str| path.rsplit('.').next().unwrap_or(path).to_string();
-    let body = match p.get("format").unwrap_or("treejson") {
+    // graphite-web sorts what it found by the last name only (a stable sort,
+    // so equal names keep their path order here).
+    found.sort_by_cached_key(|f| leaf_name(&f.path));
+    let body = match format {
         "treejson" => {
             let mut seen = std::collections::HashSet::new();
-            let mut nodes = Vec::new();
+            let mut branches = Vec::new();
+            let mut leaves = Vec::new();
             // `wildcards=1` (the tree browser): a `*` node first when there
             // is more than one match, a branch if any match is one.
             let wildcards = matches!(p.get("wildcards"), Some("1" | "true"));
             if wildcards && found.len() > 1 {
                 let any_branch = found.iter().any(|f| f.branch || f.leaf.is_none());
                 let b = i32::from(any_branch);
-                nodes.push(serde_json::json!({
+                branches.push(serde_json::json!({
                     "text": "*",
                     "id": format!("{base}*"),
                     "allowChildren": b,
@@ -325,21 +380,29 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
                     "leaf": 1 - b,
                 }));
             }
+            // One node per name, branches before leaves (graphite-web's
+            // tree_json).
             for f in &found {
                 let name = leaf_name(&f.path);
                 if !seen.insert(name.clone()) {
                     continue;
                 }
                 let leaf = f.leaf.is_some() && !f.branch;
-                nodes.push(serde_json::json!({
+                let node = serde_json::json!({
                     "allowChildren": if leaf { 0 } else { 1 },
                     "expandable": if leaf { 0 } else { 1 },
                     "leaf": if leaf { 1 } else { 0 },
                     "id": format!("{base}{name}"),
                     "text": name,
-                }));
+                });
+                if leaf {
+                    leaves.push(node);
+                } else {
+                    branches.push(node);
+                }
             }
-            serde_json::Value::Array(nodes)
+            branches.extend(leaves);
+            serde_json::Value::Array(branches)
         }
         "completer" => {
             let metrics: Vec<serde_json::Value> = found
@@ -353,6 +416,10 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
                     })
                 })
                 .collect();
+            let mut metrics = metrics;
+            if metrics.len() > 1 && matches!(p.get("wildcards"), Some("1" | "true")) {
+                metrics.push(serde_json::json!({ "name": "*" }));
+            }
             serde_json::json!({ "metrics": metrics })
         }
         other => {
@@ -383,26 +450,79 @@ pub async fn expand_post(
     expand(&st, &Params::from_parts(q, form)?)
 }
 
+/// graphite-web's expand view: the paths each query matches (leaves only
+/// with `leavesOnly=1`), merged and sorted, or with `groupByExpr=1` sorted
+/// per query.
 fn expand(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
-    let mut results = std::collections::BTreeSet::new();
+    use std::collections::{BTreeMap, BTreeSet};
     let queries: Vec<&str> = p.all("query").collect();
     if queries.is_empty() {
         return Err(ApiError::BadRequest("missing parameter: query".into()));
     }
+    let leaves_only = int_param(p, "leavesOnly", 0)? != 0;
+    let group = int_param(p, "groupByExpr", 0)? != 0;
+    let mut by_query: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for q in queries {
+        let paths = by_query.entry(q).or_default();
         for f in st
             .store
             .index()
             .find(q, st.limits.max_series)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?
         {
-            results.insert(f.path);
+            if f.leaf.is_some() || !leaves_only {
+                paths.insert(f.path);
+            }
         }
     }
-    let body = serde_json::json!({ "results": results });
+    let body = if group {
+        serde_json::json!({ "results": by_query })
+    } else {
+        let all: BTreeSet<String> = by_query.into_values().flatten().collect();
+        serde_json::json!({ "results": all })
+    };
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_null_points_is_on_whatever_its_value() {
+        let on = |q: &str| no_null_points(&Params::from_parts(Some(q.into()), vec![]).unwrap());
+        for q in [
+            "noNullPoints",
+            "noNullPoints=",
+            "noNullPoints=true",
+            "noNullPoints=false",
+            "noNullPoints=0",
+            "format=json&noNullPoints=False",
+        ] {
+            assert!(on(q), "{q}");
+        }
+        assert!(!on("format=json"));
+        assert!(!on("nonullpoints=1"), "the key is case-sensitive");
+    }
+
+    #[test]
+    fn the_completer_searches_what_graphite_web_searches() {
+        assert_eq!(completer_query("servers.web", false), "servers.web*");
+        assert_eq!(completer_query("servers.", false), "servers.*");
+        assert_eq!(completer_query("servers..cpu", false), "servers*.cpu*");
+        assert_eq!(completer_query("servers.*", false), "servers.*");
+        assert_eq!(
+            completer_query("servers.web1,db1.c", true),
+            "servers.{web1,db1}.c*"
+        );
+        assert_eq!(completer_query("servers.{a,b}.c", true), "servers.{a,b}.c*");
+        assert_eq!(
+            completer_query("servers.web1,db1.c", false),
+            "servers.web1,db1.c*"
+        );
+    }
 }

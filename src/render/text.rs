@@ -38,6 +38,17 @@ fn points_of(s: &Series, (start, end): (i64, i64), max_points: Option<usize>) ->
     let step = s.step.max(1);
     let n = range as f64 / step as f64;
     match max_points {
+        // graphite-web's special case: every value of the series in one
+        // point at the series' own start, however short the window (no
+        // nudge, no values dropped). A series without values has no point
+        // (graphite-web fails on it: a consolidation step of zero).
+        Some(1) => {
+            if s.values.is_empty() || s.start > s.end {
+                return Vec::new();
+            }
+            let all = s.consolidate.apply_bucket(&s.values, s.values.len(), s.xff);
+            vec![(all, s.start)]
+        }
         Some(mdp) if mdp > 0 && (mdp as f64) < n => {
             let per = (n / mdp as f64).ceil() as i64;
             let spp = per * step;
@@ -122,16 +133,32 @@ fn no_values(all: &[Series]) -> bool {
 /// first when `from` is 0, until `out` holds `shape.piece_bytes` (whole
 /// series only). Returns the next series to write, `all.len()` once the
 /// reply is complete with its closing bracket. A series is consolidated
-/// only when its turn comes.
-fn write_json_piece(all: &[Series], from: usize, shape: &JsonShape, out: &mut String) -> usize {
+/// only when its turn comes. `wrote` says whether an earlier piece wrote a
+/// series (so this one starts with a comma): with `noNullPoints`, a series
+/// left without points is not written at all, as graphite-web skips it.
+fn write_json_piece(
+    all: &[Series],
+    from: usize,
+    shape: &JsonShape,
+    wrote: &mut bool,
+    out: &mut String,
+) -> usize {
     let mut stamp = itoa::Buffer::new();
     if from == 0 {
         out.push('[');
     }
     for (i, s) in all.iter().enumerate().skip(from) {
-        if i > 0 {
+        let mut points = points_of(s, shape.window, shape.max_points);
+        if shape.no_null_points {
+            points.retain(|(v, _)| !v.is_nan());
+            if points.is_empty() {
+                continue;
+            }
+        }
+        if *wrote {
             out.push_str(", ");
         }
+        *wrote = true;
         out.push_str("{\"target\": ");
         json_string(out, &s.name);
         out.push_str(", \"tags\": {");
@@ -145,10 +172,7 @@ fn write_json_piece(all: &[Series], from: usize, shape: &JsonShape, out: &mut St
         }
         out.push_str("}, \"datapoints\": [");
         let mut first = true;
-        for (v, t) in points_of(s, shape.window, shape.max_points) {
-            if shape.no_null_points && v.is_nan() {
-                continue;
-            }
+        for (v, t) in points {
             if !first {
                 out.push_str(", ");
             }
@@ -181,7 +205,7 @@ pub fn json(all: &[Series], max_points: Option<usize>, no_null_points: bool) -> 
     };
     let mut out =
         String::with_capacity(64 + all.iter().map(|s| s.values.len() * 24).sum::<usize>());
-    write_json_piece(all, 0, &shape, &mut out);
+    write_json_piece(all, 0, &shape, &mut false, &mut out);
     out
 }
 
@@ -193,6 +217,8 @@ pub struct JsonPieces {
     all: Vec<Series>,
     shape: JsonShape,
     next: usize,
+    /// A series has been written (the next one starts with a comma).
+    wrote: bool,
     finished: bool,
 }
 
@@ -213,6 +239,7 @@ impl JsonPieces {
                 piece_bytes,
             },
             next: 0,
+            wrote: false,
             finished: false,
         }
     }
@@ -237,7 +264,7 @@ impl Iterator for JsonPieces {
         // Room for the target size and most of one more series past it.
         let piece_bytes = self.shape.piece_bytes;
         let mut out = String::with_capacity(piece_bytes.saturating_add(piece_bytes / 4));
-        self.next = write_json_piece(&self.all, self.next, &self.shape, &mut out);
+        self.next = write_json_piece(&self.all, self.next, &self.shape, &mut self.wrote, &mut out);
         self.finished = self.next >= self.all.len();
         Some(out)
     }
@@ -357,6 +384,54 @@ mod tests {
         assert_eq!(o.points.len(), 20);
         assert_eq!(o.points[18], (56.0, 1560));
         assert!(o.points[19].0.is_nan() && o.points[19].1 == 1590);
+    }
+
+    /// graphite-web's `maxDataPoints=1`: `consolidate(len(series))`, one
+    /// point at the series' start (not the nudged bucket of 2 and up).
+    #[test]
+    fn one_max_data_point_is_the_whole_series_at_its_start() {
+        let vals: Vec<f64> = (0..60).map(|i| i as f64).collect();
+        let s = Series::new("x", 1000, 1600, 10, vals.clone());
+        assert_eq!(datapoints(&[s], Some(1))[0].points, [(29.5, 1000)]);
+        // Its own start and all its values, whatever the window of all.
+        let short = Series::new("y", 1300, 1330, 10, vec![1.0, f64::NAN, 5.0]);
+        let long = Series::new("x", 1000, 1600, 10, vals);
+        let o = datapoints(&[long, short.clone()], Some(1));
+        assert_eq!(o[1].points, [(3.0, 1300)]);
+        // xFilesFactor counts against all of the series.
+        let mut sparse = short;
+        sparse.xff = 0.7;
+        assert!(datapoints(&[sparse], Some(1))[0].points[0].0.is_nan());
+        let empty = Series::new("e", 1000, 1000, 10, vec![]);
+        assert!(datapoints(&[empty], Some(1))[0].points.is_empty());
+    }
+
+    /// graphite-web's `noNullPoints` drops the null points and then every
+    /// series left without a point (`if not datapoints: continue`).
+    #[test]
+    fn no_null_points_drops_series_left_without_points() {
+        let nan = f64::NAN;
+        let none = Series::new("a", 100, 130, 10, vec![nan, nan, nan]);
+        let some = Series::new("b", 100, 130, 10, vec![1.0, nan, 2.0]);
+        let empty = Series::new("c", 100, 100, 10, vec![]);
+        let b = r#"{"target": "b", "tags": {"name": "b"}, "datapoints": [[1.0, 100], [2.0, 120]]}"#;
+        let all = [none.clone(), some.clone(), empty.clone(), none.clone()];
+        assert_eq!(json(&all, None, true), format!("[{b}]"));
+        assert_eq!(json(&[none.clone(), empty.clone()], None, true), "[]");
+        assert_eq!(
+            json(&[some.clone(), some.clone()], None, true),
+            format!("[{b}, {b}]")
+        );
+        // The same reply in pieces, however the skipped series fall.
+        for piece in [1, 10, 1000] {
+            let got: Vec<String> = JsonPieces::new(all.to_vec(), None, true, piece).collect();
+            assert_eq!(got.concat(), format!("[{b}]"), "piece {piece}");
+            let two = vec![some.clone(), none.clone(), some.clone()];
+            let got: Vec<String> = JsonPieces::new(two, None, true, piece).collect();
+            assert_eq!(got.concat(), format!("[{b}, {b}]"), "piece {piece}");
+        }
+        // Without the flag every series stays, nulls and all.
+        assert!(json(&[none, some], None, false).contains("[null, 100]"));
     }
 
     #[test]

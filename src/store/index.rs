@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobMatcher};
-
+use super::glob::LevelMatcher;
 use super::schema::Method;
 
 /// Names are hashed on every point written; foldhash is several times
@@ -127,20 +126,13 @@ fn timer_stat(name: &str) -> Option<(&str, Stat)> {
     Some((base, stat))
 }
 
-fn has_glob(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'{'))
-}
-
-fn matcher(pattern: &str, level: &str) -> Result<GlobMatcher, GlobError> {
-    GlobBuilder::new(level)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| GlobError {
-            pattern: pattern.to_string(),
-            why: e.kind().to_string(),
-        })
+/// A child's path: its name under the root, else `parent.name`.
+fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
+    }
 }
 
 impl Index {
@@ -271,45 +263,45 @@ impl Index {
 
     /// Graphite's find: every path matching `pattern` level by level, in
     /// name order, with whether a series lives there and whether names go
-    /// deeper.
+    /// deeper. Each level is matched as graphite-web's standard finder
+    /// matches a path component (`store::glob`), `**` included.
     pub fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError> {
         let levels: Vec<&str> = pattern.split('.').collect();
+        // The root has the empty path; everything else its dotted name.
         let mut frontier: Vec<(String, usize)> = vec![(String::new(), 0)];
         for (depth, level) in levels.iter().enumerate() {
+            let m = LevelMatcher::new(pattern, level)?;
+            let last = depth + 1 == levels.len();
             let mut next = Vec::new();
-            let glob = if has_glob(level) {
-                Some(matcher(pattern, level)?)
-            } else {
-                None
-            };
             for (path, node) in &frontier {
-                let join = |child: &str| {
-                    if depth == 0 {
-                        child.to_string()
-                    } else {
-                        format!("{path}.{child}")
-                    }
-                };
-                match &glob {
-                    None => {
-                        if let Some(&c) = self.nodes[*node].children.get(*level) {
-                            next.push((join(level), c as usize));
-                        }
-                    }
-                    Some(m) => {
-                        let mut kids: Vec<(&str, u32)> = self.nodes[*node]
-                            .children
-                            .iter()
-                            .filter(|(k, _)| m.is_match(&***k))
-                            .map(|(k, &c)| (&**k, c))
-                            .collect();
-                        kids.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                        next.extend(kids.into_iter().map(|(k, c)| (join(k), c as usize)));
-                    }
-                }
+                self.matching_children(path, *node, &m, &mut next);
                 if next.len() > limit {
                     break;
                 }
+            }
+            if m.globstar && next.len() <= limit {
+                // graphite-web walks every directory below (and at) the
+                // nodes so far; the levels after `**` are matched in each,
+                // and a last `**` takes everything in them (a `*` after).
+                let mut below = Vec::new();
+                for (path, node) in &frontier {
+                    self.walk(path, *node, &mut below, limit);
+                }
+                if last {
+                    for (path, node) in &below {
+                        for (k, &c) in &self.nodes[*node].children {
+                            next.push((join(path, k), c as usize));
+                        }
+                        if next.len() > limit {
+                            break;
+                        }
+                    }
+                } else {
+                    next.extend(below);
+                }
+                // A node reached twice is one path.
+                let mut seen = std::collections::HashSet::new();
+                next.retain(|(_, n)| seen.insert(*n));
             }
             frontier = next;
             if frontier.is_empty() {
@@ -326,6 +318,51 @@ impl Index {
                 branch: !self.nodes[n].children.is_empty(),
             })
             .collect())
+    }
+
+    /// Children of `node` (at `path`) that match level `m`, in name order.
+    fn matching_children(
+        &self,
+        path: &str,
+        node: usize,
+        m: &LevelMatcher,
+        out: &mut Vec<(String, usize)>,
+    ) {
+        let children = &self.nodes[node].children;
+        // Exact names: one lookup each, unless braces made more of them
+        // than there are children to scan.
+        if m.is_literal() && m.literals.len() <= children.len() {
+            for l in &m.literals {
+                if let Some(&c) = children.get(l.as_str()) {
+                    out.push((join(path, l), c as usize));
+                }
+            }
+            return;
+        }
+        let mut kids: Vec<(&str, u32)> = children
+            .iter()
+            .filter(|(k, _)| m.is_match(k))
+            .map(|(k, &c)| (&**k, c))
+            .collect();
+        kids.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out.extend(kids.into_iter().map(|(k, c)| (join(path, k), c as usize)));
+    }
+
+    /// `node` and every node below it that has children (the directories
+    /// graphite-web's `os.walk` visits), stopping past `limit`.
+    fn walk(&self, path: &str, node: usize, out: &mut Vec<(String, usize)>, limit: usize) {
+        let mut stack = vec![(path.to_string(), node)];
+        while let Some((p, n)) = stack.pop() {
+            if out.len() > limit {
+                return;
+            }
+            for (k, &c) in &self.nodes[n].children {
+                if !self.nodes[c as usize].children.is_empty() {
+                    stack.push((join(&p, k), c as usize));
+                }
+            }
+            out.push((p, n));
+        }
     }
 
     /// The series a glob names (leaves only), in name order. Tagged names
@@ -398,7 +435,60 @@ mod tests {
         assert!(f.iter().all(|x| x.branch));
         assert_eq!(ix.expand("a.*.c", 100).unwrap().len(), 5);
         assert_eq!(ix.expand("a.*", 100).unwrap(), vec![ix.id("a.b").unwrap()]);
-        assert!(ix.find("a.[", 10).is_err());
+        // graphite-web's fnmatch reads an unclosed `[` as itself.
+        assert_eq!(paths(&ix, "a.["), Vec::<String>::new());
+        assert!(ix.find(&"{a,b}".repeat(20), 10).is_err());
+    }
+
+    /// Ranges inside braces, braces inside braces, `**`: what graphite-web
+    /// 1.1.10's standard finder answers over the same tree (checked
+    /// against it with render_oracle.py, tests/data/render_oracle_find.json).
+    #[test]
+    fn ranges_and_braces_together_as_graphite_web() {
+        let ix = index(&[
+            "s.web1.cpu",
+            "s.web2.cpu",
+            "s.web3.cpu",
+            "s.db1.cpu",
+            "s.web1a.cpu",
+            "s.web2b.cpu",
+            "s.db.cpu",
+            "s.[x.cpu",
+            "s.web1.net.rx",
+            "s.web^.cpu",
+        ]);
+        assert_eq!(
+            paths(&ix, "s.web[1-3]{a,b}.cpu"),
+            ["s.web1a.cpu", "s.web2b.cpu"]
+        );
+        assert_eq!(
+            paths(&ix, "s.{web[12],db}.cpu"),
+            ["s.db.cpu", "s.web1.cpu", "s.web2.cpu"]
+        );
+        assert_eq!(
+            paths(&ix, "s.{web{1,3},db*}.cpu"),
+            ["s.db.cpu", "s.db1.cpu", "s.web1.cpu", "s.web3.cpu"]
+        );
+        assert_eq!(
+            paths(&ix, "s.[!w]*.cpu"),
+            ["s.[x.cpu", "s.db.cpu", "s.db1.cpu"]
+        );
+        assert_eq!(paths(&ix, "s.web[^1].cpu"), ["s.web1.cpu", "s.web^.cpu"]);
+        assert_eq!(paths(&ix, "s.web[3-1].cpu"), Vec::<String>::new());
+        assert_eq!(paths(&ix, "s.[x.cpu"), ["s.[x.cpu"]);
+        assert_eq!(paths(&ix, "s.web{}1.cpu"), ["s.web1.cpu"]);
+        assert_eq!(paths(&ix, "s.web1{,a}.cpu"), ["s.web1.cpu", "s.web1a.cpu"]);
+        assert_eq!(paths(&ix, "s.**.rx"), ["s.web1.net.rx"]);
+        assert_eq!(
+            paths(&ix, "s.web1.**"),
+            ["s.web1.cpu", "s.web1.net", "s.web1.net.rx"]
+        );
+        assert_eq!(paths(&ix, "s.{**,x}.rx"), ["s.web1.net.rx"]);
+        // More brace alternatives than children: the children are scanned.
+        assert_eq!(
+            paths(&ix, "s.{w,d}{e,b}{b,x}{1,2,3}{,a}.cpu"),
+            ["s.web1.cpu", "s.web1a.cpu", "s.web2.cpu", "s.web3.cpu"]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Nothing here names RocksDB: the engine is a [`kv::Kv`].
 
 pub mod derive;
+pub mod glob;
 pub mod hist;
 pub mod index;
 pub mod kv;

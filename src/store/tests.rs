@@ -378,7 +378,8 @@ fn timer_percentiles_at_10m_are_true_percentiles() {
             p.iter().sum::<f64>() / p.len() as f64
         };
         let graphite_err = (graphite - truth).abs() / truth;
-        assert!(ours_err < 0.01, "window {w}: ours {v} vs true {truth}");
+        // The README's promise: within 0.1%.
+        assert!(ours_err < 0.001, "window {w}: ours {v} vs true {truth}");
         assert!(
             graphite_err > 0.5,
             "window {w}: averaging p90s gives {graphite} vs true {truth}; the test must show the gap"
@@ -395,7 +396,7 @@ fn timer_percentiles_at_10m_are_true_percentiles() {
     let truth = etsy_upper(&sorted, 50.0);
     let got = f.values[10];
     assert!(
-        (got - truth).abs() / truth < 0.01,
+        (got - truth).abs() / truth < 0.001,
         "median {got} vs {truth}"
     );
 }
