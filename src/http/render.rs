@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::HttpState;
 use crate::events::store::{split_tags, TagSet};
-use crate::query::eval::{evaluate, Context};
+use crate::query::eval::{evaluate, Context, Limits, QueryError};
 use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
 use crate::render::image::{self, GraphOptions};
@@ -91,15 +91,38 @@ enum Rendered {
     Streamed(String, text::JsonPieces),
 }
 
+/// Most targets one render request may name: a dashboard panel names a
+/// few; each target is parsed and walks the index before any cap on what
+/// it reads applies.
+pub const MAX_TARGETS: usize = 500;
+
+/// What a request asked for, for the log: its targets (or query), cut.
+fn request_label(p: &Params, key: &str) -> String {
+    let all: Vec<&str> = p.all(key).collect();
+    super::reply::shorten(&format!("{key}={}", all.join(&format!(" {key}="))))
+}
+
 async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
+    // What can be refused without work is refused before a slot is taken.
+    super::reply::jsonp(&p)?;
+    let targets = p.all("target").count();
+    if targets > MAX_TARGETS {
+        return Err(ApiError::BadRequest(format!(
+            "target is given {targets} times; at most {MAX_TARGETS} targets per request"
+        )));
+    }
+    let request = request_label(&p, "target");
     let st2 = st.clone();
-    let r = tokio::task::spawn_blocking(move || render_blocking(&st2, &p))
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("render task failed: {e}")))?;
+    let r = st
+        .gate
+        .run(request.clone(), move |slot| render_blocking(&st2, &p, slot))
+        .await;
     let reply = match r {
-        Ok(Rendered::Streamed(first, rest)) => return Ok(stream_json(st, started, first, rest)),
-        Ok(Rendered::Reply(reply)) => Ok(reply),
+        Ok((Rendered::Streamed(first, rest), slot)) => {
+            return Ok(stream_json(st, started, first, rest, slot, request))
+        }
+        Ok((Rendered::Reply(reply), _slot)) => Ok(reply),
         Err(e) => Err(e),
     };
     st.render_latency.observe(started.elapsed());
@@ -109,37 +132,83 @@ async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
 /// A json reply of more than one piece, sent as it is written: the first
 /// piece at once, the rest from a blocking task up to [`JSON_PIECES_AHEAD`]
 /// pieces ahead of the client (which may start reading 31 MB while most of
-/// it is still to be written). The render latency counts until the last
-/// piece is written.
+/// it is still to be written). The writer keeps the request's render slot
+/// until the last piece is handed over, and stops at the request's
+/// deadline (a client too slow to take the reply by then gets a cut
+/// reply, marked as an error, not as the end). The render latency counts
+/// until the last piece is written.
 fn stream_json(
     st: Arc<HttpState>,
     started: std::time::Instant,
     first: String,
     rest: text::JsonPieces,
+    slot: super::gate::Slot,
+    request: String,
 ) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(JSON_PIECES_AHEAD);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(JSON_PIECES_AHEAD);
     // The channel is empty: the first piece always fits.
-    let _ = tx.try_send(Ok(Bytes::from(first)));
+    let _ = tx.try_send(Bytes::from(first));
+    // Set when the writer stops before the end: the client must not take
+    // a cut reply for a whole one.
+    let cut = Arc::new(std::sync::Mutex::new(None::<String>));
+    let cut_w = cut.clone();
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for piece in rest {
-                if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
-                    return; // the client went away
+                let sent = rt.block_on(tokio::time::timeout_at(
+                    slot.deadline.into(),
+                    tx.send(Bytes::from(piece)),
+                ));
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Ok(()), // the client went away
+                    Err(_) => return Err(QueryError::Deadline(slot.timeout).to_string()),
                 }
+                slot.check().map_err(|e| e.to_string())?;
             }
+            Ok(())
         }));
-        if written.is_err() {
-            // An error, not the end of the stream: the client must not
-            // take a cut reply for a whole one.
-            let _ = tx.blocking_send(Err(std::io::Error::other("json writer panicked")));
+        let failed = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => {
+                tracing::warn!(request = %request, "json reply cut: {why}");
+                Some(why)
+            }
+            Err(panic) => Some(super::gate::panicked(&request, &*panic).to_string()),
+        };
+        if let Ok(mut c) = cut_w.lock() {
+            *c = failed;
         }
+        drop(tx);
+        drop(slot);
         st.render_latency.observe(started.elapsed());
     });
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let mut ended = false;
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(b)) => std::task::Poll::Ready(Some(Ok(b))),
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                let why = cut.lock().ok().and_then(|mut c| c.take());
+                std::task::Poll::Ready(why.map(|w| Err(std::io::Error::other(w))))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
+fn render_blocking(
+    st: &HttpState,
+    p: &Params,
+    slot: &super::gate::Slot,
+) -> Result<Rendered, ApiError> {
+    #[cfg(test)]
+    test_hook::on_render(p);
     let tz = match p.get("tz") {
         Some(name) => zone(name)?,
         None => st.default_tz,
@@ -158,9 +227,15 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         (from, until)
     };
     let xff = match p.get("xFilesFactor") {
-        Some(v) => v
-            .parse::<f64>()
-            .map_err(|_| ApiError::BadRequest(format!("xFilesFactor {v:?} is not a number")))?,
+        Some(v) => match v.parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => f,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "xFilesFactor must be a number from 0 to 1, not {:?}",
+                    super::reply::shorten(v)
+                )))
+            }
+        },
         None => 0.0,
     };
     let format = p.get("format").unwrap_or("png");
@@ -182,7 +257,10 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         tz,
         server_tz: st.default_tz,
         xff,
-        limits: st.limits,
+        limits: Limits {
+            deadline: Some((slot.deadline, slot.timeout)),
+            ..st.limits
+        },
         points_read: 0,
     };
     let mut series: Vec<Series> = Vec::new();
@@ -191,29 +269,29 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
             continue;
         }
         series.extend(evaluate(&mut ctx, t)?);
+        slot.check()?;
     }
     if let (Some(fmt), Some(graph)) = (image_format, graph) {
         return render_image(st, p, &series, &graph, &tz, (from, until), fmt).map(Rendered::Reply);
     }
     let max_points = p
         .get("maxDataPoints")
-        .map(|v| {
-            v.parse::<f64>()
-                .map(|f| f as usize)
-                .map_err(|_| ApiError::BadRequest(format!("maxDataPoints {v:?} is not a number")))
+        .map(|v| match v.parse::<f64>() {
+            // Past usize, as good as no limit.
+            Ok(f) if f >= 1.0 => Ok(f as usize),
+            _ => Err(ApiError::BadRequest(format!(
+                "maxDataPoints must be a number of at least 1, not {:?}",
+                super::reply::shorten(v)
+            ))),
         })
         .transpose()?;
     let no_null_points = p.flag("noNullPoints");
     let reply = match format {
-        "json" => match p.get("jsonp") {
-            Some(cb) => {
-                let body = text::json(&series, max_points, no_null_points);
-                (
-                    [(header::CONTENT_TYPE, "text/javascript")],
-                    format!("{cb}({body})"),
-                )
-                    .into_response()
-            }
+        "json" => match super::reply::jsonp(p)? {
+            Some(cb) => super::reply::javascript(format!(
+                "{cb}({})",
+                text::json(&series, max_points, no_null_points)
+            )),
             None => {
                 let mut pieces =
                     text::JsonPieces::new(series, max_points, no_null_points, JSON_PIECE_BYTES);
@@ -263,16 +341,12 @@ fn render_image(
     };
     let body = image::render(series, &marks, graph, tz, fmt)
         .map_err(|e| ApiError::Unavailable(format!("image rendering failed: {e}")))?;
-    match (fmt, p.get("jsonp")) {
+    match (fmt, super::reply::jsonp(p)?) {
         // graphite-web hands an SVG to a jsonp callback as a JSON string.
         (image::Format::Svg, Some(cb)) => {
             let text = String::from_utf8_lossy(&body);
             let quoted = serde_json::Value::String(text.into_owned()).to_string();
-            Ok((
-                [(header::CONTENT_TYPE, "text/javascript")],
-                format!("{cb}({quoted})"),
-            )
-                .into_response())
+            Ok(super::reply::javascript(format!("{cb}({quoted})")))
         }
         _ => Ok(([(header::CONTENT_TYPE, fmt.content_type())], body).into_response()),
     }
@@ -282,7 +356,7 @@ pub async fn find_get(
     State(st): State<Arc<HttpState>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    find(&st, &Params::from_parts(q, vec![])?)
+    find(st, Params::from_parts(q, vec![])?).await
 }
 
 pub async fn find_post(
@@ -290,18 +364,66 @@ pub async fn find_post(
     RawQuery(q): RawQuery,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    find(&st, &Params::from_parts(q, form)?)
+    find(st, Params::from_parts(q, form)?).await
 }
 
-fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
-    let query = p
-        .get("query")
-        .ok_or_else(|| ApiError::BadRequest("missing parameter: query".into()))?;
+/// An index walk for `/metrics/find` and `/metrics/expand`, on a render
+/// slot (a `*.*.*` over a million series takes a while, and must not hold
+/// an async worker that `/health` needs), answered as JSON or JSONP.
+async fn index_walk(
+    st: Arc<HttpState>,
+    p: Params,
+    walk: fn(&HttpState, &Params) -> Result<String, ApiError>,
+) -> Result<Response, ApiError> {
+    let callback = super::reply::jsonp(&p)?.map(str::to_string);
+    let queries = p.all("query").count();
+    if queries == 0 {
+        return Err(ApiError::BadRequest("missing parameter: query".into()));
+    }
+    if queries > MAX_TARGETS {
+        return Err(ApiError::BadRequest(format!(
+            "query is given {queries} times; at most {MAX_TARGETS} per request"
+        )));
+    }
+    let st2 = st.clone();
+    let (body, _slot) = st
+        .gate
+        .run(request_label(&p, "query"), move |_| {
+            #[cfg(test)]
+            test_hook::on_render(&p);
+            walk(&st2, &p)
+        })
+        .await?;
+    Ok(super::reply::json(body, callback.as_deref()))
+}
+
+/// The nodes `query` matches, at most `max_series_per_request` of them:
+/// more is a 422 (a silently cut list would look like the whole tree).
+fn find_nodes(st: &HttpState, query: &str) -> Result<Vec<crate::store::index::Found>, ApiError> {
+    let cap = st.limits.max_series;
     let found = st
         .store
         .index()
-        .find(query, st.limits.max_series)
+        .find(query, cap.saturating_add(1))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if found.len() > cap {
+        return Err(ApiError::TooLarge(format!(
+            "query {:?} matches more than {cap} nodes (max_series_per_request); narrow it",
+            super::reply::shorten(query)
+        )));
+    }
+    Ok(found)
+}
+
+async fn find(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
+    index_walk(st, p, find_body).await
+}
+
+fn find_body(st: &HttpState, p: &Params) -> Result<String, ApiError> {
+    let query = p
+        .get("query")
+        .ok_or_else(|| ApiError::BadRequest("missing parameter: query".into()))?;
+    let found = find_nodes(st, query)?;
     let base = match query.rfind('.') {
         Some(i) => format!("{}.", &query[..i]),
         None => String::new(),
@@ -361,18 +483,14 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
             )))
         }
     };
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(body.to_string())
 }
 
 pub async fn expand_get(
     State(st): State<Arc<HttpState>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    expand(&st, &Params::from_parts(q, vec![])?)
+    index_walk(st, Params::from_parts(q, vec![])?, expand_body).await
 }
 
 pub async fn expand_post(
@@ -380,29 +498,80 @@ pub async fn expand_post(
     RawQuery(q): RawQuery,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    expand(&st, &Params::from_parts(q, form)?)
+    index_walk(st, Params::from_parts(q, form)?, expand_body).await
 }
 
-fn expand(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+/// The paths every `query` matches, at most `max_series_per_request` in
+/// all.
+fn expand_body(st: &HttpState, p: &Params) -> Result<String, ApiError> {
+    let cap = st.limits.max_series;
     let mut results = std::collections::BTreeSet::new();
-    let queries: Vec<&str> = p.all("query").collect();
-    if queries.is_empty() {
-        return Err(ApiError::BadRequest("missing parameter: query".into()));
-    }
-    for q in queries {
-        for f in st
-            .store
-            .index()
-            .find(q, st.limits.max_series)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?
-        {
-            results.insert(f.path);
+    for q in p.all("query") {
+        results.extend(find_nodes(st, q)?.into_iter().map(|f| f.path));
+        if results.len() > cap {
+            return Err(ApiError::TooLarge(format!(
+                "the queries match more than {cap} paths (max_series_per_request); narrow them"
+            )));
         }
     }
-    let body = serde_json::json!({ "results": results });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(serde_json::json!({ "results": results }).to_string())
+}
+
+/// Hooks a test reaches through the targets (or find queries) it sends:
+/// `test.panic` panics inside the work; `test.block.<name>` holds the work
+/// until the test calls [`test_hook::release`] for that name.
+#[cfg(test)]
+pub mod test_hook {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::Params;
+
+    struct Hooks {
+        entered: BTreeMap<String, usize>,
+        released: BTreeSet<String>,
+    }
+
+    static HOOKS: Mutex<Hooks> = Mutex::new(Hooks {
+        entered: BTreeMap::new(),
+        released: BTreeSet::new(),
+    });
+    static CHANGED: Condvar = Condvar::new();
+
+    /// How long a test waits for what it started before it fails (a
+    /// bound on a hang, not a timing assertion).
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    pub fn on_render(p: &Params) {
+        for t in p.all("target").chain(p.all("query")) {
+            if t == "test.panic" {
+                panic!("a panic forced by a test");
+            }
+            if let Some(name) = t.strip_prefix("test.block.") {
+                let mut h = HOOKS.lock().unwrap();
+                *h.entered.entry(name.to_string()).or_default() += 1;
+                CHANGED.notify_all();
+                let until = Instant::now() + PATIENCE;
+                while !h.released.contains(name) && Instant::now() < until {
+                    h = CHANGED.wait_timeout(h, PATIENCE).unwrap().0;
+                }
+            }
+        }
+    }
+
+    /// Blocks until `n` pieces of work are held at `test.block.<name>`.
+    pub fn wait_entered(name: &str, n: usize) {
+        let mut h = HOOKS.lock().unwrap();
+        let until = Instant::now() + PATIENCE;
+        while h.entered.get(name).copied().unwrap_or(0) < n {
+            assert!(Instant::now() < until, "{n} renders never reached {name}");
+            h = CHANGED.wait_timeout(h, PATIENCE).unwrap().0;
+        }
+    }
+
+    pub fn release(name: &str) {
+        HOOKS.lock().unwrap().released.insert(name.to_string());
+        CHANGED.notify_all();
+    }
 }
