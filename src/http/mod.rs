@@ -252,6 +252,58 @@ mod tests {
         assert!(small.headers().get(header::CONTENT_LENGTH).is_some());
     }
 
+    /// csv and raw replies as large as a json one are streamed too, and
+    /// hold every point, in order, once.
+    #[tokio::test]
+    async fn large_csv_and_raw_replies_are_streamed_whole() {
+        let q = format!(
+            "/render?target=servers.*.cpu.user&from={}&until={NOW}&now={NOW}",
+            NOW - 365 * 86400
+        );
+        let (_, json) = get(&format!("{q}&format=json")).await;
+        let json = parse_json(&json);
+        let points = |i: usize| json[i]["datapoints"].as_array().unwrap().len();
+        for format in ["csv", "raw"] {
+            let r = app()
+                .oneshot(
+                    Request::get(format!("{q}&format={format}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(
+                r.headers().get(header::CONTENT_LENGTH).is_none(),
+                "{format}"
+            );
+            let body = axum::body::to_bytes(r.into_body(), 1 << 26).await.unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.len() > 256 << 10, "{format}: {}", body.len());
+            if format == "raw" {
+                let lines: Vec<&str> = body.lines().collect();
+                assert_eq!(lines.len(), 2);
+                for (i, l) in lines.iter().enumerate() {
+                    let (_, values) = l.split_once('|').unwrap();
+                    assert_eq!(values.split(',').count(), points(i), "{l:.80}");
+                }
+                continue;
+            }
+            for (i, name) in ["servers.web1.cpu.user", "servers.web2.cpu.user"]
+                .into_iter()
+                .enumerate()
+            {
+                let stamps: Vec<&str> = body
+                    .split("\r\n")
+                    .filter(|l| l.starts_with(&format!("{name},")))
+                    .map(|l| l.split(',').nth(1).unwrap())
+                    .collect();
+                assert_eq!(stamps.len(), points(i), "{name}");
+                assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{name}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn mistakes_are_4xx_that_say_what() {
         let (s, body) = get("/render?target=sumSeriez(servers.*.cpu.user)&format=json").await;

@@ -72,23 +72,88 @@ pub async fn render_post(
     render(st, Params::from_parts(q, form)?).await
 }
 
-/// A json reply's piece size: large enough that the pieces cost little
-/// (to write, to send, and to Python's chunked reader), small enough that
-/// the client reads the first while the rest is written.
-const JSON_PIECE_BYTES: usize = 256 << 10;
+/// A reply's piece size: large enough that the pieces cost little (to
+/// write, to send, and to Python's chunked reader), small enough that the
+/// client reads the first while the rest is written.
+const PIECE_BYTES: usize = 256 << 10;
 
 /// Pieces written ahead of the client: the memory a slow reader can hold
 /// (16 MB; the whole reply was held before). Fewer made the writer wait
 /// on the client piece by piece, each wait a wake-up: with 4, a
 /// 1,000-series reply was no faster than written whole on this 2-core
 /// box; with 64, about 20 ms faster (out of 130).
-const JSON_PIECES_AHEAD: usize = 64;
+const PIECES_AHEAD: usize = 64;
 
-/// What a render produced: a reply, or the rest of a json reply that is
-/// still to be written (its first piece is already).
+/// Points of one series per csv piece (a line is about 40 bytes).
+const CSV_POINTS: usize = 4096;
+
+/// A reply written piece by piece as the client takes it.
+type Pieces = Box<dyn Iterator<Item = String> + Send>;
+
+/// What a render produced: a reply, or a text reply of more than
+/// [`PIECE_BYTES`]: its content type, its first piece, and the rest, still
+/// to be written.
 enum Rendered {
     Reply(Response),
-    Streamed(String, text::JsonPieces),
+    Streamed(&'static str, String, Pieces),
+}
+
+/// A text reply from its pieces: whole, with its length, when it is
+/// smaller than a piece; else streamed (json, jsonp, csv and raw replies
+/// can be as large as the points cap allows: 50 M points are gigabytes).
+fn piecewise(
+    content_type: &'static str,
+    pieces: impl Iterator<Item = String> + Send + 'static,
+) -> Rendered {
+    let mut pieces = pieces.peekable();
+    let mut first = String::new();
+    while first.len() < PIECE_BYTES {
+        match pieces.next() {
+            Some(p) => first.push_str(&p),
+            None => break,
+        }
+    }
+    if pieces.peek().is_none() {
+        return Rendered::Reply(([(header::CONTENT_TYPE, content_type)], first).into_response());
+    }
+    Rendered::Streamed(content_type, first, Box::new(pieces))
+}
+
+/// `format=csv` (each series cut every [`CSV_POINTS`] points, its lines
+/// being independent) or `format=raw` (a series per piece: one line).
+struct TextPieces {
+    all: std::vec::IntoIter<Series>,
+    current: Option<(Series, usize)>,
+    tz: chrono_tz::Tz,
+    csv: bool,
+}
+
+impl Iterator for TextPieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let (s, at) = match self.current.take() {
+            Some(c) => c,
+            None => (self.all.next()?, 0),
+        };
+        if !self.csv {
+            return Some(text::raw(std::slice::from_ref(&s)));
+        }
+        let end = (at + CSV_POINTS).min(s.values.len());
+        let mut part = Series::new(
+            &s.name,
+            s.start + at as i64 * s.step,
+            s.end,
+            s.step,
+            s.values[at..end].to_vec(),
+        );
+        part.end = s.end;
+        let text = text::csv(std::slice::from_ref(&part), &self.tz);
+        if end < s.values.len() {
+            self.current = Some((s, end));
+        }
+        Some(text)
+    }
 }
 
 /// Most targets one render request may name: a dashboard panel names a
@@ -119,8 +184,8 @@ async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
         .run(request.clone(), move |slot| render_blocking(&st2, &p, slot))
         .await;
     let reply = match r {
-        Ok((Rendered::Streamed(first, rest), slot)) => {
-            return Ok(stream_json(st, started, first, rest, slot, request))
+        Ok((Rendered::Streamed(ctype, first, rest), slot)) => {
+            return Ok(stream(st, started, ctype, first, rest, slot, request))
         }
         Ok((Rendered::Reply(reply), _slot)) => Ok(reply),
         Err(e) => Err(e),
@@ -129,23 +194,24 @@ async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
     reply
 }
 
-/// A json reply of more than one piece, sent as it is written: the first
-/// piece at once, the rest from a blocking task up to [`JSON_PIECES_AHEAD`]
+/// A reply of more than one piece, sent as it is written: the first
+/// piece at once, the rest from a blocking task up to [`PIECES_AHEAD`]
 /// pieces ahead of the client (which may start reading 31 MB while most of
 /// it is still to be written). The writer keeps the request's render slot
 /// until the last piece is handed over, and stops at the request's
 /// deadline (a client too slow to take the reply by then gets a cut
 /// reply, marked as an error, not as the end). The render latency counts
 /// until the last piece is written.
-fn stream_json(
+fn stream(
     st: Arc<HttpState>,
     started: std::time::Instant,
+    content_type: &'static str,
     first: String,
-    rest: text::JsonPieces,
+    rest: Pieces,
     slot: super::gate::Slot,
     request: String,
 ) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(JSON_PIECES_AHEAD);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIECES_AHEAD);
     // The channel is empty: the first piece always fits.
     let _ = tx.try_send(Bytes::from(first));
     // Set when the writer stops before the end: the client must not take
@@ -172,7 +238,7 @@ fn stream_json(
         let failed = match written {
             Ok(Ok(())) => None,
             Ok(Err(why)) => {
-                tracing::warn!(request = %request, "json reply cut: {why}");
+                tracing::warn!(request = %request, "reply cut: {why}");
                 Some(why)
             }
             Err(panic) => Some(super::gate::panicked(&request, &*panic).to_string()),
@@ -199,7 +265,7 @@ fn stream_json(
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }));
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn render_blocking(
@@ -286,36 +352,30 @@ fn render_blocking(
         })
         .transpose()?;
     let no_null_points = p.flag("noNullPoints");
-    let reply = match format {
+    let json = |series| text::JsonPieces::new(series, max_points, no_null_points, PIECE_BYTES);
+    let text = |series: Vec<Series>, csv| TextPieces {
+        all: series.into_iter(),
+        current: None,
+        tz,
+        csv,
+    };
+    Ok(match format {
         "json" => match super::reply::jsonp(p)? {
-            Some(cb) => super::reply::javascript(format!(
-                "{cb}({})",
-                text::json(&series, max_points, no_null_points)
-            )),
-            None => {
-                let mut pieces =
-                    text::JsonPieces::new(series, max_points, no_null_points, JSON_PIECE_BYTES);
-                let first = pieces.next().unwrap_or_default();
-                if !pieces.is_finished() {
-                    return Ok(Rendered::Streamed(first, pieces));
-                }
-                // One piece: a plain reply, with its length.
-                ([(header::CONTENT_TYPE, "application/json")], first).into_response()
+            Some(cb) => {
+                let open = std::iter::once(format!("{cb}("));
+                let close = std::iter::once(")".to_string());
+                piecewise("text/javascript", open.chain(json(series)).chain(close))
             }
+            None => piecewise("application/json", json(series)),
         },
-        "csv" => (
-            [(header::CONTENT_TYPE, "text/csv")],
-            text::csv(&series, &tz),
-        )
-            .into_response(),
-        "raw" => ([(header::CONTENT_TYPE, "text/plain")], text::raw(&series)).into_response(),
+        "csv" => piecewise("text/csv", text(series, true)),
+        "raw" => piecewise("text/plain", text(series, false)),
         other => {
             return Err(ApiError::BadRequest(format!(
                 "format {other:?} is not one of png, svg, json, csv, raw"
             )))
         }
-    };
-    Ok(Rendered::Reply(reply))
+    })
 }
 
 /// `format=png|svg`, with the stored events that `events=<tags>` names
