@@ -77,6 +77,11 @@ impl Gate {
         self.max
     }
 
+    /// `render_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs `work` on a blocking thread once a slot is free, as described
     /// in the module doc. `request` says what was asked (the targets, the
     /// query) for the log if the work panics. Gives back the slot with the

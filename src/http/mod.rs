@@ -3,6 +3,7 @@
 //! the query stage and the encoders; [`error`] is the one place that turns
 //! errors into status codes.
 
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod gate;
@@ -116,6 +117,11 @@ pub fn start(
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 };
+                // A request is answered within render_timeout; a connection
+                // silent past that (and a margin) sends no whole request or
+                // reads no reply.
+                let idle = state.gate.timeout() + Duration::from_secs(10);
+                let listener = conn::Bounded::new(listener, conn::MAX_CONNECTIONS, idle);
                 if let Err(e) = axum::serve(listener, router(state))
                     .with_graceful_shutdown(stop)
                     .await
