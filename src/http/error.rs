@@ -54,6 +54,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (status, format!("{self}\n")).into_response()
+        let mut r = (status, format!("{self}\n")).into_response();
+        if let ApiError::Busy(_) = self {
+            // The wait for a slot is a second; so is a retry's.
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        r
     }
 }

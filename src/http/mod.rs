@@ -786,8 +786,15 @@ mod tests {
             "/metrics/find?query=servers.*",
             "/tags",
         ] {
-            let (s, body) = send(app.clone(), Request::get(uri).body(Body::empty()).unwrap()).await;
-            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
+            let r = app
+                .clone()
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+            assert_eq!(r.headers()[header::RETRY_AFTER], "1", "{uri}");
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            let body = String::from_utf8_lossy(&body);
             assert!(body.contains("max_concurrent_renders"), "{uri}: {body}");
         }
         render::test_hook::release("saturate");
