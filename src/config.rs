@@ -77,6 +77,24 @@ pub struct ServerConfig {
     pub max_series_per_request: usize,
     /// Points one render request may read; more is a 422.
     pub max_points_per_request: usize,
+    /// How long one HTTP request (render, find, expand, tag listing) may
+    /// take, its reply included; past it, a 503 naming `render_timeout`.
+    #[serde(with = "duration_str")]
+    pub render_timeout: Duration,
+    /// Renders (and finds, expands, tag listings) worked on at once; more
+    /// wait up to a second for a slot, then get a 503. 0 means twice the
+    /// CPU cores.
+    pub max_concurrent_renders: usize,
+}
+
+impl ServerConfig {
+    /// `max_concurrent_renders`, with 0 resolved to twice the CPU cores.
+    pub fn concurrent_renders(&self) -> usize {
+        match self.max_concurrent_renders {
+            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -98,6 +116,8 @@ impl Default for ServerConfig {
             time_zone: "UTC".to_string(),
             max_series_per_request: 100_000,
             max_points_per_request: 50_000_000,
+            render_timeout: Duration::from_secs(30),
+            max_concurrent_renders: 0,
         }
     }
 }
@@ -393,6 +413,11 @@ impl Config {
         if s.max_timer_samples == 0 {
             return Err(ConfigError::Invalid(
                 "statsd.max_timer_samples must be at least 1".into(),
+            ));
+        }
+        if self.server.render_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.render_timeout must be more than 0".into(),
             ));
         }
         if self.server.max_packet_size < 512 || self.server.max_packet_size > 65536 {

@@ -256,6 +256,10 @@ impl Daemon {
                         .unwrap_or(chrono_tz::Tz::UTC),
                     telemetry: telemetry.clone(),
                     render_latency: Default::default(),
+                    gate: crate::http::gate::Gate::new(
+                        cfg.server.concurrent_renders(),
+                        cfg.server.render_timeout,
+                    ),
                 });
                 Some(crate::http::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
             }

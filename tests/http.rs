@@ -118,3 +118,103 @@ fn deploy_events_from_the_command_line() {
     assert_eq!(v[0]["data"], "r36790");
     assert_eq!(v[0]["when"].as_i64().unwrap().to_string(), when);
 }
+
+/// One request written as given (`Connection: close`), and the reply's
+/// status line, headers (lowercased) and body as the server sent them.
+fn raw_request(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    use std::io::Read;
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The server may answer (and close) before it has read all of a
+    // request it refuses; what it answered is what counts.
+    let _ = c.write_all(request);
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The HTTP boundary's bounds, over a real socket: hostile requests are
+/// refused with a 4xx that names what was wrong, and the daemon goes on
+/// answering.
+#[test]
+fn hostile_requests_get_4xx_and_the_daemon_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &Options::new("1s")
+            .server("render_timeout = \"10s\"")
+            .server("max_concurrent_renders = 2"),
+    );
+    let get_req = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+    };
+    // A script as the jsonp callback is refused, and every reply says nosniff.
+    let (s, head, body) = raw_request(
+        d.http,
+        &get_req(
+            "/render?target=a.b&format=json&jsonp=%3Cscript%3Ealert(1)%3C/script%3E",
+            "",
+        ),
+    );
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body.contains("jsonp") && !body.contains("<script>"),
+        "{body}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let (s, head, body) = raw_request(
+        d.http,
+        &get_req("/render?target=a.b&format=json&from=-1h&jsonp=cb", ""),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert_eq!(body, "cb([])");
+    // A query string of a megabyte.
+    let long = format!("/render?target={}", "a".repeat(1 << 20));
+    let (s, _, _) = raw_request(d.http, &get_req(&long, ""));
+    assert!((400..500).contains(&s), "{s}");
+    // Too many headers.
+    let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (s, _, _) = raw_request(d.http, &get_req("/health", &many));
+    assert!((400..500).contains(&s), "{s}");
+    // A POST body past the limit.
+    let big = "a".repeat(3 << 20);
+    let post = format!(
+        "POST /render HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\ntarget={big}",
+        big.len() + 7
+    );
+    let (s, _, body) = raw_request(d.http, post.as_bytes());
+    assert_eq!(s, 413, "{body}");
+    // Too many targets, in a body under the limit.
+    let targets = "&target=a.b".repeat(600);
+    let post = format!(
+        "POST /render HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\nformat=json{targets}",
+        targets.len() + 11
+    );
+    let (s, _, body) = raw_request(d.http, post.as_bytes());
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("target"), "{body}");
+    // Bad numbers that reach the encoders.
+    for (q, name) in [
+        ("maxDataPoints=-3", "maxDataPoints"),
+        ("format=png&width=100000", "width"),
+        ("format=png&height=0", "height"),
+        ("xFilesFactor=7", "xFilesFactor"),
+    ] {
+        let (s, _, body) = raw_request(
+            d.http,
+            &get_req(&format!("/render?target=a.b&format=json&{q}"), ""),
+        );
+        assert_eq!(s, 400, "{q}: {body}");
+        assert!(body.contains(name), "{q}: {body}");
+    }
+    let (s, _, body) = raw_request(d.http, &get_req("/health", ""));
+    assert_eq!((s, body.as_str()), (200, "ok\n"));
+}

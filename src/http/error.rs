@@ -21,6 +21,16 @@ pub enum ApiError {
     NotFound(String),
     #[error("the store cannot serve this now: {0}")]
     Unavailable(String),
+    /// Every render slot is taken and the wait for one ran out
+    /// (`max_concurrent_renders`).
+    #[error("{0}")]
+    Busy(String),
+    /// A reply that would be larger than a cap allows.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Our bug (a panic in a handler's work): logged with the request.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -28,7 +38,10 @@ impl ApiError {
         match self {
             ApiError::Query(QueryError::TooMuch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Query(QueryError::Store(_) | QueryError::Deadline(_))
-            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::Unavailable(_)
+            | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {
@@ -41,6 +54,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (status, format!("{self}\n")).into_response()
+        let mut r = (status, format!("{self}\n")).into_response();
+        if let ApiError::Busy(_) = self {
+            // The wait for a slot is a second; so is a retry's.
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        r
     }
 }

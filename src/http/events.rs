@@ -87,6 +87,7 @@ pub async fn get_data(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
+    let callback = super::reply::jsonp(&p)?;
     let now = unix_now() as i64;
     let tz = match p.get("tz") {
         Some(n) => crate::query::time::zone(n)?,
@@ -115,11 +116,7 @@ pub async fn get_data(
         .query(from, until, &tags, set)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let body = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
-    let body = match p.get("jsonp") {
-        Some(cb) => format!("{cb}({body})"),
-        None => body,
-    };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(super::reply::json(body, callback))
 }
 
 pub async fn delete(

@@ -3,10 +3,13 @@
 //! the query stage and the encoders; [`error`] is the one place that turns
 //! errors into status codes.
 
+pub mod conn;
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod ops;
 pub mod render;
+pub mod reply;
 pub mod tags;
 
 use std::net::TcpListener;
@@ -31,7 +34,14 @@ pub struct HttpState {
     pub default_tz: chrono_tz::Tz,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub render_latency: ops::RenderLatency,
+    /// The bound on concurrent renders and their deadline.
+    pub gate: gate::Gate,
 }
+
+/// The largest request body read (a POSTed render form, an event): what
+/// graphite-web's Django reads by default (2.5 MB), rounded down. Past it,
+/// a 413.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
 
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
@@ -69,6 +79,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/version", get(|| async { "1.1.10" }))
         .route("/version/", get(|| async { "1.1.10" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(reply::nosniff))
         .with_state(state)
 }
 
@@ -79,8 +91,12 @@ pub fn start(
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
+    // Every blocking task holds a render slot (http::gate), so the pool
+    // never needs more threads than there are slots; tokio's default
+    // would let it grow to 512.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(state.gate.max())
         .thread_name("http")
         .enable_io()
         .enable_time()
@@ -101,6 +117,11 @@ pub fn start(
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 };
+                // A request is answered within render_timeout; a connection
+                // silent past that (and a margin) sends no whole request or
+                // reads no reply.
+                let idle = state.gate.timeout() + Duration::from_secs(10);
+                let listener = conn::Bounded::new(listener, conn::MAX_CONNECTIONS, idle);
                 if let Err(e) = axum::serve(listener, router(state))
                     .with_graceful_shutdown(stop)
                     .await
@@ -124,10 +145,28 @@ mod tests {
     const NOW: i64 = 1_795_314_600;
 
     fn app() -> Router {
-        app_with_max_series(2)
+        app_with(
+            Limits {
+                max_series: 2,
+                max_points: 1_000_000,
+                deadline: None,
+            },
+            gate::Gate::new(4, Duration::from_secs(30)),
+        )
     }
 
     fn app_with_max_series(max_series: usize) -> Router {
+        app_with(
+            Limits {
+                max_series,
+                max_points: 1_000_000,
+                deadline: None,
+            },
+            gate::Gate::new(4, Duration::from_secs(30)),
+        )
+    }
+
+    fn app_with(limits: Limits, gate: gate::Gate) -> Router {
         let store = Store::in_memory(&StorageConfig::default()).unwrap();
         let names = [
             "servers.web1.cpu.user",
@@ -154,14 +193,11 @@ mod tests {
             events,
             api_token: Some("s3cret".into()),
             store,
-            limits: Limits {
-                max_series,
-                max_points: 1_000_000,
-                deadline: None,
-            },
+            limits,
             default_tz: chrono_tz::Tz::UTC,
             telemetry: Arc::new(crate::telemetry::Telemetry::new()),
             render_latency: Default::default(),
+            gate,
         }))
     }
 
@@ -231,6 +267,58 @@ mod tests {
             .await
             .unwrap();
         assert!(small.headers().get(header::CONTENT_LENGTH).is_some());
+    }
+
+    /// csv and raw replies as large as a json one are streamed too, and
+    /// hold every point, in order, once.
+    #[tokio::test]
+    async fn large_csv_and_raw_replies_are_streamed_whole() {
+        let q = format!(
+            "/render?target=servers.*.cpu.user&from={}&until={NOW}&now={NOW}",
+            NOW - 365 * 86400
+        );
+        let (_, json) = get(&format!("{q}&format=json")).await;
+        let json = parse_json(&json);
+        let points = |i: usize| json[i]["datapoints"].as_array().unwrap().len();
+        for format in ["csv", "raw"] {
+            let r = app()
+                .oneshot(
+                    Request::get(format!("{q}&format={format}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(
+                r.headers().get(header::CONTENT_LENGTH).is_none(),
+                "{format}"
+            );
+            let body = axum::body::to_bytes(r.into_body(), 1 << 26).await.unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.len() > 256 << 10, "{format}: {}", body.len());
+            if format == "raw" {
+                let lines: Vec<&str> = body.lines().collect();
+                assert_eq!(lines.len(), 2);
+                for (i, l) in lines.iter().enumerate() {
+                    let (_, values) = l.split_once('|').unwrap();
+                    assert_eq!(values.split(',').count(), points(i), "{l:.80}");
+                }
+                continue;
+            }
+            for (i, name) in ["servers.web1.cpu.user", "servers.web2.cpu.user"]
+                .into_iter()
+                .enumerate()
+            {
+                let stamps: Vec<&str> = body
+                    .split("\r\n")
+                    .filter(|l| l.starts_with(&format!("{name},")))
+                    .map(|l| l.split(',').nth(1).unwrap())
+                    .collect();
+                assert_eq!(stamps.len(), points(i), "{name}");
+                assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{name}");
+            }
+        }
     }
 
     #[tokio::test]
@@ -361,6 +449,12 @@ mod tests {
 
     #[tokio::test]
     async fn tags_and_series_by_tag() {
+        let app = app_with(
+            Limits::default(),
+            gate::Gate::new(4, Duration::from_secs(30)),
+        );
+        let get =
+            |uri: &'static str| send(app.clone(), Request::get(uri).body(Body::empty()).unwrap());
         let (_, body) = get("/tags").await;
         assert_eq!(body, r#"[{"tag":"dc"},{"tag":"host"},{"tag":"name"}]"#);
         let (_, body) = get("/tags/host").await;
@@ -379,7 +473,13 @@ mod tests {
             NOW - 60,
             NOW - 30
         );
-        let (s, body) = get(&format!("/render?target=seriesByTag('name=disk.used')&{w}")).await;
+        let (s, body) = send(
+            app,
+            Request::get(format!("/render?target=seriesByTag('name=disk.used')&{w}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{body}");
         let v = parse_json(&body);
         assert_eq!(v[0]["target"], "disk.used;dc=east;host=web1");
@@ -606,13 +706,318 @@ mod tests {
         );
         let (_, body) = get("/metrics/expand?query=servers.web1.*&leavesOnly=1").await;
         assert_eq!(body, r#"{"results":[]}"#);
-        let (_, body) = get(
+        // Three paths: past the app's cap of 2 (counted over all queries).
+        let grouped = Request::get(
             "/metrics/expand?query=servers.*.cpu.user&query=servers.web1.cpu.idle&groupByExpr=1",
         )
-        .await;
+        .body(Body::empty())
+        .unwrap();
+        let (_, body) = send(app_with_max_series(3), grouped).await;
         assert_eq!(
             body,
             r#"{"results":{"servers.*.cpu.user":["servers.web1.cpu.user","servers.web2.cpu.user"],"servers.web1.cpu.idle":["servers.web1.cpu.idle"]}}"#
         );
+    }
+
+    /// Status, content type, nosniff header and body of one request.
+    async fn get_with_headers(app: Router, uri: &str) -> (StatusCode, String, bool, String) {
+        let r = app
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status();
+        let header = |h| {
+            r.headers()
+                .get(h)
+                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let ctype = header(header::CONTENT_TYPE);
+        let nosniff = header(header::X_CONTENT_TYPE_OPTIONS) == "nosniff";
+        let body = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
+        (
+            status,
+            ctype,
+            nosniff,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// Every endpoint that wraps its reply in a `jsonp` callback takes
+    /// only a (dotted) JavaScript identifier, and serves the wrapped reply
+    /// as JavaScript that the browser may not sniff as anything else.
+    #[tokio::test]
+    async fn jsonp_callbacks_are_identifiers_or_a_400() {
+        let w = format!("from={}&until={NOW}&now={NOW}", NOW - 60);
+        let endpoints = [
+            format!("/render?target=servers.web1.cpu.idle&format=json&{w}"),
+            format!("/render?target=servers.web1.cpu.idle&format=svg&{w}"),
+            "/metrics/find?query=servers.*".to_string(),
+            "/metrics/expand?query=servers.*".to_string(),
+            "/events/get_data?from=-1h".to_string(),
+            "/functions?group=Combine".to_string(),
+            "/functions/scale?type=series".to_string(),
+        ];
+        for e in &endpoints {
+            for bad in [
+                "%3Cscript%3Ealert(1)%3C/script%3E",
+                "alert(1)",
+                "1cb",
+                "a..b",
+                "cb%0A",
+                &"x".repeat(200),
+            ] {
+                let (s, _, nosniff, body) =
+                    get_with_headers(app(), &format!("{e}&jsonp={bad}")).await;
+                assert_eq!(s, StatusCode::BAD_REQUEST, "{e} {bad}: {body}");
+                assert!(body.contains("jsonp"), "{e}: {body}");
+                assert!(!body.contains("<script>") && nosniff, "{e}: {body}");
+            }
+            let (s, ctype, nosniff, body) =
+                get_with_headers(app(), &format!("{e}&jsonp=ns.cb_1$")).await;
+            assert_eq!(s, StatusCode::OK, "{e}: {body}");
+            assert_eq!(ctype, "text/javascript", "{e}");
+            assert!(nosniff, "{e}");
+            assert!(
+                body.starts_with("ns.cb_1$(") && body.ends_with(')'),
+                "{e}: {body}"
+            );
+            let (s, ctype, nosniff, _) = get_with_headers(app(), e).await;
+            assert_eq!(s, StatusCode::OK, "{e}");
+            assert_ne!(ctype, "text/javascript", "{e}");
+            assert!(nosniff, "{e}");
+        }
+    }
+
+    /// A panic in a request's work is our bug: a 500 that says so, never
+    /// a 400 blaming the request; the server goes on serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_work_is_a_500() {
+        for uri in [
+            "/render?target=test.panic&format=json",
+            "/render?target=test.panic&format=png",
+            "/metrics/find?query=test.panic",
+            "/metrics/expand?query=test.panic",
+        ] {
+            let (s, body) = get(uri).await;
+            assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {body}");
+            assert!(body.contains("a bug"), "{uri}: {body}");
+        }
+        let (s, _) = get("/render?target=servers.web1.cpu.idle&format=json").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    /// With every render slot taken by slow work, `/health` and
+    /// `/metrics` still answer, and a render past the limit is a 503
+    /// naming it once its short wait for a slot runs out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saturated_renders_leave_health_and_metrics_answering() {
+        let app = app_with(
+            Limits::default(),
+            gate::Gate::new(2, Duration::from_secs(60)),
+        );
+        let slow: Vec<_> = ["json", "png"]
+            .into_iter()
+            .map(|f| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let uri = format!("/render?target=test.block.saturate&format={f}");
+                    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+                })
+            })
+            .collect();
+        tokio::task::spawn_blocking(|| render::test_hook::wait_entered("saturate", 2))
+            .await
+            .unwrap();
+        let (s, body) = send(
+            app.clone(),
+            Request::get("/health").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
+        let (s, body) = send(
+            app.clone(),
+            Request::get("/metrics").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("rollupd_store_series 4"), "{body}");
+        for uri in [
+            "/render?target=servers.web1.cpu.idle&format=json",
+            "/metrics/find?query=servers.*",
+            "/tags",
+        ] {
+            let r = app
+                .clone()
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+            assert_eq!(r.headers()[header::RETRY_AFTER], "1", "{uri}");
+            let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(body.contains("max_concurrent_renders"), "{uri}: {body}");
+        }
+        render::test_hook::release("saturate");
+        for r in slow {
+            let (s, body) = r.await.unwrap();
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
+        let (s, _) = send(
+            app,
+            Request::get("/render?target=servers.web1.cpu.idle&format=json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    /// Work still running at the request's deadline is answered with a 503
+    /// naming `render_timeout`, and keeps its slot until it stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_render_past_its_deadline_is_a_503() {
+        let app = app_with(
+            Limits::default(),
+            gate::Gate::new(2, Duration::from_millis(300)),
+        );
+        for uri in [
+            "/render?target=test.block.late&format=json",
+            "/metrics/find?query=test.block.late",
+        ] {
+            let (s, body) = send(app.clone(), Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
+            assert!(body.contains("render_timeout"), "{uri}: {body}");
+        }
+        // Both slots are still held by the work that overran.
+        let (s, body) = get_from(&app, "/render?target=servers.web1.cpu.idle&format=json").await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("max_concurrent_renders"), "{body}");
+        render::test_hook::release("late");
+    }
+
+    async fn get_from(app: &Router, uri: &str) -> (StatusCode, String) {
+        send(app.clone(), Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn request_bounds_are_4xx_naming_the_parameter() {
+        let w = "format=json&from=-1h";
+        let many = "&target=servers.web1.cpu.idle".repeat(render::MAX_TARGETS + 1);
+        for (uri, status, names) in [
+            (format!("/render?{w}{many}"), 400, "target"),
+            (
+                format!("/render?{w}&target=a.b&maxDataPoints=nan"),
+                400,
+                "maxDataPoints",
+            ),
+            (
+                format!("/render?{w}&target=a.b&maxDataPoints=-1"),
+                400,
+                "maxDataPoints",
+            ),
+            (
+                format!("/render?{w}&target=a.b&maxDataPoints=0"),
+                400,
+                "maxDataPoints",
+            ),
+            (
+                format!("/render?{w}&target=a.b&xFilesFactor=2"),
+                400,
+                "xFilesFactor",
+            ),
+            (
+                format!("/render?{w}&target=a.b&xFilesFactor=nan"),
+                400,
+                "xFilesFactor",
+            ),
+            ("/tags?limit=lots".to_string(), 400, "limit"),
+            ("/tags/host?limit=-1".to_string(), 400, "limit"),
+            // The test app's cap is 2 series.
+            ("/tags".to_string(), 422, "max_series_per_request"),
+            (
+                "/tags/autoComplete/tags".to_string(),
+                200,
+                "[\"dc\",\"host\",\"name\"]",
+            ),
+            (
+                "/metrics/find?query=servers.*.cpu.*".to_string(),
+                422,
+                "max_series_per_request",
+            ),
+            (
+                "/metrics/expand?query=servers.web1.cpu.*&query=servers.web2.cpu.*".to_string(),
+                422,
+                "max_series_per_request",
+            ),
+            (
+                "/tags?limit=2".to_string(),
+                200,
+                "[{\"tag\":\"dc\"},{\"tag\":\"host\"}]",
+            ),
+        ] {
+            let (s, body) = get(&uri).await;
+            assert_eq!(s.as_u16(), status, "{uri}: {body}");
+            assert!(body.contains(names), "{uri}: {body}");
+        }
+        // maxDataPoints past any count is no limit, not a wrapped number.
+        let (s, body) = get(&format!(
+            "/render?target=servers.web1.cpu.idle&format=json&from={}&until={}&now={NOW}&maxDataPoints=1e300",
+            NOW - 60,
+            NOW - 30
+        ))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            parse_json(&body)[0]["datapoints"].as_array().unwrap().len(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_body_past_the_limit_is_a_413() {
+        let form = format!("target={}", "a".repeat(MAX_BODY_BYTES));
+        for uri in ["/render", "/metrics/find", "/events/"] {
+            let req = Request::post(uri)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", "Bearer s3cret")
+                .body(Body::from(form.clone()))
+                .unwrap();
+            let (s, body) = send(app(), req).await;
+            assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{uri}: {body}");
+        }
+        let ok = Request::post("/render")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("target=servers.web1.cpu.idle&format=json"))
+            .unwrap();
+        assert_eq!(send(app(), ok).await.0, StatusCode::OK);
+    }
+
+    /// No cross-origin reads: no CORS header is ever sent, and a
+    /// preflight is refused (browsers then keep other origins' scripts
+    /// from reading replies; JSONP is the one opt-in, checked above).
+    #[tokio::test]
+    async fn no_cross_origin_reads() {
+        let req = Request::get("/render?target=servers.web1.cpu.idle&format=json")
+            .header("origin", "http://evil.example")
+            .body(Body::empty())
+            .unwrap();
+        let r = app().oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r
+            .headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-")));
+        let pre = Request::options("/events/")
+            .header("origin", "http://evil.example")
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .unwrap();
+        let r = app().oneshot(pre).await.unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert!(r
+            .headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-")));
     }
 }

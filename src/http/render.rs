@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::HttpState;
 use crate::events::store::{split_tags, TagSet};
-use crate::query::eval::{evaluate, Context};
+use crate::query::eval::{evaluate, Context, Limits, QueryError};
 use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
 use crate::render::image::{self, GraphOptions};
@@ -68,74 +68,209 @@ pub async fn render_post(
     render(st, Params::from_parts(q, form)?).await
 }
 
-/// A json reply's piece size: large enough that the pieces cost little
-/// (to write, to send, and to Python's chunked reader), small enough that
-/// the client reads the first while the rest is written.
-const JSON_PIECE_BYTES: usize = 256 << 10;
+/// A reply's piece size: large enough that the pieces cost little (to
+/// write, to send, and to Python's chunked reader), small enough that the
+/// client reads the first while the rest is written.
+const PIECE_BYTES: usize = 256 << 10;
 
 /// Pieces written ahead of the client: the memory a slow reader can hold
 /// (16 MB; the whole reply was held before). Fewer made the writer wait
 /// on the client piece by piece, each wait a wake-up: with 4, a
 /// 1,000-series reply was no faster than written whole on this 2-core
 /// box; with 64, about 20 ms faster (out of 130).
-const JSON_PIECES_AHEAD: usize = 64;
+const PIECES_AHEAD: usize = 64;
 
-/// What a render produced: a reply, or the rest of a json reply that is
-/// still to be written (its first piece is already).
+/// Points of one series per csv piece (a line is about 40 bytes).
+const CSV_POINTS: usize = 4096;
+
+/// A reply written piece by piece as the client takes it.
+type Pieces = Box<dyn Iterator<Item = String> + Send>;
+
+/// What a render produced: a reply, or a text reply of more than
+/// [`PIECE_BYTES`]: its content type, its first piece, and the rest, still
+/// to be written.
 enum Rendered {
     Reply(Response),
-    Streamed(String, text::JsonPieces),
+    Streamed(&'static str, String, Pieces),
+}
+
+/// A text reply from its pieces: whole, with its length, when it is
+/// smaller than a piece; else streamed (json, jsonp, csv and raw replies
+/// can be as large as the points cap allows: 50 M points are gigabytes).
+fn piecewise(
+    content_type: &'static str,
+    pieces: impl Iterator<Item = String> + Send + 'static,
+) -> Rendered {
+    let mut pieces = pieces.peekable();
+    let mut first = String::new();
+    while first.len() < PIECE_BYTES {
+        match pieces.next() {
+            Some(p) => first.push_str(&p),
+            None => break,
+        }
+    }
+    if pieces.peek().is_none() {
+        return Rendered::Reply(([(header::CONTENT_TYPE, content_type)], first).into_response());
+    }
+    Rendered::Streamed(content_type, first, Box::new(pieces))
+}
+
+/// `format=csv` (each series cut every [`CSV_POINTS`] points, its lines
+/// being independent) or `format=raw` (a series per piece: one line).
+struct TextPieces {
+    all: std::vec::IntoIter<Series>,
+    current: Option<(Series, usize)>,
+    tz: chrono_tz::Tz,
+    csv: bool,
+}
+
+impl Iterator for TextPieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let (s, at) = match self.current.take() {
+            Some(c) => c,
+            None => (self.all.next()?, 0),
+        };
+        if !self.csv {
+            return Some(text::raw(std::slice::from_ref(&s)));
+        }
+        let end = (at + CSV_POINTS).min(s.values.len());
+        let mut part = Series::new(
+            &s.name,
+            s.start + at as i64 * s.step,
+            s.end,
+            s.step,
+            s.values[at..end].to_vec(),
+        );
+        part.end = s.end;
+        let text = text::csv(std::slice::from_ref(&part), &self.tz);
+        if end < s.values.len() {
+            self.current = Some((s, end));
+        }
+        Some(text)
+    }
+}
+
+/// Most targets one render request may name: a dashboard panel names a
+/// few; each target is parsed and walks the index before any cap on what
+/// it reads applies.
+pub const MAX_TARGETS: usize = 500;
+
+/// What a request asked for, for the log: its targets (or query), cut.
+fn request_label(p: &Params, key: &str) -> String {
+    let all: Vec<&str> = p.all(key).collect();
+    super::reply::shorten(&format!("{key}={}", all.join(&format!(" {key}="))))
 }
 
 async fn render(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
+    // What can be refused without work is refused before a slot is taken.
+    super::reply::jsonp(&p)?;
+    let targets = p.all("target").count();
+    if targets > MAX_TARGETS {
+        return Err(ApiError::BadRequest(format!(
+            "target is given {targets} times; at most {MAX_TARGETS} targets per request"
+        )));
+    }
+    let request = request_label(&p, "target");
     let st2 = st.clone();
-    let r = tokio::task::spawn_blocking(move || render_blocking(&st2, &p))
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("render task failed: {e}")))?;
+    let r = st
+        .gate
+        .run(request.clone(), move |slot| render_blocking(&st2, &p, slot))
+        .await;
     let reply = match r {
-        Ok(Rendered::Streamed(first, rest)) => return Ok(stream_json(st, started, first, rest)),
-        Ok(Rendered::Reply(reply)) => Ok(reply),
+        Ok((Rendered::Streamed(ctype, first, rest), slot)) => {
+            return Ok(stream(st, started, ctype, first, rest, slot, request))
+        }
+        Ok((Rendered::Reply(reply), _slot)) => Ok(reply),
         Err(e) => Err(e),
     };
     st.render_latency.observe(started.elapsed());
     reply
 }
 
-/// A json reply of more than one piece, sent as it is written: the first
-/// piece at once, the rest from a blocking task up to [`JSON_PIECES_AHEAD`]
+/// A reply of more than one piece, sent as it is written: the first
+/// piece at once, the rest from a blocking task up to [`PIECES_AHEAD`]
 /// pieces ahead of the client (which may start reading 31 MB while most of
-/// it is still to be written). The render latency counts until the last
-/// piece is written.
-fn stream_json(
+/// it is still to be written). The writer keeps the request's render slot
+/// until the last piece is handed over, and stops at the request's
+/// deadline (a client too slow to take the reply by then gets a cut
+/// reply, marked as an error, not as the end). The render latency counts
+/// until the last piece is written.
+fn stream(
     st: Arc<HttpState>,
     started: std::time::Instant,
+    content_type: &'static str,
     first: String,
-    rest: text::JsonPieces,
+    rest: Pieces,
+    slot: super::gate::Slot,
+    request: String,
 ) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(JSON_PIECES_AHEAD);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIECES_AHEAD);
     // The channel is empty: the first piece always fits.
-    let _ = tx.try_send(Ok(Bytes::from(first)));
+    let _ = tx.try_send(Bytes::from(first));
+    // Set when the writer stops before the end: the client must not take
+    // a cut reply for a whole one.
+    let cut = Arc::new(std::sync::Mutex::new(None::<String>));
+    let cut_w = cut.clone();
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for piece in rest {
-                if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
-                    return; // the client went away
+                let sent = rt.block_on(tokio::time::timeout_at(
+                    slot.deadline.into(),
+                    tx.send(Bytes::from(piece)),
+                ));
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Ok(()), // the client went away
+                    Err(_) => return Err(QueryError::Deadline(slot.timeout).to_string()),
                 }
+                slot.check().map_err(|e| e.to_string())?;
             }
+            Ok(())
         }));
-        if written.is_err() {
-            // An error, not the end of the stream: the client must not
-            // take a cut reply for a whole one.
-            let _ = tx.blocking_send(Err(std::io::Error::other("json writer panicked")));
+        let failed = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => {
+                tracing::warn!(request = %request, "reply cut: {why}");
+                Some(why)
+            }
+            Err(panic) => Some(super::gate::panicked(&request, &*panic).to_string()),
+        };
+        if let Ok(mut c) = cut_w.lock() {
+            *c = failed;
         }
+        drop(tx);
+        drop(slot);
         st.render_latency.observe(started.elapsed());
     });
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let mut ended = false;
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(b)) => std::task::Poll::Ready(Some(Ok(b))),
+            std::task::Poll::Ready(None) => {
+                ended = true;
+                let why = cut.lock().ok().and_then(|mut c| c.take());
+                std::task::Poll::Ready(why.map(|w| Err(std::io::Error::other(w))))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }));
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
+fn render_blocking(
+    st: &HttpState,
+    p: &Params,
+    slot: &super::gate::Slot,
+) -> Result<Rendered, ApiError> {
+    #[cfg(test)]
+    test_hook::on_render(p);
     let tz = match p.get("tz") {
         Some(name) => zone(name)?,
         None => st.default_tz,
@@ -154,9 +289,15 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         (from, until)
     };
     let xff = match p.get("xFilesFactor") {
-        Some(v) => v
-            .parse::<f64>()
-            .map_err(|_| ApiError::BadRequest(format!("xFilesFactor {v:?} is not a number")))?,
+        Some(v) => match v.parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => f,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "xFilesFactor must be a number from 0 to 1, not {:?}",
+                    super::reply::shorten(v)
+                )))
+            }
+        },
         None => 0.0,
     };
     let format = p.get("format").unwrap_or("png");
@@ -178,7 +319,10 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         tz,
         server_tz: st.default_tz,
         xff,
-        limits: st.limits,
+        limits: Limits {
+            deadline: Some((slot.deadline, slot.timeout)),
+            ..st.limits
+        },
         points_read: 0,
     };
     let mut series: Vec<Series> = Vec::new();
@@ -187,53 +331,47 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
             continue;
         }
         series.extend(evaluate(&mut ctx, t)?);
+        slot.check()?;
     }
     if let (Some(fmt), Some(graph)) = (image_format, graph) {
         return render_image(st, p, &series, &graph, &tz, (from, until), fmt).map(Rendered::Reply);
     }
     let max_points = p
         .get("maxDataPoints")
-        .map(|v| {
-            v.parse::<f64>()
-                .map(|f| f as usize)
-                .map_err(|_| ApiError::BadRequest(format!("maxDataPoints {v:?} is not a number")))
+        .map(|v| match v.parse::<f64>() {
+            // Past usize, as good as no limit.
+            Ok(f) if f >= 1.0 => Ok(f as usize),
+            _ => Err(ApiError::BadRequest(format!(
+                "maxDataPoints must be a number of at least 1, not {:?}",
+                super::reply::shorten(v)
+            ))),
         })
         .transpose()?;
     let no_null_points = no_null_points(p);
-    let reply = match format {
-        "json" => match p.get("jsonp") {
+    let json = |series| text::JsonPieces::new(series, max_points, no_null_points, PIECE_BYTES);
+    let text = |series: Vec<Series>, csv| TextPieces {
+        all: series.into_iter(),
+        current: None,
+        tz,
+        csv,
+    };
+    Ok(match format {
+        "json" => match super::reply::jsonp(p)? {
             Some(cb) => {
-                let body = text::json(&series, max_points, no_null_points);
-                (
-                    [(header::CONTENT_TYPE, "text/javascript")],
-                    format!("{cb}({body})"),
-                )
-                    .into_response()
+                let open = std::iter::once(format!("{cb}("));
+                let close = std::iter::once(")".to_string());
+                piecewise("text/javascript", open.chain(json(series)).chain(close))
             }
-            None => {
-                let mut pieces =
-                    text::JsonPieces::new(series, max_points, no_null_points, JSON_PIECE_BYTES);
-                let first = pieces.next().unwrap_or_default();
-                if !pieces.is_finished() {
-                    return Ok(Rendered::Streamed(first, pieces));
-                }
-                // One piece: a plain reply, with its length.
-                ([(header::CONTENT_TYPE, "application/json")], first).into_response()
-            }
+            None => piecewise("application/json", json(series)),
         },
-        "csv" => (
-            [(header::CONTENT_TYPE, "text/csv")],
-            text::csv(&series, &tz),
-        )
-            .into_response(),
-        "raw" => ([(header::CONTENT_TYPE, "text/plain")], text::raw(&series)).into_response(),
+        "csv" => piecewise("text/csv", text(series, true)),
+        "raw" => piecewise("text/plain", text(series, false)),
         other => {
             return Err(ApiError::BadRequest(format!(
                 "format {other:?} is not one of png, svg, json, csv, raw"
             )))
         }
-    };
-    Ok(Rendered::Reply(reply))
+    })
 }
 
 /// graphite-web tests `'noNullPoints' in queryParams`: the key alone turns
@@ -265,16 +403,12 @@ fn render_image(
     };
     let body = image::render(series, &marks, graph, tz, fmt)
         .map_err(|e| ApiError::Unavailable(format!("image rendering failed: {e}")))?;
-    match (fmt, p.get("jsonp")) {
+    match (fmt, super::reply::jsonp(p)?) {
         // graphite-web hands an SVG to a jsonp callback as a JSON string.
         (image::Format::Svg, Some(cb)) => {
             let text = String::from_utf8_lossy(&body);
             let quoted = serde_json::Value::String(text.into_owned()).to_string();
-            Ok((
-                [(header::CONTENT_TYPE, "text/javascript")],
-                format!("{cb}({quoted})"),
-            )
-                .into_response())
+            Ok(super::reply::javascript(format!("{cb}({quoted})")))
         }
         _ => Ok(([(header::CONTENT_TYPE, fmt.content_type())], body).into_response()),
     }
@@ -284,7 +418,7 @@ pub async fn find_get(
     State(st): State<Arc<HttpState>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    find(&st, &Params::from_parts(q, vec![])?)
+    find(st, Params::from_parts(q, vec![])?).await
 }
 
 pub async fn find_post(
@@ -292,7 +426,7 @@ pub async fn find_post(
     RawQuery(q): RawQuery,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    find(&st, &Params::from_parts(q, form)?)
+    find(st, Params::from_parts(q, form)?).await
 }
 
 /// An integer parameter as graphite-web's `queryParamAsInt` reads it: absent
@@ -332,7 +466,59 @@ fn completer_query(query: &str, automatic_variants: bool) -> String {
     q
 }
 
-fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+/// An index walk for `/metrics/find` and `/metrics/expand`, on a render
+/// slot (a `*.*.*` over a million series takes a while, and must not hold
+/// an async worker that `/health` needs), answered as JSON or JSONP.
+async fn index_walk(
+    st: Arc<HttpState>,
+    p: Params,
+    walk: fn(&HttpState, &Params) -> Result<String, ApiError>,
+) -> Result<Response, ApiError> {
+    let callback = super::reply::jsonp(&p)?.map(str::to_string);
+    let queries = p.all("query").count();
+    if queries == 0 {
+        return Err(ApiError::BadRequest("missing parameter: query".into()));
+    }
+    if queries > MAX_TARGETS {
+        return Err(ApiError::BadRequest(format!(
+            "query is given {queries} times; at most {MAX_TARGETS} per request"
+        )));
+    }
+    let st2 = st.clone();
+    let (body, _slot) = st
+        .gate
+        .run(request_label(&p, "query"), move |_| {
+            #[cfg(test)]
+            test_hook::on_render(&p);
+            walk(&st2, &p)
+        })
+        .await?;
+    Ok(super::reply::json(body, callback.as_deref()))
+}
+
+/// The nodes `query` matches, at most `max_series_per_request` of them:
+/// more is a 422 (a silently cut list would look like the whole tree).
+fn find_nodes(st: &HttpState, query: &str) -> Result<Vec<crate::store::index::Found>, ApiError> {
+    let cap = st.limits.max_series;
+    let found = st
+        .store
+        .index()
+        .find(query, cap.saturating_add(1))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if found.len() > cap {
+        return Err(ApiError::TooLarge(format!(
+            "query {:?} matches more than {cap} nodes (max_series_per_request); narrow it",
+            super::reply::shorten(query)
+        )));
+    }
+    Ok(found)
+}
+
+async fn find(st: Arc<HttpState>, p: Params) -> Result<Response, ApiError> {
+    index_walk(st, p, find_body).await
+}
+
+fn find_body(st: &HttpState, p: &Params) -> Result<String, ApiError> {
     let query = p
         .get("query")
         .ok_or_else(|| ApiError::BadRequest("missing parameter: query".into()))?;
@@ -349,11 +535,7 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
     } else {
         query.to_string()
     };
-    let mut found = st
-        .store
-        .index()
-        .find(&pattern, st.limits.max_series)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut found = find_nodes(st, &pattern)?;
     if leaves_only {
         found.retain(|f| f.leaf.is_some());
     }
@@ -428,18 +610,14 @@ fn find(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
             )))
         }
     };
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(body.to_string())
 }
 
 pub async fn expand_get(
     State(st): State<Arc<HttpState>>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    expand(&st, &Params::from_parts(q, vec![])?)
+    index_walk(st, Params::from_parts(q, vec![])?, expand_body).await
 }
 
 pub async fn expand_post(
@@ -447,32 +625,30 @@ pub async fn expand_post(
     RawQuery(q): RawQuery,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    expand(&st, &Params::from_parts(q, form)?)
+    index_walk(st, Params::from_parts(q, form)?, expand_body).await
 }
 
 /// graphite-web's expand view: the paths each query matches (leaves only
 /// with `leavesOnly=1`), merged and sorted, or with `groupByExpr=1` sorted
-/// per query.
-fn expand(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
+/// per query; at most `max_series_per_request` paths in all.
+fn expand_body(st: &HttpState, p: &Params) -> Result<String, ApiError> {
     use std::collections::{BTreeMap, BTreeSet};
-    let queries: Vec<&str> = p.all("query").collect();
-    if queries.is_empty() {
-        return Err(ApiError::BadRequest("missing parameter: query".into()));
-    }
+    let cap = st.limits.max_series;
     let leaves_only = int_param(p, "leavesOnly", 0)? != 0;
     let group = int_param(p, "groupByExpr", 0)? != 0;
     let mut by_query: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for q in queries {
+    let mut total = 0usize;
+    for q in p.all("query") {
         let paths = by_query.entry(q).or_default();
-        for f in st
-            .store
-            .index()
-            .find(q, st.limits.max_series)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?
-        {
-            if f.leaf.is_some() || !leaves_only {
-                paths.insert(f.path);
+        for f in find_nodes(st, q)? {
+            if (f.leaf.is_some() || !leaves_only) && paths.insert(f.path) {
+                total += 1;
             }
+        }
+        if total > cap {
+            return Err(ApiError::TooLarge(format!(
+                "the queries match more than {cap} paths (max_series_per_request); narrow them"
+            )));
         }
     }
     let body = if group {
@@ -481,11 +657,66 @@ fn expand(st: &HttpState, p: &Params) -> Result<Response, ApiError> {
         let all: BTreeSet<String> = by_query.into_values().flatten().collect();
         serde_json::json!({ "results": all })
     };
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(body.to_string())
+}
+
+/// Hooks a test reaches through the targets (or find queries) it sends:
+/// `test.panic` panics inside the work; `test.block.<name>` holds the work
+/// until the test calls [`test_hook::release`] for that name.
+#[cfg(test)]
+pub mod test_hook {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::Params;
+
+    struct Hooks {
+        entered: BTreeMap<String, usize>,
+        released: BTreeSet<String>,
+    }
+
+    static HOOKS: Mutex<Hooks> = Mutex::new(Hooks {
+        entered: BTreeMap::new(),
+        released: BTreeSet::new(),
+    });
+    static CHANGED: Condvar = Condvar::new();
+
+    /// How long a test waits for what it started before it fails (a
+    /// bound on a hang, not a timing assertion).
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    pub fn on_render(p: &Params) {
+        for t in p.all("target").chain(p.all("query")) {
+            if t == "test.panic" {
+                panic!("a panic forced by a test");
+            }
+            if let Some(name) = t.strip_prefix("test.block.") {
+                let mut h = HOOKS.lock().unwrap();
+                *h.entered.entry(name.to_string()).or_default() += 1;
+                CHANGED.notify_all();
+                let until = Instant::now() + PATIENCE;
+                while !h.released.contains(name) && Instant::now() < until {
+                    h = CHANGED.wait_timeout(h, PATIENCE).unwrap().0;
+                }
+            }
+        }
+    }
+
+    /// Blocks until `n` pieces of work are held at `test.block.<name>`.
+    pub fn wait_entered(name: &str, n: usize) {
+        let mut h = HOOKS.lock().unwrap();
+        let until = Instant::now() + PATIENCE;
+        while h.entered.get(name).copied().unwrap_or(0) < n {
+            assert!(Instant::now() < until, "{n} renders never reached {name}");
+            h = CHANGED.wait_timeout(h, PATIENCE).unwrap().0;
+        }
+    }
+
+    pub fn release(name: &str) {
+        HOOKS.lock().unwrap().released.insert(name.to_string());
+        CHANGED.notify_all();
+    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,54 @@ fn json(v: serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
-fn limit(p: &Params) -> usize {
+/// `limit=N`, checked; `None` when absent.
+fn limit(p: &Params) -> Result<Option<usize>, ApiError> {
     p.get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(usize::MAX)
+        .map(|l| {
+            l.parse::<usize>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "limit must be a whole number, not {:?}",
+                    super::reply::shorten(l)
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// At most `limit` of `items`, and never more than the series cap: a list
+/// longer than that is a 422 that says how to narrow it (a million-series
+/// index would otherwise be one reply).
+fn bounded<T>(
+    st: &HttpState,
+    items: impl Iterator<Item = T>,
+    limit: Option<usize>,
+    what: &str,
+) -> Result<Vec<T>, ApiError> {
+    let cap = st.limits.max_series;
+    let v: Vec<T> = items
+        .take(limit.unwrap_or(usize::MAX).min(cap.saturating_add(1)))
+        .collect();
+    if v.len() > cap {
+        return Err(ApiError::TooLarge(format!(
+            "more than {cap} {what} match (max_series_per_request); narrow the request or \
+             give a smaller limit"
+        )));
+    }
+    Ok(v)
+}
+
+/// A tag listing, worked on a render slot (see `http::gate`): walking the
+/// tag postings of a large index must not hold an async worker.
+async fn listing(
+    st: Arc<HttpState>,
+    p: Params,
+    work: impl FnOnce(&HttpState, &Params) -> Result<serde_json::Value, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    limit(&p)?;
+    let request = format!("{:?}", p.all("expr").collect::<Vec<_>>());
+    let st2 = st.clone();
+    let (v, _slot) = st.gate.run(request, move |_| work(&st2, &p)).await?;
+    Ok(json(v))
 }
 
 pub async fn list(
@@ -33,14 +77,20 @@ pub async fn list(
         .map(regex::Regex::new)
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("bad filter: {e}")))?;
-    let index = st.store.index();
-    let tags: Vec<serde_json::Value> = index
-        .tag_names()
-        .filter(|t| filter.as_ref().is_none_or(|f| f.is_match(t)))
-        .take(limit(&p))
-        .map(|t| serde_json::json!({ "tag": t }))
-        .collect();
-    Ok(json(serde_json::Value::Array(tags)))
+    listing(st, p, move |st, p| {
+        let index = st.store.index();
+        let tags = bounded(
+            st,
+            index
+                .tag_names()
+                .filter(|t| filter.as_ref().is_none_or(|f| f.is_match(t)))
+                .map(|t| serde_json::json!({ "tag": t })),
+            limit(p)?,
+            "tags",
+        )?;
+        Ok(serde_json::Value::Array(tags))
+    })
+    .await
 }
 
 pub async fn detail(
@@ -49,36 +99,47 @@ pub async fn detail(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
-    let index = st.store.index();
-    let values: Vec<serde_json::Value> = index
-        .tag_values(&tag)
-        .take(limit(&p))
-        .map(|(v, ids)| serde_json::json!({ "count": ids.len(), "value": v }))
-        .collect();
-    Ok(json(serde_json::json!({ "tag": tag, "values": values })))
+    listing(st, p, move |st, p| {
+        let index = st.store.index();
+        let values = bounded(
+            st,
+            index
+                .tag_values(&tag)
+                .map(|(v, ids)| serde_json::json!({ "count": ids.len(), "value": v })),
+            limit(p)?,
+            "tag values",
+        )?;
+        Ok(serde_json::json!({ "tag": tag, "values": values }))
+    })
+    .await
 }
 
 /// The tagged series matching the request's `expr`s (all tagged series
-/// when there are none).
+/// when there are none), at most the series cap of them.
 fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     let exprs: Vec<&str> = p.all("expr").collect();
     let index = st.store.index();
     if exprs.is_empty() {
-        let mut all: Vec<String> = index
-            .tag_values("name")
-            .flat_map(|(_, ids)| {
+        let mut all: Vec<String> = bounded(
+            st,
+            index.tag_values("name").flat_map(|(_, ids)| {
                 ids.iter()
                     .map(|&i| index.series[i as usize].name.to_string())
-            })
-            .collect();
+            }),
+            None,
+            "tagged series",
+        )?;
         all.sort();
         return Ok(all);
     }
     let ids = series_by_tag(&index, &exprs)?;
-    Ok(ids
-        .into_iter()
-        .map(|i| index.series[i as usize].name.to_string())
-        .collect())
+    bounded(
+        st,
+        ids.into_iter()
+            .map(|i| index.series[i as usize].name.to_string()),
+        None,
+        "tagged series",
+    )
 }
 
 pub async fn find_series(
@@ -89,7 +150,7 @@ pub async fn find_series(
     if p.all("expr").next().is_none() {
         return Err(ApiError::BadRequest("missing parameter: expr".into()));
     }
-    Ok(json(serde_json::json!(matching(&st, &p)?)))
+    listing(st, p, |st, p| Ok(serde_json::json!(matching(st, p)?))).await
 }
 
 pub async fn autocomplete_tags(
@@ -97,25 +158,29 @@ pub async fn autocomplete_tags(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
-    let prefix = p.get("tagPrefix").unwrap_or("");
-    let used: Vec<String> = p
-        .all("expr")
-        .filter_map(|e| e.split(['=', '!']).next().map(str::to_string))
-        .collect();
-    let mut tags = std::collections::BTreeSet::new();
-    for name in matching(&st, &p)? {
-        if let Some((_, kv)) = parse_tagged(&name) {
-            for (k, _) in kv {
-                if k.starts_with(prefix) && !used.iter().any(|u| u == k) {
-                    tags.insert(k.to_string());
+    listing(st, p, |st, p| {
+        let prefix = p.get("tagPrefix").unwrap_or("");
+        let used: Vec<String> = p
+            .all("expr")
+            .filter_map(|e| e.split(['=', '!']).next().map(str::to_string))
+            .collect();
+        let mut tags = std::collections::BTreeSet::new();
+        for name in matching(st, p)? {
+            if let Some((_, kv)) = parse_tagged(&name) {
+                for (k, _) in kv {
+                    if k.starts_with(prefix) && !used.iter().any(|u| u == k) {
+                        tags.insert(k.to_string());
+                    }
                 }
             }
         }
-    }
-    Ok(json(serde_json::json!(tags
-        .into_iter()
-        .take(limit(&p))
-        .collect::<Vec<_>>())))
+        let n = limit(p)?.unwrap_or(usize::MAX);
+        Ok(serde_json::json!(tags
+            .into_iter()
+            .take(n)
+            .collect::<Vec<_>>()))
+    })
+    .await
 }
 
 pub async fn autocomplete_values(
@@ -123,49 +188,39 @@ pub async fn autocomplete_values(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
-    let tag = p
-        .get("tag")
-        .ok_or_else(|| ApiError::BadRequest("missing parameter: tag".into()))?;
-    let prefix = p.get("valuePrefix").unwrap_or("");
-    let mut values = std::collections::BTreeSet::new();
-    for name in matching(&st, &p)? {
-        if let Some((_, kv)) = parse_tagged(&name) {
-            for (k, v) in kv {
-                if k == tag && v.starts_with(prefix) {
-                    values.insert(v.to_string());
+    if p.get("tag").is_none() {
+        return Err(ApiError::BadRequest("missing parameter: tag".into()));
+    }
+    listing(st, p, |st, p| {
+        let tag = p.get("tag").unwrap_or_default();
+        let prefix = p.get("valuePrefix").unwrap_or("");
+        let mut values = std::collections::BTreeSet::new();
+        for name in matching(st, p)? {
+            if let Some((_, kv)) = parse_tagged(&name) {
+                for (k, v) in kv {
+                    if k == tag && v.starts_with(prefix) {
+                        values.insert(v.to_string());
+                    }
                 }
             }
         }
-    }
-    Ok(json(serde_json::json!(values
-        .into_iter()
-        .take(limit(&p))
-        .collect::<Vec<_>>())))
+        let n = limit(p)?.unwrap_or(usize::MAX);
+        Ok(serde_json::json!(values
+            .into_iter()
+            .take(n)
+            .collect::<Vec<_>>()))
+    })
+    .await
 }
 
-/// One function's `/functions` entry: its table entry, or a bare one for
-/// a function whose family has no table yet.
-fn function_info(name: &'static str) -> serde_json::Value {
-    use crate::query::functions::{
-        info::{FnInfo, SERIES_LIST},
-        infos,
-    };
-    match infos().find(|i| i.name == name) {
-        Some(i) => i.json(),
-        None => FnInfo::new(name, "Ungrouped", "", &[SERIES_LIST]).json(),
-    }
+/// One function's `/functions` entry, from the function registry.
+fn function_info(name: &str) -> Option<serde_json::Value> {
+    crate::query::functions::registry::get(name).map(|e| e.info.json())
 }
 
-fn functions_reply(v: &serde_json::Value, p: &Params) -> Response {
+fn functions_reply(v: &serde_json::Value, p: &Params) -> Result<Response, ApiError> {
     let body = crate::query::functions::info::to_text(v);
-    match p.get("jsonp") {
-        Some(cb) => (
-            [(header::CONTENT_TYPE, "text/javascript")],
-            format!("{cb}({body})"),
-        )
-            .into_response(),
-        None => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-    }
+    Ok(super::reply::json(body, super::reply::jsonp(p)?))
 }
 
 /// graphite-web's `/functions`: every function's name, signature,
@@ -174,14 +229,15 @@ fn functions_reply(v: &serde_json::Value, p: &Params) -> Response {
 /// by group; `type=pie` lists pie functions (none here).
 pub async fn functions(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
+    super::reply::jsonp(&p)?;
     let grouped = matches!(
         p.get("grouped").map(str::to_ascii_lowercase).as_deref(),
         Some("1" | "true")
     );
     let mut out = serde_json::Map::new();
     if p.get("type") != Some("pie") {
-        for name in crate::query::functions::names() {
-            let info = function_info(name);
+        for e in crate::query::functions::registry::all() {
+            let (name, info) = (e.info.name, e.info.json());
             let group = info["group"].as_str().unwrap_or_default().to_string();
             if p.get("group").is_some_and(|g| g != group) {
                 continue;
@@ -198,7 +254,7 @@ pub async fn functions(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
             }
         }
     }
-    Ok(functions_reply(&serde_json::Value::Object(out), &p))
+    functions_reply(&serde_json::Value::Object(out), &p)
 }
 
 /// graphite-web's `/functions/<name>`.
@@ -208,11 +264,8 @@ pub async fn function(
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
     let name = name.trim_end_matches('/');
-    match crate::query::functions::names()
-        .into_iter()
-        .find(|n| *n == name)
-    {
-        Some(n) if p.get("type") != Some("pie") => Ok(functions_reply(&function_info(n), &p)),
+    match function_info(name) {
+        Some(info) if p.get("type") != Some("pie") => functions_reply(&info, &p),
         _ => Err(ApiError::NotFound(format!("Function not found: {name}"))),
     }
 }

@@ -8,15 +8,6 @@ use crate::query::eval::{Context, QueryError};
 use crate::query::parse::Expr;
 use crate::query::series::Series;
 
-pub const NAMES: &[&str] = &[
-    "alias",
-    "aliasByMetric",
-    "aliasByNode",
-    "aliasByTags",
-    "aliasSub",
-    "substr",
-];
-
 const ALIAS: &str = "Alias";
 
 pub const INFO: &[FnInfo] = &[

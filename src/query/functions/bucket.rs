@@ -17,7 +17,38 @@ use crate::query::eval::{Context, QueryError};
 use crate::query::series::Series;
 use crate::query::time::parse_offset;
 
-pub const NAMES: &[&str] = &["hitcount", "summarize"];
+/// What `/functions` says about each function here (graphite-web's
+/// groups and parameters); the registry dispatches by these names.
+pub const INFO: &[super::info::FnInfo] = {
+    use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
+    const INTERVAL: Param =
+        p("intervalString", Ty::Interval)
+            .req()
+            .sugg(&[Str("10min"), Str("1h"), Str("1d")]);
+    &[
+        FnInfo::new(
+            "hitcount",
+            "Transform",
+            "Estimates hit counts per interval from series of rates: each point's value times its step, spread over the buckets its step overlaps. alignToInterval starts the buckets at a whole minute, hour or day.",
+            &[
+                SERIES_LIST,
+                INTERVAL,
+                p("alignToInterval", Ty::Boolean).dflt(Bool(false)),
+            ],
+        ),
+        FnInfo::new(
+            "summarize",
+            "Transform",
+            "Summarizes each series into buckets of intervalString with func (sum by default; average, max, min, last, ...). Buckets are aligned to the epoch, or to `from` with alignToFrom.",
+            &[
+                SERIES_LIST,
+                INTERVAL,
+                p("func", Ty::AggFunc).dflt(Str("sum")),
+                p("alignToFrom", Ty::Boolean).dflt(Bool(false)),
+            ],
+        ),
+    ]
+};
 
 /// An interval argument in seconds; graphite-web divides by it, so it must
 /// be positive here.

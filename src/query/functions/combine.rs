@@ -13,29 +13,6 @@ use crate::query::eval::{Context, QueryError};
 use crate::query::format::py_g;
 use crate::query::series::{Consolidate, Series};
 
-pub const NAMES: &[&str] = &[
-    "aggregate",
-    "aggregateSeriesLists",
-    "averageSeries",
-    "avg",
-    "countSeries",
-    "diffSeries",
-    "diffSeriesLists",
-    "divideSeries",
-    "divideSeriesLists",
-    "group",
-    "maxSeries",
-    "minSeries",
-    "multiplySeries",
-    "multiplySeriesLists",
-    "percentileOfSeries",
-    "rangeOfSeries",
-    "stddevSeries",
-    "sum",
-    "sumSeries",
-    "sumSeriesLists",
-];
-
 const COMBINE: &str = "Combine";
 const PAIR: &[super::info::Param] = &[
     p("seriesListFirstPos", Ty::SeriesList).req(),

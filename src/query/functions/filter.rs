@@ -14,37 +14,6 @@ use super::Args;
 use crate::query::eval::{Context, QueryError};
 use crate::query::series::Series;
 
-pub const NAMES: &[&str] = &[
-    "averageAbove",
-    "averageBelow",
-    "currentAbove",
-    "currentBelow",
-    "exclude",
-    "filterSeries",
-    "grep",
-    "highest",
-    "highestAverage",
-    "highestCurrent",
-    "highestMax",
-    "limit",
-    "lowest",
-    "lowestAverage",
-    "lowestCurrent",
-    "maximumAbove",
-    "maximumBelow",
-    "minimumAbove",
-    "minimumBelow",
-    "mostDeviant",
-    "removeEmptySeries",
-    "sortBy",
-    "sortByMaxima",
-    "sortByMinima",
-    "sortByName",
-    "sortByTotal",
-    "unique",
-    "useSeriesAbove",
-];
-
 const FILTER: &str = "Filter Series";
 const SORTING: &str = "Sorting";
 const N_FLOAT: &[super::info::Param] = &[SERIES_LIST, p("n", Ty::Float).req()];

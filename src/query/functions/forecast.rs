@@ -20,13 +20,59 @@ use crate::query::parse::Expr;
 use crate::query::series::{Consolidate, Series};
 use crate::query::time::{parse_at_time, parse_offset};
 
-pub const NAMES: &[&str] = &[
-    "holtWintersAberration",
-    "holtWintersConfidenceArea",
-    "holtWintersConfidenceBands",
-    "holtWintersForecast",
-    "linearRegression",
-];
+/// What `/functions` says about each function here (graphite-web's
+/// groups and parameters); the registry dispatches by these names.
+pub const INFO: &[super::info::FnInfo] = {
+    use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
+    const BOOTSTRAP: Param = p("bootstrapInterval", Ty::Interval)
+        .dflt(Str("7d"))
+        .sugg(&[Str("7d"), Str("30d")]);
+    const SEASON: Param = p("seasonality", Ty::Interval)
+        .dflt(Str("1d"))
+        .sugg(&[Str("1d"), Str("7d")]);
+    const BANDS: &[Param] = &[
+        SERIES_LIST,
+        p("delta", Ty::Integer).dflt(Int(3)),
+        BOOTSTRAP,
+        SEASON,
+    ];
+    &[
+        FnInfo::new(
+            "holtWintersAberration",
+            "Calculate",
+            "How far each point lies outside the Holt-Winters confidence bands (delta deviations wide): positive above the upper band, negative below the lower, 0 inside.",
+            BANDS,
+        ),
+        FnInfo::new(
+            "holtWintersConfidenceArea",
+            "Calculate",
+            "The Holt-Winters confidence bands (delta deviations wide) drawn as an area between the lower and the upper band.",
+            BANDS,
+        ),
+        FnInfo::new(
+            "holtWintersConfidenceBands",
+            "Calculate",
+            "The upper and lower Holt-Winters confidence bands, delta predicted deviations from the forecast, trained on bootstrapInterval of data before `from`.",
+            BANDS,
+        ),
+        FnInfo::new(
+            "holtWintersForecast",
+            "Calculate",
+            "A Holt-Winters forecast of each series, trained on bootstrapInterval of data before `from`, with a season of seasonality.",
+            &[SERIES_LIST, BOOTSTRAP, SEASON],
+        ),
+        FnInfo::new(
+            "linearRegression",
+            "Calculate",
+            "The least-squares line through each series' points between startSourceAt and endSourceAt (the request's range by default), drawn over the request's range.",
+            &[
+                SERIES_LIST,
+                p("startSourceAt", Ty::Date),
+                p("endSourceAt", Ty::Date),
+            ],
+        ),
+    ]
+};
 
 const ALPHA: f64 = 0.1;
 const GAMMA: f64 = 0.1;
@@ -340,7 +386,7 @@ pub fn call(
     name: &str,
     a: &Args<'_>,
 ) -> Option<Result<Vec<Series>, QueryError>> {
-    if !NAMES.contains(&name) {
+    if !INFO.iter().any(|i| i.name == name) {
         return None;
     }
     Some((|| {

@@ -14,19 +14,6 @@ use crate::query::format::py_float_repr;
 use crate::query::parse::Expr;
 use crate::query::series::Series;
 
-pub const NAMES: &[&str] = &[
-    "aggregateWithWildcards",
-    "applyByNode",
-    "asPercent",
-    "averageSeriesWithWildcards",
-    "groupByNode",
-    "groupByNodes",
-    "groupByTags",
-    "multiplySeriesWithWildcards",
-    "pct",
-    "sumSeriesWithWildcards",
-];
-
 const COMBINE: &str = "Combine";
 const WILDCARDS: &[super::info::Param] = &[SERIES_LIST, p("position", Ty::Node).multi()];
 const AS_PERCENT: &[super::info::Param] = &[

@@ -10,6 +10,7 @@ mod filter;
 mod forecast;
 mod grouping;
 pub mod info;
+pub mod registry;
 mod shift;
 mod special;
 #[cfg(test)]
@@ -123,80 +124,22 @@ impl<'c> Args<'c> {
     }
 }
 
-/// Runs one function call.
+/// Runs one function call: the registry says which family runs it.
 pub fn call(ctx: &mut Context<'_>, c: &Call) -> Result<Vec<Series>, QueryError> {
     let a = Args { call: c };
-    let name = c.name.as_str();
-    if let Some(r) = combine::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = transform::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = alias::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = filter::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = grouping::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = special::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = timer::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = window::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = bucket::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = forecast::call(ctx, name, &a) {
-        return r;
-    }
-    if let Some(r) = shift::call(ctx, name, &a) {
-        return r;
-    }
-    Err(QueryError::UnknownFunction(c.name.clone()))
+    registry::get(&c.name)
+        .and_then(|e| (e.call)(ctx, &c.name, &a))
+        .unwrap_or_else(|| Err(QueryError::UnknownFunction(c.name.clone())))
 }
 
 /// Names every function this build serves (for `/functions`).
 pub fn names() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = [
-        combine::NAMES,
-        transform::NAMES,
-        alias::NAMES,
-        filter::NAMES,
-        grouping::NAMES,
-        special::NAMES,
-        timer::NAMES,
-        window::NAMES,
-        bucket::NAMES,
-        forecast::NAMES,
-        shift::NAMES,
-    ]
-    .concat();
-    v.sort_unstable();
-    v
+    registry::all().iter().map(|e| e.info.name).collect()
 }
 
-/// What `/functions` says about each function that has a table entry
-/// (each family's `INFO`, beside its code).
+/// What `/functions` says about each function, by name.
 pub fn infos() -> impl Iterator<Item = &'static info::FnInfo> {
-    [
-        combine::INFO,
-        transform::INFO,
-        alias::INFO,
-        filter::INFO,
-        grouping::INFO,
-        special::INFO,
-        timer::INFO,
-    ]
-    .into_iter()
-    .flatten()
+    registry::all().into_iter().map(|e| e.info)
 }
 
 // ---- Argument helpers used by the families added with the function

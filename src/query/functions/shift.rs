@@ -10,7 +10,31 @@ use crate::query::eval::{Context, QueryError};
 use crate::query::series::Series;
 use crate::query::time::parse_offset;
 
-pub const NAMES: &[&str] = &["timeStack"];
+/// What `/functions` says about timeStack (graphite-web's group and
+/// parameters); the registry dispatches by this name.
+pub const INFO: &[super::info::FnInfo] = {
+    use super::info::{p, FnInfo, Lit::*, Ty, SERIES_LIST};
+    &[FnInfo::new(
+        "timeStack",
+        "Transform",
+        "The series shifted by timeShiftUnit times each of timeShiftStart up to timeShiftEnd (exclusive), all drawn over the request's range: last week's days stacked over today, for example.",
+        &[
+            SERIES_LIST,
+            p("timeShiftUnit", Ty::Interval).dflt(Str("1d")).sugg(&[
+                Str("1h"),
+                Str("6h"),
+                Str("12h"),
+                Str("1d"),
+                Str("2d"),
+                Str("7d"),
+                Str("14d"),
+                Str("30d"),
+            ]),
+            p("timeShiftStart", Ty::Integer).dflt(Int(0)),
+            p("timeShiftEnd", Ty::Integer).dflt(Int(7)),
+        ],
+    )]
+};
 
 /// graphite-web's default direction for a shift: into the past unless a
 /// sign says otherwise (`'1d'` is `'-1d'`).

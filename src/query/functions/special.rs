@@ -11,8 +11,6 @@ use crate::query::parse::Expr;
 use crate::query::series::{Consolidate, Series};
 use crate::store::StoreError;
 
-pub const NAMES: &[&str] = &["drawAsInfinite", "events", "stacked", "threshold"];
-
 pub const INFO: &[FnInfo] = &[
     FnInfo::new(
         "drawAsInfinite",

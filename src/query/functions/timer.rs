@@ -19,8 +19,6 @@ use crate::query::format::{py_float_repr, py_g};
 use crate::query::parse::Expr;
 use crate::query::series::{tags_of, Series};
 
-pub const NAMES: &[&str] = &["timerPercentile"];
-
 pub const INFO: &[FnInfo] = &[FnInfo::new(
     "timerPercentile",
     "Calculate",

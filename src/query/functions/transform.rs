@@ -20,35 +20,6 @@ use crate::query::parse::Expr;
 use crate::query::series::{Consolidate, Series};
 use crate::query::time::parse_offset;
 
-pub const NAMES: &[&str] = &[
-    "absolute",
-    "consolidateBy",
-    "constantLine",
-    "cumulative",
-    "delay",
-    "derivative",
-    "integral",
-    "invert",
-    "isNonNull",
-    "keepLastValue",
-    "log",
-    "logarithm",
-    "nonNegativeDerivative",
-    "offset",
-    "offsetToZero",
-    "perSecond",
-    "removeAbovePercentile",
-    "removeAboveValue",
-    "removeBelowPercentile",
-    "removeBelowValue",
-    "scale",
-    "scaleToSeconds",
-    "squareRoot",
-    "stdev",
-    "timeShift",
-    "transformNull",
-];
-
 const TRANSFORM: &str = "Transform";
 const FILTER_DATA: &str = "Filter Data";
 const N_FLOAT: &[super::info::Param] = &[SERIES_LIST, p("n", Ty::Float).req()];

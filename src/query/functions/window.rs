@@ -16,14 +16,65 @@ use crate::query::parse::Expr;
 use crate::query::series::Series;
 use crate::query::time::parse_offset;
 
-pub const NAMES: &[&str] = &[
-    "movingAverage",
-    "movingMax",
-    "movingMedian",
-    "movingMin",
-    "movingSum",
-    "movingWindow",
-];
+/// What `/functions` says about each function here (graphite-web's
+/// groups and parameters); the registry dispatches by these names.
+pub const INFO: &[super::info::FnInfo] = {
+    use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
+    const WINDOW: Param = p("windowSize", Ty::IntOrInterval).req().sugg(&[
+        Int(5),
+        Int(7),
+        Int(10),
+        Str("1min"),
+        Str("5min"),
+        Str("10min"),
+        Str("30min"),
+        Str("1hour"),
+    ]);
+    const MOVING: &[Param] = &[SERIES_LIST, WINDOW, p("xFilesFactor", Ty::Float)];
+    &[
+        FnInfo::new(
+            "movingAverage",
+            "Calculate",
+            "The average of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first, so the first points are complete. A window with fewer known values than xFilesFactor allows is a gap.",
+            MOVING,
+        ),
+        FnInfo::new(
+            "movingMax",
+            "Calculate",
+            "The maximum of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first, so the first points are complete. A window with fewer known values than xFilesFactor allows is a gap.",
+            MOVING,
+        ),
+        FnInfo::new(
+            "movingMedian",
+            "Calculate",
+            "The median of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first, so the first points are complete. A window with fewer known values than xFilesFactor allows is a gap.",
+            MOVING,
+        ),
+        FnInfo::new(
+            "movingMin",
+            "Calculate",
+            "The minimum of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first, so the first points are complete. A window with fewer known values than xFilesFactor allows is a gap.",
+            MOVING,
+        ),
+        FnInfo::new(
+            "movingSum",
+            "Calculate",
+            "The sum of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first, so the first points are complete. A window with fewer known values than xFilesFactor allows is a gap.",
+            MOVING,
+        ),
+        FnInfo::new(
+            "movingWindow",
+            "Calculate",
+            "The aggregation func (average, median, sum, min, max, ...) of the last windowSize points (a number of points, or an interval such as '5min') at each point; the window before `from` is read first. A window with fewer known values than xFilesFactor allows is a gap.",
+            &[
+                SERIES_LIST,
+                WINDOW,
+                p("func", Ty::AggFunc).dflt(Str("average")),
+                p("xFilesFactor", Ty::Float),
+            ],
+        ),
+    ]
+};
 
 /// A window size as given: points (an int, or a float graphite truncates)
 /// or a quoted interval.
