@@ -309,6 +309,9 @@ pub struct StorageConfig {
     /// How long Graphite events (deploy lines) are kept.
     #[serde(with = "duration_str")]
     pub events_retention: Duration,
+    /// Most Graphite events kept; past it new ones are refused, counted
+    /// and logged.
+    pub max_events: u64,
 }
 
 impl Default for StorageConfig {
@@ -320,6 +323,7 @@ impl Default for StorageConfig {
             checkpoint_interval: Duration::from_secs(300),
             checkpoint_log_bytes: 256 << 20,
             events_retention: Duration::from_secs(5 * 365 * 86400),
+            max_events: 1_000_000,
         }
     }
 }
