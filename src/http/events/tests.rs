@@ -163,12 +163,10 @@ async fn bad_fields_are_a_400_naming_the_field() {
         assert!(msg.contains(field), "{field}: {msg}");
     }
     assert!(events.is_empty());
-    assert_eq!(
-        events
-            .stats
-            .refused_invalid
-            .load(std::sync::atomic::Ordering::Relaxed),
-        6
+    let (_, metrics) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(
+        metrics.contains("rollupd_events_refused_total{reason=\"invalid\"} 6\n"),
+        "{metrics}"
     );
     // A fractional `when` is floored, as graphite-web keeps whole seconds.
     let (s, _) = send(

@@ -78,8 +78,10 @@ fn events(ctx: &mut Context<'_>, tags: Vec<String>) -> Result<Series, QueryError
     let mut values = vec![f64::NAN; points];
     // Counted as they are read: the window's events are never all held.
     visit_events(ctx.store.kv().as_ref(), start, end, &filter, &mut |e| {
-        if let Some(v) = usize::try_from(e.when - start)
-            .ok()
+        if let Some(v) = e
+            .when
+            .checked_sub(start)
+            .and_then(|d| usize::try_from(d).ok())
             .and_then(|i| values.get_mut(i))
         {
             *v = if v.is_nan() { 1.0 } else { *v + 1.0 };
