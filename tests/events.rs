@@ -80,8 +80,9 @@ fn a_dogstatsd_event_over_udp_is_in_get_data_and_on_graphs() {
         serde_json::json!(["deploy", "web", "host:web1"])
     );
     // Every tag must match.
-    assert_eq!(events(&d, &format!("{q}%20db")).len(), 0);
-    assert_eq!(events(&d, &format!("{q}%20host:web1")).len(), 1);
+    let two = |t: &str| format!("tags=deploy%20{t}&from={}&until={}", when - 1, when + 1);
+    assert_eq!(events(&d, &two("db")).len(), 0);
+    assert_eq!(events(&d, &two("host:web1")).len(), 1);
 
     // The same event is a point of `events('deploy')`, at its second.
     let url = format!(
@@ -119,7 +120,7 @@ fn events_past_their_retention_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(
         dir.path(),
-        &Options::new("1s").storage("events_retention = \"3s\""),
+        &Options::new("1s").storage("[storage]\nevents_retention = \"3s\""),
     );
     let t = now();
     post(

@@ -193,7 +193,9 @@ pub fn import_spool(events: &EventStore, data_dir: &Path) -> Result<(), EventErr
             .collect();
         let results = events.import_spool(queued);
         if let Some(Err(e @ EventError::Kv(_))) = results.iter().find(|r| r.is_err()) {
-            return Err(e.clone());
+            // Nothing was written (one batch); the next start tries again.
+            tracing::error!(path = %path.display(), error = %e, "cannot import the old event spool now; it is left as it is");
+            return Ok(());
         }
         let refused = results.iter().filter(|r| r.is_err()).count();
         tracing::info!(

@@ -254,14 +254,14 @@ impl EventStore {
         kv.scan(Space::Events, &[I], &[I + 1], &mut |k, _| {
             if let Some(id) = u64_at(k, 1) {
                 stored += 1;
-                next = next.max(id + 1);
+                next = next.max(id.saturating_add(1));
             }
             true
         })?;
         if !legacy.is_empty() {
             let mut b = Batch::default();
             for (key, e) in &legacy {
-                next = next.max(e.id.max(*key) + 1);
+                next = next.max(e.id.max(*key).saturating_add(1));
                 b.delete(Space::Events, key.to_be_bytes().to_vec());
                 b.put(Space::Events, t_key(e.when, e.id), to_json(e)?);
                 b.put(Space::Events, i_key(e.id), when_key(e.when).to_vec());
