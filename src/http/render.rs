@@ -257,7 +257,20 @@ fn render_image(
 ) -> Result<Response, ApiError> {
     let mut groups = Vec::new();
     let mut found = 0;
-    for tags in p.all("events").map(split_tags).filter(|t| !t.is_empty()) {
+    let wanted: Vec<Vec<String>> = p
+        .all("events")
+        .map(split_tags)
+        .filter(|t| !t.is_empty())
+        .collect();
+    // Each is a scan of the window: as many as there are colours.
+    if wanted.len() > image::EVENT_COLORS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {} events parameters (one colour each), not {}",
+            image::EVENT_COLORS,
+            wanted.len()
+        )));
+    }
+    for tags in wanted {
         let events = st.events.query(from, until, &TagFilter::AllOf(tags))?;
         found += events.len();
         if found > MAX_EVENTS_PER_REQUEST {

@@ -217,6 +217,25 @@ async fn a_full_store_refuses_with_507_and_a_big_read_with_422() {
     assert_eq!(v.as_array().unwrap().len(), 10);
 }
 
+/// Each `events=` value of a graph is a scan of its window: no more of
+/// them than there are colours.
+#[tokio::test]
+async fn a_graph_marks_at_most_six_groups_of_events() {
+    let (app, _) = app();
+    let uri = |n: usize| {
+        let groups: String = (0..n).map(|k| format!("&events=t{k}")).collect();
+        format!(
+            "/render?target=x&format=svg&from={}&until={NOW}{groups}",
+            NOW - 60
+        )
+    };
+    let (s, body) = send(&app, Request::get(uri(6)).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{body:.200}");
+    let (s, body) = send(&app, Request::get(uri(7)).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("at most 6 events parameters"), "{body}");
+}
+
 /// graphite-web 1.1.10's `get_data`: every tag must match unless
 /// `set=union`; only the last `tags` parameter counts; tags are split on
 /// spaces only.

@@ -53,6 +53,9 @@ pub struct EventMark {
     pub color: Color,
 }
 
+/// How many groups of events one graph marks, each in its own colour.
+pub const EVENT_COLORS: usize = color::EVENT_LIST.len();
+
 /// Events as markers, one colour per group (one group per `events=`
 /// value, in request order); an event in several groups is marked once,
 /// in the colour of the first.
