@@ -49,7 +49,7 @@ pub struct ServerConfig {
     /// HTTP API (render, find, events); served by a later stage.
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
-    /// Where rollupd keeps its state (gauge snapshot, event spool, store).
+    /// Where rollupd keeps its state (gauge snapshot, store; events live in the store).
     pub data_dir: PathBuf,
     /// Threads reading the UDP socket. 0 means one per CPU core.
     pub udp_receivers: usize,
