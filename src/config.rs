@@ -49,7 +49,7 @@ pub struct ServerConfig {
     /// graphite-web's HTTP API (render, find, expand, tags, events, functions).
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
-    /// Where rollupd keeps its state (gauge snapshot, event spool, store).
+    /// Where rollupd keeps its state (gauge snapshot, store; events live in the store).
     pub data_dir: PathBuf,
     /// Threads reading the UDP socket. 0 means one per CPU core.
     pub udp_receivers: usize,
@@ -329,6 +329,9 @@ pub struct StorageConfig {
     /// How long Graphite events (deploy lines) are kept.
     #[serde(with = "duration_str")]
     pub events_retention: Duration,
+    /// Most Graphite events kept; past it new ones are refused, counted
+    /// and logged.
+    pub max_events: u64,
 }
 
 impl Default for StorageConfig {
@@ -340,6 +343,7 @@ impl Default for StorageConfig {
             checkpoint_interval: Duration::from_secs(300),
             checkpoint_log_bytes: 256 << 20,
             events_retention: Duration::from_secs(5 * 365 * 86400),
+            max_events: 1_000_000,
         }
     }
 }

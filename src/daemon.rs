@@ -18,6 +18,7 @@ use crate::admin::{self, AdminState};
 use crate::aggregate::Aggregator;
 use crate::config::Config;
 use crate::emit::Emitter;
+use crate::events::store::{EventError, EventLimits, EventStore};
 use crate::events::{self, EventQueue};
 use crate::ingest::carbon::{self, OwnedPoint, PointSink};
 use crate::ingest::{tcp, udp};
@@ -52,6 +53,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("cannot open the event store: {0}")]
+    Events(#[from] EventError),
 }
 
 /// How often the store seals idle rows and checks whether a checkpoint is
@@ -72,7 +75,7 @@ pub struct Daemon {
     admin: Option<JoinHandle<()>>,
     flusher: Option<JoinHandle<()>>,
     control: Arc<(Mutex<FlushControl>, Condvar)>,
-    spool: Option<JoinHandle<()>>,
+    event_writer: Option<JoinHandle<()>>,
     agg: Option<Arc<Aggregator>>,
     http: Option<JoinHandle<()>>,
     store: Arc<Store>,
@@ -124,14 +127,21 @@ impl Daemon {
         let lock = lock_data_dir(&data_dir)?;
         let shutdown = Arc::new(AtomicBool::new(false));
         let telemetry = Arc::new(Telemetry::new());
-        let (queue, rx) = EventQueue::bounded();
-        let spool = events::start_spool(rx, events::spool_path(&data_dir)).map_err(|source| {
-            DaemonError::DataDir {
-                path: data_dir.clone(),
-                source,
-            }
-        })?;
         let store = Arc::new(open_store(&data_dir, &cfg)?);
+        // One store of events, in the store's engine: DogStatsD events reach
+        // it through the aggregator's queue and the writer thread, HTTP ones
+        // directly.
+        let event_store = Arc::new(EventStore::open_with(
+            store.kv().clone(),
+            EventLimits {
+                max_events: cfg.storage.max_events,
+                retention: cfg.storage.events_retention,
+            },
+        )?);
+        events::import_spool(&event_store, &data_dir)?;
+        let (queue, rx) = EventQueue::bounded();
+        let event_writer = events::start_writer(rx, event_store.clone(), telemetry.clone())
+            .map_err(DaemonError::Thread)?;
         let agg = Arc::new(Aggregator::new(&cfg.statsd, telemetry.clone(), queue));
         let restored = agg.restore_gauges(&snapshot::load(&snapshot::path(&data_dir)));
         if restored > 0 {
@@ -237,15 +247,9 @@ impl Daemon {
             Some(addr) => {
                 let l = bind_tcp("HTTP", addr)?;
                 http_addr = l.local_addr().ok();
-                let events = crate::events::store::EventStore::open(store.kv().clone()).map_err(
-                    |source| StoreError::Open {
-                        path: data_dir.join("store"),
-                        source,
-                    },
-                )?;
                 let state = Arc::new(crate::http::HttpState {
                     store: store.clone(),
-                    events: Arc::new(events),
+                    events: event_store.clone(),
                     api_token: cfg.server.api_token.clone(),
                     limits: crate::query::eval::Limits {
                         max_series: cfg.server.max_series_per_request,
@@ -319,7 +323,7 @@ impl Daemon {
             admin,
             flusher: Some(flusher),
             control,
-            spool: Some(spool),
+            event_writer: Some(event_writer),
             agg: Some(agg),
             http,
             store,
@@ -370,9 +374,9 @@ impl Daemon {
             tracing::error!(error = %e, "final checkpoint failed; the next start replays the log");
         }
         // The aggregator holds the last event queue sender; dropping it lets
-        // the spool thread drain and end.
+        // the event writer store what is queued and end.
         self.agg.take();
-        if let Some(h) = self.spool.take() {
+        if let Some(h) = self.event_writer.take() {
             let _ = h.join();
         }
         tracing::info!("rollupd stopped");

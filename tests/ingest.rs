@@ -246,7 +246,7 @@ _sc|redis.up|0|#env:dev|m:ok
 ";
 
 /// DogStatsD: tags become Graphite tags `name;k=v` in both namespaces, `h`
-/// and `d` are timers, `_e` events go to `data_dir/events.jsonl`, `_sc`
+/// and `d` are timers, `_e` events go to the event store, `_sc`
 /// service checks are counted, and the `c:`, `T` and `card:` fields are
 /// tolerated.
 #[test]
@@ -271,29 +271,29 @@ fn dogstatsd_extensions() {
     legacy.send_tcp(DOG_LINES);
     new.send_tcp(DOG_LINES);
 
-    // The event is spooled while the daemon runs.
+    // The event is in the event store while the daemon runs.
     for d in [&legacy, &new] {
-        let spool = d.data_dir.join("events.jsonl");
-        let text = wait_until(SECS_5, "the event in events.jsonl", || {
-            std::fs::read_to_string(&spool)
-                .ok()
-                .filter(|t| t.ends_with('\n'))
-        });
-        let events: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("each spool line is JSON"))
-            .collect();
-        assert_eq!(
-            events,
-            vec![serde_json::json!({
-                "when": 1_700_000_000,
-                "what": "web deploy",
-                "tags": ["deploy", "web", "host:web1"],
-                "data": "sha abc12",
-            })],
-            "{}",
-            spool.display()
+        let url = format!(
+            "http://{}/events/get_data?from=1699999999&until=1700000001",
+            d.http
         );
+        let events = wait_until(SECS_5, "the event in /events/get_data", || {
+            let body = ureq::get(&url)
+                .call()
+                .ok()?
+                .into_body()
+                .read_to_string()
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v.as_array()?.len() == 1).then_some(v)
+        });
+        assert_eq!(events[0]["what"], "web deploy");
+        assert_eq!(
+            events[0]["tags"],
+            serde_json::json!(["deploy", "web", "host:web1"])
+        );
+        assert_eq!(events[0]["data"], "sha abc12");
+        assert_eq!(events[0]["when"], 1_700_000_000);
     }
     for d in [&mut legacy, &mut new] {
         let mut admin = d.admin();

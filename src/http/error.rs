@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::events::store::EventError;
 use crate::query::eval::QueryError;
 use crate::query::time::TimeError;
 
@@ -31,6 +32,12 @@ pub enum ApiError {
     /// Our bug (a panic in a handler's work): logged with the request.
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    Events(#[from] EventError),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ApiError {
@@ -44,6 +51,12 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Events(EventError::Invalid { .. }) => StatusCode::BAD_REQUEST,
+            ApiError::Events(EventError::TooMany { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Events(EventError::Full { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Events(EventError::Kv(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }

@@ -440,6 +440,7 @@ mod tests {
         assert_eq!(s, StatusCode::NOT_FOUND);
         let bad = Request::post("/events/")
             .header("authorization", "Bearer s3cret")
+            .header("content-type", "application/json")
             .body(Body::from("{\"tags\": 1}"))
             .unwrap();
         let (s, msg) = send(app, bad).await;
@@ -619,6 +620,7 @@ mod tests {
             let body = serde_json::json!({"what": what, "tags": tags, "when": when}).to_string();
             let req = Request::post("/events/")
                 .header("authorization", "Bearer s3cret")
+                .header("content-type", "application/json")
                 .body(Body::from(body))
                 .unwrap();
             assert_eq!(send(app.clone(), req).await.0, StatusCode::OK);
@@ -634,7 +636,12 @@ mod tests {
         assert!(svg.contains(">\nweb deploy 7\n</text>"), "{svg}");
         assert!(!svg.contains("db failover"));
         assert!(!svg.contains("too early"));
+        // As in get_data and events(): one value's tags must all match;
+        // each value is one colour.
         let (_, _, svg) = get_raw(app.clone(), &uri("&events=deploy%20db")).await;
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(!svg.contains("web deploy 7") && !svg.contains("db failover"));
+        let (_, _, svg) = get_raw(app.clone(), &uri("&events=deploy%20web&events=db")).await;
         let svg = String::from_utf8(svg).unwrap();
         assert!(
             svg.contains(">\nweb deploy 7\n</text>") && svg.contains(">\ndb failover\n</text>")

@@ -176,6 +176,33 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         "rows that could not be decoded",
         s.corrupt_rows.load(Relaxed),
     );
+    let ev = &st.events.stats;
+    gauge(
+        &mut out,
+        "rollupd_events_stored",
+        "Graphite events in the event store",
+        ev.stored.load(Relaxed) as f64,
+    );
+    let _ = writeln!(out, "# HELP rollupd_events_refused_total events not stored, by reason\n# TYPE rollupd_events_refused_total counter");
+    for (reason, n) in [("full", &ev.refused_full), ("invalid", &ev.refused_invalid)] {
+        let _ = writeln!(
+            out,
+            "rollupd_events_refused_total{{reason=\"{reason}\"}} {}",
+            n.load(Relaxed)
+        );
+    }
+    counter(
+        &mut out,
+        "rollupd_events_reads_over_cap_total",
+        "event reads refused for matching too many events",
+        ev.reads_over_cap.load(Relaxed),
+    );
+    counter(
+        &mut out,
+        "rollupd_events_expired_total",
+        "events deleted past events_retention",
+        ev.expired.load(Relaxed),
+    );
     let r = &st.render_latency;
     let _ = writeln!(
         out,

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::HttpState;
-use crate::events::store::{split_tags, TagSet};
+use crate::events::store::{
+    split_tags, EventError, TagFilter, MAX_PER_REQUEST as MAX_EVENTS_PER_REQUEST,
+};
 use crate::query::eval::{evaluate, Context, Limits, QueryError};
 use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
@@ -381,7 +383,9 @@ fn no_null_points(p: &Params) -> bool {
 }
 
 /// `format=png|svg`, with the stored events that `events=<tags>` names
-/// marked on the graph (any of the tags, as `/events/get_data` reads them).
+/// marked on the graph: as in `/events/get_data` and `events()`, an event
+/// must carry every tag of an `events` value; each `events` value is one
+/// colour.
 fn render_image(
     st: &HttpState,
     p: &Params,
@@ -391,16 +395,33 @@ fn render_image(
     (from, until): (i64, i64),
     fmt: image::Format,
 ) -> Result<Response, ApiError> {
-    let tags: Vec<String> = p.all("events").flat_map(split_tags).collect();
-    let marks = if tags.is_empty() {
-        Vec::new()
-    } else {
-        let found = st
-            .events
-            .query(from, until, &tags, TagSet::Union)
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        image::event_marks(&found, &tags)
-    };
+    let mut groups = Vec::new();
+    let mut found = 0;
+    let wanted: Vec<Vec<String>> = p
+        .all("events")
+        .map(split_tags)
+        .filter(|t| !t.is_empty())
+        .collect();
+    // Each is a scan of the window: as many as there are colours.
+    if wanted.len() > image::EVENT_COLORS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {} events parameters (one colour each), not {}",
+            image::EVENT_COLORS,
+            wanted.len()
+        )));
+    }
+    for tags in wanted {
+        let events = st.events.query(from, until, &TagFilter::AllOf(tags))?;
+        found += events.len();
+        if found > MAX_EVENTS_PER_REQUEST {
+            return Err(EventError::TooMany {
+                cap: MAX_EVENTS_PER_REQUEST,
+            }
+            .into());
+        }
+        groups.push(events);
+    }
+    let marks = image::event_marks(&groups);
     let body = image::render(series, &marks, graph, tz, fmt)
         .map_err(|e| ApiError::Unavailable(format!("image rendering failed: {e}")))?;
     match (fmt, super::reply::jsonp(p)?) {

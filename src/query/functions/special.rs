@@ -4,7 +4,7 @@
 
 use super::info::{p, FnInfo, Ty, SERIES_LIST};
 use super::Args;
-use crate::events::store::{read as read_events, TagSet};
+use crate::events::store::{visit as visit_events, TagFilter};
 use crate::query::eval::{Context, QueryError};
 use crate::query::format::py_float_repr;
 use crate::query::parse::Expr;
@@ -53,10 +53,11 @@ pub fn constant_line(ctx: &Context<'_>, value: f64) -> Series {
 }
 
 /// graphite-web's `events(*tags)`: one point a second over the window, the
-/// number of events at that second (None where there are none).
+/// number of events at that second that carry every tag (None where there
+/// are none); `events('*')` counts every event, `events()` none (its name
+/// is `events("")`, as graphite-web builds it).
 fn events(ctx: &mut Context<'_>, tags: Vec<String>) -> Result<Series, QueryError> {
-    let quoted: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
-    let name = format!("events({})", quoted.join(", "));
+    let name = format!("events(\"{}\")", tags.join("\", \""));
     let (start, end) = (ctx.from, ctx.until);
     let points = (end - start).max(0) as usize;
     ctx.points_read += points;
@@ -67,25 +68,25 @@ fn events(ctx: &mut Context<'_>, tags: Vec<String>) -> Result<Series, QueryError
             cap: ctx.limits.max_points,
         });
     }
-    let all = tags.len() == 1 && tags[0] == "*";
-    let wanted: &[String] = if all { &[] } else { &tags };
-    let found = read_events(
-        ctx.store.kv().as_ref(),
-        start,
-        end,
-        wanted,
-        TagSet::Intersection,
-    )
-    .map_err(|e| QueryError::Store(StoreError::Read(e)))?;
+    let filter = if tags.len() == 1 && tags[0] == "*" {
+        TagFilter::Every
+    } else {
+        TagFilter::AllOf(tags)
+    };
     let mut values = vec![f64::NAN; points];
-    for e in found {
-        if let Some(v) = usize::try_from(e.when - start)
-            .ok()
+    // Counted as they are read: the window's events are never all held.
+    visit_events(ctx.store.kv().as_ref(), start, end, &filter, &mut |e| {
+        if let Some(v) = e
+            .when
+            .checked_sub(start)
+            .and_then(|d| usize::try_from(d).ok())
             .and_then(|i| values.get_mut(i))
         {
             *v = if v.is_nan() { 1.0 } else { *v + 1.0 };
         }
-    }
+        true
+    })
+    .map_err(|e| QueryError::Store(StoreError::Read(e)))?;
     let mut s = Series::new(&name, start, end, 1, values);
     s.consolidate = Consolidate::Sum;
     Ok(s)
@@ -205,15 +206,20 @@ mod tests {
             .collect();
         store.write(&pts, &[], T0 + 60).unwrap();
         let ev = EventStore::open(store.kv().clone()).unwrap();
-        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        ev.add(T0 + 5, "deploy 1", tags(&["deploy", "web"]), "")
-            .unwrap();
-        ev.add(T0 + 5, "deploy 2", tags(&["deploy", "db"]), "")
-            .unwrap();
-        ev.add(T0 + 20, "deploy 3", tags(&["deploy", "web"]), "")
-            .unwrap();
-        ev.add(T0 + 30, "config", tags(&["config"]), "").unwrap();
-        ev.add(T0 + 500, "later", tags(&["deploy"]), "").unwrap();
+        let add = |when, what: &str, tags: &[&str]| {
+            ev.add(crate::events::QueuedEvent {
+                when,
+                what: what.into(),
+                tags: tags.iter().map(|s| s.to_string()).collect(),
+                data: String::new(),
+            })
+            .unwrap()
+        };
+        add(T0 + 5, "deploy 1", &["deploy", "web"]);
+        add(T0 + 5, "deploy 2", &["deploy", "db"]);
+        add(T0 + 20, "deploy 3", &["deploy", "web"]);
+        add(T0 + 30, "config", &["config"]);
+        add(T0 + 500, "later", &["deploy"]);
         store
     }
 
@@ -241,6 +247,12 @@ mod tests {
         let x = &run(&s, "events('*')")[0];
         assert_eq!((x.values[5], x.values[30]), (2.0, 1.0));
         let x = &run(&s, "events('nothing')")[0];
+        assert!(x.values.iter().all(|v| v.is_nan()));
+        // graphite-web: every tag must match, and no tag matches nothing.
+        let x = &run(&s, "events('deploy', 'nothing')")[0];
+        assert!(x.values.iter().all(|v| v.is_nan()));
+        let x = &run(&s, "events()")[0];
+        assert_eq!(x.name, "events(\"\")");
         assert!(x.values.iter().all(|v| v.is_nan()));
     }
 

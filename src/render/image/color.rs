@@ -64,7 +64,7 @@ const ALIASES: &[(&str, (u8, u8, u8))] = &[
 pub const DEFAULT_LIST: &str =
     "blue,green,red,purple,brown,yellow,aqua,grey,magenta,pink,gold,rose";
 
-/// Colours for event lines, one per requested tag, picked so they stand
+/// Colours for event lines, one per `events=` value, picked so they stand
 /// apart from the default series colours.
 pub const EVENT_LIST: &[Color] = &[
     Color::rgb(255, 165, 0),   // orange

@@ -53,21 +53,26 @@ pub struct EventMark {
     pub color: Color,
 }
 
-/// Events as markers: each takes the colour of the first of `tags` (the
-/// requested ones, in request order) that it carries, so one tag is one
-/// colour.
-pub fn event_marks(events: &[Event], tags: &[String]) -> Vec<EventMark> {
-    events
-        .iter()
-        .map(|e| {
-            let k = tags.iter().position(|t| e.tags.contains(t)).unwrap_or(0);
-            EventMark {
+/// How many groups of events one graph marks, each in its own colour.
+pub const EVENT_COLORS: usize = color::EVENT_LIST.len();
+
+/// Events as markers, one colour per group (one group per `events=`
+/// value, in request order); an event in several groups is marked once,
+/// in the colour of the first.
+pub fn event_marks(groups: &[Vec<Event>]) -> Vec<EventMark> {
+    let mut seen = std::collections::HashSet::new();
+    let mut marks = Vec::new();
+    for (k, events) in groups.iter().enumerate() {
+        for e in events.iter().filter(|e| seen.insert(e.id)) {
+            marks.push(EventMark {
                 when: e.when,
                 what: e.what.clone(),
                 color: color::EVENT_LIST[k % color::EVENT_LIST.len()],
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    marks.sort_by_key(|m| m.when);
+    marks
 }
 
 /// Whether a series carries graphite's `drawAsInfinite` option.

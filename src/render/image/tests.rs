@@ -231,11 +231,11 @@ fn events_are_marked_and_named() {
         tags: tags.iter().map(|t| t.to_string()).collect(),
         data: String::new(),
     };
-    let events = [
-        ev(T0 + 600, "deploy web 1", &["deploy", "web"], 1),
-        ev(T0 + 1800, "db failover", &["db"], 2),
-    ];
-    let marks = event_marks(&events, &["deploy".into(), "db".into()]);
+    let deploy = ev(T0 + 600, "deploy web 1", &["deploy", "web", "db"], 1);
+    let db = ev(T0 + 1800, "db failover", &["db"], 2);
+    // The deploy is in both groups: marked once, in the first's colour.
+    let marks = event_marks(&[vec![deploy.clone()], vec![deploy, db]]);
+    assert_eq!(marks.len(), 2);
     assert_eq!(marks[0].color, color::EVENT_LIST[0]);
     assert_eq!(marks[1].color, color::EVENT_LIST[1]);
     let out = svg(&s, &marks, &[("width", "500")]);
