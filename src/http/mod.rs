@@ -26,7 +26,7 @@ pub struct HttpState {
     pub store: Arc<Store>,
     pub events: Arc<crate::events::store::EventStore>,
     /// Writes need `Authorization: Bearer <token>` when set.
-    pub api_token: Option<String>,
+    pub api_token: Option<crate::secret::Secret>,
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
@@ -72,10 +72,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` is set.
+/// Serves until `shutdown` is set, then lets replies in progress finish for
+/// at most `drain`; whatever is still open then is dropped. Without the
+/// bound one slow or stalled client (a streamed json reply read a byte at a
+/// time) would hold the process, and whatever still runs after the HTTP
+/// thread in the shutdown order, forever. The thread ends within `drain`
+/// (plus one look at the flag) of `shutdown`.
 pub fn start(
     listener: TcpListener,
     state: Arc<HttpState>,
+    drain: Duration,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
@@ -96,18 +102,31 @@ pub fn start(
                         return;
                     }
                 };
-                let stop = async move {
-                    while !shutdown.load(Relaxed) {
+                let asked = |flag: Arc<AtomicBool>| async move {
+                    while !flag.load(Relaxed) {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 };
-                if let Err(e) = axum::serve(listener, router(state))
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server failed");
+                let serve = axum::serve(listener, router(state))
+                    .with_graceful_shutdown(asked(shutdown.clone()));
+                let deadline = async {
+                    asked(shutdown).await;
+                    tokio::time::sleep(drain).await;
+                };
+                tokio::select! {
+                    r = serve => if let Err(e) = r {
+                        tracing::error!(error = %e, "HTTP server failed");
+                    },
+                    () = deadline => tracing::warn!(
+                        drain = ?drain,
+                        "HTTP replies still open at the shutdown deadline are dropped"
+                    ),
                 }
             });
+            // Dropping the runtime would wait for every blocking render
+            // thread; this drops the connection tasks (so a streaming
+            // writer's channel closes and it ends) and waits for none.
+            rt.shutdown_background();
         })
 }
 
