@@ -339,7 +339,7 @@ fn store_stats(s: &AdminState) -> String {
 fn totals(s: &AdminState) -> String {
     let snap = s.agg.telemetry().snapshot();
     format!(
-        "packets_received: {}\nmetrics_received: {}\nbad_lines_seen: {}\nudp_kernel_drops: {}\nkeys_over_cap: {}\nlive_keys: {}\ntcp_connections_refused: {}\ncarbon_connections_refused: {}\nadmin_connections_refused: {}\nEND\n\n",
+        "packets_received: {}\nmetrics_received: {}\nbad_lines_seen: {}\nudp_kernel_drops: {}\nkeys_over_cap: {}\nlive_keys: {}\ntcp_connections_refused: {}\ncarbon_connections_refused: {}\nadmin_connections_refused: {}\nhttp_connections_refused: {}\nEND\n\n",
         snap.packets_received,
         snap.metrics_received,
         snap.bad_lines_total(),
@@ -349,6 +349,7 @@ fn totals(s: &AdminState) -> String {
         snap.tcp_connections_refused,
         snap.carbon_connections_refused,
         snap.admin_connections_refused,
+        snap.http_connections_refused,
     )
 }
 

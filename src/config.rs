@@ -57,6 +57,12 @@ pub struct ServerConfig {
     /// HTTP API (render, find, events); served by a later stage.
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
+    /// Concurrent HTTP connections; more are closed unread and counted.
+    pub max_http_connections: usize,
+    /// An HTTP connection must send a complete request head within this
+    /// long of connecting or of its previous reply, or it is closed.
+    #[serde(with = "duration_str")]
+    pub http_header_timeout: Duration,
     /// At shutdown, how long HTTP replies in progress may take to finish
     /// (in parallel with the final flush); what is still open is dropped.
     #[serde(with = "duration_str")]
@@ -106,6 +112,8 @@ impl Default for ServerConfig {
             max_admin_connections: 16,
             admin_idle_timeout: Duration::from_secs(300),
             http: Some(([127, 0, 0, 1], 8080).into()),
+            max_http_connections: 1024,
+            http_header_timeout: Duration::from_secs(30),
             http_drain_timeout: Duration::from_secs(5),
             data_dir: PathBuf::from("./data"),
             udp_receivers: 0,
@@ -419,9 +427,15 @@ impl Config {
                 "server.max_packet_size must be between 512 and 65536".into(),
             ));
         }
-        if self.server.max_admin_connections == 0 {
+        if self.server.max_admin_connections == 0 || self.server.max_http_connections == 0 {
             return Err(ConfigError::Invalid(
-                "server.max_admin_connections must be at least 1".into(),
+                "server.max_admin_connections and server.max_http_connections must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.server.http_header_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.http_header_timeout must be more than 0s".into(),
             ));
         }
         if self.server.max_line_length < 64 {

@@ -232,6 +232,11 @@ impl Daemon {
         let http = match cfg.server.http {
             Some(addr) => {
                 let l = bind_tcp("HTTP", addr)?;
+                let http_limits = crate::http::ServeLimits {
+                    max_connections: cfg.server.max_http_connections,
+                    header_timeout: cfg.server.http_header_timeout,
+                    drain: cfg.server.http_drain_timeout,
+                };
                 http_addr = l.local_addr().ok();
                 let events = crate::events::store::EventStore::open(store.kv().clone()).map_err(
                     |source| StoreError::Open {
@@ -254,7 +259,7 @@ impl Daemon {
                     render_latency: Default::default(),
                 });
                 Some(
-                    crate::http::start(l, state, cfg.server.http_drain_timeout, shutdown.clone())
+                    crate::http::start(l, state, http_limits, shutdown.clone())
                         .map_err(DaemonError::Thread)?,
                 )
             }

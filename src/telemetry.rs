@@ -37,6 +37,7 @@ pub struct Telemetry {
     /// caps (`tcp_connections_refused` is statsd TCP's).
     pub carbon_connections_refused: AtomicU64,
     pub admin_connections_refused: AtomicU64,
+    pub http_connections_refused: AtomicU64,
     /// Carbon plaintext points accepted by the receivers, and lines refused.
     pub carbon_points: AtomicU64,
     pub carbon_bad_lines: [AtomicU64; CARBON_REASONS],
@@ -82,6 +83,7 @@ pub struct Snapshot {
     pub tcp_connections_refused: u64,
     pub carbon_connections_refused: u64,
     pub admin_connections_refused: u64,
+    pub http_connections_refused: u64,
     pub carbon_points: u64,
     pub carbon_bad_lines: [u64; CARBON_REASONS],
 }
@@ -136,6 +138,9 @@ impl Snapshot {
             admin_connections_refused: self
                 .admin_connections_refused
                 .saturating_sub(o.admin_connections_refused),
+            http_connections_refused: self
+                .http_connections_refused
+                .saturating_sub(o.http_connections_refused),
         }
     }
 }
@@ -146,6 +151,7 @@ pub enum Listener {
     StatsdTcp,
     CarbonTcp,
     Admin,
+    Http,
 }
 
 impl Listener {
@@ -154,6 +160,7 @@ impl Listener {
             Listener::StatsdTcp => "statsd TCP",
             Listener::CarbonTcp => "carbon TCP",
             Listener::Admin => "admin",
+            Listener::Http => "HTTP",
         }
     }
 }
@@ -244,6 +251,7 @@ impl Telemetry {
             Listener::StatsdTcp => &self.tcp_connections_refused,
             Listener::CarbonTcp => &self.carbon_connections_refused,
             Listener::Admin => &self.admin_connections_refused,
+            Listener::Http => &self.http_connections_refused,
         };
         counter.fetch_add(1, Relaxed);
         if self.may_log() {
@@ -290,6 +298,7 @@ impl Telemetry {
             tcp_connections_refused: self.tcp_connections_refused.load(Relaxed),
             carbon_connections_refused: self.carbon_connections_refused.load(Relaxed),
             admin_connections_refused: self.admin_connections_refused.load(Relaxed),
+            http_connections_refused: self.http_connections_refused.load(Relaxed),
         }
     }
 

@@ -266,6 +266,16 @@ fn the_api_token_stays_secret() {
         !log.contains(TOKEN),
         "rollupd event logged the token:\n{log}"
     );
+    // A wire dump (hex, then 16 bytes as text per line) splits it across
+    // lines: join the text columns too.
+    let columns: String = log
+        .lines()
+        .map(|l| l.get(l.len().saturating_sub(16)..).unwrap_or(""))
+        .collect();
+    assert!(
+        !columns.contains(TOKEN),
+        "rollupd event dumped the token in its wire log:\n{log}"
+    );
     drop(a);
     d.stop();
     assert!(!d.log().contains(TOKEN), "{}", d.log());

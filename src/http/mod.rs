@@ -18,8 +18,11 @@ use std::time::Duration;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
+use hyper_util::rt::TokioIo;
+
 use crate::query::eval::Limits;
 use crate::store::Store;
+use crate::telemetry::Listener;
 
 /// What the handlers share.
 pub struct HttpState {
@@ -72,16 +75,29 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
+/// What the HTTP listener allows (`[server]` in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections served at once; more are closed unread and counted.
+    pub max_connections: usize,
+    /// A connection must send a complete request head within this long
+    /// (from connecting, or from its previous reply): idle keep-alive
+    /// connections and slowloris-style trickled headers are closed.
+    pub header_timeout: Duration,
+    /// At shutdown, how long replies in progress may take.
+    pub drain: Duration,
+}
+
 /// Serves until `shutdown` is set, then lets replies in progress finish for
-/// at most `drain`; whatever is still open then is dropped. Without the
-/// bound one slow or stalled client (a streamed json reply read a byte at a
-/// time) would hold the process, and whatever still runs after the HTTP
-/// thread in the shutdown order, forever. The thread ends within `drain`
-/// (plus one look at the flag) of `shutdown`.
+/// at most `limits.drain`; whatever is still open then is dropped. Without
+/// the bound one slow or stalled client (a streamed json reply read a byte
+/// at a time) would hold the process, and whatever still runs after the
+/// HTTP thread in the shutdown order, forever. The thread ends within
+/// `drain` (plus one look at the flag) of `shutdown`.
 pub fn start(
     listener: TcpListener,
     state: Arc<HttpState>,
-    drain: Duration,
+    limits: ServeLimits,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
@@ -94,40 +110,77 @@ pub fn start(
     std::thread::Builder::new()
         .name("http-main".into())
         .spawn(move || {
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serve HTTP");
-                        return;
-                    }
-                };
-                let asked = |flag: Arc<AtomicBool>| async move {
-                    while !flag.load(Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                let serve = axum::serve(listener, router(state))
-                    .with_graceful_shutdown(asked(shutdown.clone()));
-                let deadline = async {
-                    asked(shutdown).await;
-                    tokio::time::sleep(drain).await;
-                };
-                tokio::select! {
-                    r = serve => if let Err(e) = r {
-                        tracing::error!(error = %e, "HTTP server failed");
-                    },
-                    () = deadline => tracing::warn!(
-                        drain = ?drain,
-                        "HTTP replies still open at the shutdown deadline are dropped"
-                    ),
-                }
-            });
+            rt.block_on(serve(listener, state, limits, shutdown));
             // Dropping the runtime would wait for every blocking render
             // thread; this drops the connection tasks (so a streaming
             // writer's channel closes and it ends) and waits for none.
             rt.shutdown_background();
         })
+}
+
+/// The accept loop. hyper's connection builder is used directly rather than
+/// `axum::serve`, which has no connection cap and no timer (so hyper's
+/// header timeout never ran and an idle connection was held forever).
+async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    limits: ServeLimits,
+    shutdown: Arc<AtomicBool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve HTTP");
+            return;
+        }
+    };
+    let telemetry = state.telemetry.clone();
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let asked = || async {
+        while !shutdown.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    loop {
+        let stream = tokio::select! {
+            () = asked() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            telemetry.connection_refused(Listener::Http, limits.max_connections);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // An error is the client's going away or its header timeout.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain = ?limits.drain,
+            "HTTP replies still open at the shutdown deadline are dropped"
+        );
+    }
 }
 
 #[cfg(test)]
