@@ -60,9 +60,10 @@ pub struct ServerConfig {
     /// Concurrent HTTP connections; more are closed unread and counted.
     pub max_http_connections: usize,
     /// An HTTP connection must send a complete request head within this
-    /// long of connecting or of its previous reply, or it is closed.
+    /// long of connecting or of its previous reply, and each piece of a
+    /// request body within this long of the last, or it is closed.
     #[serde(with = "duration_str")]
-    pub http_header_timeout: Duration,
+    pub http_read_timeout: Duration,
     /// At shutdown, how long HTTP replies in progress may take to finish
     /// (in parallel with the final flush); what is still open is dropped.
     #[serde(with = "duration_str")]
@@ -113,7 +114,7 @@ impl Default for ServerConfig {
             admin_idle_timeout: Duration::from_secs(300),
             http: Some(([127, 0, 0, 1], 8080).into()),
             max_http_connections: 1024,
-            http_header_timeout: Duration::from_secs(30),
+            http_read_timeout: Duration::from_secs(30),
             http_drain_timeout: Duration::from_secs(5),
             data_dir: PathBuf::from("./data"),
             udp_receivers: 0,
@@ -433,9 +434,9 @@ impl Config {
                     .into(),
             ));
         }
-        if self.server.http_header_timeout.is_zero() {
+        if self.server.http_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(
-                "server.http_header_timeout must be more than 0s".into(),
+                "server.http_read_timeout must be more than 0s".into(),
             ));
         }
         if self.server.max_line_length < 64 {

@@ -234,7 +234,7 @@ impl Daemon {
                 let l = bind_tcp("HTTP", addr)?;
                 let http_limits = crate::http::ServeLimits {
                     max_connections: cfg.server.max_http_connections,
-                    header_timeout: cfg.server.http_header_timeout,
+                    read_timeout: cfg.server.http_read_timeout,
                     drain: cfg.server.http_drain_timeout,
                 };
                 http_addr = l.local_addr().ok();

@@ -1,5 +1,6 @@
 //! The HTTP port is bounded like the others: a connection that sends no
-//! complete request head within `http_header_timeout` is closed, and
+//! complete request head (or no more of its body) within
+//! `http_read_timeout` is closed, and
 //! connections past `max_http_connections` are closed unread and counted,
 //! while the port goes on serving.
 
@@ -47,7 +48,7 @@ fn http_connections_without_a_request_are_closed() {
         dir.path(),
         &Options::new("60s")
             .no_udp()
-            .server("http_header_timeout = \"1s\""),
+            .server("http_read_timeout = \"1s\""),
     );
     // Never a byte; a request head trickled and never ended.
     let mut silent = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();
@@ -64,6 +65,19 @@ fn http_connections_without_a_request_are_closed() {
     assert!(
         closed_within(&mut trickle, Duration::from_secs(10)),
         "a trickled request head was waited for"
+    );
+    // A request whose body stops coming is not waited for either.
+    let mut stalled = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();
+    stalled
+        .write_all(
+            b"POST /render HTTP/1.1\r\nHost: rollupd\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100000\r\n\r\ntarget=a",
+        )
+        .unwrap();
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(10)),
+        "a request body that stopped coming was waited for"
     );
     // A keep-alive connection idle after its reply is closed too.
     let mut kept = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();

@@ -81,9 +81,11 @@ pub struct ServeLimits {
     /// Connections served at once; more are closed unread and counted.
     pub max_connections: usize,
     /// A connection must send a complete request head within this long
-    /// (from connecting, or from its previous reply): idle keep-alive
-    /// connections and slowloris-style trickled headers are closed.
-    pub header_timeout: Duration,
+    /// (from connecting, or from its previous reply), and each piece of a
+    /// request body within this long of the last: idle keep-alive
+    /// connections, trickled headers and bodies that never come are not
+    /// held.
+    pub read_timeout: Duration,
     /// At shutdown, how long replies in progress may take.
     pub drain: Duration,
 }
@@ -140,7 +142,7 @@ async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.read_timeout);
     let asked = || async {
         while !shutdown.load(Relaxed) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -163,7 +165,9 @@ async fn serve(
             telemetry.connection_refused(Listener::Http, limits.max_connections);
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower_http::timeout::RequestBodyTimeout::new(app.clone(), limits.read_timeout),
+        );
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // An error is the client's going away or its header timeout.
