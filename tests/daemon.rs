@@ -4,7 +4,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{run_bin, wait_until, Carbon, Daemon, Options};
@@ -379,4 +381,56 @@ fn shutdown_does_not_wait_for_stalled_http_clients() {
     assert_eq!(admin.numbers("gauges").get("stall.gauge"), Some(&42.0));
     drop(admin);
     again.stop();
+}
+
+/// Clients that never stop sending (a UDP flood, a TCP stream) cannot hold
+/// shutdown: the sockets are drained for a bounded time, then the final
+/// flush runs and the process exits while they are still sending.
+#[test]
+fn shutdown_ends_while_clients_keep_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon = Carbon::start();
+    let mut d = Daemon::start(dir.path(), &Options::new("60s").carbon(carbon.addr()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let line = "flood.count:1|c\n".repeat(80);
+    let udp = {
+        let (stop, line, to) = (stop.clone(), line.clone(), d.udp.unwrap());
+        std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let until = Instant::now() + Duration::from_secs(40);
+            while !stop.load(Relaxed) && Instant::now() < until {
+                let _ = s.send_to(line.as_bytes(), to);
+            }
+        })
+    };
+    let tcp = {
+        let (stop, mut conn) = (stop.clone(), d.statsd_tcp());
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(40);
+            while !stop.load(Relaxed) && Instant::now() < until {
+                if conn.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut admin = d.admin();
+    wait_until(SECS_5, "the flood to arrive", || {
+        (admin.numbers("counters").get("flood.count") > Some(&10_000.0)).then_some(())
+    });
+    drop(admin);
+    let asked = Instant::now();
+    d.sigterm();
+    let status = d.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    stop.store(true, Relaxed);
+    let _ = (udp.join(), tcp.join());
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    carbon.wait_all_closed(SECS_5);
+    assert!(
+        carbon.sum("stats_counts.flood.count") > 10_000.0,
+        "{:?}",
+        carbon.flushes()
+    );
 }

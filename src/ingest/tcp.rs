@@ -131,8 +131,8 @@ pub(crate) trait LineConsumer {
 }
 
 /// Reads a connection to its end, framing it into lines for `out`. Once
-/// shutdown is asked for, it reads only what has already arrived, then
-/// stops. A connection that sends nothing for `idle_timeout` is closed (its
+/// shutdown is asked for, it reads only what has already arrived (for at
+/// most [`crate::ingest::DRAIN_LIMIT`]), then stops. A connection that sends nothing for `idle_timeout` is closed (its
 /// last partial line, if any, counts as the client's last line).
 pub(crate) fn read_lines(
     mut stream: TcpStream,
@@ -147,9 +147,13 @@ pub(crate) fn read_lines(
     let mut framer = Framer::new(max_line);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut last_data = Instant::now();
+    let mut drain_started = None;
     loop {
         let draining = shutdown.load(Relaxed);
         if draining {
+            if crate::ingest::drain_over(&mut drain_started) {
+                break;
+            }
             let _ = stream.set_nonblocking(true);
         }
         match stream.read(&mut chunk) {
