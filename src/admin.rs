@@ -6,21 +6,43 @@
 //! for the store, `find <glob>`, `fetch <name> <from> <until>` (whisper-fetch
 //! style; times are epoch seconds or seconds relative to now, `-3600`) and
 //! `store` (its counters).
+//!
+//! The port is bounded like the ingest ones: at most `max_connections`
+//! at once (more are closed unread and counted in
+//! `statsd.admin_connections_refused`); a line longer than `max_line`
+//! bytes is answered `ERROR line longer than ...` and skipped up to its
+//! newline, and the connection goes on; a connection that sends no complete
+//! command for `idle_timeout`, or does not take its reply within it, is
+//! closed. The `config` reply never shows a secret (see [`crate::secret`]).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::aggregate::timer::js_number;
 use crate::aggregate::{Aggregator, View};
 use crate::emit::graphite::BackendStats;
-use crate::ingest::accept_loop;
+use crate::ingest::tcp::serve_connections;
 use crate::protocol::statsd::MetricType;
 use crate::store::Store;
-use crate::telemetry::unix_now;
+use crate::telemetry::{unix_now, Listener};
+
+/// How often a connection waiting for a command looks at the shutdown flag.
+const POLL: Duration = Duration::from_millis(200);
+
+/// What one admin connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Longest command line, in bytes.
+    pub max_line: usize,
+    /// A connection with no complete command (or a reply not taken) for
+    /// this long is closed.
+    pub idle_timeout: Duration,
+}
 
 /// What the admin port reads and changes.
 pub struct AdminState {
@@ -33,27 +55,34 @@ pub struct AdminState {
     pub store: Option<Arc<Store>>,
 }
 
+/// Serves the admin port until shutdown, one thread per connection (they
+/// are few and interactive), at most `limits.max_connections` at once.
 pub fn start(
     listener: TcpListener,
     state: Arc<AdminState>,
+    limits: Limits,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            accept_loop(&listener, &shutdown, |stream| {
-                let (state, shutdown) = (state.clone(), shutdown.clone());
-                let _ = std::thread::Builder::new()
-                    .name("admin-conn".into())
-                    .spawn(move || serve(stream, &state, &shutdown));
-            });
-        })
+    let refused = state.agg.clone();
+    serve_connections(
+        "admin",
+        listener,
+        limits.max_connections,
+        shutdown,
+        move || {
+            refused
+                .telemetry()
+                .connection_refused(Listener::Admin, limits.max_connections)
+        },
+        move |stream, shutdown| serve(stream, &state, &limits, shutdown),
+    )
 }
 
-fn serve(stream: TcpStream, state: &AdminState, shutdown: &AtomicBool) {
-    if stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .is_err()
+fn serve(stream: TcpStream, state: &AdminState, limits: &Limits, shutdown: &AtomicBool) {
+    if stream.set_read_timeout(Some(POLL)).is_err()
+        || stream
+            .set_write_timeout(Some(limits.idle_timeout.max(POLL)))
+            .is_err()
     {
         return;
     }
@@ -61,28 +90,104 @@ fn serve(stream: TcpStream, state: &AdminState, shutdown: &AtomicBool) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut lines = LineReader::new(limits.max_line);
+    let mut last_command = Instant::now();
     while !shutdown.load(Relaxed) {
-        match reader.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {
-                let reply = command(line.trim(), state);
-                line.clear();
-                match reply {
-                    Some(text) => {
-                        if out.write_all(text.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
+        let reply = match lines.next(&mut reader) {
+            Ok(Next::Line(line)) => {
+                last_command = Instant::now();
+                match command(line.trim(), state) {
+                    Some(text) => text,
                     None => return,
                 }
             }
+            Ok(Next::TooLong) => format!(
+                "ERROR line longer than max_line_length ({} bytes)\n",
+                limits.max_line
+            ),
+            Ok(Next::End) => return,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+                ) =>
+            {
+                if last_command.elapsed() >= limits.idle_timeout {
+                    let _ = out.write_all(b"ERROR idle too long; closing\n");
+                    return;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return,
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// What [`LineReader::next`] found.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// A complete line, without its newline.
+    Line(String),
+    /// A line passed the limit; the rest of it, up to its newline, will be
+    /// skipped.
+    TooLong,
+    /// The client closed its side.
+    End,
+}
+
+/// Newline framing that never holds more than `max` bytes of one line.
+/// (`BufRead::read_line` grows its string without limit; the statsd
+/// [`crate::ingest::tcp::Framer`] reports over-long lines only after the
+/// lines that follow them in the same read, and a command's reply must come
+/// in order.) Its state survives a read timeout, so a line may arrive in
+/// pieces.
+struct LineReader {
+    line: Vec<u8>,
+    max: usize,
+    skipping: bool,
+}
+
+impl LineReader {
+    fn new(max: usize) -> Self {
+        LineReader {
+            line: Vec::new(),
+            max,
+            skipping: false,
+        }
+    }
+
+    fn next(&mut self, r: &mut impl BufRead) -> io::Result<Next> {
+        loop {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(Next::End);
+            }
+            let newline = buf.iter().position(|&b| b == b'\n');
+            let used = newline.map_or(buf.len(), |i| i + 1);
+            if !self.skipping {
+                let room = (self.max + 1).saturating_sub(self.line.len());
+                let part = &buf[..newline.unwrap_or(buf.len())];
+                self.line.extend_from_slice(&part[..part.len().min(room)]);
+            }
+            r.consume(used);
+            if self.skipping {
+                self.skipping = newline.is_none();
+                continue;
+            }
+            if self.line.len() > self.max {
+                self.line.clear();
+                self.skipping = newline.is_none();
+                return Ok(Next::TooLong);
+            }
+            if newline.is_some() {
+                let line = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                return Ok(Next::Line(line));
+            }
         }
     }
 }
@@ -234,13 +339,17 @@ fn store_stats(s: &AdminState) -> String {
 fn totals(s: &AdminState) -> String {
     let snap = s.agg.telemetry().snapshot();
     format!(
-        "packets_received: {}\nmetrics_received: {}\nbad_lines_seen: {}\nudp_kernel_drops: {}\nkeys_over_cap: {}\nlive_keys: {}\nEND\n\n",
+        "packets_received: {}\nmetrics_received: {}\nbad_lines_seen: {}\nudp_kernel_drops: {}\nkeys_over_cap: {}\nlive_keys: {}\ntcp_connections_refused: {}\ncarbon_connections_refused: {}\nadmin_connections_refused: {}\nhttp_connections_refused: {}\nEND\n\n",
         snap.packets_received,
         snap.metrics_received,
         snap.bad_lines_total(),
         snap.udp_kernel_drops,
         snap.keys_over_cap,
         s.agg.live_keys(),
+        snap.tcp_connections_refused,
+        snap.carbon_connections_refused,
+        snap.admin_connections_refused,
+        snap.http_connections_refused,
     )
 }
 
@@ -313,6 +422,45 @@ fn js_value(v: &View) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_all(input: &[u8], max: usize, buffer: usize) -> Vec<Next> {
+        let mut r = BufReader::with_capacity(buffer, input);
+        let mut lines = LineReader::new(max);
+        let mut out = Vec::new();
+        loop {
+            let n = lines.next(&mut r).unwrap();
+            let end = n == Next::End;
+            out.push(n);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn line_reader_bounds_lines_and_keeps_order() {
+        let long = "x".repeat(100);
+        let input = format!("stats\n{long}\nhealth\n{long}");
+        for buffer in [1, 7, 64, 4096] {
+            assert_eq!(
+                read_all(input.as_bytes(), 10, buffer),
+                vec![
+                    Next::Line("stats".into()),
+                    Next::TooLong,
+                    Next::Line("health".into()),
+                    Next::TooLong,
+                    Next::End
+                ],
+                "buffer {buffer}"
+            );
+        }
+        // Exactly at the limit is allowed; a last line without newline is
+        // not a command (the client went away mid-line).
+        assert_eq!(
+            read_all(b"0123456789\nabc", 10, 4),
+            vec![Next::Line("0123456789".into()), Next::End]
+        );
+    }
 
     #[test]
     fn inspect_shapes() {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -46,9 +48,26 @@ pub struct ServerConfig {
     /// Etsy's management interface (`help`, `stats`, `counters`, ...).
     #[serde(with = "opt_addr")]
     pub admin_tcp: Option<SocketAddr>,
+    /// Concurrent admin connections; more are closed unread and counted.
+    pub max_admin_connections: usize,
+    /// An admin connection with no complete command for this long (or
+    /// that does not read its reply for this long) is closed.
+    #[serde(with = "duration_str")]
+    pub admin_idle_timeout: Duration,
     /// graphite-web's HTTP API (render, find, expand, tags, events, functions).
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
+    /// Concurrent HTTP connections; more are closed unread and counted.
+    pub max_http_connections: usize,
+    /// An HTTP connection must send a complete request head within this
+    /// long of connecting or of its previous reply, and each piece of a
+    /// request body within this long of the last, or it is closed.
+    #[serde(with = "duration_str")]
+    pub http_read_timeout: Duration,
+    /// At shutdown, how long HTTP replies in progress may take to finish
+    /// (in parallel with the final flush); what is still open is dropped.
+    #[serde(with = "duration_str")]
+    pub http_drain_timeout: Duration,
     /// Where rollupd keeps its state (gauge snapshot, store; events live in the store).
     pub data_dir: PathBuf,
     /// Threads reading the UDP socket. 0 means one per CPU core.
@@ -60,8 +79,13 @@ pub struct ServerConfig {
     pub max_packet_size: usize,
     /// Longest line accepted on a TCP connection.
     pub max_line_length: usize,
-    /// Concurrent statsd TCP connections; more are refused.
+    /// Concurrent statsd TCP connections, and carbon TCP connections
+    /// (each listener its own); more are closed unread and counted.
     pub max_tcp_connections: usize,
+    /// A statsd or carbon TCP connection that sends nothing for this long is
+    /// closed, so silent clients cannot hold every slot; `"0s"` never closes.
+    #[serde(with = "duration_str")]
+    pub tcp_idle_timeout: Duration,
     /// Carbon plaintext (`name value timestamp`) over TCP.
     #[serde(with = "opt_addr")]
     pub carbon_tcp: Option<SocketAddr>,
@@ -69,7 +93,8 @@ pub struct ServerConfig {
     #[serde(with = "opt_addr")]
     pub carbon_udp: Option<SocketAddr>,
     /// When set, HTTP writes (events) need `Authorization: Bearer <token>`.
-    pub api_token: Option<String>,
+    /// A [`Secret`]: printed and logged only as `<redacted>`.
+    pub api_token: Option<Secret>,
     /// Time zone for `from`/`until` and csv times when a request has no
     /// `tz` (graphite-web's TIME_ZONE).
     pub time_zone: String,
@@ -103,13 +128,19 @@ impl Default for ServerConfig {
             statsd_udp: Some(([0, 0, 0, 0], 8125).into()),
             statsd_tcp: Some(([0, 0, 0, 0], 8125).into()),
             admin_tcp: Some(([127, 0, 0, 1], 8126).into()),
+            max_admin_connections: 16,
+            admin_idle_timeout: Duration::from_secs(300),
             http: Some(([127, 0, 0, 1], 8080).into()),
+            max_http_connections: 1024,
+            http_read_timeout: Duration::from_secs(30),
+            http_drain_timeout: Duration::from_secs(5),
             data_dir: PathBuf::from("./data"),
             udp_receivers: 0,
             udp_recv_buffer: 32 << 20,
             max_packet_size: 65536,
             max_line_length: 65536,
             max_tcp_connections: 1024,
+            tcp_idle_timeout: Duration::from_secs(600),
             carbon_tcp: Some(([0, 0, 0, 0], 2003).into()),
             carbon_udp: Some(([0, 0, 0, 0], 2003).into()),
             api_token: None,
@@ -393,11 +424,8 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            // toml's message names the key and shows the offending line; keep
-            // it on as few lines as a log line wants.
-            ConfigError::Invalid(e.to_string().trim_end().to_string())
-        })?;
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Invalid(describe_toml_error(text, &e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -427,6 +455,17 @@ impl Config {
         if self.server.max_packet_size < 512 || self.server.max_packet_size > 65536 {
             return Err(ConfigError::Invalid(
                 "server.max_packet_size must be between 512 and 65536".into(),
+            ));
+        }
+        if self.server.max_admin_connections == 0 || self.server.max_http_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_admin_connections and server.max_http_connections must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.server.http_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.http_read_timeout must be more than 0s".into(),
             ));
         }
         if self.server.max_line_length < 64 {
@@ -473,6 +512,31 @@ impl Config {
     /// The effective configuration as TOML (the admin `config` command).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// toml's message with where it is and the key it is about, on one line.
+/// toml's own `Display` quotes the offending source line, value and all;
+/// for a mistyped `api_token` that is the token in a log or a terminal, so
+/// the line is reduced to its key (the part before `=`) and never shown.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    match key {
+        Some(k) => format!("line {line_no}, column {column}, key {k}: {message}"),
+        None => format!("line {line_no}, column {column}: {message}"),
     }
 }
 
@@ -623,6 +687,51 @@ mod tests {
         let e = Config::parse("[[storage.aggregation]]\npattern = \"x\"\nmethod = \"median\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("median"), "{e}");
+    }
+
+    /// The admin `config` command prints `to_toml`; logs and panics print
+    /// `Debug`. Neither may show the token, and a printed copy fed back is
+    /// refused rather than taken as the token `<redacted>`.
+    #[test]
+    fn secrets_are_never_printed() {
+        let c = Config::parse("[server]\napi_token = \"t0p-s3cret-42\"\n").unwrap();
+        assert!(c
+            .server
+            .api_token
+            .as_ref()
+            .unwrap()
+            .matches("t0p-s3cret-42"));
+        let printed = c.to_toml();
+        assert!(!printed.contains("t0p-s3cret-42"), "{printed}");
+        assert!(printed.contains("api_token = \"<redacted>\""), "{printed}");
+        let debug = format!("{c:?} {c:#?}");
+        assert!(!debug.contains("t0p-s3cret-42"), "{debug}");
+        let e = Config::parse(&printed).unwrap_err().to_string();
+        assert!(e.contains("api_token") && e.contains("real value"), "{e}");
+    }
+
+    /// toml's own error text quotes the offending line; a mistyped token
+    /// must not end up in a log that way.
+    #[test]
+    fn config_errors_never_quote_a_secret() {
+        for text in [
+            "[server]\napi_token = 918273645\n",
+            "[server]\napi_token = [\"hunter2hunter2\"]\n",
+            "[server]\napi_token = \"hunter2hunter2\n",
+            "[server]\napi_token = 'hunter2hunter2\"\n",
+            "[server]\napi_token = hunter2hunter2\n",
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(
+                !e.contains("918273645") && !e.contains("hunter2"),
+                "{text:?} gave {e}"
+            );
+            assert!(e.contains("line 2"), "{text:?} gave {e}");
+        }
+        let e = Config::parse("[server]\napi_token = 918273645\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api_token"), "{e}");
     }
 
     #[test]

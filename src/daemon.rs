@@ -1,7 +1,8 @@
 //! Wiring: opens the data directory, binds the listeners, starts the
 //! receivers and the flusher, and stops them in an order that loses nothing:
 //! stop accepting, drain what the sockets hold, run a final flush, send it,
-//! save the gauges.
+//! save the gauges, checkpoint. HTTP and admin clients are not waited for
+//! first: HTTP drains meanwhile, for at most `http_drain_timeout`.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
@@ -29,6 +30,8 @@ use crate::telemetry::{unix_now, Telemetry};
 
 /// How long the final flush may take to reach carbon at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for admin connections once the data is safe.
+const ADMIN_GRACE: Duration = Duration::from_secs(1);
 /// How often gauges are saved while running.
 const GAUGE_SAVE_EVERY: Duration = Duration::from_secs(60);
 
@@ -176,6 +179,11 @@ impl Daemon {
                 .map_err(DaemonError::Thread)?,
             );
         }
+        let tcp_limits = tcp::TcpLimits {
+            max_line: cfg.server.max_line_length,
+            max_connections: cfg.server.max_tcp_connections,
+            idle_timeout: Some(cfg.server.tcp_idle_timeout).filter(|t| !t.is_zero()),
+        };
         let mut tcp_addr = None;
         if let Some(mut addr) = cfg.server.statsd_tcp {
             // Same port as UDP when both ask for port 0 on one IP: a test
@@ -194,14 +202,8 @@ impl Daemon {
             };
             tcp_addr = l.local_addr().ok();
             receivers.push(
-                tcp::start(
-                    l,
-                    cfg.server.max_line_length,
-                    cfg.server.max_tcp_connections,
-                    agg.clone(),
-                    shutdown.clone(),
-                )
-                .map_err(DaemonError::Thread)?,
+                tcp::start(l, tcp_limits, agg.clone(), shutdown.clone())
+                    .map_err(DaemonError::Thread)?,
             );
         }
 
@@ -214,14 +216,8 @@ impl Daemon {
             let l = bind_tcp("carbon TCP", addr)?;
             carbon_tcp_addr = l.local_addr().ok();
             receivers.push(
-                carbon::start_tcp(
-                    l,
-                    cfg.server.max_line_length,
-                    cfg.server.max_tcp_connections,
-                    sink.clone(),
-                    shutdown.clone(),
-                )
-                .map_err(DaemonError::Thread)?,
+                carbon::start_tcp(l, tcp_limits, sink.clone(), shutdown.clone())
+                    .map_err(DaemonError::Thread)?,
             );
         }
         let mut carbon_udp_addr = None;
@@ -246,6 +242,11 @@ impl Daemon {
         let http = match cfg.server.http {
             Some(addr) => {
                 let l = bind_tcp("HTTP", addr)?;
+                let http_limits = crate::http::ServeLimits {
+                    max_connections: cfg.server.max_http_connections,
+                    read_timeout: cfg.server.http_read_timeout,
+                    drain: cfg.server.http_drain_timeout,
+                };
                 http_addr = l.local_addr().ok();
                 let state = Arc::new(crate::http::HttpState {
                     store: store.clone(),
@@ -265,7 +266,10 @@ impl Daemon {
                         cfg.server.render_timeout,
                     ),
                 });
-                Some(crate::http::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
+                Some(
+                    crate::http::start(l, state, http_limits, shutdown.clone())
+                        .map_err(DaemonError::Thread)?,
+                )
             }
             None => None,
         };
@@ -284,7 +288,15 @@ impl Daemon {
                     started: unix_now(),
                     store: Some(store.clone()),
                 });
-                Some(admin::start(l, state, shutdown.clone()).map_err(DaemonError::Thread)?)
+                let limits = admin::Limits {
+                    max_connections: cfg.server.max_admin_connections,
+                    max_line: cfg.server.max_line_length,
+                    idle_timeout: cfg.server.admin_idle_timeout,
+                };
+                Some(
+                    admin::start(l, state, limits, shutdown.clone())
+                        .map_err(DaemonError::Thread)?,
+                )
             }
             None => None,
         };
@@ -344,17 +356,15 @@ impl Daemon {
         &self.store
     }
 
-    /// Stops in the order that loses nothing, and waits for it.
+    /// Stops in the order that loses nothing, and waits for it. The flush,
+    /// the forward, the gauge save and the checkpoint wait only for the
+    /// ingest sockets to drain; HTTP replies and admin connections finish
+    /// meanwhile, HTTP within its drain deadline, so no client can hold
+    /// back the data.
     pub fn stop(mut self) {
         tracing::info!("shutting down: draining sockets");
         self.shutdown.store(true, Relaxed);
         for h in self.receivers.drain(..) {
-            let _ = h.join();
-        }
-        if let Some(h) = self.admin.take() {
-            let _ = h.join();
-        }
-        if let Some(h) = self.http.take() {
             let _ = h.join();
         }
         {
@@ -373,6 +383,16 @@ impl Daemon {
         if let Err(e) = self.store.checkpoint_compact() {
             tracing::error!(error = %e, "final checkpoint failed; the next start replays the log");
         }
+        // Bounded by http_drain_timeout, which ran during the flush.
+        if let Some(h) = self.http.take() {
+            let _ = h.join();
+        }
+        // An admin connection notices shutdown within its poll, unless a
+        // client is not reading a long reply: it is not waited for past
+        // ADMIN_GRACE (the process exits under it).
+        if let Some(h) = self.admin.take() {
+            join_within(h, ADMIN_GRACE, "admin connections");
+        }
         // The aggregator holds the last event queue sender; dropping it lets
         // the event writer store what is queued and end.
         self.agg.take();
@@ -380,6 +400,20 @@ impl Daemon {
             let _ = h.join();
         }
         tracing::info!("rollupd stopped");
+    }
+}
+
+/// Joins `h` if it ends within `grace`; otherwise leaves it running and
+/// says so.
+fn join_within(h: JoinHandle<()>, grace: Duration, what: &str) {
+    let deadline = Instant::now() + grace;
+    while !h.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if h.is_finished() {
+        let _ = h.join();
+    } else {
+        tracing::warn!(what, grace = ?grace, "not finished at shutdown; not waited for");
     }
 }
 
@@ -409,6 +443,11 @@ impl PointSink for StoreSink {
 
     fn bad_line(&self, reason: CarbonBad, line: &[u8]) {
         self.telemetry.carbon_bad_line(reason, line);
+    }
+
+    fn connection_refused(&self, max_connections: usize) {
+        self.telemetry
+            .connection_refused(crate::telemetry::Listener::CarbonTcp, max_connections);
     }
 }
 

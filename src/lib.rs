@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod protocol;
 pub mod query;
 pub mod render;
+pub mod secret;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

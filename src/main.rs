@@ -56,11 +56,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLUPD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // ureq's trace level is the wire, headers unredacted: `rollupd event`
+    // would log its Authorization header. Its debug level redacts them.
+    // (Capped only where trace is asked for: a `ureq=debug` directive would
+    // otherwise switch ureq's debug lines on under the default `info`.)
+    let tracing_on = filter
+        .max_level_hint()
+        .is_none_or(|l| l == tracing_subscriber::filter::LevelFilter::TRACE);
+    let filter = if tracing_on {
+        ["ureq=debug", "ureq_proto=debug"]
+            .into_iter()
+            .filter_map(|d| d.parse().ok())
+            .fold(filter, |f, d| f.add_directive(d))
+    } else {
+        filter
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROLLUPD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -132,10 +146,34 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     // Signals are registered before any listener opens, so a SIGTERM that
     // arrives during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    raise_fd_limit();
     let daemon = Daemon::start(cfg)?;
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "signal received");
     }
     daemon.stop();
     Ok(())
+}
+
+/// The connection caps (`max_tcp_connections` for statsd and for carbon,
+/// the admin cap, HTTP) plus RocksDB's files add up to more than the usual
+/// soft limit of 1024 descriptors: a flood of connections would make
+/// RocksDB's next file open fail before any cap refused a connection.
+/// Raise the soft limit to the hard one, as Go's runtime does at start.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let soft = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            tracing::warn!(soft, "cannot raise the open-file limit");
+        }
+    }
 }

@@ -33,6 +33,11 @@ pub struct Telemetry {
     pub forward_lines_dropped: AtomicU64,
     pub forward_errors: AtomicU64,
     pub tcp_connections_refused: AtomicU64,
+    /// Connections refused by the carbon TCP and admin listeners at their
+    /// caps (`tcp_connections_refused` is statsd TCP's).
+    pub carbon_connections_refused: AtomicU64,
+    pub admin_connections_refused: AtomicU64,
+    pub http_connections_refused: AtomicU64,
     /// Carbon plaintext points accepted by the receivers, and lines refused.
     pub carbon_points: AtomicU64,
     pub carbon_bad_lines: [AtomicU64; CARBON_REASONS],
@@ -78,6 +83,9 @@ pub struct Snapshot {
     pub forward_lines_dropped: u64,
     pub forward_errors: u64,
     pub tcp_connections_refused: u64,
+    pub carbon_connections_refused: u64,
+    pub admin_connections_refused: u64,
+    pub http_connections_refused: u64,
     pub carbon_points: u64,
     pub carbon_bad_lines: [u64; CARBON_REASONS],
 }
@@ -126,6 +134,35 @@ impl Snapshot {
             tcp_connections_refused: self
                 .tcp_connections_refused
                 .saturating_sub(o.tcp_connections_refused),
+            carbon_connections_refused: self
+                .carbon_connections_refused
+                .saturating_sub(o.carbon_connections_refused),
+            admin_connections_refused: self
+                .admin_connections_refused
+                .saturating_sub(o.admin_connections_refused),
+            http_connections_refused: self
+                .http_connections_refused
+                .saturating_sub(o.http_connections_refused),
+        }
+    }
+}
+
+/// The TCP listeners that cap their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    StatsdTcp,
+    CarbonTcp,
+    Admin,
+    Http,
+}
+
+impl Listener {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::StatsdTcp => "statsd TCP",
+            Listener::CarbonTcp => "carbon TCP",
+            Listener::Admin => "admin",
+            Listener::Http => "HTTP",
         }
     }
 }
@@ -211,6 +248,26 @@ impl Telemetry {
         );
     }
 
+    /// A TCP connection closed unread because `listener` already had
+    /// `max_connections` open: counted, and logged at a bounded rate (a
+    /// connection flood must not become a log flood).
+    pub fn connection_refused(&self, listener: Listener, max_connections: usize) {
+        let counter = match listener {
+            Listener::StatsdTcp => &self.tcp_connections_refused,
+            Listener::CarbonTcp => &self.carbon_connections_refused,
+            Listener::Admin => &self.admin_connections_refused,
+            Listener::Http => &self.http_connections_refused,
+        };
+        counter.fetch_add(1, Relaxed);
+        if self.may_log() {
+            tracing::warn!(
+                listener = listener.as_str(),
+                max_connections,
+                "refusing a TCP connection: too many open"
+            );
+        }
+    }
+
     fn may_log(&self) -> bool {
         self.may_log_at(unix_now())
     }
@@ -265,6 +322,9 @@ impl Telemetry {
             forward_lines_dropped: self.forward_lines_dropped.load(Relaxed),
             forward_errors: self.forward_errors.load(Relaxed),
             tcp_connections_refused: self.tcp_connections_refused.load(Relaxed),
+            carbon_connections_refused: self.carbon_connections_refused.load(Relaxed),
+            admin_connections_refused: self.admin_connections_refused.load(Relaxed),
+            http_connections_refused: self.http_connections_refused.load(Relaxed),
         }
     }
 

@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{run_bin, wait_until, Daemon, Options};
@@ -126,4 +127,182 @@ fn admin_interface() {
     );
     assert!(d.is_running());
     d.stop();
+}
+
+/// A connection to the admin port that `health` is answered on, retried
+/// while a slot freed a moment ago is still being released.
+fn served_admin(addr: std::net::SocketAddr) -> common::Admin {
+    wait_until(SECS_5, "an admin connection that is served", || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, SECS_5).ok()?;
+        s.write_all(b"health\n").ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut got = [0u8; 64];
+        let n = s.read(&mut got).ok()?;
+        got[..n]
+            .starts_with(b"health: ")
+            .then(|| common::Admin::from_stream(s))
+    })
+}
+
+/// The admin port is bounded like the ingest ones: an over-long line gets
+/// an error and the connection goes on; connections past
+/// `max_admin_connections` are closed unread and counted; the port keeps
+/// serving the others and reuses a freed slot.
+#[test]
+fn admin_port_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        dir.path(),
+        &Options::new("60s")
+            .no_udp()
+            .server("max_admin_connections = 2"),
+    );
+    let mut a = served_admin(d.admin);
+    a.send(&"x".repeat(200_000));
+    assert_eq!(
+        a.read_until("\n"),
+        "ERROR line longer than max_line_length (65536 bytes)\n"
+    );
+    assert_eq!(a.cmd("health", "\n"), "health: up\n");
+    // Commands pipelined around an over-long line are answered in order.
+    a.send(&format!("health\n{}\nhealth", "y".repeat(70_000)));
+    assert_eq!(a.read_until("\n"), "health: up\n");
+    assert_eq!(
+        a.read_until("\n"),
+        "ERROR line longer than max_line_length (65536 bytes)\n"
+    );
+    assert_eq!(a.read_until("\n"), "health: up\n");
+
+    let mut b = served_admin(d.admin);
+    let refused_before = a.totals()["admin_connections_refused"];
+    let mut c = common::Admin::connect(d.admin);
+    assert!(
+        c.closed_within(SECS_5),
+        "a connection past the cap was not closed"
+    );
+    assert_eq!(
+        a.totals()["admin_connections_refused"],
+        refused_before + 1,
+        "the refusal is counted"
+    );
+    assert_eq!(a.cmd("health", "\n"), "health: up\n");
+    assert_eq!(b.cmd("health", "\n"), "health: up\n");
+    drop(b);
+    let mut e = served_admin(d.admin);
+    assert_eq!(e.cmd("health", "\n"), "health: up\n");
+    assert!(d.is_running());
+    drop((a, e));
+    d.stop();
+}
+
+/// A connection with no command for `admin_idle_timeout` is told so and
+/// closed, so idle clients cannot hold the port's slots.
+#[test]
+fn idle_admin_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        dir.path(),
+        &Options::new("60s")
+            .no_udp()
+            .server("admin_idle_timeout = \"1s\""),
+    );
+    let mut a = served_admin(d.admin);
+    assert_eq!(a.cmd("health", "\n"), "health: up\n");
+    // Bytes that never make a command do not keep it open.
+    a.send_raw(b"hea");
+    assert!(
+        a.closed_within(Duration::from_secs(10)),
+        "an idle admin connection was not closed"
+    );
+    assert_eq!(
+        a.try_read_until("\n", Duration::ZERO).as_deref(),
+        Some("ERROR idle too long; closing\n")
+    );
+    assert_eq!(served_admin(d.admin).cmd("health", "\n"), "health: up\n");
+    d.stop();
+}
+
+/// The API token never leaves the daemon: not in the admin `config` reply,
+/// not in its log, not in `check-config`'s complaint about a mistyped
+/// token, and not in `rollupd event`'s log at the most verbose level.
+#[test]
+fn the_api_token_stays_secret() {
+    const TOKEN: &str = "adm1n-t0ken-9f8e7d6c";
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        dir.path(),
+        &Options::new("60s")
+            .no_udp()
+            .server(&format!("api_token = \"{TOKEN}\"")),
+    );
+    let mut a = d.admin();
+    a.send("config");
+    a.send("health");
+    let config = a.read_until("health: ");
+    assert!(!config.contains(TOKEN), "{config}");
+    assert!(config.contains("api_token = \"<redacted>\""), "{config}");
+
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "event",
+            "--what",
+            "secret test",
+            "--server",
+            &format!("http://{}", d.http),
+            "--token",
+            TOKEN,
+        ])
+        .env("ROLLUPD_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rollupd event");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains(TOKEN),
+        "rollupd event logged the token:\n{log}"
+    );
+    // A wire dump (hex, then 16 bytes as text per line) splits it across
+    // lines: join the text columns too.
+    let columns: String = log
+        .lines()
+        .map(|l| l.get(l.len().saturating_sub(16)..).unwrap_or(""))
+        .collect();
+    assert!(
+        !columns.contains(TOKEN),
+        "rollupd event dumped the token in its wire log:\n{log}"
+    );
+    drop(a);
+    d.stop();
+    assert!(!d.log().contains(TOKEN), "{}", d.log());
+
+    for (name, text) in [
+        (
+            "number.toml",
+            "[server]\napi_token = 918273645\n".to_string(),
+        ),
+        (
+            "unterminated.toml",
+            format!("[server]\napi_token = \"{TOKEN}\n"),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let out = run_bin(&["check-config", path.to_str().unwrap()], SECS_5);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{name}: {said}");
+        assert!(
+            !said.contains(TOKEN) && !said.contains("918273645"),
+            "{name}: {said}"
+        );
+        assert!(said.contains("api_token"), "{name}: {said}");
+    }
 }

@@ -3,8 +3,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{run_bin, wait_until, Carbon, Daemon, Options};
 
@@ -301,4 +304,133 @@ fn check_config() {
             "{name}: says ok"
         );
     }
+}
+
+/// SIGTERM with HTTP clients that never finish (a request whose body never
+/// comes, a request whose headers never end): the partial interval is
+/// flushed and forwarded at once, not after them; the gauges are saved; and
+/// the process exits once `http_drain_timeout` has passed, dropping them.
+#[test]
+fn shutdown_does_not_wait_for_stalled_http_clients() {
+    const DRAIN: Duration = Duration::from_secs(6);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let carbon = Carbon::start();
+    let opts = Options::new("60s")
+        .carbon(carbon.addr())
+        .server("http_drain_timeout = \"6s\"");
+    let mut d = Daemon::start_with_data_dir(dir.path(), &data_dir, &opts);
+
+    let mut stalled_body = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();
+    stalled_body
+        .write_all(
+            b"POST /render HTTP/1.1\r\nHost: rollupd\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100000\r\n\r\ntarget=a",
+        )
+        .unwrap();
+    let mut stalled_headers = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();
+    stalled_headers
+        .write_all(b"GET /render?target=a HTTP/1.1\r\nHost: rollupd\r\n")
+        .unwrap();
+    // A complete request on a third connection is answered: the server has
+    // accepted the two before it (the accept queue is in order).
+    let mut ok = TcpStream::connect_timeout(&d.http, SECS_5).unwrap();
+    ok.set_read_timeout(Some(SECS_5)).unwrap();
+    ok.write_all(b"GET /health HTTP/1.1\r\nHost: rollupd\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = ok.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+
+    d.send_udp(b"stall.count:5|c\nstall.gauge:42|g\n");
+    let mut admin = d.admin();
+    wait_until(SECS_5, "the counter and gauge", || {
+        let c = admin.numbers("counters");
+        let g = admin.numbers("gauges");
+        (c.get("stall.count") == Some(&5.0) && g.get("stall.gauge") == Some(&42.0)).then_some(())
+    });
+    drop(admin);
+
+    let asked = Instant::now();
+    d.sigterm();
+    let flush = carbon.wait_flush(0, SECS_5);
+    assert_eq!(
+        flush.get("stats_counts.stall.count"),
+        Some(5.0),
+        "{flush:?}"
+    );
+    assert!(
+        d.is_running(),
+        "the final flush should not wait for HTTP, and HTTP should get its drain time"
+    );
+    let status = d.wait_exit(DRAIN + Duration::from_secs(10));
+    let took = asked.elapsed();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    assert!(took < DRAIN + Duration::from_secs(5), "exit took {took:?}");
+    assert!(
+        d.log().contains("still open at the shutdown deadline"),
+        "{}",
+        d.log()
+    );
+    drop((stalled_body, stalled_headers));
+
+    // The gauge was saved before the drain ended.
+    let mut again = Daemon::start_with_data_dir(dir.path(), &data_dir, &Options::new("60s"));
+    let mut admin = again.admin();
+    assert_eq!(admin.numbers("gauges").get("stall.gauge"), Some(&42.0));
+    drop(admin);
+    again.stop();
+}
+
+/// Clients that never stop sending (a UDP flood, a TCP stream) cannot hold
+/// shutdown: the sockets are drained for a bounded time, then the final
+/// flush runs and the process exits while they are still sending.
+#[test]
+fn shutdown_ends_while_clients_keep_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let carbon = Carbon::start();
+    let mut d = Daemon::start(dir.path(), &Options::new("60s").carbon(carbon.addr()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let line = "flood.count:1|c\n".repeat(80);
+    let udp = {
+        let (stop, line, to) = (stop.clone(), line.clone(), d.udp.unwrap());
+        std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let until = Instant::now() + Duration::from_secs(40);
+            while !stop.load(Relaxed) && Instant::now() < until {
+                let _ = s.send_to(line.as_bytes(), to);
+            }
+        })
+    };
+    let tcp = {
+        let (stop, mut conn) = (stop.clone(), d.statsd_tcp());
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(40);
+            while !stop.load(Relaxed) && Instant::now() < until {
+                if conn.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut admin = d.admin();
+    wait_until(SECS_5, "the flood to arrive", || {
+        (admin.numbers("counters").get("flood.count") > Some(&10_000.0)).then_some(())
+    });
+    drop(admin);
+    let asked = Instant::now();
+    d.sigterm();
+    let status = d.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    stop.store(true, Relaxed);
+    let _ = (udp.join(), tcp.join());
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    carbon.wait_all_closed(SECS_5);
+    assert!(
+        carbon.sum("stats_counts.flood.count") > 10_000.0,
+        "{:?}",
+        carbon.flushes()
+    );
 }

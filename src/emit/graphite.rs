@@ -183,6 +183,9 @@ impl Naming {
             ("udp_kernel_drops", i.udp_kernel_drops),
             ("forward_lines_dropped", i.forward_lines_dropped),
             ("tcp_connections_refused", i.tcp_connections_refused),
+            ("carbon_connections_refused", i.carbon_connections_refused),
+            ("admin_connections_refused", i.admin_connections_refused),
+            ("http_connections_refused", i.http_connections_refused),
         ];
         for (what, n) in extra {
             self.counter_lines(&mut name, &format!("{p}.{what}"), n as f64, secs, &mut out);

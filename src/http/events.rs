@@ -26,7 +26,7 @@ fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(token.as_str()) {
+    if given.is_some_and(|g| token.matches(g)) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)

@@ -21,15 +21,18 @@ use std::time::Duration;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
+use hyper_util::rt::TokioIo;
+
 use crate::query::eval::Limits;
 use crate::store::Store;
+use crate::telemetry::Listener;
 
 /// What the handlers share.
 pub struct HttpState {
     pub store: Arc<Store>,
     pub events: Arc<crate::events::store::EventStore>,
     /// Writes need `Authorization: Bearer <token>` when set.
-    pub api_token: Option<String>,
+    pub api_token: Option<crate::secret::Secret>,
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
@@ -84,10 +87,31 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` is set.
+/// What the HTTP listener allows (`[server]` in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections served at once; more are closed unread and counted.
+    pub max_connections: usize,
+    /// A connection must send a complete request head within this long
+    /// (from connecting, or from its previous reply), and each piece of a
+    /// request body within this long of the last: idle keep-alive
+    /// connections, trickled headers and bodies that never come are not
+    /// held.
+    pub read_timeout: Duration,
+    /// At shutdown, how long replies in progress may take.
+    pub drain: Duration,
+}
+
+/// Serves until `shutdown` is set, then lets replies in progress finish for
+/// at most `limits.drain`; whatever is still open then is dropped. Without
+/// the bound one slow or stalled client (a streamed json reply read a byte
+/// at a time) would hold the process, and whatever still runs after the
+/// HTTP thread in the shutdown order, forever. The thread ends within
+/// `drain` (plus one look at the flag) of `shutdown`.
 pub fn start(
     listener: TcpListener,
     state: Arc<HttpState>,
+    limits: ServeLimits,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
@@ -104,32 +128,85 @@ pub fn start(
     std::thread::Builder::new()
         .name("http-main".into())
         .spawn(move || {
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serve HTTP");
-                        return;
-                    }
-                };
-                let stop = async move {
-                    while !shutdown.load(Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                // A request is answered within render_timeout; a connection
-                // silent past that (and a margin) sends no whole request or
-                // reads no reply.
-                let idle = state.gate.timeout() + Duration::from_secs(10);
-                let listener = conn::Bounded::new(listener, conn::MAX_CONNECTIONS, idle);
-                if let Err(e) = axum::serve(listener, router(state))
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            });
+            rt.block_on(serve(listener, state, limits, shutdown));
+            // Dropping the runtime would wait for every blocking render
+            // thread; this drops the connection tasks (so a streaming
+            // writer's channel closes and it ends) and waits for none.
+            rt.shutdown_background();
         })
+}
+
+/// The accept loop. hyper's connection builder is used directly rather than
+/// `axum::serve`, which has no connection cap and no timer (so hyper's
+/// header timeout never ran and an idle connection was held forever).
+async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    limits: ServeLimits,
+    shutdown: Arc<AtomicBool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve HTTP");
+            return;
+        }
+    };
+    let telemetry = state.telemetry.clone();
+    let reply_idle = state.gate.timeout() + Duration::from_secs(10);
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.read_timeout);
+    let asked = || async {
+        while !shutdown.load(Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    loop {
+        let stream = tokio::select! {
+            () = asked() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            telemetry.connection_refused(Listener::Http, limits.max_connections);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower_http::timeout::RequestBodyTimeout::new(app.clone(), limits.read_timeout),
+        );
+        let _ = stream.set_nodelay(true);
+        // A request is answered within render_timeout; a connection that
+        // has had no byte of reply for that (and a margin) since its
+        // request began sends no whole request or reads no reply.
+        let stream = conn::Conn::new(stream, reply_idle);
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // An error is the client's going away or its header timeout.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain = ?limits.drain,
+            "HTTP replies still open at the shutdown deadline are dropped"
+        );
+    }
 }
 
 #[cfg(test)]

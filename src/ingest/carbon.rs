@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ingest::tcp::{read_lines, serve_connections, LineConsumer};
+use crate::ingest::tcp::{read_lines, serve_connections, LineConsumer, TcpLimits};
 use crate::ingest::udp::{read_batches, POLL};
 use crate::protocol::carbon::{for_each_line, normalize_tags, CarbonBad, Point, NOW};
 
@@ -45,34 +45,38 @@ pub trait PointSink: Send + Sync + 'static {
     /// One refused line, as received (without its newline), for counting as
     /// `carbon.bad_lines.<reason>` and logging.
     fn bad_line(&self, reason: CarbonBad, line: &[u8]);
+    /// A TCP connection was closed unread: `max_connections` were open.
+    fn connection_refused(&self, max_connections: usize);
 }
 
 /// Serves carbon plaintext TCP connections until `shutdown`, one thread per
-/// connection and at most `max_conns` at once. A line longer than
+/// connection and at most `max_connections` at once. A line longer than
 /// `max_line` is a `too_long` bad line and skipped up to its newline; the
-/// connection goes on. Once shutdown is asked for, what connections (and
+/// connection goes on. A connection silent for `idle_timeout` is closed. Once shutdown is asked for, what connections (and
 /// the accept queue) already hold is read, then the thread ends.
 pub fn start_tcp(
     listener: TcpListener,
-    max_line: usize,
-    max_conns: usize,
+    limits: TcpLimits,
     sink: Arc<dyn PointSink>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
+    let TcpLimits {
+        max_line,
+        max_connections: max_conns,
+        idle_timeout,
+    } = limits;
     serve_connections(
         "carbon-tcp",
         listener,
         max_conns,
         shutdown,
-        move || {
-            tracing::warn!(
-                max_connections = max_conns,
-                "refusing carbon TCP connection: too many open"
-            );
+        {
+            let sink = sink.clone();
+            move || sink.connection_refused(max_conns)
         },
         move |stream, shutdown| {
             let mut batch = Batcher::new(&*sink);
-            read_lines(stream, max_line, shutdown, &mut batch);
+            read_lines(stream, max_line, idle_timeout, shutdown, &mut batch);
         },
     )
 }
@@ -206,6 +210,7 @@ mod tests {
         /// The size of each `write_points` call.
         batches: Mutex<Vec<usize>>,
         bad: Mutex<Vec<(CarbonBad, Vec<u8>)>>,
+        refused: std::sync::atomic::AtomicUsize,
     }
 
     impl PointSink for TestSink {
@@ -217,6 +222,10 @@ mod tests {
 
         fn bad_line(&self, reason: CarbonBad, line: &[u8]) {
             self.bad.lock().unwrap().push((reason, line.to_vec()));
+        }
+
+        fn connection_refused(&self, _max_connections: usize) {
+            self.refused.fetch_add(1, Relaxed);
         }
     }
 
@@ -270,18 +279,19 @@ mod tests {
 
     impl Server {
         fn tcp(max_line: usize, max_conns: usize) -> Server {
+            Server::tcp_with(TcpLimits {
+                max_line,
+                max_connections: max_conns,
+                idle_timeout: None,
+            })
+        }
+
+        fn tcp_with(limits: TcpLimits) -> Server {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let sink = Arc::new(TestSink::default());
             let shutdown = Arc::new(AtomicBool::new(false));
-            let handle = start_tcp(
-                listener,
-                max_line,
-                max_conns,
-                sink.clone(),
-                shutdown.clone(),
-            )
-            .unwrap();
+            let handle = start_tcp(listener, limits, sink.clone(), shutdown.clone()).unwrap();
             Server {
                 addr,
                 sink,
@@ -364,6 +374,87 @@ mod tests {
             ]
         );
         assert_eq!(server.sink.bad_total(), 0);
+    }
+
+    /// Past `max_conns` a connection is closed unread and counted; the
+    /// open ones go on, and a slot freed is used again.
+    #[test]
+    fn tcp_connections_past_the_cap_are_refused_and_counted() {
+        let mut server = Server::tcp(1024, 2);
+        let mut open: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
+        for (i, conn) in open.iter_mut().enumerate() {
+            writeln!(conn, "held.{i} 1 1700000000").unwrap();
+        }
+        server
+            .sink
+            .wait("both held connections", |s| s.count() == 2);
+        let mut extra = server.connect();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = writeln!(extra, "refused.m 1 1700000000");
+        let mut byte = [0u8; 1];
+        let closed = matches!(extra.read(&mut byte), Ok(0) | Err(_));
+        assert!(closed, "the connection past the cap was not closed");
+        server.sink.wait("the refusal to be counted", |s| {
+            s.refused.load(Relaxed) == 1
+        });
+        // The held connections still work, and a freed slot is reused.
+        writeln!(open[0], "held.0 2 1700000001").unwrap();
+        server
+            .sink
+            .wait("a held connection's line", |s| s.count() == 3);
+        drop(open.pop());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut again = server.connect();
+            writeln!(again, "again.m 1 1700000000").unwrap();
+            drop(again);
+            let got = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(10));
+                server.sink.points().iter().any(|p| p.name == "again.m")
+            });
+            if got {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a freed slot was never reused");
+        }
+        server.stop();
+        assert!(!server.sink.points().iter().any(|p| p.name == "refused.m"));
+    }
+
+    /// A connection that sends nothing for the idle timeout is closed (its
+    /// lines kept, its slot freed); one that keeps sending stays open.
+    #[test]
+    fn tcp_idle_connections_are_closed() {
+        let mut server = Server::tcp_with(TcpLimits {
+            max_line: 1024,
+            max_connections: 1,
+            idle_timeout: Some(Duration::from_secs(1)),
+        });
+        let mut idle = server.connect();
+        idle.write_all(b"idle.a 1 1700000000\nidle.b 2 1700000001")
+            .unwrap();
+        idle.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(idle.read(&mut byte), Ok(0) | Err(_)),
+            "the idle connection was not closed"
+        );
+        server.sink.wait("both lines", |s| s.count() == 2);
+        // The only slot is free again, and a busy connection outlives the
+        // timeout.
+        let mut busy = server.connect();
+        for i in 0..15 {
+            writeln!(busy, "busy.m {i} 1700000000").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+            .sink
+            .wait("the busy connection's lines", |s| s.count() == 17);
+        assert_eq!(server.sink.refused.load(Relaxed), 0);
+        drop(busy);
+        server.stop();
     }
 
     #[test]

@@ -15,6 +15,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 /// How often an idle accept loop looks at the shutdown flag, in ms.
 const ACCEPT_POLL_MS: libc::c_int = 200;
 
+/// At shutdown, how long a receiver goes on reading what its socket holds.
+/// "Until the socket is empty" alone never ends while a client sends faster
+/// than we read (a flood, or a busy fleet at capacity), and the final flush
+/// waits for the receivers: past this, what is still arriving is left.
+pub(crate) const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When a receiver that began draining at `started` must stop.
+pub(crate) fn drain_over(started: &mut Option<std::time::Instant>) -> bool {
+    started
+        .get_or_insert_with(std::time::Instant::now)
+        .elapsed()
+        >= DRAIN_LIMIT
+}
+
 /// Accepts connections until `shutdown` is set, polling so the loop notices
 /// shutdown without a connection arriving.
 pub fn accept_loop(
@@ -43,9 +57,15 @@ pub fn accept_loop(
         }
     }
     // Clients that connected (and may have written) before shutdown but were
-    // not accepted yet still get their data read: accept what is queued.
+    // not accepted yet still get their data read: accept what is queued
+    // (for at most DRAIN_LIMIT: a client connecting in a loop keeps the
+    // queue from ever being empty).
+    let mut started = None;
     if listener.set_nonblocking(true).is_ok() {
         while let Ok((stream, _)) = listener.accept() {
+            if drain_over(&mut started) {
+                break;
+            }
             if stream.set_nonblocking(false).is_ok() {
                 on_conn(stream);
             }

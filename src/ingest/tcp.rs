@@ -1,7 +1,9 @@
 //! statsd over newline-delimited TCP. Each read hands the complete lines it
 //! holds to the aggregator as one packet (as Etsy's TCP server does); a
 //! partial line waits for the rest. A line longer than `max_line_length` is
-//! counted as bad and skipped up to its newline.
+//! counted as bad and skipped up to its newline. A connection that sends
+//! nothing for `tcp_idle_timeout` is closed, so idle (or never-speaking)
+//! clients cannot hold every one of the `max_tcp_connections` slots.
 //!
 //! The connection handling and framing (`serve_connections`, `read_lines`,
 //! [`Framer`]) know nothing of statsd: the carbon receiver uses them too.
@@ -11,23 +13,39 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::aggregate::{Aggregator, Scratch};
 use crate::ingest::accept_loop;
 use crate::protocol::statsd::BadReason;
-use crate::telemetry::LocalCounts;
+use crate::telemetry::{Listener, LocalCounts};
 
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// What a line-oriented TCP listener allows.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Longest line; longer ones are counted as bad and skipped.
+    pub max_line: usize,
+    /// Connections served at once; more are closed unread and counted.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed; `None`
+    /// keeps it forever.
+    pub idle_timeout: Option<Duration>,
+}
 
 /// Serves statsd TCP connections until shutdown.
 pub fn start(
     listener: TcpListener,
-    max_line: usize,
-    max_connections: usize,
+    limits: TcpLimits,
     agg: Arc<Aggregator>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
+    let TcpLimits {
+        max_line,
+        max_connections,
+        idle_timeout,
+    } = limits;
     let refused = agg.clone();
     serve_connections(
         "statsd-tcp",
@@ -37,12 +55,7 @@ pub fn start(
         move || {
             refused
                 .telemetry()
-                .tcp_connections_refused
-                .fetch_add(1, Relaxed);
-            tracing::warn!(
-                max_connections,
-                "refusing statsd TCP connection: too many open"
-            );
+                .connection_refused(Listener::StatsdTcp, max_connections)
         },
         move |stream, shutdown| {
             let mut packets = Packets {
@@ -50,7 +63,7 @@ pub fn start(
                 scratch: Scratch::default(),
                 counts: LocalCounts::default(),
             };
-            read_lines(stream, max_line, shutdown, &mut packets);
+            read_lines(stream, max_line, idle_timeout, shutdown, &mut packets);
         },
     )
 }
@@ -118,11 +131,13 @@ pub(crate) trait LineConsumer {
 }
 
 /// Reads a connection to its end, framing it into lines for `out`. Once
-/// shutdown is asked for, it reads only what has already arrived, then
-/// stops.
+/// shutdown is asked for, it reads only what has already arrived (for at
+/// most [`crate::ingest::DRAIN_LIMIT`]), then stops. A connection that sends nothing for `idle_timeout` is closed (its
+/// last partial line, if any, counts as the client's last line).
 pub(crate) fn read_lines(
     mut stream: TcpStream,
     max_line: usize,
+    idle_timeout: Option<Duration>,
     shutdown: &AtomicBool,
     out: &mut impl LineConsumer,
 ) {
@@ -131,14 +146,20 @@ pub(crate) fn read_lines(
     }
     let mut framer = Framer::new(max_line);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut last_data = Instant::now();
+    let mut drain_started = None;
     loop {
         let draining = shutdown.load(Relaxed);
         if draining {
+            if crate::ingest::drain_over(&mut drain_started) {
+                break;
+            }
             let _ = stream.set_nonblocking(true);
         }
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
+                last_data = Instant::now();
                 framer.push(&chunk[..n], |lines, overlong| {
                     if overlong > 0 {
                         out.overlong(overlong);
@@ -156,6 +177,10 @@ pub(crate) fn read_lines(
                 ) =>
             {
                 if draining {
+                    break;
+                }
+                if idle_timeout.is_some_and(|t| last_data.elapsed() >= t) {
+                    tracing::debug!(peer = ?stream.peer_addr().ok(), "closing an idle TCP connection");
                     break;
                 }
             }

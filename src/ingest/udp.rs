@@ -235,10 +235,14 @@ pub(super) fn read_batches(
 ) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new(max_packet);
+    let mut drain_started = None;
     loop {
         // Once shutdown is asked for, read whatever the kernel still holds
-        // without waiting, then stop.
+        // without waiting (for at most DRAIN_LIMIT), then stop.
         let draining = shutdown.load(Relaxed);
+        if draining && super::drain_over(&mut drain_started) {
+            break;
+        }
         let flags = if draining {
             libc::MSG_DONTWAIT
         } else {

@@ -536,13 +536,18 @@ impl Admin {
         Admin::from_stream(s)
     }
 
-    fn from_stream(s: TcpStream) -> Admin {
+    pub fn from_stream(s: TcpStream) -> Admin {
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
         Admin {
             stream: s,
             buf: Vec::new(),
         }
+    }
+
+    /// Writes bytes as they are (no newline added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write admin bytes");
     }
 
     pub fn send(&mut self, cmd: &str) {

@@ -17,7 +17,7 @@ fn app_with(token: Option<&str>, limits: EventLimits) -> (Router, Arc<EventStore
     let state = Arc::new(HttpState {
         store,
         events: events.clone(),
-        api_token: token.map(str::to_string),
+        api_token: token.map(crate::secret::Secret::from),
         limits: Limits {
             max_series: 100,
             max_points: 1_000_000,
