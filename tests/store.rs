@@ -348,6 +348,11 @@ fn a_carbon_flood_of_new_series_stops_at_max_series() {
     let p = admin.points("flood.s0", t - 10, t + 10);
     assert_eq!(p.values().copied().collect::<Vec<_>>(), vec![0.0]);
     assert!(d.is_running());
+    let refused = poll_until(Duration::from_secs(10), || {
+        let n = admin.store()["points_refused"];
+        (n == 8).then_some(n)
+    });
+    assert_eq!(refused, Some(8), "{:?}", admin.store());
     let log = d.log();
     assert!(log.contains("at_max_series"), "{log}");
     d.stop();

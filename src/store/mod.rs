@@ -668,15 +668,17 @@ impl Store {
     fn replay(&self) -> Result<(), StoreError> {
         let from = wal::key(self.inner.lock().checkpoint_seq);
         let mut entries: Vec<(u64, wal::Entry)> = Vec::new();
-        let mut bad = None;
+        let mut damaged: Vec<String> = Vec::new();
+        // The tail must move past every entry in the log, damaged or not,
+        // so no new batch is written over one.
+        let mut last_seq = None;
         self.kv
             .scan(Space::Log, &from, &[0xff; 9], &mut |k, v| {
-                match (wal::seq_of(k), wal::Entry::decode(v)) {
+                let seq = wal::seq_of(k);
+                last_seq = seq.or(last_seq);
+                match (seq, wal::Entry::decode(v)) {
                     (Some(seq), Ok(e)) => entries.push((seq, e)),
-                    (seq, Err(e)) => {
-                        bad = Some(format!("log entry {seq:?}: {e}"));
-                        return false;
-                    }
+                    (seq, Err(e)) => damaged.push(format!("log entry {seq:?}: {e}")),
                     (None, _) => {}
                 }
                 true
@@ -685,12 +687,14 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })?;
-        if let Some(why) = bad {
-            // A torn tail cannot happen with an atomic engine; a damaged
-            // entry means damaged files. Keep what precedes it.
+        if !damaged.is_empty() {
+            // A torn entry cannot happen with an atomic engine; a damaged
+            // one means damaged files. Each batch stands alone, so the
+            // others are replayed.
             tracing::error!(
-                why,
-                "write-ahead log damaged; replaying what precedes the damage"
+                entries = damaged.len(),
+                first = damaged[0],
+                "write-ahead log damaged; the damaged entries' points are lost, the others are replayed"
             );
         }
         self.reserve_logged_ids(&entries);
@@ -716,7 +720,9 @@ impl Store {
             inner.next_seq = seq + 1;
             self.stats.replayed_batches.fetch_add(1, Relaxed);
         }
-        self.log.lock().next_seq = inner.next_seq;
+        let next = inner.next_seq.max(last_seq.map_or(0, |s| s + 1));
+        inner.next_seq = next;
+        self.log.lock().next_seq = next;
         Ok(())
     }
 
@@ -927,18 +933,14 @@ impl Store {
                     start,
                     series: id,
                 };
-                let (resident, missing) = match source {
-                    Source::Points(_) => (inner.points.is_open(key), inner.points.must_read(key)),
-                    Source::Hist(_) => (inner.hists.is_open(key), inner.hists.must_read(key)),
-                };
-                let space = match source {
-                    Source::Points(_) => Space::Rows,
-                    Source::Hist(_) => Space::Hists,
+                // The common case, a point for an open row, reads nothing.
+                let (space, missing) = match source {
+                    Source::Points(_) if inner.points.is_open(key) => continue,
+                    Source::Hist(_) if inner.hists.is_open(key) => continue,
+                    Source::Points(_) => (Space::Rows, inner.points.must_read(key)),
+                    Source::Hist(_) => (Space::Hists, inner.hists.must_read(key)),
                 };
                 need(space, key, missing, want);
-                if resident {
-                    continue;
-                }
                 for d in derive::dependents(index, source) {
                     if index.series.get(d as usize).map(|s| s.schema) != Some(schema) {
                         continue;

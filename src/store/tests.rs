@@ -1209,3 +1209,39 @@ fn a_checkpoint_after_a_full_disk_is_all_a_stop_needs() {
         1.0
     );
 }
+
+#[test]
+fn a_damaged_log_entry_costs_its_own_points_only() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("10s:1d", "average", 0.0);
+    let now = T0 + 600;
+    {
+        let store = open(&kv, &c);
+        for k in 0..5 {
+            store
+                .write(&[pt("torn", T0 + k * 10, k as f64)], &[], now)
+                .unwrap();
+        }
+    }
+    // Damage the middle entry (sequence 2).
+    let mut b = super::kv::Batch::default();
+    b.put(Space::Log, super::wal::key(2).to_vec(), vec![1, 2, 3]);
+    kv.write(b).unwrap();
+    let store = open(&kv, &c);
+    let id = store.index().id("torn").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 50, now).unwrap().unwrap();
+    assert_eq!(
+        f.values[..5].iter().filter(|v| !v.is_nan()).count(),
+        4,
+        "{:?}",
+        f.values
+    );
+    assert!(f.values[2].is_nan());
+    assert_eq!(f.values[4], 4.0, "entries after the damage are replayed");
+    // A new batch goes after every old entry, overwriting none.
+    store.write(&[pt("torn", T0 + 50, 5.0)], &[], now).unwrap();
+    drop(store);
+    let store = open(&kv, &c);
+    let f = store.fetch(id, T0 - 1, T0 + 60, now).unwrap().unwrap();
+    assert_eq!((f.values[3], f.values[4], f.values[5]), (3.0, 4.0, 5.0));
+}
