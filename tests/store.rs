@@ -265,7 +265,7 @@ fn series_created_while_killed_at_random_keep_their_points_in_their_series() {
                             return;
                         }
                         k += 1;
-                        if k % 50 == 0 {
+                        if k.is_multiple_of(50) {
                             std::thread::sleep(Duration::from_millis(1));
                         }
                     }
