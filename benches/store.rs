@@ -10,6 +10,12 @@
 //!   bytes of SST files per point at rest, all archives counted.
 //! - `write`: points per second into the store, 10,000 series per batch.
 //! - `read`: one series 24 h at 10 s; 1,000 series by one glob, 24 h at 1m.
+//! - `latency`: how long a fetch waits while the store is busy: one reader
+//!   fetching random series (the last hour) in a loop, beside a writer of
+//!   250,000 points/s (1% of them late, into rows already stored), first
+//!   alone, then while checkpoints run, then during a retention pass that
+//!   deletes and compacts half the stored rows; p50/p99/max per phase, and
+//!   resident memory.
 //! - `sustained`: a stream of 250,000 points/s kept up with for 10 minutes
 //!   of wall time (simulated time runs 100× faster, so rows seal,
 //!   checkpoints run and retention deletes, on a thread of their own as in
@@ -525,6 +531,163 @@ fn sustained() {
     upkeep.join().expect("upkeep thread");
 }
 
+/// Latency percentiles of `v` (sorted in place), as text.
+fn percentiles(v: &mut [Duration]) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "{} fetches: p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        v.len(),
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1]
+    )
+}
+
+fn latency() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StorageConfig {
+        retention: vec![rollupd::config::RetentionRule {
+            pattern: ".*".into(),
+            retentions: "10s:2h,1m:1d".into(),
+        }],
+        ..StorageConfig::default()
+    };
+    let (_kv, store) = open_rocks(dir.path(), &cfg);
+    let store = Arc::new(store);
+    let series = 5000usize;
+    let names = Arc::new(names(series));
+    // Four hours at 10 s, checkpointed every half hour: the rows of the
+    // first hours are on disk, the last ones in memory.
+    let hours = 4i64;
+    let mut pts: Vec<Point<'_>> = Vec::with_capacity(series);
+    for b in 0..hours * 360 {
+        let t = T0 + b * 10;
+        pts.clear();
+        pts.extend(names.iter().enumerate().map(|(i, n)| Point {
+            name: n,
+            timestamp: t,
+            value: ((i as i64 + b) % 97) as f64,
+        }));
+        store.write(&pts, &[], t).expect("write");
+        if b % 180 == 179 {
+            store.maintain(t, true).expect("checkpoint");
+        }
+    }
+    store.maintain(T0 + hours * 3600, true).expect("checkpoint");
+    let clock = Arc::new(AtomicI64::new(T0 + hours * 3600));
+    let stop = Arc::new(AtomicBool::new(false));
+    // The writer: a batch of `series` points every 20 ms, 1% of them late
+    // (three hours old, so their rows are read from the engine).
+    let writer = {
+        let (store, names, clock, stop) =
+            (store.clone(), names.clone(), clock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = fastrand::Rng::with_seed(7);
+            let mut b = 0i64;
+            let mut pts: Vec<Point<'_>> = Vec::with_capacity(series);
+            while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let t = T0 + hours * 3600 + b * 10;
+                clock.store(t, Ordering::Relaxed);
+                pts.clear();
+                pts.extend(names.iter().enumerate().map(|(i, n)| {
+                    let late = rng.u32(0..100) == 0;
+                    Point {
+                        name: n,
+                        timestamp: if late {
+                            t - 3 * 3600 - rng.i64(0..360) * 10
+                        } else {
+                            t
+                        },
+                        value: ((i as i64 + b) % 89) as f64,
+                    }
+                }));
+                store.write(&pts, &[], t).expect("write");
+                b += 1;
+                if let Some(rest) = Duration::from_millis(20).checked_sub(t0.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+        })
+    };
+    let samples: Arc<Mutex<Vec<(Instant, Duration)>>> = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let (store, clock, stop, samples) =
+            (store.clone(), clock.clone(), stop.clone(), samples.clone());
+        std::thread::spawn(move || {
+            let mut rng = fastrand::Rng::with_seed(9);
+            let mut out = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let now = clock.load(Ordering::Relaxed);
+                let id = rng.u32(0..series as u32);
+                let t0 = Instant::now();
+                let f = store.fetch(id, now - 3600, now, now).expect("fetch");
+                out.push((t0, t0.elapsed()));
+                std::hint::black_box(f);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            samples.lock().expect("samples").extend(out);
+        })
+    };
+    let phase = |what: &str, f: &dyn Fn()| {
+        let from = Instant::now();
+        f();
+        (what.to_string(), from, Instant::now())
+    };
+    let mut phases = Vec::new();
+    phases.push(phase("writer only", &|| {
+        std::thread::sleep(Duration::from_secs(5))
+    }));
+    phases.push(phase("during checkpoints", &|| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            store
+                .maintain(clock.load(Ordering::Relaxed), true)
+                .expect("checkpoint");
+        }
+    }));
+    phases.push(phase("during a retention pass", &|| {
+        // Two hours of 10 s rows (half those stored) expire.
+        store
+            .enforce_retention(clock.load(Ordering::Relaxed))
+            .expect("retention");
+    }));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    reader.join().expect("reader");
+    let samples = samples.lock().expect("samples");
+    for (what, from, until) in phases {
+        let mut v: Vec<Duration> = samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < until)
+            .map(|s| s.1)
+            .collect();
+        println!(
+            "latency[{what}, {:.1} s]: {}",
+            (until - from).as_secs_f64(),
+            percentiles(&mut v)
+        );
+    }
+    println!(
+        "latency: RSS {:.0} MB, reads under the store lock {}, write errors {}",
+        rss_mb(),
+        store
+            .stats
+            .reads_under_lock
+            .load(std::sync::atomic::Ordering::Relaxed),
+        store
+            .stats
+            .write_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench targets too, without `--bench`
     // and in debug mode: measuring there would take an hour and mean
@@ -539,7 +702,7 @@ fn main() {
         .collect();
     let want = |w: &str| {
         if args.is_empty() {
-            w != "sustained"
+            w != "sustained" && w != "latency"
         } else {
             args.iter().any(|a| a == w)
         }
@@ -555,5 +718,8 @@ fn main() {
     }
     if want("sustained") {
         sustained();
+    }
+    if want("latency") {
+        latency();
     }
 }

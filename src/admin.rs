@@ -317,6 +317,7 @@ fn store_stats(s: &AdminState) -> String {
         ("points_accepted", st.points_accepted.load(R)),
         ("points_too_old", st.points_too_old.load(R)),
         ("points_too_new", st.points_too_new.load(R)),
+        ("points_refused", store.caps.points_refused.load(R)),
         ("write_errors", st.write_errors.load(R)),
         ("batches", st.batches.load(R)),
         ("checkpoints", st.checkpoints.load(R)),

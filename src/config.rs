@@ -363,6 +363,12 @@ pub struct StorageConfig {
     /// Most Graphite events kept; past it new ones are refused, counted
     /// and logged.
     pub max_events: u64,
+    /// Series (value and timer histogram series) the store holds at most;
+    /// points of a new series past it are counted and dropped.
+    pub max_series: usize,
+    /// New series the store creates per minute at most (carbon plaintext
+    /// is unauthenticated); past it, as `max_series`.
+    pub max_new_series_per_minute: usize,
 }
 
 impl Default for StorageConfig {
@@ -375,6 +381,8 @@ impl Default for StorageConfig {
             checkpoint_log_bytes: 256 << 20,
             events_retention: Duration::from_secs(5 * 365 * 86400),
             max_events: 1_000_000,
+            max_series: 10_000_000,
+            max_new_series_per_minute: 1_000_000,
         }
     }
 }
@@ -471,6 +479,18 @@ impl Config {
         if self.server.max_line_length < 64 {
             return Err(ConfigError::Invalid(
                 "server.max_line_length must be at least 64".into(),
+            ));
+        }
+        // Series ids are 32 bits (docs/storage-format.md).
+        if self.storage.max_series == 0 || self.storage.max_series > u32::MAX as usize {
+            return Err(ConfigError::Invalid(format!(
+                "storage.max_series must be between 1 and {}",
+                u32::MAX
+            )));
+        }
+        if self.storage.max_new_series_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.max_new_series_per_minute must be at least 1".into(),
             ));
         }
         for h in &s.histogram {

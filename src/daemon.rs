@@ -378,11 +378,10 @@ impl Daemon {
         if let Some(h) = self.maintenance.take() {
             let _ = h.join();
         }
-        // Everything flushed is in the log already; a checkpoint now makes
-        // the next start-up replay nothing.
-        if let Err(e) = self.store.checkpoint_compact() {
-            tracing::error!(error = %e, "final checkpoint failed; the next start replays the log");
-        }
+        // A checkpoint now makes the next start-up replay nothing; if the
+        // disk is full, `close` logs or spills what the log lacks and says
+        // where every point is.
+        self.store.close();
         // Bounded by http_drain_timeout, which ran during the flush.
         if let Some(h) = self.http.take() {
             let _ = h.join();

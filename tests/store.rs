@@ -214,3 +214,146 @@ fn a_second_daemon_on_the_same_data_dir_is_refused() {
     assert!(err.contains("in use by another rollupd"), "{err}");
     d.stop();
 }
+
+/// The admin port's leaves under a glob.
+fn leaves(admin: &mut common::Admin, glob: &str) -> Vec<String> {
+    admin
+        .cmd(&format!("find {glob}"), "END\n")
+        .lines()
+        .filter_map(|l| l.strip_suffix(" leaf").map(str::to_string))
+        .collect()
+}
+
+/// Carbon writers create series over TCP while the daemon is killed with
+/// SIGKILL at random moments (three rounds). A carbon client cannot know
+/// which of its points the daemon logged, so the test takes as
+/// acknowledged what the admin port showed just before the kill: a point
+/// is applied to memory only after its batch's log write returned. Every
+/// such point must be back after the restart, and every point present
+/// must be in the series it was sent to (the value encodes the series).
+#[test]
+fn series_created_while_killed_at_random_keep_their_points_in_their_series() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = Options::new("1s");
+    let t0 = now() - now().rem_euclid(10) - 600;
+    let mut rng = fastrand::Rng::with_seed(now() as u64);
+    let mut seen: Vec<(String, i64, f64)> = Vec::new();
+    let mut d = Daemon::start(dir.path(), &o);
+    for round in 0..3u64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (addr, stop) = (d.carbon_tcp, stop.clone());
+                std::thread::spawn(move || {
+                    let Ok(mut c) = TcpStream::connect(addr) else {
+                        return;
+                    };
+                    let mut k = 0u64;
+                    while !stop.load(Relaxed) && k < 8_000 {
+                        // Writers share names, each new name met by all.
+                        let j = (k + w * 7) % 1000;
+                        let series = round * 10_000 + j;
+                        let line = format!(
+                            "kill.r{round}.s{j} {} {}\n",
+                            series * 64 + w,
+                            t0 + w as i64 * 10
+                        );
+                        if c.write_all(line.as_bytes()).is_err() {
+                            return;
+                        }
+                        k += 1;
+                        if k.is_multiple_of(50) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.u64(100..800)));
+        let mut admin = d.admin();
+        for name in leaves(&mut admin, &format!("kill.r{round}.*")) {
+            for (t, v) in admin.points(&name, t0 - 10, t0 + 40) {
+                seen.push((name.clone(), t, v));
+            }
+        }
+        d.kill_hard();
+        stop.store(true, Relaxed);
+        for h in writers {
+            h.join().unwrap();
+        }
+        d = Daemon::start_with_data_dir(dir.path(), &data, &o);
+        let mut admin = d.admin();
+        let mut lost = Vec::new();
+        for (name, t, v) in &seen {
+            if admin.points(name, t0 - 10, t0 + 40).get(t) != Some(v) {
+                lost.push((name.clone(), *t, *v));
+            }
+        }
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} points seen before the kill are gone, e.g. {:?}; log:\n{}",
+            lost.len(),
+            seen.len(),
+            &lost[..lost.len().min(5)],
+            d.log()
+        );
+        for r in 0..=round {
+            for name in leaves(&mut admin, &format!("kill.r{r}.*")) {
+                let j: u64 = name.rsplit_once(".s").unwrap().1.parse().unwrap();
+                let series = r * 10_000 + j;
+                for v in admin.points(&name, t0 - 10, t0 + 40).values() {
+                    assert_eq!(
+                        *v as u64 / 64,
+                        series,
+                        "{name} holds a point sent to another series"
+                    );
+                }
+            }
+        }
+    }
+    assert!(!seen.is_empty(), "no point was ever seen before a kill");
+    d.stop();
+}
+
+#[test]
+fn a_carbon_flood_of_new_series_stops_at_max_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options::new("1s").storage("[storage]\nmax_series = 3\n");
+    let mut d = Daemon::start(dir.path(), &o);
+    let t = now() - 60;
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!("flood.s{i} {i} {t}\n"));
+    }
+    let mut c = TcpStream::connect(d.carbon_tcp).unwrap();
+    c.write_all(text.as_bytes()).unwrap();
+    drop(c);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(format!("flood.udp 1 {t}\n").as_bytes(), d.carbon_udp)
+        .unwrap();
+    let logged = poll_until(Duration::from_secs(20), || {
+        d.log().contains("new series refused").then_some(())
+    });
+    assert!(logged.is_some(), "log:\n{}", d.log());
+    let mut admin = d.admin();
+    let got = poll_until(Duration::from_secs(10), || {
+        let n = leaves(&mut admin, "flood.*").len();
+        (n == 3).then_some(n)
+    });
+    assert_eq!(got, Some(3), "{:?}", leaves(&mut admin, "flood.*"));
+    // The first three series are kept and take points; the daemon is fine.
+    let p = admin.points("flood.s0", t - 10, t + 10);
+    assert_eq!(p.values().copied().collect::<Vec<_>>(), vec![0.0]);
+    assert!(d.is_running());
+    let refused = poll_until(Duration::from_secs(10), || {
+        let n = admin.store()["points_refused"];
+        (n == 8).then_some(n)
+    });
+    assert_eq!(refused, Some(8), "{:?}", admin.store());
+    let log = d.log();
+    assert!(log.contains("at_max_series"), "{log}");
+    d.stop();
+}

@@ -131,6 +131,12 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     );
     counter(
         &mut out,
+        "rollupd_store_points_refused_total",
+        "points of new series refused by max_series, max_new_series_per_minute or the name length",
+        st.store.caps.points_refused.load(Relaxed),
+    );
+    counter(
+        &mut out,
         "rollupd_store_write_errors_total",
         "failed engine writes (log appends and checkpoints)",
         s.write_errors.load(Relaxed),

@@ -370,6 +370,23 @@ pub fn encode(slots: &[f64], pred: &Predictor, rows: &SourceRows<'_>) -> Option<
     Some(out)
 }
 
+/// The sources a stored row was encoded against (none for a plain row or
+/// one that does not parse; decoding reports the damage).
+pub fn stored_sources(bytes: &[u8], slots: usize) -> Vec<Source> {
+    let Some((&FORMAT_DERIVED, mut rest)) = bytes.split_first() else {
+        return Vec::new();
+    };
+    let mut present = 0usize;
+    if decode_presence(&mut rest, slots, |_| present += 1).is_err()
+        || decode_presence(&mut rest, present, |_| {}).is_err()
+    {
+        return Vec::new();
+    }
+    Predictor::decode(&mut rest)
+        .map(|p| p.sources())
+        .unwrap_or_default()
+}
+
 /// Decodes a value row of any format into `slots` entries, reading a
 /// derived row's sources from the engine at the same key.
 pub fn decode(bytes: &[u8], slots: usize, key: RowKey, kv: &dyn Kv) -> Result<Vec<f64>, RowError> {

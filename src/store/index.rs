@@ -37,6 +37,9 @@ pub struct SeriesInfo {
     /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
     /// has a histogram series: rollups come from the merged histogram.
     pub link: Option<(u32, Stat)>,
+    /// An id no series holds (see [`Index::add_hole`]): no name reaches
+    /// it and nothing is written under it.
+    pub hole: bool,
 }
 
 /// One histogram series (named like the timer's branch, e.g.
@@ -45,6 +48,8 @@ pub struct SeriesInfo {
 pub struct HistInfo {
     pub name: Arc<str>,
     pub schema: u16,
+    /// As [`SeriesInfo::hole`].
+    pub hole: bool,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +176,7 @@ impl Index {
             method,
             xff,
             link,
+            hole: false,
         });
         self.by_name.insert(name.clone(), id);
         if let Some((_, tags)) = parse_tagged(&name) {
@@ -200,6 +206,33 @@ impl Index {
         id
     }
 
+    /// Takes the next point (or histogram, with `hist`) id without a
+    /// series: for an id whose record was lost, or one that log entries
+    /// name but no record does, so that no new series is ever given an id
+    /// that old entries still use. A hole is in neither the tree nor the
+    /// name map, so no find, glob or write reaches it.
+    pub fn add_hole(&mut self, hist: bool) -> u32 {
+        let name: Arc<str> = Arc::from("");
+        if hist {
+            self.hists.push(HistInfo {
+                name,
+                schema: 0,
+                hole: true,
+            });
+            self.hists.len() as u32 - 1
+        } else {
+            self.series.push(SeriesInfo {
+                name,
+                schema: 0,
+                method: Method::Average,
+                xff: 0.0,
+                link: None,
+                hole: true,
+            });
+            self.series.len() as u32 - 1
+        }
+    }
+
     /// Adds a histogram series and links the timer stats already indexed
     /// under it.
     pub fn add_hist(&mut self, name: &str, schema: u16) -> u32 {
@@ -208,6 +241,7 @@ impl Index {
         self.hists.push(HistInfo {
             name: name.clone(),
             schema,
+            hole: false,
         });
         self.hist_by_name.insert(name.clone(), id);
         // Stats indexed before their histogram (an upgrade, or a restart

@@ -27,6 +27,15 @@ impl MemKv {
         self.full.store(full, Relaxed);
     }
 
+    /// What a `kill -9` at this instant would leave: a copy of every space,
+    /// taken under the lock, so each batch is in it whole or not at all.
+    pub fn crash_copy(&self) -> MemKv {
+        MemKv {
+            spaces: RwLock::new(self.spaces.read().clone()),
+            full: AtomicBool::new(false),
+        }
+    }
+
     /// Keys and values held in a space (for tests).
     pub fn len(&self, space: Space) -> usize {
         self.spaces.read().get(&space).map_or(0, |m| m.len())

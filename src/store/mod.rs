@@ -12,6 +12,7 @@
 //!
 //! Nothing here names RocksDB: the engine is a [`kv::Kv`].
 
+pub mod caps;
 pub mod derive;
 pub mod glob;
 pub mod hist;
@@ -23,6 +24,7 @@ pub mod open;
 pub mod rocks;
 pub mod row;
 pub mod schema;
+pub mod spill;
 pub mod wal;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use self::caps::{Caps, Refusal, MAX_NAME_BYTES};
 use self::derive::Source;
 use self::hist::Hist;
 use self::index::{Index, SeriesInfo, Stat};
@@ -96,6 +99,9 @@ pub struct StoreStats {
     pub corrupt_rows: AtomicU64,
     pub replayed_batches: AtomicU64,
     pub write_nanos: AtomicU64,
+    /// Stored rows a write had to read under the store lock because they
+    /// left memory between its read-ahead and its apply (expected ~0).
+    pub reads_under_lock: AtomicU64,
 }
 
 /// What happened to one batch.
@@ -104,6 +110,9 @@ pub struct Written {
     pub accepted: u64,
     pub too_old: u64,
     pub too_new: u64,
+    /// Points and histograms of series the caps refused to create
+    /// (`max_series`, `max_new_series_per_minute`).
+    pub refused: u64,
 }
 
 /// Histograms read from one archive: first slot's time, step, slots.
@@ -135,6 +144,9 @@ pub struct StoreOptions {
     /// Unsaved rows that force a checkpoint (bounds memory after a row
     /// boundary seals every series at once).
     pub checkpoint_unsaved_rows: usize,
+    /// Series (points and histograms) the store holds at most.
+    pub max_series: usize,
+    pub max_new_series_per_minute: usize,
 }
 
 impl StoreOptions {
@@ -144,6 +156,8 @@ impl StoreOptions {
             checkpoint_interval: cfg.checkpoint_interval,
             checkpoint_log_bytes: cfg.checkpoint_log_bytes,
             checkpoint_unsaved_rows: 200_000,
+            max_series: cfg.max_series,
+            max_new_series_per_minute: cfg.max_new_series_per_minute,
         }
     }
 }
@@ -194,12 +208,53 @@ impl Inner {
     }
 }
 
+/// Series and schema records not yet known to be in the engine, numbered
+/// in creation order. A record is added in the same critical section (the
+/// index's write lock) that makes its id visible, and leaves only once a
+/// batch holding it is written; every log batch and checkpoint carries all
+/// of them. So no batch can name an id whose record is neither in the
+/// engine already nor in the same batch: a crash cannot orphan a point,
+/// and an id no stored record holds was never stored anywhere.
+#[derive(Default)]
+struct Pending {
+    records: Vec<(u64, Space, Vec<u8>, Vec<u8>)>,
+    next: u64,
+}
+
+impl Pending {
+    fn push(&mut self, space: Space, k: Vec<u8>, v: Vec<u8>) {
+        self.records.push((self.next, space, k, v));
+        self.next += 1;
+    }
+
+    /// Adds every record to `batch`; returns the number up to which they
+    /// are in it (for [`Pending::written`]).
+    fn add_to(&self, batch: &mut Batch) -> u64 {
+        for (_, space, k, v) in &self.records {
+            batch.put(*space, k.clone(), v.clone());
+        }
+        self.next
+    }
+
+    /// Records numbered below `upto` are in the engine.
+    fn written(&mut self, upto: u64) {
+        self.records.retain(|r| r.0 >= upto);
+    }
+}
+
+/// The log's tail. Held from taking a sequence number until the batch is
+/// applied to memory, so batches reach memory in log order (replay applies
+/// them in that order too), while no index, schema or row lock is held
+/// across the log write.
+struct LogTail {
+    next_seq: u64,
+}
+
 struct Inner {
     points: Lane<f64>,
     hists: Lane<Option<Hist>>,
-    /// Series and schema records not yet known to be in the engine.
-    /// (batch sequence, space, key, value).
-    pending_records: Vec<(u64, Space, Vec<u8>, Vec<u8>)>,
+    /// First log sequence not yet applied to memory: a checkpoint taken
+    /// now covers the log below it.
     next_seq: u64,
     /// First log sequence the last checkpoint does not cover.
     checkpoint_seq: u64,
@@ -212,6 +267,33 @@ struct Inner {
     /// A log append failed: memory holds points the log does not, so the
     /// next checkpoint must not wait for its interval.
     log_gap: bool,
+    /// Entries whose log write failed, kept (up to [`MAX_UNLOGGED_BYTES`])
+    /// until a checkpoint covers them, so a stopping store can still log
+    /// or spill them: (sequence, bytes, points).
+    unlogged: std::collections::VecDeque<(u64, Vec<u8>, u64)>,
+    unlogged_bytes: usize,
+    /// Points of unlogged entries dropped past the bound: in memory only,
+    /// until a checkpoint covers sequence `unprotected_upto`.
+    unprotected_points: u64,
+    unprotected_upto: u64,
+}
+
+/// Bytes of failed log entries kept for a final log write or spill.
+const MAX_UNLOGGED_BYTES: usize = 64 << 20;
+
+/// How a store stopped ([`Store::close`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Closed {
+    /// The final checkpoint wrote everything.
+    Checkpointed,
+    /// The checkpoint failed; every point is in the log, replayed at the
+    /// next start (`points` of them had failed their first log write).
+    Logged { points: u64 },
+    /// The engine took nothing; `points` are in the spill file, read at the
+    /// next start.
+    Spilled { points: u64, path: PathBuf },
+    /// `points` could be written nowhere and are lost with the process.
+    Lost { points: u64 },
 }
 
 pub struct Store {
@@ -222,6 +304,11 @@ pub struct Store {
     index: RwLock<Index>,
     schemas: RwLock<Schemas>,
     inner: Mutex<Inner>,
+    /// Taken last of all locks, never held across I/O.
+    pending: Mutex<Pending>,
+    log: Mutex<LogTail>,
+    /// The caps on new series; its counters are read by telemetry.
+    pub caps: Caps,
     /// Held for a whole checkpoint, so two never interleave.
     checkpointing: Mutex<()>,
     /// Batches are applied under its read side; the final compaction holds
@@ -308,6 +395,7 @@ impl Store {
                 kv.write(b).map_err(read_err)?;
             }
         }
+        Self::take_spill(&*kv, &path)?;
         // Schemas, in id order.
         let mut schema_rows: Vec<(u16, String)> = Vec::new();
         let end = prefix_end(META_SCHEMA);
@@ -353,15 +441,22 @@ impl Store {
             })
             .map_err(read_err)?;
             recs.sort_by_key(|r| r.0);
+            let limit = recs.len() + opts.max_series;
             for (id, name, schema, method, xff) in recs {
+                if id as usize >= limit {
+                    return Err(damaged(format!(
+                        "series {name:?} has id {id}, beyond the {limit} series there can be"
+                    )));
+                }
                 if schema as usize >= schemas.list.len() {
                     return Err(damaged(format!(
                         "series {name:?} names unknown schema {schema}"
                     )));
                 }
                 let method = Method::from_code(method).unwrap_or(Method::Average);
-                // Ids are dense; a gap (a record lost with a failed write)
-                // is filled with a placeholder that no name reaches.
+                // Ids are dense; a gap (a record lost by an older version,
+                // which could log a point before its series' record) is a
+                // hole that no name reaches.
                 loop {
                     let len = if kind == SERIES_POINTS {
                         index.series.len()
@@ -371,12 +466,7 @@ impl Store {
                     if len >= id {
                         break;
                     }
-                    let hole = format!("\u{0}hole{len}");
-                    if kind == SERIES_POINTS {
-                        index.add_series(&hole, schema, method, xff);
-                    } else {
-                        index.add_hist(&hole, schema);
-                    }
+                    index.add_hole(kind == SERIES_HISTS);
                 }
                 if kind == SERIES_POINTS {
                     index.add_series(&name, schema, method, xff);
@@ -416,7 +506,6 @@ impl Store {
             inner: Mutex::new(Inner {
                 points,
                 hists,
-                pending_records: Vec::new(),
                 next_seq: checkpoint_seq,
                 checkpoint_seq,
                 log_bytes: 0,
@@ -424,6 +513,15 @@ impl Store {
                 last_checkpoint: Instant::now(),
                 last_seal: Instant::now(),
                 log_gap: false,
+                unlogged: std::collections::VecDeque::new(),
+                unlogged_bytes: 0,
+                unprotected_points: 0,
+                unprotected_upto: 0,
+            }),
+            pending: Mutex::new(Pending::default()),
+            caps: Caps::default(),
+            log: Mutex::new(LogTail {
+                next_seq: checkpoint_seq,
             }),
             checkpointing: Mutex::new(()),
             gate: RwLock::new(()),
@@ -432,6 +530,131 @@ impl Store {
         store.replay()?;
         let _ = now;
         Ok(store)
+    }
+
+    /// Moves a spill file left by the last stop ([`Store::close`]) into the
+    /// engine, so the load and replay that follow see its records and
+    /// entries as if the engine had taken them then. A spill that cannot be
+    /// taken in (the disk is still full) stops the open: its entries'
+    /// sequences must not be reused by new batches.
+    fn take_spill(kv: &dyn Kv, path: &Path) -> Result<(), StoreError> {
+        let file = spill::path_for(path);
+        let damaged = |why: String| StoreError::Damaged {
+            path: path.to_owned(),
+            why,
+        };
+        let Some(sp) = spill::Spill::read(&file).map_err(|e| damaged(e.to_string()))? else {
+            return Ok(());
+        };
+        let mut b = Batch::default();
+        let points: usize = sp.entries.len();
+        for (space, k, v) in sp.records {
+            b.put(space, k, v);
+        }
+        for (seq, bytes) in sp.entries {
+            b.put(Space::Log, wal::key(seq).to_vec(), bytes);
+        }
+        kv.write(b).map_err(|source| StoreError::Open {
+            path: file.clone(),
+            source,
+        })?;
+        std::fs::remove_file(&file).map_err(|e| damaged(format!("{}: {e}", file.display())))?;
+        tracing::info!(path = %file.display(), batches = points, "spilled batches taken back into the log");
+        Ok(())
+    }
+
+    /// Stops the store without losing what the engine would not take: a
+    /// final compacting checkpoint; if that fails, a plain one; then the
+    /// batches whose log write failed go to the log in one write; then to
+    /// the spill file beside the store. Each outcome is logged as it is:
+    /// where the points are, or how many are lost.
+    pub fn close(&self) -> Closed {
+        let first = match self.checkpoint_compact() {
+            Ok(()) => return Closed::Checkpointed,
+            Err(e) => e,
+        };
+        tracing::warn!(error = %first, "final checkpoint failed; retrying once");
+        if self.checkpoint().is_ok() {
+            return Closed::Checkpointed;
+        }
+        let _no_batches = self.gate.write();
+        let mut inner = self.inner.lock();
+        let unlogged: u64 = inner.unlogged.iter().map(|u| u.2).sum();
+        let lost_anyway = inner.unprotected_points;
+        let mut batch = Batch::default();
+        let records_upto = self.pending.lock().add_to(&mut batch);
+        for (seq, bytes, _) in &inner.unlogged {
+            batch.put(Space::Log, wal::key(*seq).to_vec(), bytes.clone());
+        }
+        let closed = match self.kv.write(batch) {
+            Ok(()) => {
+                self.pending.lock().written(records_upto);
+                inner.unlogged.clear();
+                inner.unlogged_bytes = 0;
+                Closed::Logged { points: unlogged }
+            }
+            Err(e) => {
+                let file = spill::path_for(&self.path);
+                let sp = spill::Spill {
+                    records: self
+                        .pending
+                        .lock()
+                        .records
+                        .iter()
+                        .map(|(_, s, k, v)| (*s, k.clone(), v.clone()))
+                        .collect(),
+                    entries: inner
+                        .unlogged
+                        .iter()
+                        .map(|(s, b, _)| (*s, b.clone()))
+                        .collect(),
+                };
+                let spilled = if self.path == Path::new(":memory:") {
+                    None
+                } else {
+                    match sp.write(&file) {
+                        Ok(()) => Some(file),
+                        Err(se) => {
+                            tracing::error!(error = %se, "cannot write the spill file either");
+                            None
+                        }
+                    }
+                };
+                tracing::warn!(error = %e, "the store's log cannot take the unlogged batches");
+                match spilled {
+                    Some(path) => Closed::Spilled {
+                        points: unlogged,
+                        path,
+                    },
+                    None => Closed::Lost {
+                        points: unlogged + lost_anyway,
+                    },
+                }
+            }
+        };
+        match &closed {
+            Closed::Logged { points } => tracing::warn!(
+                points_only_in_memory_until_now = points,
+                "final checkpoint failed; every point is in the log and the next start replays it"
+            ),
+            Closed::Spilled { points, path } => tracing::error!(
+                points,
+                path = %path.display(),
+                "final checkpoint and log write failed (disk full?); the points whose log write had failed are in the spill file, read back at the next start"
+            ),
+            Closed::Checkpointed => {}
+            Closed::Lost { points } => tracing::error!(
+                points,
+                "final checkpoint, log write and spill file all failed (disk full?): these points existed only in memory and are lost"
+            ),
+        }
+        if lost_anyway > 0 && !matches!(closed, Closed::Lost { .. }) {
+            tracing::error!(
+                points = lost_anyway,
+                "besides these, points beyond the unlogged-batch bound were only in memory and are lost"
+            );
+        }
+        closed
     }
 
     /// A store on the in-memory engine (tests, benchmarks).
@@ -444,18 +667,19 @@ impl Store {
     }
 
     fn replay(&self) -> Result<(), StoreError> {
-        let mut inner = self.inner.lock();
-        let from = wal::key(inner.checkpoint_seq);
+        let from = wal::key(self.inner.lock().checkpoint_seq);
         let mut entries: Vec<(u64, wal::Entry)> = Vec::new();
-        let mut bad = None;
+        let mut damaged: Vec<String> = Vec::new();
+        // The tail must move past every entry in the log, damaged or not,
+        // so no new batch is written over one.
+        let mut last_seq = None;
         self.kv
             .scan(Space::Log, &from, &[0xff; 9], &mut |k, v| {
-                match (wal::seq_of(k), wal::Entry::decode(v)) {
+                let seq = wal::seq_of(k);
+                last_seq = seq.or(last_seq);
+                match (seq, wal::Entry::decode(v)) {
                     (Some(seq), Ok(e)) => entries.push((seq, e)),
-                    (seq, Err(e)) => {
-                        bad = Some(format!("log entry {seq:?}: {e}"));
-                        return false;
-                    }
+                    (seq, Err(e)) => damaged.push(format!("log entry {seq:?}: {e}")),
                     (None, _) => {}
                 }
                 true
@@ -464,27 +688,30 @@ impl Store {
                 path: self.path.clone(),
                 source,
             })?;
-        if let Some(why) = bad {
-            // A torn tail cannot happen with an atomic engine; a damaged
-            // entry means damaged files. Keep what precedes it.
+        if !damaged.is_empty() {
+            // A torn entry cannot happen with an atomic engine; a damaged
+            // one means damaged files. Each batch stands alone, so the
+            // others are replayed.
             tracing::error!(
-                why,
-                "write-ahead log damaged; replaying what precedes the damage"
+                entries = damaged.len(),
+                first = damaged[0],
+                "write-ahead log damaged; the damaged entries' points are lost, the others are replayed"
             );
         }
+        self.reserve_logged_ids(&entries);
         let index = self.index.read();
         let schemas = self.schemas.read();
+        let mut inner = self.inner.lock();
         for (seq, e) in entries {
             let targets: Vec<Option<Target>> =
                 e.points.iter().map(|p| target(&index, p.0)).collect();
-            let htargets: Vec<Option<(u32, u16)>> = e
-                .hists
-                .iter()
-                .map(|h| index.hists.get(h.0 as usize).map(|i| (h.0, i.schema)))
-                .collect();
+            let htargets: Vec<Option<(u32, u16)>> =
+                e.hists.iter().map(|h| hist_target(&index, h.0)).collect();
             inner.points.stamp = seq;
             inner.hists.stamp = seq;
-            let w = self.apply(&mut inner, &index, &schemas, &e, &targets, &htargets);
+            let w = self.apply(
+                &mut inner, &*self.kv, &index, &schemas, &e, &targets, &htargets,
+            );
             if let Err(err) = w {
                 return Err(StoreError::Open {
                     path: self.path.clone(),
@@ -494,13 +721,51 @@ impl Store {
             inner.next_seq = seq + 1;
             self.stats.replayed_batches.fetch_add(1, Relaxed);
         }
+        let next = inner.next_seq.max(last_seq.map_or(0, |s| s + 1));
+        inner.next_seq = next;
+        self.log.lock().next_seq = next;
         Ok(())
     }
 
+    /// Ids that log entries name beyond the stored records (written by an
+    /// older version, which could log a point before its series' record):
+    /// their points cannot be placed, and the ids are taken as holes so no
+    /// new series is given one and then handed those points by the next
+    /// replay.
+    fn reserve_logged_ids(&self, entries: &[(u64, wal::Entry)]) {
+        let mut index = self.index.write();
+        // An id past what the caps allow is damage, not a lost record: its
+        // points are dropped without reserving ids up to it.
+        let limit = self.opts.max_series.max(index.len());
+        let (mut lost, mut lost_hists) = (0u64, 0u64);
+        for (_, e) in entries {
+            for &(id, _, _) in &e.points {
+                while index.series.len() <= id as usize && (id as usize) < limit {
+                    index.add_hole(false);
+                }
+                lost += u64::from(index.series.get(id as usize).is_none_or(|s| s.hole));
+            }
+            for (id, _, _) in &e.hists {
+                while index.hists.len() <= *id as usize && (*id as usize) < limit {
+                    index.add_hole(true);
+                }
+                lost_hists += u64::from(index.hists.get(*id as usize).is_none_or(|h| h.hole));
+            }
+        }
+        if lost + lost_hists > 0 {
+            tracing::error!(
+                points = lost,
+                histograms = lost_hists,
+                "the log names series whose records were never stored (a crash under an older rollupd); these points cannot be placed and are dropped"
+            );
+        }
+    }
+
     /// Stores a batch of points and timer histograms (histograms are named
-    /// like the timer's branch). Returns what was accepted; an engine
-    /// failure is counted and returned, and the points stay in memory (and
-    /// reads) until a checkpoint can write them.
+    /// like the timer's branch). Returns what was accepted once the batch
+    /// is in the log: a point whose write returned `Ok` survives a crash of
+    /// the process. An engine failure is counted and returned, and the
+    /// points stay in memory (and reads) until a checkpoint can write them.
     pub fn write(
         &self,
         points: &[Point<'_>],
@@ -509,8 +774,7 @@ impl Store {
     ) -> Result<Written, StoreError> {
         let started = Instant::now();
         let _gate = self.gate.read();
-        let mut records: Vec<(Space, Vec<u8>, Vec<u8>)> = Vec::new();
-        let (targets, htargets) = self.resolve(points, hists, &mut records);
+        let (targets, htargets) = self.resolve(points, hists);
         let entry = wal::Entry {
             now,
             points: points
@@ -524,55 +788,39 @@ impl Store {
                 .filter_map(|((_, ts, h), t)| t.map(|t| (t.0, *ts, h.clone())))
                 .collect(),
         };
+        let refused = (targets.iter().filter(|t| t.is_none()).count()
+            + htargets.iter().filter(|t| t.is_none()).count()) as u64;
         let targets: Vec<Option<Target>> = targets.into_iter().flatten().map(Some).collect();
         let htargets: Vec<Option<(u32, u16)>> = htargets.into_iter().flatten().map(Some).collect();
         let bytes = entry.encode();
-        // The index before the rest (as a checkpoint takes them): applying
-        // reads it to pin derived rows.
-        let index = self.index.read();
-        let schemas = self.schemas.read();
-        let mut inner = self.inner.lock();
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner
-            .pending_records
-            .extend(records.into_iter().map(|(s, k, v)| (seq, s, k, v)));
+        // The log write holds only the log's tail: readers, the checkpoint
+        // and writers resolving names go on meanwhile.
+        let mut tail = self.log.lock();
+        let seq = tail.next_seq;
+        tail.next_seq += 1;
         let mut batch = Batch::default();
-        for (_, space, k, v) in &inner.pending_records {
-            batch.put(*space, k.clone(), v.clone());
-        }
+        let records_upto = self.pending.lock().add_to(&mut batch);
         batch.put(Space::Log, wal::key(seq).to_vec(), bytes.clone());
         let logged = self.kv.write(batch);
-        let mut result_err = None;
-        match logged {
-            Ok(()) => {
-                inner.pending_records.clear();
-                inner.log_bytes += bytes.len() as u64;
-                inner.log_sizes.push_back((seq, bytes.len() as u64));
-                self.stats.log_bytes.store(inner.log_bytes, Relaxed);
-            }
-            Err(e) => {
-                inner.log_gap = true;
-                self.stats.write_errors.fetch_add(1, Relaxed);
-                result_err = Some(e);
-            }
+        if logged.is_ok() {
+            self.pending.lock().written(records_upto);
+        } else {
+            self.stats.write_errors.fetch_add(1, Relaxed);
         }
-        inner.points.stamp = seq;
-        inner.hists.stamp = seq;
-        let applied = self.apply(&mut inner, &index, &schemas, &entry, &targets, &htargets);
-        drop(inner);
-        drop(index);
+        let applied = self.apply_live(seq, &entry, &bytes, logged.is_ok(), &targets, &htargets);
+        drop(tail);
         self.stats.batches.fetch_add(1, Relaxed);
         self.stats
             .write_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
-        let written = match applied {
+        let mut written = match applied {
             Ok(w) => w,
             Err(e) => {
                 self.stats.write_errors.fetch_add(1, Relaxed);
                 return Err(StoreError::Write(e));
             }
         };
+        written.refused = refused;
         self.stats
             .points_accepted
             .fetch_add(written.accepted, Relaxed);
@@ -582,19 +830,177 @@ impl Store {
         self.stats
             .points_too_new
             .fetch_add(written.too_new, Relaxed);
-        match result_err {
-            Some(e) => Err(StoreError::Write(e)),
-            None => Ok(written),
+        match logged {
+            Err(e) => Err(StoreError::Write(e)),
+            Ok(()) => Ok(written),
         }
     }
 
-    /// Names to ids, creating series (and their schema) on first sight.
+    /// Applies a live batch to memory. Stored rows it needs (late points,
+    /// rows taken up again after a restart, rows derived from them) are
+    /// read with no lock held, then the batch is applied under the locks
+    /// from what was read; a row that left memory in between (a checkpoint
+    /// committed it) is looked for again, a few times, before it is read
+    /// under the lock.
+    fn apply_live(
+        &self,
+        seq: u64,
+        entry: &wal::Entry,
+        bytes: &[u8],
+        logged: bool,
+        targets: &[Option<Target>],
+        htargets: &[Option<(u32, u16)>],
+    ) -> Result<Written, KvError> {
+        let mut read = Prefetched::new(self.kv.clone());
+        let mut rounds = 0;
+        loop {
+            let index = self.index.read();
+            let schemas = self.schemas.read();
+            let mut inner = self.inner.lock();
+            let wanted = if rounds < 4 {
+                self.rows_to_read(&inner, &index, &schemas, entry, targets, htargets, &read)
+            } else {
+                Vec::new()
+            };
+            if wanted.is_empty() {
+                if logged {
+                    inner.log_bytes += bytes.len() as u64;
+                    inner.log_sizes.push_back((seq, bytes.len() as u64));
+                    self.stats.log_bytes.store(inner.log_bytes, Relaxed);
+                } else {
+                    inner.log_gap = true;
+                    let n = (entry.points.len() + entry.hists.len()) as u64;
+                    inner.unlogged_bytes += bytes.len();
+                    inner.unlogged.push_back((seq, bytes.to_vec(), n));
+                    while inner.unlogged_bytes > MAX_UNLOGGED_BYTES {
+                        let Some((s, b, n)) = inner.unlogged.pop_front() else {
+                            break;
+                        };
+                        inner.unlogged_bytes -= b.len();
+                        inner.unprotected_points += n;
+                        inner.unprotected_upto = inner.unprotected_upto.max(s + 1);
+                    }
+                }
+                inner.points.stamp = seq;
+                inner.hists.stamp = seq;
+                let w = self.apply(
+                    &mut inner, &read, &index, &schemas, entry, targets, htargets,
+                );
+                inner.next_seq = seq + 1;
+                self.stats
+                    .reads_under_lock
+                    .fetch_add(read.fallbacks.load(Relaxed), Relaxed);
+                return w;
+            }
+            drop(inner);
+            drop(schemas);
+            drop(index);
+            read.fetch(wanted)?;
+            rounds += 1;
+        }
+    }
+
+    /// The stored rows applying `e` may read that are neither in memory nor
+    /// already read: per point and archive, its row if not open or unsaved
+    /// and possibly stored; the rows derived from it under the same key (it
+    /// may pin them); and the sources of any derived row read so far (its
+    /// decoding reads them).
+    #[allow(clippy::too_many_arguments)]
+    fn rows_to_read(
+        &self,
+        inner: &Inner,
+        index: &Index,
+        schemas: &Schemas,
+        e: &wal::Entry,
+        targets: &[Option<Target>],
+        htargets: &[Option<(u32, u16)>],
+        read: &Prefetched,
+    ) -> Vec<(Space, Vec<u8>)> {
+        let max_future = self.opts.max_future.as_secs() as i64;
+        let mut want: Vec<(Space, Vec<u8>)> = Vec::new();
+        let need = |space: Space, key: RowKey, missing: bool, want: &mut Vec<_>| {
+            let k = key.encode().to_vec();
+            if missing && !read.has(space, &k) {
+                want.push((space, k));
+            }
+        };
+        let touch = |source: Source, id: u32, schema: u16, ts: i64, want: &mut Vec<_>| {
+            let shape = &schemas.shapes[schema as usize];
+            for a in 0..shape.steps.len() {
+                let (start, _) = locate(shape, a, ts);
+                let key = RowKey {
+                    schema,
+                    archive: a as u8,
+                    start,
+                    series: id,
+                };
+                // The common case, a point for an open row, reads nothing.
+                let (space, missing) = match source {
+                    Source::Points(_) if inner.points.is_open(key) => continue,
+                    Source::Hist(_) if inner.hists.is_open(key) => continue,
+                    Source::Points(_) => (Space::Rows, inner.points.must_read(key)),
+                    Source::Hist(_) => (Space::Hists, inner.hists.must_read(key)),
+                };
+                need(space, key, missing, want);
+                for d in derive::dependents(index, source) {
+                    if index.series.get(d as usize).map(|s| s.schema) != Some(schema) {
+                        continue;
+                    }
+                    let dk = RowKey { series: d, ..key };
+                    need(Space::Rows, dk, inner.points.must_read(dk), want);
+                }
+            }
+        };
+        for ((_, ts, _), t) in e.hists.iter().zip(htargets) {
+            let Some((id, schema)) = *t else { continue };
+            if *ts > e.now + max_future || *ts < 0 || *ts > u32::MAX as i64 {
+                continue;
+            }
+            touch(Source::Hist(id), id, schema, *ts, &mut want);
+        }
+        for (&(_, ts, _), t) in e.points.iter().zip(targets) {
+            let Some(t) = *t else { continue };
+            if ts > e.now + max_future || ts < 0 || ts > u32::MAX as i64 {
+                continue;
+            }
+            touch(Source::Points(t.id), t.id, t.schema, ts, &mut want);
+        }
+        for (space, key, bytes) in read.derived_rows() {
+            let Some(key) = RowKey::decode(key) else {
+                continue;
+            };
+            let Some(slots) = schemas
+                .shapes
+                .get(key.schema as usize)
+                .and_then(|s| s.slots.get(key.archive as usize))
+            else {
+                continue;
+            };
+            debug_assert_eq!(space, Space::Rows);
+            for src in derive::stored_sources(bytes, *slots as usize) {
+                let (space, series) = match src {
+                    Source::Points(p) => (Space::Rows, p),
+                    Source::Hist(h) => (Space::Hists, h),
+                };
+                let k = RowKey { series, ..key }.encode().to_vec();
+                if !read.has(space, &k) {
+                    want.push((space, k));
+                }
+            }
+        }
+        want.sort();
+        want.dedup();
+        want
+    }
+
+    /// Names to ids, creating series (and their schema) on first sight,
+    /// within the caps. A series' record joins the pending records in the
+    /// same critical section that gives it its id (see [`Pending`]).
     #[allow(clippy::type_complexity)]
     fn resolve(
         &self,
         points: &[Point<'_>],
         hists: &[(&str, i64, Hist)],
-        records: &mut Vec<(Space, Vec<u8>, Vec<u8>)>,
     ) -> (Vec<Option<Target>>, Vec<Option<(u32, u16)>>) {
         {
             let index = self.index.read();
@@ -608,50 +1014,83 @@ impl Store {
                         .collect(),
                     hists
                         .iter()
-                        .map(|h| {
-                            index
-                                .hist_id(h.0)
-                                .map(|id| (id, index.hists[id as usize].schema))
-                        })
+                        .map(|h| index.hist_id(h.0).and_then(|id| hist_target(&index, id)))
                         .collect(),
                 );
             }
         }
         let mut index = self.index.write();
+        let mut refused = 0u64;
         let mut hts = Vec::with_capacity(hists.len());
         for (name, _, _) in hists {
             let id = match index.hist_id(name) {
-                Some(id) => id,
-                None => {
+                Some(id) => Some(id),
+                None if self.may_create(&index, name) => {
                     let a = self.rules.assign(name);
-                    let schema = self.schema_id(&a.retention, records);
+                    let schema = self.schema_id(&a.retention);
                     let id = index.add_hist(name, schema);
                     let (k, v) = series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0);
-                    records.push((Space::Series, k, v));
-                    id
+                    self.pending.lock().push(Space::Series, k, v);
+                    Some(id)
+                }
+                None => {
+                    refused += 1;
+                    None
                 }
             };
-            hts.push(Some((id, index.hists[id as usize].schema)));
+            hts.push(id.and_then(|id| hist_target(&index, id)));
         }
         let mut ts = Vec::with_capacity(points.len());
         for p in points {
             let id = match index.id(p.name) {
-                Some(id) => id,
-                None => {
+                Some(id) => Some(id),
+                None if self.may_create(&index, p.name) => {
                     let a = self.rules.assign(p.name);
-                    let schema = self.schema_id(&a.retention, records);
+                    let schema = self.schema_id(&a.retention);
                     let id = index.add_series(p.name, schema, a.method, a.xff);
                     let (k, v) = series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff);
-                    records.push((Space::Series, k, v));
-                    id
+                    self.pending.lock().push(Space::Series, k, v);
+                    Some(id)
+                }
+                None => {
+                    refused += 1;
+                    None
                 }
             };
-            ts.push(target(&index, id));
+            ts.push(id.and_then(|id| target(&index, id)));
+        }
+        drop(index);
+        if refused > 0 {
+            self.caps.refused(
+                refused,
+                self.opts.max_series,
+                self.opts.max_new_series_per_minute,
+            );
         }
         (ts, hts)
     }
 
-    fn schema_id(&self, text: &str, records: &mut Vec<(Space, Vec<u8>, Vec<u8>)>) -> u16 {
+    /// Whether a new series may be created now (the caller holds the
+    /// index's write lock, so the count cannot move meanwhile).
+    fn may_create(&self, index: &Index, name: &str) -> bool {
+        if name.len() > MAX_NAME_BYTES || name.is_empty() {
+            self.caps.note(Refusal::Name);
+            return false;
+        }
+        if index.len() + index.hists.len() >= self.opts.max_series {
+            self.caps.note(Refusal::Total);
+            return false;
+        }
+        if !self.caps.take_new(self.opts.max_new_series_per_minute) {
+            self.caps.note(Refusal::Rate);
+            return false;
+        }
+        true
+    }
+
+    /// The id of a retention schema, adding it (and its record, to the
+    /// pending records) on first use. Called under the index's write lock.
+    fn schema_id(&self, text: &str) -> u16 {
         if let Some(&id) = self.schemas.read().by_text.get(text) {
             return id;
         }
@@ -664,7 +1103,9 @@ impl Store {
             Retention::parse(schema::DEFAULT_RETENTION).unwrap_or_else(|_| unreachable!())
         });
         let id = schemas.add(r);
-        records.push((Space::Meta, meta_schema_key(id), text.as_bytes().to_vec()));
+        self.pending
+            .lock()
+            .push(Space::Meta, meta_schema_key(id), text.as_bytes().to_vec());
         let mut inner = self.inner.lock();
         let shape_archives = schemas.shapes[id as usize].spans.len();
         for a in 0..shape_archives {
@@ -677,16 +1118,17 @@ impl Store {
 
     /// Applies one batch to memory: histograms first (their rollups feed
     /// the timer stats' rollups), then points.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         inner: &mut Inner,
+        kv: &dyn Kv,
         index: &Index,
         schemas: &Schemas,
         e: &wal::Entry,
         targets: &[Option<Target>],
         htargets: &[Option<(u32, u16)>],
     ) -> Result<Written, KvError> {
-        let kv = &*self.kv;
         let mut w = Written::default();
         let max_future = self.opts.max_future.as_secs() as i64;
         for ((_, ts, h), t) in e.hists.iter().zip(htargets) {
@@ -985,12 +1427,12 @@ impl Store {
     fn checkpoint_with(&self, compress_open: bool) -> Result<(), StoreError> {
         let _one_at_a_time = self.checkpointing.lock();
         let started = Instant::now();
-        let (rows, hrows, covered, records, plans) = {
+        let (rows, hrows, covered, plans, mut batch, records_upto) = {
             let index = self.index.read();
             let schemas = self.schemas.read();
             let point_schema = |sid: u32| index.series.get(sid as usize).map(|s| s.schema);
             let hist_schema = |sid: u32| index.hists.get(sid as usize).map(|s| s.schema);
-            let (rows, hrows, covered, records) = {
+            let (rows, hrows, covered) = {
                 let inner = self.inner.lock();
                 (
                     inner
@@ -1000,9 +1442,13 @@ impl Store {
                         .hists
                         .snapshot(&schemas.shapes, &hist_schema, compress_open),
                     inner.next_seq,
-                    inner.pending_records.clone(),
                 )
             };
+            // Taken under the index lock, after the rows: every series
+            // (and schema) these rows or derived rows name is in the
+            // engine already or among these records.
+            let mut batch = Batch::default();
+            let records_upto = self.pending.lock().add_to(&mut batch);
             let step_of = |schema: u16, a: u8| {
                 schemas
                     .shapes
@@ -1010,15 +1456,11 @@ impl Store {
                     .and_then(|s| s.steps.get(a as usize).copied())
             };
             let plans = derive::plan(&index, &step_of, &rows, &hrows, compress_open);
-            (rows, hrows, covered, records, plans)
+            (rows, hrows, covered, plans, batch, records_upto)
         };
         let encoded = derive::encode_rows(&rows, &hrows, &plans, compress_open);
         let hrows = Lane::<Option<Hist>>::encode(&hrows, compress_open);
         let rows = encoded;
-        let mut batch = Batch::default();
-        for (_, space, k, v) in &records {
-            batch.put(*space, k.clone(), v.clone());
-        }
         for (space, list) in [(Space::Rows, &rows), (Space::Hists, &hrows)] {
             for (key, bytes) in list {
                 match bytes {
@@ -1046,6 +1488,9 @@ impl Store {
         batch.put(Space::Meta, META_CHECKPOINT, covered.to_be_bytes().to_vec());
         batch.delete_range(Space::Log, wal::key(0).to_vec(), wal::key(covered).to_vec());
         let result = self.kv.write(batch);
+        if result.is_ok() {
+            self.pending.lock().written(records_upto);
+        }
         let mut inner = self.inner.lock();
         match result {
             Ok(()) => {
@@ -1061,8 +1506,15 @@ impl Store {
                     inner.points.mark_stored(key.schema, key.archive, key.start);
                     inner.hists.mark_stored(key.schema, key.archive, key.start);
                 }
-                inner.pending_records.retain(|r| r.0 >= covered);
                 inner.checkpoint_seq = covered;
+                while inner.unlogged.front().is_some_and(|u| u.0 < covered) {
+                    if let Some((_, b, _)) = inner.unlogged.pop_front() {
+                        inner.unlogged_bytes -= b.len();
+                    }
+                }
+                if covered >= inner.unprotected_upto {
+                    inner.unprotected_points = 0;
+                }
                 inner.log_bytes = inner.log_bytes.saturating_sub(inner.log_bytes_at(covered));
                 inner.log_gap = false;
                 inner.last_checkpoint = Instant::now();
@@ -1093,9 +1545,10 @@ impl Store {
     /// Deletes rows older than each archive keeps. Returns rows' archives
     /// touched.
     pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
-        let schemas = self.schemas.read();
         let mut batch = Batch::default();
         let mut ranges = Vec::new();
+        // The deletes and the compaction run with no lock held.
+        let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
         for (sid, (r, shape)) in schemas.list.iter().zip(&schemas.shapes).enumerate() {
             for (a, arch) in r.archives.iter().enumerate() {
@@ -1121,6 +1574,7 @@ impl Store {
             }
         }
         drop(inner);
+        drop(schemas);
         if batch.is_empty() {
             return Ok(0);
         }
@@ -1166,7 +1620,7 @@ impl Store {
 }
 
 fn target(index: &Index, id: u32) -> Option<Target> {
-    let s: &SeriesInfo = index.series.get(id as usize)?;
+    let s: &SeriesInfo = index.series.get(id as usize).filter(|s| !s.hole)?;
     Some(Target {
         id,
         schema: s.schema,
@@ -1174,6 +1628,97 @@ fn target(index: &Index, id: u32) -> Option<Target> {
         xff: s.xff,
         link: s.link,
     })
+}
+
+fn hist_target(index: &Index, id: u32) -> Option<(u32, u16)> {
+    let h = index.hists.get(id as usize).filter(|h| !h.hole)?;
+    Some((id, h.schema))
+}
+
+/// The stored rows a write reads, fetched with no lock held
+/// ([`Store::apply_live`]) and served to the apply from memory. A key not
+/// fetched is read from the engine (and counted: it was read under the
+/// lock).
+struct Prefetched {
+    kv: Arc<dyn Kv>,
+    rows: HashMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    fallbacks: AtomicU64,
+}
+
+impl Prefetched {
+    fn new(kv: Arc<dyn Kv>) -> Self {
+        Prefetched {
+            kv,
+            rows: HashMap::new(),
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    fn has(&self, space: Space, key: &[u8]) -> bool {
+        self.rows.contains_key(&(space, key.to_vec()))
+    }
+
+    fn fetch(&mut self, keys: Vec<(Space, Vec<u8>)>) -> Result<(), KvError> {
+        for space in [Space::Rows, Space::Hists] {
+            let keys: Vec<Vec<u8>> = keys
+                .iter()
+                .filter(|k| k.0 == space)
+                .map(|k| k.1.clone())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let got = self.kv.multi_get(space, &keys)?;
+            for (k, v) in keys.into_iter().zip(got) {
+                self.rows.insert((space, k), v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Derived value rows read so far (their sources must be read too).
+    fn derived_rows(&self) -> impl Iterator<Item = (Space, &[u8], &[u8])> {
+        self.rows.iter().filter_map(|((space, k), v)| {
+            let v = v.as_deref()?;
+            (*space == Space::Rows && v.first() == Some(&derive::FORMAT_DERIVED)).then_some((
+                *space,
+                k.as_slice(),
+                v,
+            ))
+        })
+    }
+}
+
+impl Kv for Prefetched {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(v) = self.rows.get(&(space, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        self.fallbacks.fetch_add(1, Relaxed);
+        self.kv.get(space, key)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), KvError> {
+        self.kv.write(batch)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError> {
+        self.kv.scan(space, from, to, f)
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.kv.disk_bytes()
+    }
+
+    fn compact(&self, space: Space, from: &[u8], to: &[u8]) {
+        self.kv.compact(space, from, to)
+    }
 }
 
 fn locate(shape: &Shape, a: usize, ts: i64) -> (u32, usize) {

@@ -157,6 +157,26 @@ impl<T: Slot> Lane<T> {
         }
     }
 
+    /// Whether row `key` is its series' open row.
+    pub fn is_open(&self, key: RowKey) -> bool {
+        self.open
+            .get(key.series as usize)
+            .and_then(|a| a.get(key.archive as usize))
+            .and_then(|r| r.as_ref())
+            .is_some_and(|r| r.start == key.start)
+    }
+
+    /// Whether taking up row `key` would read the engine: it is neither
+    /// open nor unsaved, and may be stored.
+    pub fn must_read(&self, key: RowKey) -> bool {
+        !self.is_open(key)
+            && !self.unsaved.contains_key(&key)
+            && self
+                .stored_upto
+                .get(&(key.schema, key.archive))
+                .is_some_and(|&s| key.start <= s)
+    }
+
     /// Reads a row that is not open: unsaved, then the engine. Corrupt rows
     /// are counted and treated as empty, so one damaged row costs its own
     /// points, never the write.
@@ -254,13 +274,7 @@ impl<T: Slot> Lane<T> {
     /// not forget it; a stored one is read (against its sources as stored)
     /// into the unsaved set.
     pub fn pin(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(), KvError> {
-        let open = self
-            .open
-            .get(key.series as usize)
-            .and_then(|a| a.get(key.archive as usize))
-            .and_then(|r| r.as_ref())
-            .is_some_and(|r| r.start == key.start);
-        if open {
+        if self.is_open(key) {
             return Ok(());
         }
         let stamp = self.stamp;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::hist::Hist;
@@ -927,4 +928,321 @@ fn an_older_store_is_upgraded_and_an_unknown_one_refused() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("an unknown format was opened"),
     }
+}
+
+/// The value a crash test writes: which series (its number) and which
+/// writer, so a point replayed into another series is recognised.
+fn crash_value(series: u64, writer: u64) -> f64 {
+    (series * 64 + writer) as f64
+}
+
+/// Writers creating series concurrently while the engine is "killed" at a
+/// random instant ([`MemKv::crash_copy`]). Acknowledged = `Store::write`
+/// returned `Ok` before the crash instant (a writer takes a ticket after
+/// its write returns; the crash reads the ticket counter first, so every
+/// ticket below it was taken by a write that finished before the copy).
+/// Returns the acknowledged points `(name, ts, value)` and the copy.
+fn crash_while_creating(
+    store: &Arc<Store>,
+    kv: &Arc<MemKv>,
+    phase: u64,
+    seed: u64,
+    now: i64,
+) -> (Vec<(String, i64, f64)>, MemKv) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    let writers = 4u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tickets = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, stop, tickets) = (store.clone(), stop.clone(), tickets.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut round = 0u64;
+                while !stop.load(SeqCst) {
+                    // Every writer walks the same new names, from different
+                    // starting points, so they meet on names just created.
+                    let names: Vec<(u64, String)> = (0..3)
+                        .map(|k| {
+                            let s = phase * 1_000_000 + round * 8 + (w + k) % 8;
+                            (s, format!("crash.p{phase}.r{round}.s{}", (w + k) % 8))
+                        })
+                        .collect();
+                    let ts = T0 + w as i64 * 10;
+                    let batch: Vec<Point<'_>> = names
+                        .iter()
+                        .map(|(s, n)| pt(n, ts, crash_value(*s, w)))
+                        .collect();
+                    if store.write(&batch, &[], now).is_ok() {
+                        let ticket = tickets.fetch_add(1, SeqCst);
+                        for (s, n) in &names {
+                            acked.push((ticket, n.clone(), ts, crash_value(*s, w)));
+                        }
+                    }
+                    round += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    std::thread::sleep(std::time::Duration::from_micros(rng.u64(200..5000)));
+    let cut = tickets.load(SeqCst);
+    let copy = kv.crash_copy();
+    stop.store(true, SeqCst);
+    let mut acked = Vec::new();
+    for h in handles {
+        for (ticket, n, ts, v) in h.join().unwrap() {
+            if ticket < cut {
+                acked.push((n, ts, v));
+            }
+        }
+    }
+    (acked, copy)
+}
+
+/// Every point in every series of `store` is one written to that series.
+fn no_point_in_a_wrong_series(store: &Store, now: i64) {
+    let names: Vec<String> = store
+        .index()
+        .series
+        .iter()
+        .map(|s| s.name.to_string())
+        .filter(|n| n.starts_with("crash."))
+        .collect();
+    for n in names {
+        // crash.p{phase}.r{round}.s{j}
+        let parts: Vec<u64> = n
+            .split('.')
+            .skip(1)
+            .map(|p| p[1..].parse().unwrap())
+            .collect();
+        let series = parts[0] * 1_000_000 + parts[1] * 8 + parts[2];
+        let id = store.index().id(&n).unwrap();
+        let f = store.fetch(id, T0 - 10, T0 + 100, now).unwrap().unwrap();
+        for v in f.values.iter().filter(|v| !v.is_nan()) {
+            assert_eq!(
+                (*v as u64) / 64,
+                series,
+                "{n} holds a point written to another series ({v})"
+            );
+        }
+    }
+}
+
+fn acked_are_back(store: &Store, acked: &[(String, i64, f64)], now: i64, what: &str) {
+    let mut lost = Vec::new();
+    for (n, ts, v) in acked {
+        let got = store
+            .index()
+            .id(n)
+            .and_then(|id| store.fetch(id, *ts - 1, *ts + 1, now).unwrap())
+            .map(|f| f.values[((*ts - f.from) / f.step as i64) as usize]);
+        if got != Some(*v) {
+            lost.push((n.clone(), *ts, *v, got));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{what}: {} of {} acknowledged points lost or wrong, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+#[test]
+fn series_created_concurrently_survive_a_crash_in_the_right_series() {
+    let c = cfg("10s:1d", "average", 0.0);
+    let now = T0 + 3600;
+    for attempt in 0..30u64 {
+        let kv = Arc::new(MemKv::new());
+        let store = Arc::new(open(&kv, &c));
+        let (acked1, copy) = crash_while_creating(&store, &kv, 1, attempt, now);
+        drop(store);
+        // Restart on what the crash left; no checkpoint, so the log of the
+        // first run is still there when the second run crashes.
+        let kv = Arc::new(copy);
+        let store = Arc::new(open(&kv, &c));
+        acked_are_back(&store, &acked1, now, "after the first crash");
+        let (acked2, copy) = crash_while_creating(&store, &kv, 2, attempt + 1000, now);
+        drop(store);
+        let kv = Arc::new(copy);
+        let store = open(&kv, &c);
+        no_point_in_a_wrong_series(&store, now);
+        acked_are_back(&store, &acked1, now, "first run, after the second crash");
+        acked_are_back(&store, &acked2, now, "after the second crash");
+    }
+}
+
+#[test]
+fn new_series_past_the_caps_are_refused_and_counted() {
+    let now = T0 + 600;
+    let names: Vec<String> = (0..8).map(|i| format!("flood.s{i}")).collect();
+    let batch = |names: &[String]| -> Vec<(String, i64, f64)> {
+        names.iter().map(|n| (n.clone(), T0, 1.0)).collect()
+    };
+    let write = |store: &Store, pts: &[(String, i64, f64)]| {
+        let b: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
+        store.write(&b, &[], now).unwrap()
+    };
+    // The total.
+    let c = StorageConfig {
+        max_series: 5,
+        ..cfg("10s:1d", "average", 0.0)
+    };
+    let store = Store::in_memory(&c).unwrap();
+    let w = write(&store, &batch(&names));
+    assert_eq!((w.accepted, w.refused), (5, 3));
+    assert_eq!(store.index().len(), 5);
+    assert_eq!(store.caps.points_refused.load(Relaxed), 3);
+    assert!(store.index().id("flood.s7").is_none());
+    // Existing series still take points; the refused stay refused.
+    let w = write(&store, &batch(&names));
+    assert_eq!((w.accepted, w.refused), (5, 3));
+    assert_eq!(store.caps.points_refused.load(Relaxed), 6);
+    // Histograms count too.
+    let w = store
+        .write(
+            &[],
+            &[("flood.t", T0, Hist::from_sorted_samples(&[1.0]))],
+            now,
+        )
+        .unwrap();
+    assert_eq!(w.refused, 1);
+
+    // The rate.
+    let c = StorageConfig {
+        max_new_series_per_minute: 3,
+        ..cfg("10s:1d", "average", 0.0)
+    };
+    let store = Store::in_memory(&c).unwrap();
+    let w = write(&store, &batch(&names[..5]));
+    assert_eq!((w.accepted, w.refused), (3, 2));
+    let w = write(&store, &batch(&names[..3]));
+    assert_eq!((w.accepted, w.refused), (3, 0), "known series are not new");
+
+    // A name longer than any path, and an empty one.
+    let store = Store::in_memory(&cfg("10s:1d", "average", 0.0)).unwrap();
+    let long = "x".repeat(super::caps::MAX_NAME_BYTES + 1);
+    let w = write(&store, &[(long, T0, 1.0), (String::new(), T0, 1.0)]);
+    assert_eq!((w.accepted, w.refused), (0, 2));
+    assert_eq!(store.index().len(), 0);
+}
+
+#[test]
+fn a_stop_on_a_full_disk_spills_what_the_log_lacks_and_the_next_start_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let c = cfg("10s:1d", "average", 0.0);
+    let now = T0 + 600;
+    let kv = Arc::new(MemKv::new());
+    let dynkv: Arc<dyn Kv> = kv.clone();
+    let store = Store::open(dynkv.clone(), &path, &c, 0).unwrap();
+    store.write(&[pt("kept.a", T0, 1.0)], &[], now).unwrap();
+    kv.set_full(true);
+    let e = store.write(
+        &[pt("kept.a", T0 + 10, 2.0), pt("kept.new", T0, 3.0)],
+        &[],
+        now,
+    );
+    assert!(e.is_err());
+    assert_eq!(
+        store.close(),
+        super::Closed::Spilled {
+            points: 2,
+            path: super::spill::path_for(&path)
+        }
+    );
+    drop(store);
+    assert!(super::spill::path_for(&path).exists());
+    // A restart on a disk still full cannot take the spill in: it refuses
+    // to start rather than reuse the spilled batches' sequences.
+    assert!(Store::open(dynkv.clone(), &path, &c, 0).is_err());
+    kv.set_full(false);
+    let store = Store::open(dynkv, &path, &c, 0).unwrap();
+    assert!(
+        !super::spill::path_for(&path).exists(),
+        "taken in, then removed"
+    );
+    let a = store.index().id("kept.a").unwrap();
+    let f = store.fetch(a, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(&f.values[..2], &[1.0, 2.0]);
+    let n = store
+        .index()
+        .id("kept.new")
+        .expect("the series created while full");
+    let f = store.fetch(n, T0 - 1, T0 + 20, now).unwrap().unwrap();
+    assert_eq!(f.values[0], 3.0);
+}
+
+#[test]
+fn a_stop_that_can_write_nowhere_says_how_many_points_are_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    // The spill file's directory does not exist, so it cannot be written.
+    let path = dir.path().join("gone").join("store");
+    let kv = Arc::new(MemKv::new());
+    let dynkv: Arc<dyn Kv> = kv.clone();
+    let store = Store::open(dynkv, &path, &cfg("10s:1d", "average", 0.0), 0).unwrap();
+    kv.set_full(true);
+    let pts: Vec<Point<'_>> = (0..3).map(|k| pt("lost", T0 + k * 10, 1.0)).collect();
+    assert!(store.write(&pts, &[], T0 + 600).is_err());
+    assert_eq!(store.close(), super::Closed::Lost { points: 3 });
+}
+
+#[test]
+fn a_checkpoint_after_a_full_disk_is_all_a_stop_needs() {
+    let kv = Arc::new(MemKv::new());
+    let store = open(&kv, &cfg("10s:1d", "average", 0.0));
+    kv.set_full(true);
+    assert!(store.write(&[pt("x", T0, 1.0)], &[], T0 + 600).is_err());
+    kv.set_full(false);
+    assert_eq!(store.close(), super::Closed::Checkpointed);
+    drop(store);
+    let store = open(&kv, &cfg("10s:1d", "average", 0.0));
+    let id = store.index().id("x").unwrap();
+    assert_eq!(
+        store
+            .fetch(id, T0 - 1, T0 + 9, T0 + 600)
+            .unwrap()
+            .unwrap()
+            .values[0],
+        1.0
+    );
+}
+
+#[test]
+fn a_damaged_log_entry_costs_its_own_points_only() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("10s:1d", "average", 0.0);
+    let now = T0 + 600;
+    {
+        let store = open(&kv, &c);
+        for k in 0..5 {
+            store
+                .write(&[pt("torn", T0 + k * 10, k as f64)], &[], now)
+                .unwrap();
+        }
+    }
+    // Damage the middle entry (sequence 2).
+    let mut b = super::kv::Batch::default();
+    b.put(Space::Log, super::wal::key(2).to_vec(), vec![1, 2, 3]);
+    kv.write(b).unwrap();
+    let store = open(&kv, &c);
+    let id = store.index().id("torn").unwrap();
+    let f = store.fetch(id, T0 - 1, T0 + 50, now).unwrap().unwrap();
+    assert_eq!(
+        f.values[..5].iter().filter(|v| !v.is_nan()).count(),
+        4,
+        "{:?}",
+        f.values
+    );
+    assert!(f.values[2].is_nan());
+    assert_eq!(f.values[4], 4.0, "entries after the damage are replayed");
+    // A new batch goes after every old entry, overwriting none.
+    store.write(&[pt("torn", T0 + 50, 5.0)], &[], now).unwrap();
+    drop(store);
+    let store = open(&kv, &c);
+    let f = store.fetch(id, T0 - 1, T0 + 60, now).unwrap().unwrap();
+    assert_eq!((f.values[3], f.values[4], f.values[5]), (3.0, 4.0, 5.0));
 }
