@@ -183,7 +183,7 @@ fn render_blocking(st: &HttpState, p: &Params) -> Result<Rendered, ApiError> {
         server_tz: st.default_tz,
         xff,
         limits: st.limits,
-        points_read: 0,
+        spent: Default::default(),
     };
     let mut series: Vec<Series> = Vec::new();
     for t in p.all("target") {

@@ -426,7 +426,7 @@ pub fn call(
                     None | Some(Expr::None) => Total::Sum,
                     Some(Expr::Int(n)) => Total::Number(*n as f64, n.to_string()),
                     Some(Expr::Num(f)) => Total::Number(*f, py_float_repr(*f)),
-                    Some(e) => Total::List(ctx.eval(e)?),
+                    Some(e) => Total::List(a.eval(ctx, e)?),
                 };
                 let nodes = a.nodes_from(2)?;
                 as_percent(list, total, &nodes).map_err(|e| match e {
@@ -504,7 +504,7 @@ pub fn call(
                 for pre in prefixes {
                     let target = template.replace('%', &pre);
                     let expr = crate::query::parse::parse(&target)?;
-                    for mut s in ctx.eval(&expr)? {
+                    for mut s in a.eval(ctx, &expr)? {
                         if let Some(n) = new_name {
                             s.name = n.replace('%', &pre);
                         }

@@ -56,19 +56,12 @@ pub fn constant_line(ctx: &Context<'_>, value: f64) -> Series {
 
 /// graphite-web's `events(*tags)`: one point a second over the window, the
 /// number of events at that second (None where there are none).
-fn events(ctx: &mut Context<'_>, tags: Vec<String>) -> Result<Series, QueryError> {
+fn events(ctx: &mut Context<'_>, a: &Args<'_>, tags: Vec<String>) -> Result<Series, QueryError> {
     let quoted: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
     let name = format!("events({})", quoted.join(", "));
     let (start, end) = (ctx.from, ctx.until);
-    let points = (end - start).max(0) as usize;
-    ctx.points_read += points;
-    if ctx.points_read > ctx.limits.max_points {
-        return Err(QueryError::TooMuch {
-            what: "points",
-            needed: ctx.points_read,
-            cap: ctx.limits.max_points,
-        });
-    }
+    let points = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+    a.charge(ctx, points)?;
     let all = tags.len() == 1 && tags[0] == "*";
     let wanted: &[String] = if all { &[] } else { &tags };
     let found = read_events(
@@ -113,7 +106,7 @@ pub fn call(
                         ))),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(vec![events(ctx, tags)?])
+                Ok(vec![events(ctx, a, tags)?])
             }
             "drawAsInfinite" => Ok(a
                 .series(ctx, 0)?
