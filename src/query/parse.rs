@@ -284,26 +284,39 @@ fn expression(i: &str, depth: usize) -> PResult<'_, Expr> {
 /// Parses one whole target.
 pub fn parse(target: &str) -> Result<Expr, SyntaxError> {
     let at = |rest: &str| target[..target.len() - rest.len()].chars().count() + 1;
+    let target_text = excerpt(target);
     let err = |e: PErr<'_>| SyntaxError {
-        target: target.to_string(),
+        target: target_text.clone(),
         expected: e.expected.to_string(),
         at: at(e.input),
     };
     match expression(target, 0) {
         Ok(("", e)) => Ok(e),
         Ok((rest, _)) => Err(SyntaxError {
-            target: target.to_string(),
+            target: target_text,
             expected: "the end of the target".to_string(),
             at: at(rest),
         }),
         Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => Err(err(e)),
         Err(nom::Err::Incomplete(_)) => Err(SyntaxError {
-            target: target.to_string(),
+            target: target_text,
             expected: "more input".to_string(),
             at: target.chars().count() + 1,
         }),
     }
 }
+
+/// The target as an error repeats it: whole up to [`EXCERPT_CHARS`]
+/// characters, else its start and `...` (a 20,000-deep target is 180 KB;
+/// the position in the error still counts in the whole target).
+fn excerpt(target: &str) -> String {
+    match target.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}...", &target[..cut]),
+        None => target.to_string(),
+    }
+}
+
+const EXCERPT_CHARS: usize = 200;
 
 impl Expr {
     /// The target text graphite-web would print for this expression in a
@@ -487,6 +500,7 @@ mod tests {
                 ] {
                     let e = parse(&nested(depth, &inner)).unwrap_err();
                     assert!(e.expected.contains("nesting limit"), "{e}");
+                    assert!(e.to_string().len() < 400, "{e}");
                     assert_eq!(e.at, MAX_DEPTH * "scale(".len() + 1, "{e}");
                 }
                 // Keyword values and later arguments nest the same way.
