@@ -368,3 +368,21 @@ fn time_arithmetic_never_overflows() {
     assert_eq!(out.len(), 1);
     assert!(out[0].step > 0);
 }
+
+/// Each aliasSub with an empty pattern multiplies a name's length by its
+/// replacement's; three nested made an 8 GB name. Refused from the count
+/// of matches, before the name is built; one level is fine.
+#[test]
+fn names_cannot_be_multiplied_without_bound() {
+    let st = store();
+    let x = "x".repeat(1000);
+    let one = format!("aliasSub(h.0.cpu,'','{x}')");
+    let mut c = ctx(&st, NOW - 3600, Limits::default());
+    assert_eq!(evaluate(&mut c, &one).unwrap()[0].name.len(), 8 * 1000 + 7);
+    let three = format!("aliasSub(aliasSub({one},'','{x}'),'','{x}')");
+    let mut c = ctx(&st, NOW - 3600, Limits::default());
+    match evaluate(&mut c, &three) {
+        Err(QueryError::BadArgument(m)) => assert!(m.contains("aliasSub"), "{m}"),
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+}
