@@ -405,10 +405,12 @@ fn as_percent(
 /// Python's `'.'.join(name.split('.')[:n + 1])`.
 fn prefix(name: &str, node: i64) -> String {
     let parts: Vec<&str> = name.split('.').collect();
-    let stop = if node + 1 < 0 {
-        (parts.len() as i64 + node + 1).max(0) as usize
-    } else {
-        ((node + 1) as usize).min(parts.len())
+    // `node` is the user's (up to i64::MAX): `n + 1` must not overflow.
+    let len = parts.len() as i64;
+    let stop = match node.checked_add(1) {
+        Some(n) if n < 0 => len.saturating_add(n).max(0) as usize,
+        Some(n) => n.min(len) as usize,
+        None => parts.len(),
     };
     parts[..stop].join(".")
 }

@@ -386,3 +386,21 @@ fn names_cannot_be_multiplied_without_bound() {
         other => panic!("{:?}", other.map(|v| v.len())),
     }
 }
+
+/// Node numbers at i64's edges (`int()` of a huge float saturates there):
+/// `node + 1` overflowed in applyByNode's prefix.
+#[test]
+fn node_numbers_at_the_edges_do_not_overflow() {
+    let st = store();
+    for t in [
+        "applyByNode(h.*.cpu,9223372036854775807,'sumSeries(%)')",
+        "applyByNode(h.*.cpu,-9223372036854775808,'sumSeries(%)')",
+        "applyByNode(h.*.cpu,1e300,'sumSeries(%)')",
+        "aliasByNode(h.*.cpu,9223372036854775807,-9223372036854775808)",
+        "groupByNode(h.*.cpu,-9223372036854775808,'sum')",
+        "limit(h.*.cpu,-9223372036854775808)",
+    ] {
+        let mut c = ctx(&st, NOW - 3600, Limits::default());
+        let _ = evaluate(&mut c, t);
+    }
+}
