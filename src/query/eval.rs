@@ -138,14 +138,6 @@ impl Context<'_> {
         r
     }
 
-    /// [`Context::eval_over`] with only `from` moved back by `seconds`: a
-    /// bootstrap, so the first points of a window function are computed
-    /// from real data before the requested range.
-    pub fn eval_bootstrapped(&mut self, e: &Expr, seconds: i64) -> Result<Vec<Series>, QueryError> {
-        let from = self.shifted(self.from, seconds.checked_neg().unwrap_or(i64::MAX))?;
-        self.eval_over(e, from, self.until)
-    }
-
     /// `t + by`, or a 400 naming both when the result leaves the times
     /// this daemon handles (a shift of '-100000y', a window of '1000y'
     /// behind a far `from`): never a wrapped or panicking sum.

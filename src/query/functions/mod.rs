@@ -106,7 +106,8 @@ impl<'c> Args<'c> {
     }
 
     /// Argument `i` (a series list) with `seconds` of bootstrap before the
-    /// request's `from` ([`Context::eval_bootstrapped`]).
+    /// request's `from`, so the first points of a window function are
+    /// computed from real data before the requested range.
     pub fn series_bootstrapped(
         &self,
         ctx: &mut Context<'_>,
