@@ -149,6 +149,56 @@ fn hostile_targets_are_errors_not_panics() {
     }
 }
 
+/// Issue 9's requests and their kind, in `render_target`'s `FROM|UNTIL`
+/// form: windows of years under functions that make a point per interval,
+/// nesting past the limit (on the render thread's 2 MiB stack the check
+/// runs them on), work that doubles per level, and time arithmetic at the
+/// edges of i64. Each was a crash, an out-of-memory or a hang.
+#[test]
+fn hostile_windows_and_nesting_are_errors_not_crashes() {
+    let deep = format!("{}a.b.c{}", "scale(".repeat(20_000), ",2)".repeat(20_000));
+    let deep_kw = format!("{}a.b.c{}", "f(x,k=".repeat(20_000), ")".repeat(20_000));
+    let doubling = format!(
+        "{}nothing{}",
+        "holtWintersForecast(".repeat(40),
+        ")".repeat(40)
+    );
+    let primes: Vec<String> = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53]
+        .iter()
+        .map(|p| format!("summarize(a.b.c,'{p}s')"))
+        .collect();
+    let lcm = format!("sumSeries({})", primes.join(","));
+    let targets = [
+        "-5y|now\nsummarize(a.*.*,'1s','sum')",
+        "-10y|now\nsummarize(a.*.*,'1s','sum')",
+        "-5y|now\nhitcount(a.*.*,'1s')",
+        "-5y|now\nhitcount(a.b.c,'1s',true)",
+        "-5y|now\nmovingMedian(a.b.c,'1y')",
+        "-5y|now\nmovingSum(a.b.c,-100000000)",
+        "-1y|now\nmovingAverage(a.b.c,300000000)",
+        "-5y|now\nholtWintersForecast(a.b.c,'5y','1s')",
+        "-5y|now\nholtWintersConfidenceBands(a.*.*,3,'1y')",
+        "-5y|now\ntimeStack(a.b.c,'1y',0,1000000000)",
+        "-5y|now\ntransformNull(a.*.*,0,summarize(a.b.c,'1s'))",
+        "-5y|now\nevents('*')",
+        "-9000y|now\na.b.c",
+        "-1y|+9000y\na.b.c",
+        "9223372036854775000|now\na.b.c",
+        "timeShift(a.b.c,'290000000000y')",
+        "timeShift(timeShift(a.b.c,'-9000y'),'-9000y')",
+        "holtWintersForecast(holtWintersForecast(a.b.c,'290000000000y'),'290000000000y')",
+        "timeStack(a.b.c,'290000000000y',0,2)",
+        "sumSeries(a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*,a.*.*)",
+        &deep,
+        &deep_kw,
+        &doubling,
+        &lcm,
+    ];
+    for t in targets {
+        replay(&t[..t.len().min(80)], t.as_bytes(), checks::check_target);
+    }
+}
+
 /// Inputs a fuzzer reaches slowly or never: huge, repetitive, or built on
 /// purpose around the grammar's corners.
 fn nasty_packets() -> Vec<Vec<u8>> {

@@ -793,10 +793,25 @@ fn target_store() -> &'static rollupd::store::Store {
     })
 }
 
+/// The caps `check_target` evaluates under: small, so that a target that
+/// escapes them (a function making points it never counted, a glob read
+/// twice) shows in the counts at once.
+pub const TARGET_MAX_SERIES: usize = 50;
+pub const TARGET_MAX_POINTS: usize = 200_000;
+
 /// What `render_target` runs, on any text: the target parser, the time
-/// parsers, and the whole evaluation over a small store. Errors are fine
-/// (they are 400s and 422s); a panic is a crash, since a panic in a render
-/// is a user's mistake turned into a 500.
+/// parsers, and the whole evaluation over a small store, with the points
+/// and series caps on and a deadline, on a thread with the 2 MiB stack a
+/// render thread has (so nesting that would overflow a render thread
+/// crashes here too).
+///
+/// The text is a target, or `FROM|UNTIL\nTARGET`: the window as
+/// `from`/`until` parameters say it (`-5y|now`, `-10y|-1y`, `20200101|+1d`),
+/// so windows of years reach the bucket, window and shift functions.
+///
+/// Errors are fine (they are 400s, 422s and 503s); a panic or an abort is a
+/// crash, as it would be a 500 or a dead daemon. A successful evaluation
+/// stays within both caps.
 pub fn check_target(input: &[u8]) {
     use rollupd::query::eval::{evaluate, Context, Limits};
     use rollupd::query::parse::parse;
@@ -804,35 +819,74 @@ pub fn check_target(input: &[u8]) {
     let Ok(text) = std::str::from_utf8(input) else {
         return;
     };
+    let tz = chrono_tz::Tz::UTC;
     let _ = parse_offset(text);
-    let _ = parse_at_time(text, &chrono_tz::Tz::UTC, TARGET_NOW);
-    let Ok(expr) = parse(text) else {
-        return;
+    let _ = parse_at_time(text, &tz, TARGET_NOW);
+    let (window, target) = match text.split_once('\n') {
+        Some((w, t)) => (Some(w), t),
+        None => (None, text),
     };
-    // What the parser accepted, it can print as a target.
-    let _ = expr.to_target();
-    let mut ctx = Context {
-        store: target_store(),
-        from: TARGET_NOW - 3600,
-        until: TARGET_NOW,
-        now: TARGET_NOW,
-        tz: chrono_tz::Tz::UTC,
-        server_tz: chrono_tz::Tz::UTC,
-        xff: 0.0,
-        limits: Limits {
-            max_series: 50,
-            max_points: 200_000,
-            deadline: None,
-        },
-        points_read: 0,
+    let (from, until) = match window {
+        None => (TARGET_NOW - 3600, TARGET_NOW),
+        Some(w) => {
+            let (f, u) = w.split_once('|').unwrap_or((w, "now"));
+            let (Ok(f), Ok(u)) = (
+                parse_at_time(f, &tz, TARGET_NOW),
+                parse_at_time(u, &tz, TARGET_NOW),
+            ) else {
+                return;
+            };
+            (f.min(u), f.max(u))
+        }
     };
-    if evaluate(&mut ctx, text).is_ok() {
-        assert!(
-            ctx.points_read <= 200_000,
-            "the points cap let {} points through",
-            ctx.points_read
-        );
-    }
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn_scoped(scope, || {
+                let Ok(expr) = parse(target) else {
+                    return;
+                };
+                // What the parser accepted, it can print as a target.
+                let _ = expr.to_target();
+                let mut ctx = Context {
+                    store: target_store(),
+                    from,
+                    until,
+                    now: TARGET_NOW,
+                    tz,
+                    server_tz: tz,
+                    xff: 0.0,
+                    limits: Limits {
+                        max_series: TARGET_MAX_SERIES,
+                        max_points: TARGET_MAX_POINTS,
+                        // A slow target ends as a 503 long before the
+                        // fuzzer's -timeout=10 calls it a hang; one that
+                        // runs far past this is a hang it reports.
+                        deadline: Some((
+                            std::time::Instant::now() + std::time::Duration::from_secs(2),
+                            std::time::Duration::from_secs(2),
+                        )),
+                    },
+                    spent: Default::default(),
+                };
+                if evaluate(&mut ctx, target).is_ok() {
+                    assert!(
+                        ctx.spent.points <= TARGET_MAX_POINTS,
+                        "the points cap let {} points through",
+                        ctx.spent.points
+                    );
+                    assert!(
+                        ctx.spent.series <= TARGET_MAX_SERIES,
+                        "the series cap let {} series through",
+                        ctx.spent.series
+                    );
+                }
+            })
+            .expect("a thread for the evaluation");
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }
 
 /// Source rows for `check_row`'s derived rows: under key (0, 0, 0, s),

@@ -398,6 +398,72 @@ mod tests {
         }
     }
 
+    /// One GET or POST of a target nested 20,000 deep overflowed the
+    /// render thread's stack and aborted the daemon. Now a 400 naming the
+    /// nesting limit, by either method, and the next request is served.
+    #[tokio::test]
+    async fn a_target_nested_20000_deep_is_a_400_by_get_and_post() {
+        let deep = format!(
+            "{}servers.web1.cpu.user{}",
+            "scale(".repeat(20_000),
+            ",2)".repeat(20_000)
+        );
+        // A URI holds at most 64 KB: `a(` is the shortest level.
+        let deep_get = format!("{}x{}", "a(".repeat(20_000), ")".repeat(20_000));
+        let app = app();
+        let (s, body) = send(
+            app.clone(),
+            Request::get(format!("/render?target={deep_get}&format=json"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body.contains("nesting limit") && body.contains("50"),
+            "{body}"
+        );
+        let (s, body) = send(
+            app.clone(),
+            Request::post("/render")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("target={deep}&format=json")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("nesting limit"), "{body}");
+        let (s, body) = send(
+            app,
+            Request::get(format!(
+                "/render?target=servers.web1.cpu.idle&format=json&now={NOW}"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
+    /// `now`, `from` and `until` near i64's edge overflowed the window
+    /// arithmetic (a panic in a debug build, a wrapped window in release).
+    #[tokio::test]
+    async fn times_out_of_range_are_400s_naming_them() {
+        for q in [
+            "now=9223372036854775000",
+            "from=-290000000000y",
+            "until=now%2B9000y",
+            "from=99999999999999999999",
+        ] {
+            let (s, body) = get(&format!(
+                "/render?target=servers.web1.cpu.idle&format=json&{q}"
+            ))
+            .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {body}");
+            assert!(body.contains("out of range"), "{q}: {body}");
+        }
+    }
+
     #[tokio::test]
     async fn mistakes_are_4xx_that_say_what() {
         let (s, body) = get("/render?target=sumSeriez(servers.*.cpu.user)&format=json").await;

@@ -325,7 +325,7 @@ fn render_blocking(
             deadline: Some((slot.deadline, slot.timeout)),
             ..st.limits
         },
-        points_read: 0,
+        spent: Default::default(),
     };
     let mut series: Vec<Series> = Vec::new();
     for t in p.all("target") {

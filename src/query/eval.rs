@@ -1,10 +1,9 @@
 //! Evaluating a parsed target against the store: paths become fetched
 //! series; calls go to the function library.
 
-use std::cell::Cell;
-
 use crate::store::{Store, StoreError};
 
+pub use super::parse::MAX_DEPTH;
 use super::parse::{parse, Expr, SyntaxError};
 use super::series::{tags_of, Series};
 use super::time::TimeError;
@@ -35,6 +34,10 @@ pub enum QueryError {
     /// evaluator checks it as it charges points and between steps.
     #[error("the request ran past its deadline of {0:?} (render_timeout)")]
     Deadline(std::time::Duration),
+    /// Calls nested deeper than [`MAX_DEPTH`] (the parser refuses such a
+    /// target too; this holds for expressions built some other way).
+    #[error("calls are nested deeper than {MAX_DEPTH} levels (the nesting limit)")]
+    TooDeep,
 }
 
 /// Caps that keep one request from reading without bound.
@@ -46,6 +49,42 @@ pub struct Limits {
     /// (for the message). `None`: no deadline (tests, the admin port).
     pub deadline: Option<(std::time::Instant, std::time::Duration)>,
 }
+
+impl Limits {
+    /// `Err(Deadline)` once the request's deadline has passed. Cheap
+    /// enough (one clock read) to call every few thousand points.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        match self.deadline {
+            Some((at, timeout)) if std::time::Instant::now() >= at => {
+                Err(QueryError::Deadline(timeout))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What one request has used so far, against its [`Limits`]: every target
+/// of the request adds to the same counts.
+#[derive(Debug, Default, Clone)]
+pub struct Spent {
+    /// Points read from the store plus points made by functions beyond
+    /// what they were given (a summarize into 1 s buckets, a delay...).
+    pub points: usize,
+    /// Series read from the store (paths, seriesByTag, timer histograms).
+    pub series: usize,
+    /// Expressions evaluated. Window, shift and forecast functions
+    /// evaluate their first argument twice, so nesting them doubles the
+    /// work per level: `holtWintersForecast(...)` 40 deep around a path
+    /// that matches nothing reads no point, yet would run 2^40 times.
+    pub evals: usize,
+    /// Calls being evaluated, innermost included.
+    depth: usize,
+}
+
+/// The most expressions one request may evaluate (see [`Spent::evals`]).
+/// applyByNode evaluates its template once per node, so this is well
+/// above the series cap times a template's few calls.
+pub const MAX_EVALS: usize = 1_000_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -75,8 +114,8 @@ pub struct Context<'a> {
     /// bucket functions use it when given none.
     pub xff: f64,
     pub limits: Limits,
-    /// Points read so far by this request.
-    pub points_read: usize,
+    /// What the request has used so far (all its targets together).
+    pub spent: Spent,
 }
 
 impl Context<'_> {
@@ -99,42 +138,91 @@ impl Context<'_> {
         r
     }
 
-    /// [`Context::eval_over`] with only `from` moved back by `seconds`: a
-    /// bootstrap, so the first points of a window function are computed
-    /// from real data before the requested range.
-    pub fn eval_bootstrapped(&mut self, e: &Expr, seconds: i64) -> Result<Vec<Series>, QueryError> {
-        self.eval_over(e, self.from - seconds, self.until)
+    /// `t + by`, or a 400 naming both when the result leaves the times
+    /// this daemon handles (a shift of '-100000y', a window of '1000y'
+    /// behind a far `from`): never a wrapped or panicking sum.
+    pub fn shifted(&self, t: i64, by: i64) -> Result<i64, QueryError> {
+        Ok(super::time::add_offset(t, by)?)
+    }
+
+    /// Counts `points` more points against the request's cap (and checks
+    /// the deadline). Called with the size of what is about to be
+    /// allocated, before allocating it.
+    pub fn charge(&mut self, points: usize) -> Result<(), QueryError> {
+        self.room_for(points)?;
+        self.spent.points += points;
+        Ok(())
+    }
+
+    /// Whether `points` more would fit under the cap, without counting
+    /// them; also checks the deadline.
+    pub fn room_for(&self, points: usize) -> Result<(), QueryError> {
+        self.limits.check_deadline()?;
+        let needed = self.spent.points.saturating_add(points);
+        if needed > self.limits.max_points {
+            return Err(QueryError::TooMuch {
+                what: "points",
+                needed,
+                cap: self.limits.max_points,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more series read against the request's cap.
+    pub fn charge_series(&mut self, n: usize) -> Result<(), QueryError> {
+        let needed = self.spent.series.saturating_add(n);
+        if needed > self.limits.max_series {
+            return Err(QueryError::TooMuch {
+                what: "series",
+                needed,
+                cap: self.limits.max_series,
+            });
+        }
+        self.spent.series = needed;
+        Ok(())
+    }
+
+    /// How many series the request may still read.
+    fn series_left(&self) -> usize {
+        self.limits.max_series.saturating_sub(self.spent.series)
     }
 
     /// The series a path names, fetched, in name order.
     pub fn fetch_path(&mut self, pattern: &str) -> Result<Vec<Series>, QueryError> {
+        // One more than is left, to tell "exactly the cap" from "over it".
         let ids = self
             .store
             .index()
-            .expand(pattern, self.limits.max_series + 1)
+            .expand(pattern, self.series_left() + 1)
             .map_err(|e| QueryError::Glob(e.to_string()))?;
-        if ids.len() > self.limits.max_series {
-            return Err(QueryError::TooMuch {
-                what: "series",
-                needed: ids.len(),
-                cap: self.limits.max_series,
-            });
-        }
-        let read = Cell::new(self.points_read);
-        let fetch_one = |id: u32| -> Result<Option<Series>, QueryError> {
+        let mut out = self.fetch_ids(&ids, pattern)?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The series `ids`, fetched over the request's window, each tagged
+    /// with `path_expression`, in the order of `ids`. Both caps are
+    /// checked before the memory is taken: the series count before any
+    /// fetch, and each series' window before it is read.
+    fn fetch_ids(&mut self, ids: &[u32], path_expression: &str) -> Result<Vec<Series>, QueryError> {
+        self.charge_series(ids.len())?;
+        let mut out = Vec::with_capacity(ids.len());
+        // Serial on purpose: two threads measured slower on sumSeries of
+        // 1,000 series (130 ms against 92 ms), contending for the store's
+        // lock on open rows.
+        for &id in ids {
+            // The points a window holds are known before it is read: the
+            // span over the finest step any archive has is the most it can
+            // be, and the store clamps it further to its retention.
+            if let Some(most) = self.window_points_at_most(id) {
+                self.room_for(most)?;
+            }
             let name = self.store.index().series[id as usize].name.clone();
             let Some(f) = self.store.fetch(id, self.from, self.until, self.now)? else {
-                return Ok(None);
+                continue;
             };
-            let total = read.get() + f.values.len();
-            read.set(total);
-            if total > self.limits.max_points {
-                return Err(QueryError::TooMuch {
-                    what: "points",
-                    needed: total,
-                    cap: self.limits.max_points,
-                });
-            }
+            self.charge(f.values.len())?;
             let mut s = Series::new(
                 &name,
                 f.from,
@@ -144,27 +232,61 @@ impl Context<'_> {
             );
             s.end = f.until;
             s.xff = self.xff;
-            s.path_expression = pattern.to_string();
+            s.path_expression = path_expression.to_string();
             s.tags = tags_of(&name);
-            Ok(Some(s))
-        };
-        // Serial on purpose: two threads measured slower on sumSeries of
-        // 1,000 series (130 ms against 92 ms), contending for the store's
-        // lock on open rows.
-        let results: Vec<Result<Option<Series>, QueryError>> =
-            ids.iter().map(|&id| fetch_one(id)).collect();
-        self.points_read = read.into_inner();
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            if let Some(s) = r? {
-                out.push(s);
-            }
+            out.push(s);
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
+    /// How many points the store's fetch of series `id` over the request's
+    /// window returns, worked out as `Store::fetch` does it (the window
+    /// clamped to the retention before `now`, on the grid of the archive a
+    /// read that old uses), before it allocates them. `None` when the
+    /// series has no retention here. Should the two ever disagree, the
+    /// points fetched are still charged after the read.
+    fn window_points_at_most(&self, id: u32) -> Option<usize> {
+        let schema = self.store.index().series.get(id as usize)?.schema;
+        let r = self.store.retention_of(schema)?;
+        // i128: `now` and the window are the user's, within what
+        // `time::check_time` lets through, but the margin costs nothing.
+        let (now, from, until) = (self.now as i128, self.from as i128, self.until as i128);
+        let (from, until) = (from.min(until), from.max(until));
+        let oldest = now - r.max_retention() as i128;
+        if from > now || until < oldest {
+            return Some(0);
+        }
+        let (from, until) = (from.max(oldest), until.min(now));
+        let age = i64::try_from(now - from).unwrap_or(i64::MAX);
+        let step = r.archives.get(r.archive_for_read(age))?.step.max(1) as i128;
+        let from_i = from - from.rem_euclid(step) + step;
+        let until_i = (until - until.rem_euclid(step) + step).max(from_i + step);
+        Some(usize::try_from((until_i - from_i) / step).unwrap_or(usize::MAX))
+    }
+
     pub fn eval(&mut self, e: &Expr) -> Result<Vec<Series>, QueryError> {
+        // The parser refuses deeper targets; this also holds for
+        // expressions functions build themselves (applyByNode).
+        // A path inside MAX_DEPTH calls is evaluated at MAX_DEPTH + 1.
+        if self.spent.depth > MAX_DEPTH {
+            return Err(QueryError::TooDeep);
+        }
+        self.limits.check_deadline()?;
+        self.spent.evals += 1;
+        if self.spent.evals > MAX_EVALS {
+            return Err(QueryError::TooMuch {
+                what: "evaluations",
+                needed: self.spent.evals,
+                cap: MAX_EVALS,
+            });
+        }
+        self.spent.depth += 1;
+        let r = self.eval_inner(e);
+        self.spent.depth -= 1;
+        r
+    }
+
+    fn eval_inner(&mut self, e: &Expr) -> Result<Vec<Series>, QueryError> {
         match e {
             Expr::Path(p) => self.fetch_path(p),
             Expr::Call(c) if c.name == "seriesByTag" => {
@@ -182,16 +304,9 @@ impl Context<'_> {
                 }
                 let ids = super::tags::series_by_tag(&self.store.index(), &exprs)?;
                 let target = e.to_target().replace('"', "'");
-                let mut out = Vec::new();
-                for id in ids {
-                    let name = self.store.index().series[id as usize].name.to_string();
-                    let mut got = self.fetch_path(&name)?;
-                    for s in &mut got {
-                        s.path_expression = target.clone();
-                    }
-                    out.extend(got);
-                }
-                Ok(out)
+                // Each id once, in the order the tag index gives them, under
+                // the same caps as a path (it skipped the series cap).
+                self.fetch_ids(&ids, &target)
             }
             Expr::Call(c) => super::functions::call(self, c),
             other => Err(QueryError::BadArgument(format!(
@@ -248,7 +363,7 @@ mod tests {
                 max_points,
                 deadline: None,
             },
-            points_read: 0,
+            spent: Spent::default(),
         }
     }
 
@@ -264,7 +379,7 @@ mod tests {
             assert_eq!(s.path_expression, "wide.*");
         }
         let per = got[0].values.len();
-        assert_eq!(c.points_read, 150 * per);
+        assert_eq!(c.spent.points, 150 * per);
     }
 
     #[test]

@@ -15,6 +15,18 @@ use nom::number::complete::recognize_float;
 use nom::sequence::{delimited, pair, preceded};
 use nom::{IResult, Parser};
 
+/// How deep calls may nest (`a(b(c(x)))` is 3). Parsing and evaluating
+/// recurse once per level on a render thread's 2 MiB stack, and a stack
+/// overflow aborts the whole daemon, so the depth is bounded well inside
+/// what that stack holds: a test parses and evaluates this depth through
+/// the costliest function families on such a thread in a debug build.
+/// Real targets nest a dozen deep.
+pub const MAX_DEPTH: usize = 50;
+
+/// What a target nested deeper than [`MAX_DEPTH`] is told (a test keeps
+/// the number in it equal to the constant).
+const TOO_DEEP: &str = "no further nesting: calls nest at most 50 levels deep (the nesting limit)";
+
 /// A parsed target.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -191,9 +203,13 @@ fn literal_word(i: &str) -> PResult<'_, Expr> {
     }
 }
 
-fn call(i: &str) -> PResult<'_, Expr> {
+/// A call at nesting level `depth` (1 for the outermost).
+fn call(i: &str, depth: usize) -> PResult<'_, Expr> {
     let (rest, name) = identifier(i)?;
     let (rest, _) = preceded(multispace0, char('(')).parse(rest)?;
+    if depth > MAX_DEPTH {
+        return cut(i, TOO_DEEP);
+    }
     let mut args = Vec::new();
     let mut kwargs: Vec<(String, Expr)> = Vec::new();
     let (mut rest, _) = multispace0(rest)?;
@@ -216,7 +232,7 @@ fn call(i: &str) -> PResult<'_, Expr> {
             .parse(rest);
         match kw {
             Ok((r, key)) => {
-                let (r, v) = expression(r)?;
+                let (r, v) = expression(r, depth)?;
                 kwargs.push((key.to_string(), v));
                 rest = r;
             }
@@ -224,7 +240,7 @@ fn call(i: &str) -> PResult<'_, Expr> {
                 if !kwargs.is_empty() {
                     return cut(rest, "a keyword argument (positional ones go first)");
                 }
-                let (r, v) = expression(rest)?;
+                let (r, v) = expression(rest, depth)?;
                 args.push(v);
                 rest = r;
             }
@@ -248,10 +264,13 @@ fn call(i: &str) -> PResult<'_, Expr> {
     }
 }
 
-fn expression(i: &str) -> PResult<'_, Expr> {
+/// An expression inside `depth` enclosing calls. The grammar recurses only
+/// here (through call arguments); strings, paths and brace groups are
+/// loops.
+fn expression(i: &str, depth: usize) -> PResult<'_, Expr> {
     let (i, _) = multispace0(i)?;
     let (rest, e) = alt((
-        call,
+        |i| call(i, depth + 1),
         string.map(Expr::Str),
         numeric,
         literal_word,
@@ -265,26 +284,39 @@ fn expression(i: &str) -> PResult<'_, Expr> {
 /// Parses one whole target.
 pub fn parse(target: &str) -> Result<Expr, SyntaxError> {
     let at = |rest: &str| target[..target.len() - rest.len()].chars().count() + 1;
+    let target_text = excerpt(target);
     let err = |e: PErr<'_>| SyntaxError {
-        target: target.to_string(),
+        target: target_text.clone(),
         expected: e.expected.to_string(),
         at: at(e.input),
     };
-    match expression(target) {
+    match expression(target, 0) {
         Ok(("", e)) => Ok(e),
         Ok((rest, _)) => Err(SyntaxError {
-            target: target.to_string(),
+            target: target_text,
             expected: "the end of the target".to_string(),
             at: at(rest),
         }),
         Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => Err(err(e)),
         Err(nom::Err::Incomplete(_)) => Err(SyntaxError {
-            target: target.to_string(),
+            target: target_text,
             expected: "more input".to_string(),
             at: target.chars().count() + 1,
         }),
     }
 }
+
+/// The target as an error repeats it: whole up to [`EXCERPT_CHARS`]
+/// characters, else its start and `...` (a 20,000-deep target is 180 KB;
+/// the position in the error still counts in the whole target).
+fn excerpt(target: &str) -> String {
+    match target.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}...", &target[..cut]),
+        None => target.to_string(),
+    }
+}
+
+const EXCERPT_CHARS: usize = 200;
 
 impl Expr {
     /// The target text graphite-web would print for this expression in a
@@ -433,5 +465,53 @@ mod tests {
         assert!(e.expected.contains('}'), "{e}");
         assert!(parse("f(,)").is_err());
         assert!(parse("((").is_err());
+    }
+
+    fn nested(depth: usize, inner: &str) -> String {
+        format!("{}{inner}{}", "scale(".repeat(depth), ",2)".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses() {
+        let Expr::Call(mut c) = p(&nested(MAX_DEPTH, "a.b")) else {
+            panic!()
+        };
+        let mut depth = 1;
+        while let Expr::Call(inner) = c.args.remove(0) {
+            (c, depth) = (inner, depth + 1);
+        }
+        assert_eq!(depth, MAX_DEPTH);
+        assert!(TOO_DEEP.contains(&format!(" {MAX_DEPTH} ")), "{TOO_DEEP}");
+    }
+
+    /// 20,000 levels overflowed the parser's stack and aborted the daemon;
+    /// now any depth past the limit is a syntax error naming the limit, at
+    /// the call that goes one level too deep. Run on a thread with the
+    /// stack a render thread has.
+    #[test]
+    fn nesting_past_the_limit_is_an_error_naming_it() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                for (depth, inner) in [
+                    (MAX_DEPTH + 1, "a.b".to_string()),
+                    (20_000, "a.b".to_string()),
+                    (20_000, "'x'".to_string()),
+                ] {
+                    let e = parse(&nested(depth, &inner)).unwrap_err();
+                    assert!(e.expected.contains("nesting limit"), "{e}");
+                    assert!(e.to_string().len() < 400, "{e}");
+                    assert_eq!(e.at, MAX_DEPTH * "scale(".len() + 1, "{e}");
+                }
+                // Keyword values and later arguments nest the same way.
+                let kw = format!("{}x{}", "f(a, k=".repeat(20_000), ")".repeat(20_000));
+                assert!(parse(&kw).unwrap_err().expected.contains("nesting limit"));
+                // Unclosed parentheses alone never recurse past the limit.
+                assert!(parse(&"f(".repeat(20_000)).is_err());
+                assert!(parse(&"(".repeat(20_000)).is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -16,6 +16,39 @@ pub enum TimeError {
     Unit { text: String, unit: String },
     #[error("unknown time zone {0:?}")]
     Zone(String),
+    /// A time outside years 1 to 9999, or an offset longer than that span:
+    /// refused, so no sum of a time and an offset can overflow.
+    #[error(
+        "{0} is out of range: times must fall in years 1 to 9999, offsets within 10,000 years"
+    )]
+    Range(String),
+}
+
+/// The earliest time accepted (0001-01-01T00:00:00Z), as Python's
+/// `datetime`, which graphite-web parses times into, allows.
+pub const MIN_TIME: i64 = -62_135_596_800;
+/// The latest time accepted (9999-12-31T23:59:59Z).
+pub const MAX_TIME: i64 = 253_402_300_799;
+/// The longest offset accepted: the whole range of times. A time plus an
+/// offset is then at most about 6e11 from zero, a thousandth of a
+/// millionth of i64's range, so a few of them added never overflow.
+pub const MAX_OFFSET: i64 = MAX_TIME - MIN_TIME;
+
+/// `t` if it is a time this daemon handles, else a `Range` naming `what`.
+pub fn check_time(t: i64, what: impl FnOnce() -> String) -> Result<i64, TimeError> {
+    if (MIN_TIME..=MAX_TIME).contains(&t) {
+        Ok(t)
+    } else {
+        Err(TimeError::Range(what()))
+    }
+}
+
+/// `t + by` when both are in range and so is the sum; otherwise a `Range`
+/// error naming them.
+pub fn add_offset(t: i64, by: i64) -> Result<i64, TimeError> {
+    t.checked_add(by)
+        .filter(|x| (MIN_TIME..=MAX_TIME).contains(x))
+        .ok_or_else(|| TimeError::Range(format!("the time {t} moved by {by} s")))
 }
 
 /// A time zone by name (`UTC`, `Europe/Berlin`).
@@ -53,7 +86,10 @@ pub fn parse_offset(text: &str) -> Result<i64, TimeError> {
         if digits == 0 {
             return Err(bad());
         }
-        let num: i64 = s[..digits].parse().map_err(|_| bad())?;
+        // Only digits: a parse fails by overflowing.
+        let num: i64 = s[..digits]
+            .parse()
+            .map_err(|_| TimeError::Range(format!("the offset {text:?}")))?;
         s = &s[digits..];
         let letters = s.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &s[..letters];
@@ -81,7 +117,8 @@ pub fn parse_offset(text: &str) -> Result<i64, TimeError> {
         total = num
             .checked_mul(secs)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+            .filter(|&t| t <= MAX_OFFSET)
+            .ok_or_else(|| TimeError::Range(format!("the offset {text:?}")))?;
     }
     Ok(sign * total)
 }
@@ -220,7 +257,10 @@ pub fn parse_at_time(text: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
             && s[4..6].parse::<u32>().is_ok_and(|m| m < 13)
             && s[6..].parse::<u32>().is_ok_and(|d| d < 32);
         if !is_date {
-            return s.parse::<i64>().map_err(|_| bad());
+            let t = s
+                .parse::<i64>()
+                .map_err(|_| TimeError::Range(format!("the time {text:?}")))?;
+            return check_time(t, || format!("the time {text:?}"));
         }
     } else if s.contains(':') && s.len() == 13 {
         let dt = NaiveDateTime::parse_from_str(&s, "%H:%M%Y%m%d").map_err(|_| bad())?;
@@ -232,7 +272,10 @@ pub fn parse_at_time(text: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
         (None, None) => (s.as_str(), ""),
     };
     let base = parse_reference(reference, tz, now)?;
-    Ok(base + parse_offset(offset)?)
+    let t = base
+        .checked_add(parse_offset(offset)?)
+        .ok_or_else(|| TimeError::Range(format!("the time {text:?}")))?;
+    check_time(t, || format!("the time {text:?}"))
 }
 
 #[cfg(test)]
@@ -259,6 +302,49 @@ mod tests {
         assert!(matches!(parse_offset("5m"), Err(TimeError::Unit { .. })));
         assert!(parse_offset("h").is_err());
         assert!(parse_offset("-").is_err());
+    }
+
+    /// Offsets and times that would overflow the sums made of them (or
+    /// did: `now-300000000000y` wrapped in release and panicked in
+    /// debug) are refused with the value named.
+    #[test]
+    fn out_of_range_times_and_offsets_are_errors_naming_them() {
+        for text in [
+            "1000000000y",
+            "-1000000000y",
+            "99999999999999999999s",
+            "10010y",
+        ] {
+            match parse_offset(text) {
+                Err(TimeError::Range(what)) => assert!(what.contains(text), "{what}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert_eq!(parse_offset("9999y").unwrap(), 9999 * 365 * 86400);
+        for text in [
+            "now-9000y",
+            "-9000y",
+            "now+9000y",
+            "9223372036854775807",
+            "99999999999999999999",
+            "253402300800",
+            "20261122+9000y",
+        ] {
+            match parse_at_time(text, &Tz::UTC, NOW) {
+                Err(TimeError::Range(what)) => assert!(what.contains(text), "{what}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // With `now` itself at the edge, an offset cannot wrap past it.
+        assert!(matches!(
+            parse_at_time("+9999y", &Tz::UTC, MAX_TIME),
+            Err(TimeError::Range(_))
+        ));
+        assert_eq!(at("253402300799"), MAX_TIME);
+        assert_eq!(add_offset(MAX_TIME, 0).unwrap(), MAX_TIME);
+        assert!(add_offset(MAX_TIME, 1).is_err());
+        assert!(add_offset(i64::MAX, i64::MAX).is_err());
+        assert!(add_offset(MIN_TIME, -1).is_err());
     }
 
     #[test]

@@ -71,6 +71,32 @@ pub fn first_path(name: &str) -> Option<String> {
     }
 }
 
+/// The longest name aliasSub makes. An empty pattern matches between every
+/// two characters, so each aliasSub multiplies a name's length by its
+/// replacement's: three of 1,000 characters nested made an 8 GB name.
+pub const MAX_NAME_BYTES: usize = 1 << 20;
+
+/// `re.replace_all(name, replace)`, refused before it is built when it
+/// could be longer than [`MAX_NAME_BYTES`]: each match adds at most the
+/// template plus one whole name per group reference in it.
+fn replace_bounded(re: &Regex, name: &str, replace: &str) -> Result<String, QueryError> {
+    let refs = replace.matches("${").count();
+    let per_match = replace
+        .len()
+        .saturating_add(refs.saturating_mul(name.len()));
+    let most = re
+        .find_iter(name)
+        .count()
+        .saturating_mul(per_match)
+        .saturating_add(name.len());
+    if most > MAX_NAME_BYTES {
+        return Err(QueryError::BadArgument(format!(
+            "aliasSub(): the new name could be {most} bytes long, more than {MAX_NAME_BYTES}"
+        )));
+    }
+    Ok(re.replace_all(name, replace).into_owned())
+}
+
 /// Python's `seq[i]` for a possibly negative `i`.
 fn py_index(len: usize, i: i64) -> Option<usize> {
     let j = if i < 0 { len as i64 + i } else { i };
@@ -243,13 +269,12 @@ pub fn call(
                 let re = Regex::new(search).map_err(|e| {
                     QueryError::BadArgument(format!("aliasSub(): bad regex {search:?}: {e}"))
                 })?;
-                Ok(list
-                    .into_iter()
+                list.into_iter()
                     .map(|mut s| {
-                        s.name = re.replace_all(&s.name, replace.as_str()).into_owned();
-                        s
+                        s.name = replace_bounded(&re, &s.name, &replace)?;
+                        Ok(s)
                     })
-                    .collect())
+                    .collect()
             }
             _ => Err(QueryError::UnknownFunction(String::new())),
         }

@@ -12,6 +12,7 @@ use super::Args;
 use crate::query::eval::{Context, QueryError};
 use crate::query::format::py_g;
 use crate::query::series::{Consolidate, Series};
+use crate::query::time::MAX_OFFSET;
 
 const COMBINE: &str = "Combine";
 const PAIR: &[super::info::Param] = &[
@@ -180,10 +181,16 @@ pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
 /// The window and step [`normalize`] puts every series on: `(start, end,
 /// step)`.
 fn common_grid(list: &[Series]) -> (i64, i64, i64) {
-    let step = list
-        .iter()
-        .map(|s| s.step.max(1))
-        .fold(1, |a, b| a / gcd(a, b) * b);
+    // The least common multiple of the steps; steps the user chose
+    // (summarize's '7s', '11s', '13s'...) can make it overflow i64, which
+    // wrapped to a zero step and a division by it. Python's is exact, but
+    // any step longer than every window puts each series into one bucket,
+    // so past MAX_OFFSET (longer than any window) it stops growing.
+    let step = list.iter().map(|s| s.step.max(1)).fold(1i64, |a, b| {
+        (a / gcd(a, b))
+            .checked_mul(b)
+            .map_or(MAX_OFFSET, |l| l.min(MAX_OFFSET))
+    });
     let start = list.iter().map(|s| s.start).min().unwrap_or(0);
     let mut end = list.iter().map(|s| s.end).max().unwrap_or(0);
     end -= (end - start).rem_euclid(step);
@@ -520,7 +527,7 @@ pub fn call(
         return Some((|| {
             let first = a.series(ctx, 0)?;
             let second = match a.get(1, "seriesListSecondPos") {
-                Some(e) => ctx.eval(e)?,
+                Some(e) => a.eval(ctx, e)?,
                 None => return Err(a.bad_arg("seriesListSecondPos is missing")),
             };
             aggregate_pairs(first, second, func, None)
@@ -535,11 +542,11 @@ pub fn call(
         })(),
         "aggregateSeriesLists" => (|| {
             let first = match a.get(0, "seriesListFirstPos") {
-                Some(e) => ctx.eval(e)?,
+                Some(e) => a.eval(ctx, e)?,
                 None => return Err(a.bad_arg("seriesListFirstPos is missing")),
             };
             let second = match a.get(1, "seriesListSecondPos") {
-                Some(e) => ctx.eval(e)?,
+                Some(e) => a.eval(ctx, e)?,
                 None => return Err(a.bad_arg("seriesListSecondPos is missing")),
             };
             let func = a.string(2, "func")?;
@@ -561,7 +568,7 @@ pub fn call(
         "divideSeries" => (|| {
             let dividends = a.series(ctx, 0)?;
             let divisors = match a.get(1, "divisorSeries") {
-                Some(e) => ctx.eval(e)?,
+                Some(e) => a.eval(ctx, e)?,
                 None => return Err(a.bad_arg("divisorSeries is missing")),
             };
             if divisors.is_empty() {
@@ -590,7 +597,7 @@ pub fn call(
         "divideSeriesLists" => (|| {
             let dividends = a.series(ctx, 0)?;
             let divisors = match a.get(1, "divisorSeriesList") {
-                Some(e) => ctx.eval(e)?,
+                Some(e) => a.eval(ctx, e)?,
                 None => return Err(a.bad_arg("divisorSeriesList is missing")),
             };
             if dividends.len() != divisors.len() {

@@ -66,7 +66,7 @@ fn ctx(store: &Store, from: i64, max_points: usize) -> Context<'_> {
             max_points,
             deadline: None,
         },
-        points_read: 0,
+        spent: Default::default(),
     }
 }
 
@@ -105,7 +105,7 @@ fn the_points_cap_counts_the_bootstrap() {
     // with the bootstrap.
     let mut c = ctx(&st, NOW - 1800, 500);
     assert!(evaluate(&mut c, "a.b").is_ok());
-    assert_eq!(c.points_read, 180);
+    assert_eq!(c.spent.points, 180);
     let mut c = ctx(&st, NOW - 1800, 500);
     match evaluate(&mut c, "movingAverage(a.b,'1h')") {
         Err(QueryError::TooMuch { what, needed, cap }) => {
@@ -115,7 +115,7 @@ fn the_points_cap_counts_the_bootstrap() {
     }
     let mut c = ctx(&st, NOW - 1800, 720);
     assert!(evaluate(&mut c, "movingAverage(a.b,'1h')").is_ok());
-    assert_eq!(c.points_read, 720);
+    assert_eq!(c.spent.points, 720);
     // The window is the request's again afterwards.
     assert_eq!((c.from, c.until), (NOW - 1800, NOW));
 }

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use super::shift::py_mktime;
 use super::Args;
 use crate::query::eval::{Context, QueryError};
-use crate::query::parse::Expr;
 use crate::query::series::{Consolidate, Series};
 use crate::query::time::{parse_at_time, parse_offset};
 
@@ -393,7 +392,6 @@ pub fn call(
         // graphite-web evaluates every argument first, over the request's
         // range, even where only the bootstrapped evaluation is used.
         let first = a.series(ctx, 0)?;
-        let expr: &Expr = a.get(0, "seriesList").expect("evaluated above");
         if name == "linearRegression" {
             // graphite-web's parseATTime(text): the server's zone, and the
             // wall clock for `now` whatever the request's `now`.
@@ -408,7 +406,7 @@ pub fn call(
             };
             let (start, start_tz) = at(1, "startSourceAt", ctx.from)?;
             let (end, end_tz) = at(2, "endSourceAt", ctx.until)?;
-            let sources = ctx.eval_over(expr, start, end)?;
+            let sources = a.series_over(ctx, 0, start, end)?;
             // The name holds int(time.mktime(dt.timetuple())) of each bound.
             let named = (
                 py_mktime(start, &start_tz, &server_tz),
@@ -419,12 +417,27 @@ pub fn call(
         let arg0 = if name == "holtWintersForecast" { 1 } else { 2 };
         let preview = interval_arg(a, arg0, "bootstrapInterval", "7d")?;
         let season = interval_arg(a, arg0 + 1, "seasonality", "1d")?;
-        let bootstrapped = ctx.eval_bootstrapped(expr, preview)?;
-        if name == "holtWintersForecast" {
-            return forecast(bootstrapped, preview, season);
+        let bootstrapped = a.series_bootstrapped(ctx, 0, preview)?;
+        // A series at a time, so a request past its deadline stops between
+        // them (each analysis is linear in the bootstrapped points, which
+        // the points cap bounds).
+        let delta = if name == "holtWintersForecast" {
+            0.0 // no bands
+        } else {
+            a.opt_num(1, "delta")?.unwrap_or(3.0)
+        };
+        let mut b = Vec::new();
+        for s in bootstrapped {
+            ctx.limits.check_deadline()?;
+            b.extend(if name == "holtWintersForecast" {
+                forecast(vec![s], preview, season)?
+            } else {
+                bands(vec![s], delta, preview, season)?
+            });
         }
-        let delta = a.opt_num(1, "delta")?.unwrap_or(3.0);
-        let b = bands(bootstrapped, delta, preview, season)?;
+        if name == "holtWintersForecast" {
+            return Ok(b);
+        }
         match name {
             "holtWintersConfidenceBands" => Ok(b),
             "holtWintersAberration" => aberration(first, &b),

@@ -392,10 +392,12 @@ fn as_percent(
 /// Python's `'.'.join(name.split('.')[:n + 1])`.
 fn prefix(name: &str, node: i64) -> String {
     let parts: Vec<&str> = name.split('.').collect();
-    let stop = if node + 1 < 0 {
-        (parts.len() as i64 + node + 1).max(0) as usize
-    } else {
-        ((node + 1) as usize).min(parts.len())
+    // `node` is the user's (up to i64::MAX): `n + 1` must not overflow.
+    let len = parts.len() as i64;
+    let stop = match node.checked_add(1) {
+        Some(n) if n < 0 => len.saturating_add(n).max(0) as usize,
+        Some(n) => n.min(len) as usize,
+        None => parts.len(),
     };
     parts[..stop].join(".")
 }
@@ -413,7 +415,7 @@ pub fn call(
                     None | Some(Expr::None) => Total::Sum,
                     Some(Expr::Int(n)) => Total::Number(*n as f64, n.to_string()),
                     Some(Expr::Num(f)) => Total::Number(*f, py_float_repr(*f)),
-                    Some(e) => Total::List(ctx.eval(e)?),
+                    Some(e) => Total::List(a.eval(ctx, e)?),
                 };
                 let nodes = a.nodes_from(2)?;
                 as_percent(list, total, &nodes).map_err(|e| match e {
@@ -491,7 +493,7 @@ pub fn call(
                 for pre in prefixes {
                     let target = template.replace('%', &pre);
                     let expr = crate::query::parse::parse(&target)?;
-                    for mut s in ctx.eval(&expr)? {
+                    for mut s in a.eval(ctx, &expr)? {
                         if let Some(n) = new_name {
                             s.name = n.replace('%', &pre);
                         }

@@ -21,6 +21,8 @@ mod window;
 
 #[cfg(test)]
 mod eval_tests;
+#[cfg(test)]
+mod limit_tests;
 
 use super::eval::{Context, QueryError};
 use super::parse::{Call, Expr};
@@ -29,6 +31,19 @@ use super::series::Series;
 /// A call's arguments, positional or by keyword.
 pub struct Args<'c> {
     pub call: &'c Call,
+    /// Points of the series the function was given (through
+    /// [`Args::series`], [`Args::series_from`], [`Args::series_over`]):
+    /// what it returns beyond them, it made, and that is charged to the
+    /// request's points cap.
+    given: std::cell::Cell<usize>,
+    /// Points the function charged itself ([`Args::charge`]) before
+    /// making them.
+    charged: std::cell::Cell<usize>,
+}
+
+/// Points held by the values of `list`.
+pub fn points_of(list: &[Series]) -> usize {
+    list.iter().map(|s| s.values.len()).sum()
 }
 
 impl<'c> Args<'c> {
@@ -46,11 +61,67 @@ impl<'c> Args<'c> {
         QueryError::BadArgument(format!("{}(): {what}", self.call.name))
     }
 
+    /// Charges `points` the function is about to make to the request's
+    /// points cap, before it allocates them (also checks the deadline).
+    pub fn charge(&self, ctx: &mut Context<'_>, points: usize) -> Result<(), QueryError> {
+        ctx.charge(points)?;
+        self.charged.set(self.charged.get().saturating_add(points));
+        Ok(())
+    }
+
+    /// Before allocating an output of `points` points in all: charges what
+    /// of it goes beyond the points the function was given (and anything
+    /// it charged already), so a function that makes more than it reads
+    /// (summarize into 1 s buckets) is refused before it takes the memory.
+    pub fn will_make(&self, ctx: &mut Context<'_>, points: usize) -> Result<(), QueryError> {
+        let covered = self.given.get().saturating_add(self.charged.get());
+        self.charge(ctx, points.saturating_sub(covered))
+    }
+
+    /// Counts `list` as given to the function.
+    fn count_given(&self, list: Vec<Series>) -> Vec<Series> {
+        self.given.set(self.given.get() + points_of(&list));
+        list
+    }
+
     pub fn series(&self, ctx: &mut Context<'_>, i: usize) -> Result<Vec<Series>, QueryError> {
         match self.get(i, "seriesList") {
-            Some(e) => ctx.eval(e),
+            Some(e) => ctx.eval(e).map(|l| self.count_given(l)),
             None => Err(self.bad(format!("argument {} (a series list) is missing", i + 1))),
         }
+    }
+
+    /// Argument `i` (a series list) evaluated as if the request asked for
+    /// `[from, until]` ([`Context::eval_over`]).
+    pub fn series_over(
+        &self,
+        ctx: &mut Context<'_>,
+        i: usize,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        match self.get(i, "seriesList") {
+            Some(e) => ctx.eval_over(e, from, until).map(|l| self.count_given(l)),
+            None => Err(self.bad(format!("argument {} (a series list) is missing", i + 1))),
+        }
+    }
+
+    /// Argument `i` (a series list) with `seconds` of bootstrap before the
+    /// request's `from`, so the first points of a window function are
+    /// computed from real data before the requested range.
+    pub fn series_bootstrapped(
+        &self,
+        ctx: &mut Context<'_>,
+        i: usize,
+        seconds: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let from = ctx.shifted(ctx.from, seconds.checked_neg().unwrap_or(i64::MAX))?;
+        self.series_over(ctx, i, from, ctx.until)
+    }
+
+    /// Argument `e` of this call, evaluated, counted as given.
+    pub fn eval(&self, ctx: &mut Context<'_>, e: &Expr) -> Result<Vec<Series>, QueryError> {
+        ctx.eval(e).map(|l| self.count_given(l))
     }
 
     /// Every argument from `i` on, as series (`*seriesLists`).
@@ -59,7 +130,7 @@ impl<'c> Args<'c> {
         for e in self.call.args.iter().skip(i) {
             out.extend(ctx.eval(e)?);
         }
-        Ok(out)
+        Ok(self.count_given(out))
     }
 
     pub fn num(&self, i: usize, name: &str) -> Result<f64, QueryError> {
@@ -124,12 +195,23 @@ impl<'c> Args<'c> {
     }
 }
 
-/// Runs one function call: the registry says which family runs it.
+/// Runs one function call: the registry says which family runs it. What it
+/// returns beyond the points it was given counts against the request's
+/// points cap: functions that make points from a user's argument
+/// (summarize's interval, delay's steps) charge them before allocating, and
+/// this catches what any other makes.
 pub fn call(ctx: &mut Context<'_>, c: &Call) -> Result<Vec<Series>, QueryError> {
-    let a = Args { call: c };
-    registry::get(&c.name)
+    let a = Args {
+        call: c,
+        given: Default::default(),
+        charged: Default::default(),
+    };
+    let out = registry::get(&c.name)
         .and_then(|e| (e.call)(ctx, &c.name, &a))
-        .unwrap_or_else(|| Err(QueryError::UnknownFunction(c.name.clone())))
+        .unwrap_or_else(|| Err(QueryError::UnknownFunction(c.name.clone())))?;
+    let made = points_of(&out).saturating_sub(a.given.get().saturating_add(a.charged.get()));
+    ctx.charge(made)?;
+    Ok(out)
 }
 
 /// Names every function this build serves (for `/functions`).

@@ -127,11 +127,26 @@ pub fn call(
         };
         let start = int_arg(a, 2, "timeShiftStart", 0)?;
         let end = int_arg(a, 3, "timeShiftEnd", 7)?;
-        let expr = a.get(0, "seriesList").expect("evaluated above");
+        // Each shift reads the list again: more shifts than the request
+        // may read series could never be answered, and 10^9 of them would
+        // loop for hours over windows with nothing in them.
+        let shifts = end.saturating_sub(start).max(0).unsigned_abs();
+        if shifts > ctx.limits.max_series as u64 {
+            return Err(QueryError::TooMuch {
+                what: "series",
+                needed: usize::try_from(shifts).unwrap_or(usize::MAX),
+                cap: ctx.limits.max_series,
+            });
+        }
         let mut out = Vec::new();
         for shift in start..end {
-            let d = delta * shift;
-            for s in ctx.eval_over(expr, ctx.from + d, ctx.until + d)? {
+            let d = delta.checked_mul(shift).ok_or_else(|| {
+                a.bad_arg(format!(
+                    "timeShiftUnit {unit:?} times {shift} is out of range"
+                ))
+            })?;
+            let (from, until) = (ctx.shifted(ctx.from, d)?, ctx.shifted(ctx.until, d)?);
+            for s in a.series_over(ctx, 0, from, until)? {
                 out.push(stacked(s, &unit, shift, base));
             }
         }

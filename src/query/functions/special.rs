@@ -56,18 +56,11 @@ pub fn constant_line(ctx: &Context<'_>, value: f64) -> Series {
 /// number of events at that second that carry every tag (None where there
 /// are none); `events('*')` counts every event, `events()` none (its name
 /// is `events("")`, as graphite-web builds it).
-fn events(ctx: &mut Context<'_>, tags: Vec<String>) -> Result<Series, QueryError> {
+fn events(ctx: &mut Context<'_>, a: &Args<'_>, tags: Vec<String>) -> Result<Series, QueryError> {
     let name = format!("events(\"{}\")", tags.join("\", \""));
     let (start, end) = (ctx.from, ctx.until);
-    let points = (end - start).max(0) as usize;
-    ctx.points_read += points;
-    if ctx.points_read > ctx.limits.max_points {
-        return Err(QueryError::TooMuch {
-            what: "points",
-            needed: ctx.points_read,
-            cap: ctx.limits.max_points,
-        });
-    }
+    let points = usize::try_from(end.saturating_sub(start)).unwrap_or(0);
+    a.charge(ctx, points)?;
     let filter = if tags.len() == 1 && tags[0] == "*" {
         TagFilter::Every
     } else {
@@ -112,7 +105,7 @@ pub fn call(
                         ))),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(vec![events(ctx, tags)?])
+                Ok(vec![events(ctx, a, tags)?])
             }
             "drawAsInfinite" => Ok(a
                 .series(ctx, 0)?

@@ -1,7 +1,7 @@
 //! What the families' tests share: a render context over a test store.
 //! (The one place to follow a change to `Context`.)
 
-use crate::query::eval::{Context, Limits};
+use crate::query::eval::{Context, Limits, Spent};
 use crate::store::Store;
 
 pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
@@ -14,7 +14,7 @@ pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
         server_tz: chrono_tz::Tz::UTC,
         xff: 0.0,
         limits: Limits::default(),
-        points_read: 0,
+        spent: Spent::default(),
     }
 }
 

@@ -31,6 +31,7 @@ pub const INFO: &[FnInfo] = &[FnInfo::new(
 
 fn timer_percentile(
     ctx: &mut Context<'_>,
+    a: &Args<'_>,
     pattern: &str,
     n: f64,
 ) -> Result<Vec<Series>, QueryError> {
@@ -38,7 +39,10 @@ fn timer_percentile(
     let found: Vec<(String, u32)> = {
         let index = ctx.store.index();
         index
-            .find(pattern, ctx.limits.max_series + 1)
+            .find(
+                pattern,
+                ctx.limits.max_series.saturating_sub(ctx.spent.series) + 1,
+            )
             .map_err(|e| QueryError::Glob(e.to_string()))?
             .into_iter()
             .filter_map(|f| index.hist_id(&f.path).map(|id| (f.path, id)))
@@ -49,13 +53,8 @@ fn timer_percentile(
             "{pattern} names no timer with a histogram (name the timer, e.g. stats.timers.api.login, not one of its stats; only timers rollupd aggregated itself have one)"
         )));
     }
-    if found.len() > ctx.limits.max_series {
-        return Err(QueryError::TooMuch {
-            what: "series",
-            needed: found.len(),
-            cap: ctx.limits.max_series,
-        });
-    }
+    // Against what the whole request has read, before any is fetched.
+    ctx.charge_series(found.len())?;
     let q = n / 100.0;
     let mut out = Vec::with_capacity(found.len());
     for (path, id) in found {
@@ -63,14 +62,7 @@ fn timer_percentile(
         else {
             continue;
         };
-        ctx.points_read += hists.len();
-        if ctx.points_read > ctx.limits.max_points {
-            return Err(QueryError::TooMuch {
-                what: "points",
-                needed: ctx.points_read,
-                cap: ctx.limits.max_points,
-            });
-        }
+        a.charge(ctx, hists.len())?;
         let values: Vec<f64> = hists
             .iter()
             .map(|h| h.as_ref().and_then(|h| h.quantile(q)).unwrap_or(f64::NAN))
@@ -112,7 +104,7 @@ pub fn call(
                 py_g(n)
             )));
         }
-        timer_percentile(ctx, pattern, n)
+        timer_percentile(ctx, a, pattern, n)
     })())
 }
 

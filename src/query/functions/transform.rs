@@ -529,7 +529,7 @@ pub fn call(
                 };
                 let reference = match a.get(2, "referenceSeries") {
                     None | Some(Expr::None) => None,
-                    Some(e) => Some(ctx.eval(e)?),
+                    Some(e) => Some(a.eval(ctx, e)?),
                 };
                 // Per point: the default where any reference series has a
                 // value there, else a gap.
@@ -547,6 +547,14 @@ pub fn call(
                         })
                         .collect()
                 });
+                // Each series grows to the longest reference series: made
+                // points, charged before they are.
+                if let Some(d) = &defaults {
+                    let grown = list
+                        .iter()
+                        .fold(0usize, |n, s| n.saturating_add(s.values.len().max(d.len())));
+                    a.will_make(ctx, grown)?;
+                }
                 let suffix = if defaults.is_some() {
                     ",referenceSeries"
                 } else {
@@ -691,16 +699,16 @@ pub fn call(
                 }
                 let reset_end = a.opt_bool(2, "resetEnd")?.unwrap_or(true);
                 let delta = parse_offset(&shift)?;
-                let (mut from, mut until) = (ctx.from + delta, ctx.until + delta);
+                let mut from = ctx.shifted(ctx.from, delta)?;
+                let mut until = ctx.shifted(ctx.until, delta)?;
                 if a.opt_bool(3, "alignDST")?.unwrap_or(false) {
                     let dst = super::shift::dst_hours(ctx, from, until);
-                    from += dst * 3600;
-                    until += dst * 3600;
+                    from = ctx.shifted(from, dst * 3600)?;
+                    until = ctx.shifted(until, dst * 3600)?;
                 }
                 // The first argument again (not the series' names: they may
                 // be aliased or computed), over the shifted window.
-                let expr = a.get(0, "seriesList").expect("evaluated above");
-                let shifted = ctx.eval_over(expr, from, until);
+                let shifted = a.series_over(ctx, 0, from, until);
                 let (bstart, bend) = (base.start, base.end);
                 Ok(shifted?
                     .into_iter()

@@ -10,7 +10,7 @@
 
 use super::aggfunc::AggFunc;
 use super::Args;
-use crate::query::eval::{Context, QueryError};
+use crate::query::eval::{Context, Limits, QueryError};
 use crate::query::format::py_float_repr;
 use crate::query::parse::Expr;
 use crate::query::series::Series;
@@ -155,8 +155,33 @@ pub fn xff_ok(non_null: usize, total: f64, xff: f64) -> bool {
     non_null > 0 && total != 0.0 && non_null as f64 / total >= xff
 }
 
+/// The window of `window` over a series at `step`, in points.
+fn window_points(window: &Window, preview: i64, step: i64) -> i64 {
+    match window {
+        Window::Interval(_) => preview.div_euclid(step.max(1)),
+        Window::Points(n, _) => *n,
+    }
+}
+
+/// How many values the window function gives a series of `len` values
+/// with a window of `points`: `range(w + 1, len + 1)`, so a negative window
+/// gives more values than the series has (`movingSum(x, -1000000)` a
+/// million more).
+fn output_len(len: usize, points: i64) -> usize {
+    if points < 0 {
+        len.saturating_add(usize::try_from(points.unsigned_abs()).unwrap_or(usize::MAX))
+    } else {
+        len.saturating_sub(usize::try_from(points).unwrap_or(usize::MAX))
+    }
+}
+
+/// How many output values [`moving`] computes between deadline checks:
+/// a movingMedian value sorts its whole window.
+const DEADLINE_EVERY: usize = 4096;
+
 /// The window function over series fetched with `preview` seconds of
-/// bootstrap before the request's `from`.
+/// bootstrap before the request's `from` (no deadline: for tests).
+#[cfg(test)]
 pub fn moving(
     bootstrapped: Vec<Series>,
     window: &Window,
@@ -164,27 +189,42 @@ pub fn moving(
     func: &str,
     xff: Option<f64>,
 ) -> Result<Vec<Series>, QueryError> {
+    moving_within(bootstrapped, window, preview, func, xff, &Limits::default())
+}
+
+/// [`moving`], stopping with `Deadline` soon after `limits`' deadline.
+pub fn moving_within(
+    bootstrapped: Vec<Series>,
+    window: &Window,
+    preview: i64,
+    func: &str,
+    xff: Option<f64>,
+    limits: &Limits,
+) -> Result<Vec<Series>, QueryError> {
     let agg = AggFunc::get(func)?;
     let tag = tag_name(func);
     let mut out = Vec::with_capacity(bootstrapped.len());
     for mut s in bootstrapped {
-        let (name, points) = match window {
-            Window::Interval(text) => (
-                format!("{tag}({},\"{text}\")", s.name),
-                preview.div_euclid(s.step.max(1)),
-            ),
-            Window::Points(n, text) => (format!("{tag}({},{text})", s.name), *n),
+        limits.check_deadline()?;
+        let points = window_points(window, preview, s.step);
+        let name = match window {
+            Window::Interval(text) => format!("{tag}({},\"{text}\")", s.name),
+            Window::Points(_, text) => format!("{tag}({},{text})", s.name),
         };
         let effective_xff = xff.unwrap_or(s.xff);
         let values = if points < 0 {
             // range(w + 1, len + 1) over Python's slices: every window
             // fails xff against a negative total, so len - w Nones.
-            vec![f64::NAN; s.values.len() + points.unsigned_abs() as usize]
+            vec![f64::NAN; output_len(s.values.len(), points)]
         } else {
             let w = points as usize;
             let mut values = Vec::with_capacity(s.values.len().saturating_sub(w));
-            let mut known = Vec::with_capacity(w);
+            // Never more than the series holds: `w` is the user's number.
+            let mut known = Vec::with_capacity(w.min(s.values.len()));
             for i in (w + 1)..=s.values.len() {
+                if i % DEADLINE_EVERY == 0 {
+                    limits.check_deadline()?;
+                }
                 known.clear();
                 known.extend(s.values[i - w..i].iter().copied().filter(|v| !v.is_nan()));
                 values.push(if xff_ok(known.len(), w as f64, effective_xff) {
@@ -233,9 +273,13 @@ pub fn call(
         let xff = a.opt_num(xff_at, "xFilesFactor")?;
         AggFunc::get(func)?;
         let preview = window.seconds(&first)?;
-        let expr = a.get(0, "seriesList").expect("evaluated above");
-        let bootstrapped = ctx.eval_bootstrapped(expr, preview)?;
-        moving(bootstrapped, &window, preview, func, xff)
+        let bootstrapped = a.series_bootstrapped(ctx, 0, preview)?;
+        let made = bootstrapped.iter().fold(0usize, |n, s| {
+            let points = window_points(&window, preview, s.step);
+            n.saturating_add(output_len(s.values.len(), points))
+        });
+        a.will_make(ctx, made)?;
+        moving_within(bootstrapped, &window, preview, func, xff, &ctx.limits)
     })())
 }
 
