@@ -525,7 +525,13 @@ fn find_nodes(st: &HttpState, query: &str) -> Result<Vec<crate::store::index::Fo
         .store
         .index()
         .find(query, cap.saturating_add(1))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e| {
+            if e.too_wide {
+                ApiError::TooLarge(format!("{e} (max_series_per_request)"))
+            } else {
+                ApiError::BadRequest(e.to_string())
+            }
+        })?;
     if found.len() > cap {
         return Err(ApiError::TooLarge(format!(
             "query {:?} matches more than {cap} nodes (max_series_per_request); narrow it",

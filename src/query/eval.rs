@@ -191,11 +191,18 @@ impl Context<'_> {
     /// The series a path names, fetched, in name order.
     pub fn fetch_path(&mut self, pattern: &str) -> Result<Vec<Series>, QueryError> {
         // One more than is left, to tell "exactly the cap" from "over it".
-        let ids = self
-            .store
-            .index()
-            .expand(pattern, self.series_left() + 1)
-            .map_err(|e| QueryError::Glob(e.to_string()))?;
+        let left = self.series_left();
+        let ids = self.store.index().expand(pattern, left + 1).map_err(|e| {
+            if e.too_wide {
+                QueryError::TooMuch {
+                    what: "series",
+                    needed: self.spent.series.saturating_add(left + 1),
+                    cap: self.limits.max_series,
+                }
+            } else {
+                QueryError::Glob(e.to_string())
+            }
+        })?;
         let mut out = self.fetch_ids(&ids, pattern)?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

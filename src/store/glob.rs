@@ -77,6 +77,7 @@ impl LevelMatcher {
         let err = |why: String| GlobError {
             pattern: whole.to_string(),
             why,
+            too_wide: false,
         };
         let mut alternatives = Vec::new();
         expand_braces(tokens(level), &mut alternatives).map_err(|()| {

@@ -69,10 +69,13 @@ pub struct Found {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("bad glob {pattern:?}: {why}")]
+#[error("{}glob {pattern:?}: {why}", if *.too_wide { "" } else { "bad " })]
 pub struct GlobError {
     pub pattern: String,
     pub why: String,
+    /// Not a bad pattern: a level above the last matches more nodes than
+    /// the caller's limit (a cap, answered as one).
+    pub too_wide: bool,
 }
 
 #[derive(Debug)]
@@ -337,6 +340,20 @@ impl Index {
                 let mut seen = std::collections::HashSet::new();
                 next.retain(|(_, n)| seen.insert(*n));
             }
+            // Past the limit above the last level, the levels below could
+            // only be walked from a cut list: the answer would be partial
+            // and look whole. (At the last level the caller sees limit + 1
+            // and names its own cap.)
+            if !last && next.len() > limit {
+                return Err(GlobError {
+                    pattern: pattern.to_string(),
+                    why: format!(
+                        "level {} ({level:?}) matches more than {limit} nodes; narrow it",
+                        depth + 1
+                    ),
+                    too_wide: true,
+                });
+            }
             frontier = next;
             if frontier.is_empty() {
                 break;
@@ -446,6 +463,28 @@ mod tests {
             .collect()
     }
 
+    /// A level above the last that matches more nodes than the limit used to
+    /// be cut there and walked on from the cut list, so the answer could
+    /// be a silently partial list under the limit (`hosts.*.cpu` found
+    /// `cpu` only under the first hosts). Now it is an error naming the
+    /// level; at the last level the caller still gets limit + 1 and
+    /// reports its own cap.
+    #[test]
+    fn an_inner_level_past_the_limit_is_an_error_not_a_partial_answer() {
+        let names: Vec<String> = (0..10).map(|i| format!("hosts.h{i}.cpu")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ix = index(&names);
+        let e = ix.find("hosts.*.cpu", 3).unwrap_err();
+        assert!(
+            e.why.contains("level 2") && e.why.contains("more than 3"),
+            "{e}"
+        );
+        assert!(ix.expand("hosts.*.cpu", 3).is_err());
+        assert_eq!(ix.find("hosts.*.cpu", 10).unwrap().len(), 10);
+        assert_eq!(ix.find("hosts.*", 3).unwrap().len(), 3);
+        assert_eq!(ix.find("hosts.h1.cpu", 1).unwrap().len(), 1);
+    }
+
     #[test]
     fn graphite_globs() {
         let ix = index(&[
@@ -530,7 +569,8 @@ mod tests {
         let names: Vec<String> = (0..1000).map(|i| format!("h.{i}.x")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let ix = index(&refs);
-        assert_eq!(ix.expand("h.*.x", 10).unwrap().len(), 10);
+        assert!(ix.expand("h.*.x", 10).unwrap_err().too_wide);
+        assert_eq!(ix.find("h.*", 10).unwrap().len(), 10);
         assert_eq!(ix.expand("h.*.x", 5000).unwrap().len(), 1000);
     }
 
