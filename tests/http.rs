@@ -5,26 +5,16 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{poll_until, run_bin, Daemon, Options};
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    common::unix_now()
 }
 
 fn get(url: &str) -> (u16, String) {
-    let r = ureq::get(url)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.into_body().read_to_string().unwrap_or_default())
+    common::http_get(url)
 }
 
 #[test]

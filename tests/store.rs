@@ -6,15 +6,12 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{poll_until, run_bin, Daemon, Options};
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    common::unix_now()
 }
 
 #[test]

@@ -122,6 +122,26 @@ fn free_ports() -> [u16; 6] {
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on (at the time of asking).
+/// The wall clock in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A GET over a real socket: status and body, whatever the status.
+pub fn http_get(url: &str) -> (u16, String) {
+    let r = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.into_body().read_to_string().unwrap_or_default())
+}
+
 pub fn unused_tcp_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
     l.local_addr().unwrap()
