@@ -25,6 +25,22 @@ use super::index::GlobError;
 /// million alternatives (graphite-web would try them all).
 pub const MAX_ALTERNATIVES: usize = 4096;
 
+/// The longest level matched, in characters: room for a Grafana variable of
+/// a few thousand hosts in braces. Expansion and the fnmatch translation
+/// cost time in the level's length (a 300,000-character `[[[...` took 26 s
+/// before this bound).
+pub const MAX_LEVEL_CHARS: usize = 32 * 1024;
+
+/// Braces nest at most this deep in one level (a `{{{..x..}}}` 200,000
+/// deep expanded one group at a time, copying the level each time).
+pub const MAX_BRACE_DEPTH: usize = 16;
+
+/// Characters held by the alternatives of one level, expanded and still
+/// pending, at most (8 bytes each): each alternative is a copy of the
+/// level, so 200,000 alternatives of a 1.4 MB level were 2 TB and aborted
+/// the process before the count of alternatives was checked.
+const MAX_EXPANDED_CHARS: usize = 1 << 22;
+
 /// One character of a level, and whether a backslash made it literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Tok {
@@ -79,10 +95,19 @@ impl LevelMatcher {
             why,
             too_wide: false,
         };
+        if level.chars().count() > MAX_LEVEL_CHARS {
+            return Err(err(format!(
+                "a level is longer than {MAX_LEVEL_CHARS} characters"
+            )));
+        }
+        let toks = tokens(level);
+        if brace_depth(&toks) > MAX_BRACE_DEPTH {
+            return Err(err(format!("braces nest more than {MAX_BRACE_DEPTH} deep")));
+        }
         let mut alternatives = Vec::new();
-        expand_braces(tokens(level), &mut alternatives).map_err(|()| {
+        expand_braces(toks, &mut alternatives).map_err(|()| {
             err(format!(
-                "expands to more than {MAX_ALTERNATIVES} alternatives"
+                "expands to more than {MAX_ALTERNATIVES} alternatives (or {MAX_EXPANDED_CHARS} characters)"
             ))
         })?;
         let mut literals = Vec::new();
@@ -132,34 +157,56 @@ impl LevelMatcher {
 /// brace is replaced by each of its comma-separated parts, recursively,
 /// and the results deduplicated. Err when there would be too many.
 fn expand_braces(toks: Vec<Tok>, out: &mut Vec<Vec<Tok>>) -> Result<(), ()> {
+    // Characters held in `pending` and `out`, checked before each copy.
+    let mut held = toks.len();
     let mut pending = vec![toks];
     let mut seen = std::collections::HashSet::new();
     while let Some(t) = pending.pop() {
+        held -= t.len();
         match innermost_group(&t) {
             None => {
                 if seen.insert(t.clone()) {
                     if out.len() >= MAX_ALTERNATIVES {
                         return Err(());
                     }
+                    held += t.len();
                     out.push(t);
                 }
             }
             Some((open, close)) => {
+                let outside = t.len() - (close + 1 - open);
                 for part in t[open + 1..close].split(|x| x.is(',')) {
-                    let mut v = Vec::with_capacity(t.len());
+                    // Every pending item is at least one alternative.
+                    held += outside + part.len();
+                    if pending.len() + out.len() >= MAX_ALTERNATIVES * 4
+                        || held > MAX_EXPANDED_CHARS
+                    {
+                        return Err(());
+                    }
+                    let mut v = Vec::with_capacity(outside + part.len());
                     v.extend_from_slice(&t[..open]);
                     v.extend_from_slice(part);
                     v.extend_from_slice(&t[close + 1..]);
                     pending.push(v);
                 }
-                // Every pending item is at least one alternative.
-                if pending.len() + out.len() > MAX_ALTERNATIVES * 4 {
-                    return Err(());
-                }
             }
         }
     }
     Ok(())
+}
+
+/// How deep unescaped braces nest (an unclosed one counts while open).
+fn brace_depth(t: &[Tok]) -> usize {
+    let (mut depth, mut most) = (0usize, 0usize);
+    for x in t {
+        if x.is('{') {
+            depth += 1;
+            most = most.max(depth);
+        } else if x.is('}') {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    most
 }
 
 /// The leftmost `{` whose group closes before another `{` opens: the
@@ -339,6 +386,49 @@ mod tests {
         assert_eq!(alts("}{a,b}{"), ["}a{", "}b{"]);
         assert_eq!(alts("{a,a}"), ["a"]);
         assert_eq!(alts(r"\{a,b}"), ["{a,b}"]);
+    }
+
+    /// Each of these took seconds to minutes, or all the memory there is,
+    /// before the bounds: a level 1.4 MB long in 200,000 alternatives
+    /// aborted the daemon.
+    #[test]
+    fn hostile_levels_are_refused_before_the_work() {
+        let huge: String = format!(
+            "{{{}}}",
+            (0..200_000)
+                .map(|i| format!("x{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let deep = format!("{}x{}", "{".repeat(200_000), "}".repeat(200_000));
+        let brackets = "[".repeat(300_000);
+        for (level, why) in [
+            (huge.as_str(), "longer than"),
+            (deep.as_str(), "longer than"),
+            (brackets.as_str(), "longer than"),
+        ] {
+            let e = LevelMatcher::new(level, level).unwrap_err();
+            assert!(e.why.contains(why), "{}", e.why);
+        }
+        let nested = format!("{}x{}", "{a,".repeat(17), "}".repeat(17));
+        let e = LevelMatcher::new(&nested, &nested).unwrap_err();
+        assert!(e.why.contains("nest more than 16"), "{}", e.why);
+        // Sixteen deep is served: `a` (deduplicated) and `x`.
+        assert_eq!(
+            alts(&format!("{}x{}", "{a,".repeat(16), "}".repeat(16))),
+            ["a", "x"]
+        );
+        // Under the length bound, still more alternatives than allowed:
+        // refused as the copies are made, not after.
+        let wide = format!(
+            "{{{}}}",
+            (0..5000)
+                .map(|i| format!("{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let e = LevelMatcher::new(&wide, &wide).unwrap_err();
+        assert!(e.why.contains("alternatives"), "{}", e.why);
     }
 
     #[test]
