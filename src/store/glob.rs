@@ -91,7 +91,7 @@ impl LevelMatcher {
     /// Compiles one level; `whole` is the full pattern, for the error.
     pub fn new(whole: &str, level: &str) -> Result<LevelMatcher, GlobError> {
         let err = |why: String| GlobError {
-            pattern: whole.to_string(),
+            pattern: super::index::shown(whole),
             why,
             too_wide: false,
         };
@@ -409,6 +409,10 @@ mod tests {
         ] {
             let e = LevelMatcher::new(level, level).unwrap_err();
             assert!(e.why.contains(why), "{}", e.why);
+            assert!(
+                e.to_string().len() < 400,
+                "the error repeats the whole level"
+            );
         }
         let nested = format!("{}x{}", "{a,".repeat(17), "}".repeat(17));
         let e = LevelMatcher::new(&nested, &nested).unwrap_err();

@@ -68,9 +68,19 @@ pub struct Found {
     pub branch: bool,
 }
 
+/// A pattern as an error repeats it: at most 200 characters of it (a
+/// pattern may be megabytes long; the reply naming it should not be).
+pub fn shown(pattern: &str) -> String {
+    match pattern.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &pattern[..i]),
+        None => pattern.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{}glob {pattern:?}: {why}", if *.too_wide { "" } else { "bad " })]
 pub struct GlobError {
+    /// The pattern, [`shown`].
     pub pattern: String,
     pub why: String,
     /// Not a bad pattern: a level above the last matches more nodes than
@@ -346,7 +356,7 @@ impl Index {
             // and names its own cap.)
             if !last && next.len() > limit {
                 return Err(GlobError {
-                    pattern: pattern.to_string(),
+                    pattern: shown(pattern),
                     why: format!(
                         "level {} ({level:?}) matches more than {limit} nodes; narrow it",
                         depth + 1
