@@ -48,6 +48,29 @@ impl Conn {
         self.deadline.as_mut().reset(next);
     }
 
+    /// A write's outcome: bytes written restart the clock (and the next
+    /// bytes read start a request); a write that cannot go on runs the
+    /// clock, so a client that does not read its reply runs out of time too.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.awaiting_request = true;
+                    self.restart_clock();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => self
+                .poll_idle(cx)
+                .map_or_else(|e| Poll::Ready(Err(e)), |()| Poll::Pending),
+            err => err,
+        }
+    }
+
     /// `Err(TimedOut)` once the idle time has run out (and the waker is
     /// registered for when it does).
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
@@ -84,20 +107,8 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.awaiting_request = true;
-                    this.restart_clock();
-                }
-                Poll::Ready(Ok(n))
-            }
-            // A client that does not read its reply runs out of time too.
-            Poll::Pending => this
-                .poll_idle(cx)
-                .map_or_else(|e| Poll::Ready(Err(e)), |()| Poll::Pending),
-            err => err,
-        }
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.after_write(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -114,19 +125,8 @@ impl AsyncWrite for Conn {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.awaiting_request = true;
-                    this.restart_clock();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => this
-                .poll_idle(cx)
-                .map_or_else(|e| Poll::Ready(Err(e)), |()| Poll::Pending),
-            err => err,
-        }
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.after_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

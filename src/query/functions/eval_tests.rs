@@ -54,19 +54,12 @@ fn store() -> Store {
 
 fn ctx(store: &Store, from: i64, max_points: usize) -> Context<'_> {
     Context {
-        store,
-        from,
-        until: NOW,
-        now: NOW,
-        tz: chrono_tz::Tz::UTC,
-        server_tz: chrono_tz::Tz::UTC,
-        xff: 0.0,
         limits: Limits {
             max_series: 100,
             max_points,
             deadline: None,
         },
-        spent: Default::default(),
+        ..super::testutil::ctx(store, from, NOW, NOW)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::StorageConfig;
-use crate::query::eval::{evaluate, Context, Limits, QueryError, Spent, MAX_DEPTH};
+use crate::query::eval::{evaluate, Context, Limits, QueryError, MAX_DEPTH};
 use crate::query::parse::{Call, Expr};
 use crate::query::time::TimeError;
 use crate::store::{Point, Store};
@@ -38,15 +38,8 @@ fn store() -> Store {
 
 fn ctx(store: &Store, from: i64, limits: Limits) -> Context<'_> {
     Context {
-        store,
-        from,
-        until: NOW,
-        now: NOW,
-        tz: chrono_tz::Tz::UTC,
-        server_tz: chrono_tz::Tz::UTC,
-        xff: 0.0,
         limits,
-        spent: Spent::default(),
+        ..super::testutil::ctx(store, from, NOW, NOW)
     }
 }
 
