@@ -435,7 +435,12 @@ impl PointSink for StoreSink {
         self.telemetry
             .carbon_points
             .fetch_add(points.len() as u64, Relaxed);
+        // Every carbon batch fails while the disk is full: logged at a
+        // bounded rate (the store counts the failures in write_errors).
         if let Err(e) = self.store.write(&batch, &[], unix_now() as i64) {
+            if !self.telemetry.may_log() {
+                return;
+            }
             tracing::error!(error = %e, points = points.len(), "carbon points could not be logged; they are kept in memory until a checkpoint succeeds");
         }
     }

@@ -268,7 +268,9 @@ impl Telemetry {
         }
     }
 
-    fn may_log(&self) -> bool {
+    /// Whether a warning that a flood could repeat may be logged now: at
+    /// most a few a second, shared by every such warning.
+    pub fn may_log(&self) -> bool {
         self.may_log_at(unix_now())
     }
 
