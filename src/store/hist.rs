@@ -74,6 +74,11 @@ impl Hist {
         self.buckets.is_empty()
     }
 
+    /// Heap bytes it holds (memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+
     pub fn total(&self) -> u64 {
         self.buckets.iter().map(|b| b.1).sum()
     }

@@ -25,16 +25,25 @@ pub enum Space {
     Hists,
     /// Graphite events (deploy lines).
     Events,
+    /// Fragments of value rows not yet sealed: the points a checkpoint
+    /// found changed, under the row's key and the fragment's sequence.
+    Heads,
+    /// Fragments of histogram rows not yet sealed.
+    HistHeads,
 }
 
 impl Space {
-    pub const ALL: [Space; 6] = [
+    /// Every space, in the order the spill file numbers them (new ones
+    /// go last, so old spill files keep their meaning).
+    pub const ALL: [Space; 8] = [
         Space::Meta,
         Space::Series,
         Space::Log,
         Space::Rows,
         Space::Hists,
         Space::Events,
+        Space::Heads,
+        Space::HistHeads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +54,8 @@ impl Space {
             Space::Rows => "rows",
             Space::Hists => "hists",
             Space::Events => "events",
+            Space::Heads => "heads",
+            Space::HistHeads => "hist_heads",
         }
     }
 }

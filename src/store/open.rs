@@ -1,29 +1,41 @@
-//! Rows in memory: each series' current row per archive ("open" rows, where
-//! in-order points land without touching the engine), and rows that were
-//! sealed or changed by a late point since the last checkpoint ("unsaved").
-//! The write-ahead log covers both until a checkpoint writes them out.
+//! Rows in memory, and how a row is put together from the engine.
+//!
+//! A row that is not yet sealed (its span has not ended a grace period
+//! ago) lives in the engine as *fragments*: each checkpoint writes the
+//! slots it found changed, under the row's key and a fresh fragment
+//! sequence, and a later fragment wins per slot. In memory such a row is
+//! only its [`Head`]: the slots changed since the last checkpoint. That is
+//! what keeps a live series to a few hundred bytes whatever its row spans
+//! (the whole-row open rows this replaced cost ~20 KB a series: 720 f64
+//! slots per archive, plus a copy at each checkpoint).
+//!
+//! A sealed row is one record under its key. A late point for it (or a
+//! change rolled up into it) takes the whole row into memory as
+//! *unsaved*, and the next checkpoint writes it back whole.
 //!
 //! A [`Lane`] is generic over what a slot holds, so values and timer
 //! histograms share one set of rules.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::derive;
 use super::hist::{self, Hist};
 use super::kv::{Kv, KvError, Space};
-use super::row::{self, RowError, RowKey};
+use super::row::{self, RowError, RowKey, KEY_LEN};
+
+/// Row keys are hashed on every point written; foldhash is several times
+/// faster than SipHash, and keys are ids the store gave out.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a row slot holds.
-pub trait Slot: Clone + Send + 'static {
+pub trait Slot: Clone + Send + Sync + 'static {
+    /// Where sealed rows live.
     const SPACE: Space;
+    /// Where fragments of unsealed rows live.
+    const HEADS: Space;
     fn absent() -> Self;
     fn present(&self) -> bool;
     fn encode_row(slots: &[Self]) -> Vec<u8>;
-    /// The cheap encoding for a row that is still open (may equal
-    /// `encode_row`).
-    fn encode_open_row(slots: &[Self]) -> Vec<u8> {
-        Self::encode_row(slots)
-    }
     /// Decodes a stored row; `key` and `kv` are for rows derived from other
     /// rows under the same key (`derive`).
     fn decode_row(
@@ -32,10 +44,15 @@ pub trait Slot: Clone + Send + 'static {
         key: RowKey,
         kv: &dyn Kv,
     ) -> Result<Vec<Self>, RowError>;
+    /// Heap bytes held beyond the slot itself (memory accounting).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl Slot for f64 {
     const SPACE: Space = Space::Rows;
+    const HEADS: Space = Space::Heads;
     fn absent() -> f64 {
         f64::NAN
     }
@@ -44,9 +61,6 @@ impl Slot for f64 {
     }
     fn encode_row(slots: &[f64]) -> Vec<u8> {
         row::encode(slots)
-    }
-    fn encode_open_row(slots: &[f64]) -> Vec<u8> {
-        row::encode_raw(slots)
     }
     fn decode_row(
         bytes: &[u8],
@@ -60,6 +74,7 @@ impl Slot for f64 {
 
 impl Slot for Option<Hist> {
     const SPACE: Space = Space::Hists;
+    const HEADS: Space = Space::HistHeads;
     fn absent() -> Self {
         None
     }
@@ -69,9 +84,6 @@ impl Slot for Option<Hist> {
     fn encode_row(slots: &[Self]) -> Vec<u8> {
         hist::encode_row(slots)
     }
-    fn encode_open_row(slots: &[Self]) -> Vec<u8> {
-        hist::encode_row_plain(slots)
-    }
     fn decode_row(
         bytes: &[u8],
         slots: usize,
@@ -80,32 +92,92 @@ impl Slot for Option<Hist> {
     ) -> Result<Vec<Self>, RowError> {
         hist::decode_row(bytes, slots)
     }
-}
-
-pub struct OpenRow<T> {
-    pub start: u32,
-    /// Grown as slots are written; slots past the end are absent.
-    pub slots: Vec<T>,
-    /// Changed since it was last written out.
-    pub dirty: bool,
-    /// The log sequence of the last batch that changed it.
-    pub stamp: u64,
-}
-
-impl<T: Slot> OpenRow<T> {
-    fn set(&mut self, slot: usize, v: T, stamp: u64) {
-        if self.slots.len() <= slot {
-            self.slots.resize(slot + 1, T::absent());
-        }
-        self.slots[slot] = v;
-        self.dirty = true;
-        self.stamp = stamp;
+    fn heap_bytes(&self) -> usize {
+        self.as_ref().map_or(0, Hist::heap_bytes)
     }
 }
 
-/// A row out of the open set and not yet written: full length.
+/// The slots of an unsealed row changed since the last checkpoint: slots
+/// `[base, base + slots.len())` of the row, absent where unchanged.
+#[derive(Clone)]
+pub struct Head<T> {
+    pub base: u32,
+    pub slots: Vec<T>,
+}
+
+impl<T: Slot> Head<T> {
+    fn new(slot: usize, v: T) -> Self {
+        Head {
+            base: slot as u32,
+            slots: vec![v],
+        }
+    }
+
+    pub fn set(&mut self, slot: usize, v: T) {
+        let base = self.base as usize;
+        if slot < base {
+            // An earlier slot than any changed since the checkpoint: rare
+            // (a point re-sent for a past step), so shifting is fine.
+            let mut grown = vec![T::absent(); base - slot];
+            grown.append(&mut self.slots);
+            self.slots = grown;
+            self.base = slot as u32;
+        }
+        let i = slot - self.base as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, T::absent());
+        }
+        self.slots[i] = v;
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&T> {
+        slot.checked_sub(self.base as usize)
+            .and_then(|i| self.slots.get(i))
+            .filter(|v| v.present())
+    }
+
+    /// Writes the head's present slots over `row`.
+    pub fn overlay(&self, row: &mut [T]) {
+        for (i, v) in self.slots.iter().enumerate() {
+            if v.present() {
+                if let Some(o) = row.get_mut(self.base as usize + i) {
+                    *o = v.clone();
+                }
+            }
+        }
+    }
+
+    /// Laid out as a row from slot 0 (absent before `base`), for encoding
+    /// as a fragment; trailing slots cost nothing in the encoding.
+    pub fn as_row(&self) -> Vec<T> {
+        let mut out = vec![T::absent(); self.base as usize];
+        out.extend(self.slots.iter().cloned());
+        out
+    }
+
+    /// Merges an older head under this one (a failed checkpoint gives its
+    /// heads back).
+    fn merge_older(&mut self, older: Head<T>) {
+        for (i, v) in older.slots.into_iter().enumerate() {
+            let slot = older.base as usize + i;
+            if v.present() && self.get(slot).is_none() {
+                self.set(slot, v);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<(RowKey, Head<T>)>()
+            + self.slots.capacity() * std::mem::size_of::<T>()
+            + self.slots.iter().map(T::heap_bytes).sum::<usize>()
+    }
+}
+
+/// A sealed row taken into memory whole by a late change, until a
+/// checkpoint writes it.
 pub struct Unsaved<T> {
     pub slots: Vec<T>,
+    /// The log sequence of the last batch that changed it.
     pub stamp: u64,
 }
 
@@ -119,15 +191,123 @@ pub struct Shape {
     pub slots: Vec<u32>,
 }
 
+/// The fragments' key range of one row: its key, then an 8-byte sequence.
+pub fn fragment_range(key: RowKey) -> (Vec<u8>, Vec<u8>) {
+    let k = key.encode();
+    let mut from = k.to_vec();
+    from.extend_from_slice(&[0; 8]);
+    let mut to = k.to_vec();
+    to.extend_from_slice(&[0xff; 8]);
+    to.push(0xff);
+    (from, to)
+}
+
+/// A fragment's key.
+pub fn fragment_key(key: RowKey, seq: u64) -> Vec<u8> {
+    let mut k = key.encode().to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The row key a fragment key belongs to.
+pub fn fragment_row(k: &[u8]) -> Option<RowKey> {
+    if k.len() != KEY_LEN + 8 {
+        return None;
+    }
+    RowKey::decode(&k[..KEY_LEN])
+}
+
+/// Decodes a fragment (a plain row: fragments are never derived).
+fn decode_fragment<T: Slot>(bytes: &[u8], slots: usize) -> Result<Vec<T>, RowError> {
+    struct NoSources;
+    impl Kv for NoSources {
+        fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+            Ok(None)
+        }
+        fn write(&self, _: super::kv::Batch) -> Result<(), KvError> {
+            Err(KvError::io("fragments are read-only here"))
+        }
+        fn scan(
+            &self,
+            _: Space,
+            _: &[u8],
+            _: &[u8],
+            _: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<(), KvError> {
+            Ok(())
+        }
+        fn disk_bytes(&self) -> u64 {
+            0
+        }
+        fn compact(&self, _: Space, _: &[u8], _: &[u8]) {}
+    }
+    let key = RowKey {
+        schema: 0,
+        archive: 0,
+        start: 0,
+        series: 0,
+    };
+    T::decode_row(bytes, slots, key, &NoSources)
+}
+
+/// A row as the engine holds it: its fragments, newest last, over its
+/// sealed record. Fragments are scanned before the record is read: the seal
+/// writes the record before it deletes the fragments, so a read that races
+/// it sees one or the other (they hold the same points), never neither.
+/// Returns the row and whether anything was stored; a damaged record or
+/// fragment is counted in `corrupt` and read as empty.
+pub fn stored_row<T: Slot>(
+    kv: &dyn Kv,
+    key: RowKey,
+    slots: usize,
+    corrupt: &mut u64,
+) -> Result<(Vec<T>, bool), KvError> {
+    let (from, to) = fragment_range(key);
+    let mut frags: Vec<Vec<u8>> = Vec::new();
+    kv.scan(T::HEADS, &from, &to, &mut |_, v| {
+        frags.push(v.to_vec());
+        true
+    })?;
+    let mut existed = !frags.is_empty();
+    let mut row = match kv.get(T::SPACE, &key.encode())? {
+        None => vec![T::absent(); slots],
+        Some(bytes) => {
+            existed = true;
+            match T::decode_row(&bytes, slots, key, kv) {
+                Ok(v) => v,
+                Err(e) => {
+                    *corrupt += 1;
+                    tracing::error!(?key, error = %e, "corrupt row read as empty");
+                    vec![T::absent(); slots]
+                }
+            }
+        }
+    };
+    for f in frags {
+        match decode_fragment::<T>(&f, slots) {
+            Ok(v) => {
+                for (o, v) in row.iter_mut().zip(v) {
+                    if v.present() {
+                        *o = v;
+                    }
+                }
+            }
+            Err(e) => {
+                *corrupt += 1;
+                tracing::error!(?key, error = %e, "corrupt row fragment skipped");
+            }
+        }
+    }
+    Ok((row, existed))
+}
+
 pub struct Lane<T> {
-    /// `open[series][archive]`.
-    pub open: Vec<Vec<Option<OpenRow<T>>>>,
-    /// Rows sealed or changed out of order since the last checkpoint, full
-    /// length.
+    /// Unsealed rows' slots changed since the last checkpoint.
+    pub heads: HashMap<RowKey, Head<T>>,
+    /// Heads a running checkpoint took, readable until it has written them.
+    pub inflight: Option<Arc<HashMap<RowKey, Head<T>>>>,
+    /// Sealed rows changed since the last checkpoint, whole.
     pub unsaved: HashMap<RowKey, Unsaved<T>>,
-    /// Per (schema, archive): the newest row start that may be stored in the
-    /// engine. A row starting later is known to be new and is not looked up.
-    pub stored_upto: HashMap<(u16, u8), u32>,
     pub corrupt_rows: u64,
     /// The log sequence of the batch being applied; rows it changes carry
     /// it, so a checkpoint knows which rows changed after its snapshot.
@@ -137,9 +317,9 @@ pub struct Lane<T> {
 impl<T> Default for Lane<T> {
     fn default() -> Self {
         Lane {
-            open: Vec::new(),
-            unsaved: HashMap::new(),
-            stored_upto: HashMap::new(),
+            heads: HashMap::default(),
+            inflight: None,
+            unsaved: HashMap::default(),
             corrupt_rows: 0,
             stamp: 0,
         }
@@ -147,136 +327,65 @@ impl<T> Default for Lane<T> {
 }
 
 impl<T: Slot> Lane<T> {
-    fn ensure(&mut self, series: u32, archives: usize) {
-        let i = series as usize;
-        if self.open.len() <= i {
-            self.open.resize_with(i + 1, Vec::new);
+    /// Sets one slot of an unsealed row.
+    pub fn set_head(&mut self, key: RowKey, slot: usize, v: T) {
+        match self.heads.get_mut(&key) {
+            Some(h) => h.set(slot, v),
+            None => {
+                self.heads.insert(key, Head::new(slot, v));
+            }
         }
-        if self.open[i].len() < archives {
-            self.open[i].resize_with(archives, || None);
-        }
     }
 
-    /// Whether row `key` is its series' open row.
-    pub fn is_open(&self, key: RowKey) -> bool {
-        self.open
-            .get(key.series as usize)
-            .and_then(|a| a.get(key.archive as usize))
-            .and_then(|r| r.as_ref())
-            .is_some_and(|r| r.start == key.start)
-    }
-
-    /// Whether taking up row `key` would read the engine: it is neither
-    /// open nor unsaved, and may be stored.
-    pub fn must_read(&self, key: RowKey) -> bool {
-        !self.is_open(key)
-            && !self.unsaved.contains_key(&key)
-            && self
-                .stored_upto
-                .get(&(key.schema, key.archive))
-                .is_some_and(|&s| key.start <= s)
-    }
-
-    /// Reads a row that is not open: unsaved, then the engine. Corrupt rows
-    /// are counted and treated as empty, so one damaged row costs its own
-    /// points, never the write.
-    ///
-    /// Also says whether there was such a row (unsaved or stored): only
-    /// then can rows derived from it exist.
+    /// Reads a sealed row into memory for a change: the unsaved copy if
+    /// there is one, else the engine's, with any head or in-flight head
+    /// over it (a row sealed since its last points). Says whether there
+    /// was such a row: only then can rows derived from it exist.
     fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(Vec<T>, bool), KvError> {
         if let Some(u) = self.unsaved.remove(&key) {
             return Ok((u.slots, true));
         }
-        let may_exist = self
-            .stored_upto
-            .get(&(key.schema, key.archive))
-            .is_some_and(|&s| key.start <= s);
-        if !may_exist {
-            return Ok((vec![T::absent(); slots], false));
+        let (mut row, mut existed) = stored_row::<T>(kv, key, slots, &mut self.corrupt_rows)?;
+        if let Some(h) = self.inflight.as_ref().and_then(|m| m.get(&key)) {
+            h.overlay(&mut row);
+            existed = true;
         }
-        match kv.get(T::SPACE, &key.encode())? {
-            None => Ok((vec![T::absent(); slots], false)),
-            Some(bytes) => match T::decode_row(&bytes, slots, key, kv) {
-                Ok(v) => Ok((v, true)),
-                Err(e) => {
-                    self.corrupt_rows += 1;
-                    tracing::error!(?key, error = %e, "corrupt row replaced by an empty one");
-                    Ok((vec![T::absent(); slots], true))
-                }
-            },
+        if let Some(h) = self.heads.remove(&key) {
+            h.overlay(&mut row);
+            existed = true;
         }
+        Ok((row, existed))
     }
 
-    /// Sets one slot; `slots` is the archive's slots per row. Returns true
-    /// when the row was not open and already existed (a late point, or a
-    /// row taken up again from the engine or the unsaved set): the caller
-    /// then pins the rows derived from it (`derive`). A row starting afresh
-    /// returns false, so the common row rollover costs no pinning.
-    #[allow(clippy::too_many_arguments)]
-    pub fn set(
+    /// Sets one slot of a sealed row, taking it into memory whole. Returns
+    /// true when the row already existed: the caller then pins the rows
+    /// derived from it (`derive`).
+    pub fn set_sealed(
         &mut self,
         kv: &dyn Kv,
-        series: u32,
-        schema: u16,
-        archive: usize,
-        archives: usize,
-        start: u32,
+        key: RowKey,
         slot: usize,
         slots: usize,
         v: T,
     ) -> Result<bool, KvError> {
-        self.ensure(series, archives);
-        let key = RowKey {
-            schema,
-            archive: archive as u8,
-            start,
-            series,
-        };
         let stamp = self.stamp;
-        let cur = self.open[series as usize][archive]
-            .as_ref()
-            .map(|r| r.start);
-        match cur {
-            Some(s) if s == start => {
-                if let Some(r) = self.open[series as usize][archive].as_mut() {
-                    r.set(slot, v, stamp);
-                }
-                Ok(false)
-            }
-            Some(s) if s > start => {
-                // A late point for an older row: change it where it lives.
-                let (mut row, existed) = self.load(kv, key, slots)?;
-                row[slot] = v;
-                self.unsaved.insert(key, Unsaved { slots: row, stamp });
-                Ok(existed)
-            }
-            _ => {
-                let (row_slots, existed) = self.load(kv, key, slots)?;
-                let mut fresh = OpenRow {
-                    start,
-                    slots: row_slots,
-                    dirty: true,
-                    stamp,
-                };
-                fresh.set(slot, v, stamp);
-                if let Some(old) = self.open[series as usize][archive].replace(fresh) {
-                    self.seal(key, old, slots);
-                }
-                Ok(existed)
-            }
+        if let Some(u) = self.unsaved.get_mut(&key) {
+            u.slots[slot] = v;
+            u.stamp = stamp;
+            return Ok(true);
         }
+        let (mut row, existed) = self.load(kv, key, slots)?;
+        row[slot] = v;
+        self.unsaved.insert(key, Unsaved { slots: row, stamp });
+        Ok(existed)
     }
 
-    /// Makes sure the next checkpoint rewrites row `key` if it is stored: a
-    /// row it is derived from is about to change. An open row is left alone
-    /// (it is rewritten when dirty, and stored plain when clean); an unsaved
-    /// one is stamped with the current batch so a checkpoint in flight does
-    /// not forget it; a stored one is read (against its sources as stored)
-    /// into the unsaved set.
+    /// Makes sure the next checkpoint rewrites sealed row `key` if it is
+    /// stored: a row it is derived from is about to change. An unsaved row
+    /// is stamped with the current batch so a checkpoint in flight does not
+    /// forget it; a stored one is read (against its sources as stored) into
+    /// the unsaved set.
     pub fn pin(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(), KvError> {
-        if self.is_open(key) {
-            return Ok(());
-        }
         let stamp = self.stamp;
         if let Some(u) = self.unsaved.get_mut(&key) {
             u.stamp = stamp;
@@ -289,216 +398,99 @@ impl<T: Slot> Lane<T> {
         Ok(())
     }
 
-    /// Forgets open rows not changed since batch `before` (they are stored):
-    /// after the final compaction, whose derived rows may lean on open rows,
-    /// a later change to one must take it up again through `set`'s pinning
-    /// path.
-    pub fn close_clean(&mut self, before: u64) {
-        for rows in &mut self.open {
-            for r in rows.iter_mut() {
-                if r.as_ref().is_some_and(|r| !r.dirty && r.stamp < before) {
-                    *r = None;
-                }
-            }
+    /// The slot's value if memory holds one (unsaved row, head, or head in
+    /// flight), for rolling up a late change.
+    pub fn peek(&self, key: RowKey, slot: usize) -> Option<T> {
+        if let Some(u) = self.unsaved.get(&key) {
+            return u.slots.get(slot).filter(|v| v.present()).cloned();
         }
+        if let Some(v) = self.heads.get(&key).and_then(|h| h.get(slot)) {
+            return Some(v.clone());
+        }
+        self.inflight
+            .as_ref()
+            .and_then(|m| m.get(&key))
+            .and_then(|h| h.get(slot))
+            .cloned()
     }
 
-    fn seal(&mut self, at: RowKey, mut old: OpenRow<T>, slots: usize) {
-        let key = RowKey {
-            start: old.start,
-            ..at
-        };
-        // Even a clean row goes out once more: checkpoints wrote it in its
-        // cheap open form, and sealing is when it is compressed.
-        old.slots.resize(slots, T::absent());
-        self.unsaved.insert(
-            key,
-            Unsaved {
-                slots: old.slots,
-                stamp: old.stamp,
-            },
-        );
-    }
-
-    /// The slots `[from, from + n)` of the row that holds them, if it is in
-    /// memory (open or unsaved), padded with absent slots to `n`.
-    pub fn window(
+    /// The slots `[from, from + n)` of an unsaved row, borrowed.
+    pub fn unsaved_window<R>(
         &self,
-        series: u32,
-        schema: u16,
-        archive: usize,
-        start: u32,
-        from: usize,
-        n: usize,
-    ) -> Option<Vec<T>> {
-        self.with_window(series, schema, archive, start, from, n, |slots| {
-            let mut v = Vec::with_capacity(n);
-            v.extend_from_slice(slots);
-            v.resize(n, T::absent());
-            v
-        })
-    }
-
-    /// Calls `f` with the in-memory slots `[from, from + n)` of the row that
-    /// holds them, borrowed: the slice may be shorter than `n` (an open row
-    /// grows as it is written; missing slots are absent). `None` when the
-    /// row is not in memory. The write path's propagation reads through
-    /// this, so rolling up allocates and clones nothing.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_window<R>(
-        &self,
-        series: u32,
-        schema: u16,
-        archive: usize,
-        start: u32,
+        key: RowKey,
         from: usize,
         n: usize,
         f: impl FnOnce(&[T]) -> R,
     ) -> Option<R> {
-        let cut = |slots: &[T]| -> std::ops::Range<usize> {
-            from.min(slots.len())..(from + n).min(slots.len())
-        };
-        if let Some(Some(r)) = self.open.get(series as usize).and_then(|a| a.get(archive)) {
-            if r.start == start {
-                return Some(f(&r.slots[cut(&r.slots)]));
-            }
-        }
-        let key = RowKey {
-            schema,
-            archive: archive as u8,
-            start,
-            series,
-        };
-        self.unsaved.get(&key).map(|u| f(&u.slots[cut(&u.slots)]))
+        self.unsaved.get(&key).map(|u| {
+            let s = &u.slots;
+            f(&s[from.min(s.len())..(from + n).min(s.len())])
+        })
     }
 
-    /// Moves open rows that end at or before `cutoff(schema, archive)` to
-    /// the unsaved set, freeing their series' open slot.
-    pub fn seal_older(
-        &mut self,
-        shapes: &[Shape],
-        schema_of: &dyn Fn(u32) -> Option<u16>,
-        cutoff: &dyn Fn(u16, usize) -> u64,
-    ) -> usize {
-        let mut moved: Vec<(RowKey, OpenRow<T>, usize)> = Vec::new();
-        for (sid, rows) in self.open.iter_mut().enumerate() {
-            let Some(schema) = schema_of(sid as u32) else {
-                continue;
-            };
-            let shape = &shapes[schema as usize];
-            for (a, slot) in rows.iter_mut().enumerate() {
-                let ends = slot
-                    .as_ref()
-                    .map(|r| r.start as u64 + shape.spans[a] as u64);
-                if ends.is_some_and(|e| e <= cutoff(schema, a)) {
-                    if let Some(r) = slot.take() {
-                        let key = RowKey {
-                            schema,
-                            archive: a as u8,
-                            start: r.start,
-                            series: sid as u32,
-                        };
-                        moved.push((key, r, shape.slots[a] as usize));
-                    }
+    /// What memory holds of row `key`, to lay over what the engine holds:
+    /// the whole row if unsaved, else its in-flight and current heads.
+    pub fn overlay_of(&self, key: RowKey) -> Overlay<T> {
+        if let Some(u) = self.unsaved.get(&key) {
+            return Overlay::Whole(u.slots.clone());
+        }
+        let mut heads = Vec::new();
+        if let Some(h) = self.inflight.as_ref().and_then(|m| m.get(&key)) {
+            heads.push(h.clone());
+        }
+        if let Some(h) = self.heads.get(&key) {
+            heads.push(h.clone());
+        }
+        Overlay::Heads(heads)
+    }
+
+    /// Takes the heads for a checkpoint; they stay readable in flight.
+    pub fn take_heads(&mut self) -> Arc<HashMap<RowKey, Head<T>>> {
+        let taken = Arc::new(std::mem::take(&mut self.heads));
+        self.inflight = Some(taken.clone());
+        taken
+    }
+
+    /// The checkpoint that took the heads has written them (or failed, and
+    /// they go back under whatever changed since).
+    pub fn heads_done(&mut self, written: bool) {
+        let Some(taken) = self.inflight.take() else {
+            return;
+        };
+        if written {
+            return;
+        }
+        let taken = Arc::try_unwrap(taken).unwrap_or_else(|a| (*a).clone());
+        for (k, older) in taken {
+            match self.heads.get_mut(&k) {
+                Some(h) => h.merge_older(older),
+                None => {
+                    self.heads.insert(k, older);
                 }
             }
         }
-        let sealed = moved.len();
-        for (key, r, n) in moved {
-            self.seal(key, r, n);
-        }
-        sealed
     }
 
-    /// Copies of every row a checkpoint must write: unsaved rows and dirty
-    /// open rows (full length), or every open row with `all_open` (the
-    /// final checkpoint rewrites clean open rows too: they are stored in
-    /// their cheap open form). Nothing changes until [`Lane::commit`] says
-    /// they were written.
-    pub fn snapshot(
-        &self,
-        shapes: &[Shape],
-        schema_of: &dyn Fn(u32) -> Option<u16>,
-        all_open: bool,
-    ) -> Vec<(RowKey, Vec<T>, bool)> {
-        let mut out = Vec::new();
-        for (key, u) in &self.unsaved {
-            out.push((*key, u.slots.clone(), false));
-        }
-        for (sid, rows) in self.open.iter().enumerate() {
-            let Some(schema) = schema_of(sid as u32) else {
-                continue;
-            };
-            for (a, r) in rows.iter().enumerate() {
-                if let Some(r) = r.as_ref().filter(|r| r.dirty || all_open) {
-                    let mut full = r.slots.clone();
-                    full.resize(shapes[schema as usize].slots[a] as usize, T::absent());
-                    let key = RowKey {
-                        schema,
-                        archive: a as u8,
-                        start: r.start,
-                        series: sid as u32,
-                    };
-                    out.push((key, full, true));
-                }
-            }
-        }
-        out
-    }
-
-    /// Encodes snapshot rows; rows without points become deletes (None).
-    /// Open rows are written cheaply unless `compress_open` (a final
-    /// checkpoint) asks for their compressed form.
-    pub fn encode(
-        rows: &[(RowKey, Vec<T>, bool)],
-        compress_open: bool,
-    ) -> Vec<(RowKey, Option<Vec<u8>>)> {
-        rows.iter()
-            .map(|(k, slots, open)| {
-                let bytes = slots.iter().any(T::present).then(|| {
-                    if *open && !compress_open {
-                        T::encode_open_row(slots)
-                    } else {
-                        T::encode_row(slots)
-                    }
-                });
-                (*k, bytes)
-            })
+    /// Copies of the unsaved rows, for a checkpoint. Nothing changes until
+    /// [`Lane::commit`] says they were written.
+    pub fn snapshot(&self) -> Vec<(RowKey, Vec<T>, bool)> {
+        self.unsaved
+            .iter()
+            .map(|(k, u)| (*k, u.slots.clone(), false))
             .collect()
     }
 
-    /// The rows of a snapshot taken before batch `before` are stored: forget
-    /// unsaved ones and mark open ones clean, unless a later batch changed
-    /// them meanwhile.
+    /// The unsaved rows of a snapshot taken before batch `before` are
+    /// stored: forget them, unless a later batch changed them meanwhile.
     pub fn commit(&mut self, written: &[(RowKey, Option<Vec<u8>>)], before: u64) {
         for (key, _) in written {
             if self.unsaved.get(key).is_some_and(|u| u.stamp < before) {
                 self.unsaved.remove(key);
             }
-            if let Some(r) = self
-                .open
-                .get_mut(key.series as usize)
-                .and_then(|a| a.get_mut(key.archive as usize))
-                .and_then(|r| r.as_mut())
-                .filter(|r| r.start == key.start && r.stamp < before)
-            {
-                r.dirty = false;
-            }
-            let e = self
-                .stored_upto
-                .entry((key.schema, key.archive))
-                .or_insert(0);
-            *e = (*e).max(key.start);
         }
     }
 
-    /// Raises the known-stored mark (the other lane's rows share it).
-    pub fn mark_stored(&mut self, schema: u16, archive: u8, start: u32) {
-        let e = self.stored_upto.entry((schema, archive)).or_insert(0);
-        *e = (*e).max(start);
-    }
-
-    /// Drops rows of an archive that end at or before `cutoff` from memory
+    /// Drops unsaved rows of an archive that end at or before `cutoff`
     /// (retention).
     pub fn expire(&mut self, schema: u16, archive: usize, span: u32, cutoff: u32) {
         self.unsaved.retain(|k, _| {
@@ -508,11 +500,45 @@ impl<T: Slot> Lane<T> {
         });
     }
 
-    /// Points held in memory (for telemetry).
-    pub fn open_rows(&self) -> usize {
-        self.open
-            .iter()
-            .map(|a| a.iter().filter(|r| r.is_some()).count())
-            .sum()
+    /// Rows held in memory (for telemetry).
+    pub fn rows_in_memory(&self) -> usize {
+        self.heads.len() + self.unsaved.len()
+    }
+
+    /// Bytes the lane's rows hold, approximately (for `max_memory`).
+    pub fn bytes(&self) -> usize {
+        let heads: usize = self.heads.values().map(Head::bytes).sum();
+        let inflight: usize = self
+            .inflight
+            .as_ref()
+            .map_or(0, |m| m.values().map(Head::bytes).sum());
+        let unsaved: usize = self
+            .unsaved
+            .values()
+            .map(|u| {
+                64 + u.slots.capacity() * std::mem::size_of::<T>()
+                    + u.slots.iter().map(T::heap_bytes).sum::<usize>()
+            })
+            .sum();
+        heads + inflight + unsaved
+    }
+}
+
+/// What memory holds of one row (see [`Lane::overlay_of`]).
+pub enum Overlay<T> {
+    Whole(Vec<T>),
+    Heads(Vec<Head<T>>),
+}
+
+impl<T: Slot> Overlay<T> {
+    pub fn apply(self, row: &mut Vec<T>) {
+        match self {
+            Overlay::Whole(w) => *row = w,
+            Overlay::Heads(hs) => {
+                for h in hs {
+                    h.overlay(row);
+                }
+            }
+        }
     }
 }

@@ -530,16 +530,19 @@ fn a_corrupt_row_costs_its_points_not_the_store() {
     store.write(&[pt("c", T0, 1.0)], &[], now).unwrap();
     store.checkpoint().unwrap();
     drop(store);
-    // Damage every stored row.
-    let mut keys = Vec::new();
-    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, _| {
-        keys.push(k.to_vec());
-        true
-    })
-    .unwrap();
+    // Damage every stored row and row fragment.
     let mut b = super::kv::Batch::default();
-    for k in keys {
-        b.put(Space::Rows, k, vec![1, 9, 9, 9]);
+    for space in [Space::Rows, Space::Heads] {
+        let mut keys = Vec::new();
+        kv.scan(space, &[], &[0xff; 20], &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        })
+        .unwrap();
+        assert!(space == Space::Rows || !keys.is_empty());
+        for k in keys {
+            b.put(space, k, vec![1, 9, 9, 9]);
+        }
     }
     kv.write(b).unwrap();
     let store = open(&kv, &c);
@@ -606,38 +609,49 @@ fn a_clean_restart_keeps_a_many_point_open_row() {
 }
 
 #[test]
-fn the_final_checkpoint_compresses_open_rows_already_checkpointed_raw() {
+fn a_checkpoint_writes_what_changed_and_the_seal_writes_the_row_once() {
     let kv = Arc::new(MemKv::new());
     let c = StorageConfig::default();
     let store = open(&kv, &c);
-    let pts: Vec<(String, i64, f64)> = (0..100)
-        .map(|i| ("o".to_string(), T0 + i * 10, (i % 9) as f64))
-        .collect();
-    let batch: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
-    let now = T0 + 1000;
-    store.write(&batch, &[], now).unwrap();
-    let formats = || {
+    let t0 = T0 - T0.rem_euclid(7200);
+    let formats = |space: Space| {
         let mut f = Vec::new();
-        kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, v| {
-            if super::row::RowKey::decode(k).is_some_and(|k| k.archive == 0) {
-                f.push(v[0]);
+        kv.scan(space, &[], &[0xff; 20], &mut |k, v| {
+            if super::row::RowKey::decode(&k[..11]).is_some_and(|k| k.archive == 0) {
+                f.push((v[0], k.len()));
             }
             true
         })
         .unwrap();
         f
     };
-    // A periodic checkpoint stores the open row raw (format 2) ...
-    store.checkpoint().unwrap();
-    assert_eq!(formats(), vec![2]);
-    // ... and the shutdown checkpoint rewrites it compressed (format 1),
-    // although nothing changed since.
-    store.checkpoint_compact().unwrap();
-    assert_eq!(formats(), vec![1]);
+    // Two checkpoints while the row fills: each writes the points that
+    // came since the last one as a fragment, compressed (format 1), and
+    // nothing is rewritten.
+    for part in 0..2 {
+        let pts: Vec<(String, i64, f64)> = (0..50)
+            .map(|i| {
+                let k = part * 50 + i;
+                ("o".to_string(), t0 + k * 10, (k % 9) as f64)
+            })
+            .collect();
+        let batch: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
+        store.write(&batch, &[], t0 + 1000).unwrap();
+        store.checkpoint().unwrap();
+        assert_eq!(formats(Space::Heads).len(), part as usize + 1);
+    }
+    assert_eq!(formats(Space::Heads), vec![(1, 19), (1, 19)]);
+    assert!(formats(Space::Rows).is_empty());
+    // Once the row's span and its grace have passed, the seal writes it
+    // whole, compressed, and its fragments go.
+    let later = t0 + 7200 + 600;
+    store.maintain(later, false).unwrap();
+    assert_eq!(formats(Space::Rows), vec![(1, 11)]);
+    assert!(formats(Space::Heads).is_empty());
     drop(store);
     let store = open(&kv, &c);
     let id = store.index().id("o").unwrap();
-    let f = store.fetch(id, T0 - 1, now, now).unwrap().unwrap();
+    let f = store.fetch(id, t0 - 1, t0 + 1000, later).unwrap().unwrap();
     for (i, v) in f.values.iter().take(100).enumerate() {
         assert_eq!(*v, (i % 9) as f64, "slot {i}");
     }
@@ -739,6 +753,8 @@ fn derived_rows_keep_every_value_exactly_in_a_fraction_of_the_bytes() {
     let sent = {
         let store = open(&kv, &c);
         let sent = write_etsy(&store, flushes);
+        // Time passes until the 1 m row (12 h) seals too.
+        store.maintain(T0 + 43_200 + 600, false).unwrap();
         store.checkpoint_compact().unwrap();
         sent
     };
@@ -923,7 +939,7 @@ fn an_older_store_is_upgraded_and_an_unknown_one_refused() {
         Err(e @ super::StoreError::Format { .. }) => assert_eq!(
             e.to_string(),
             "the store in /var/lib/x is not one this rollupd can read \
-             (format \"rollupd-store-9\", expected \"rollupd-store-2\")"
+             (format \"rollupd-store-9\", expected \"rollupd-store-3\")"
         ),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("an unknown format was opened"),

@@ -1,0 +1,198 @@
+//! Checkpoints: what memory holds, written to the engine so the log it
+//! covers can go.
+//!
+//! A checkpoint is one atomic batch: the heads (slots changed since the
+//! last checkpoint) as fragments of their rows, the unsaved sealed rows
+//! whole, the pending series records, the seal marks, and the log's
+//! deletion up to the first batch not covered. It writes what changed,
+//! never whole rows that are still filling, so its cost follows the points
+//! written, not the series held.
+
+use super::open::{fragment_key, fragment_range, Slot};
+use super::*;
+
+impl Store {
+    /// Seals rows whose time has passed, checkpoints when due. Called
+    /// every second or so by the maintenance thread.
+    pub fn maintain(&self, now: i64, force_checkpoint: bool) -> Result<(), StoreError> {
+        // Whether a seal is due is a comparison per (schema, archive), on
+        // the caller's clock, so a simulated clock seals as time passes.
+        if self.seal_due(now) {
+            self.seal(now)?;
+        }
+        let due = {
+            let inner = self.inner.lock();
+            force_checkpoint
+                || inner.log_gap
+                || inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
+                || inner.log_bytes >= self.opts.checkpoint_log_bytes
+                || inner.points.unsaved.len() + inner.hists.unsaved.len()
+                    >= self.opts.checkpoint_unsaved_rows
+        };
+        if due {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what changed and drops the log it covers, atomically. Heads
+    /// are taken (not copied) under the lock and encoded outside it, so
+    /// writers wait only for the swap.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.checkpointing.lock();
+        self.checkpoint_locked()
+    }
+
+    /// The checkpoint of a stop. Fragments and sealed rows are written
+    /// compressed, so there is nothing more to compress than at any other
+    /// checkpoint; no batch may be applied while it runs.
+    pub fn checkpoint_compact(&self) -> Result<(), StoreError> {
+        let _no_batches = self.gate.write();
+        self.checkpoint()
+    }
+
+    /// A checkpoint, with `checkpointing` held by the caller.
+    pub(super) fn checkpoint_locked(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let (heads, hheads, rows, hrows, covered, frag, marks, plans, mut batch, records_upto) = {
+            let index = self.index.read();
+            let schemas = self.schemas.read();
+            let (heads, hheads, rows, hrows, covered, frag, marks) = {
+                let mut inner = self.inner.lock();
+                let frag = inner.next_frag();
+                (
+                    inner.points.take_heads(),
+                    inner.hists.take_heads(),
+                    inner.points.snapshot(),
+                    inner.hists.snapshot(),
+                    inner.next_seq,
+                    frag,
+                    inner.sealed.clone(),
+                )
+            };
+            // Taken under the index lock, after the rows: every series
+            // (and schema) these rows or derived rows name is in the
+            // engine already or among these records.
+            let mut batch = Batch::default();
+            let records_upto = self.pending.lock().add_to(&mut batch);
+            let step_of = |schema: u16, a: u8| {
+                schemas
+                    .shapes
+                    .get(schema as usize)
+                    .and_then(|s| s.steps.get(a as usize).copied())
+            };
+            let plans = derive::plan(&index, &step_of, &rows, &hrows, false);
+            (
+                heads,
+                hheads,
+                rows,
+                hrows,
+                covered,
+                frag,
+                marks,
+                plans,
+                batch,
+                records_upto,
+            )
+        };
+        // Fragments first: a sealed row written whole below deletes its
+        // row's fragments after them.
+        for (key, h) in heads.iter() {
+            let row = h.as_row();
+            if row.iter().any(f64::present) {
+                batch.put(Space::Heads, fragment_key(*key, frag), row::encode(&row));
+            }
+        }
+        for (key, h) in hheads.iter() {
+            let row = h.as_row();
+            if row.iter().any(Option::present) {
+                batch.put(
+                    Space::HistHeads,
+                    fragment_key(*key, frag),
+                    hist::encode_row(&row),
+                );
+            }
+        }
+        let rows = derive::encode_rows(&rows, &hrows, &plans, false);
+        let hrows: Vec<(RowKey, Option<Vec<u8>>)> = hrows
+            .iter()
+            .map(|(k, slots, _)| {
+                (
+                    *k,
+                    slots
+                        .iter()
+                        .any(Option::present)
+                        .then(|| hist::encode_row(slots)),
+                )
+            })
+            .collect();
+        for (space, heads_space, list) in [
+            (Space::Rows, Space::Heads, &rows),
+            (Space::Hists, Space::HistHeads, &hrows),
+        ] {
+            for (key, bytes) in list {
+                let (from, to) = fragment_range(*key);
+                batch.delete_range(heads_space, from, to);
+                match bytes {
+                    Some(b) => batch.put(space, key.encode().to_vec(), b.clone()),
+                    None => batch.delete(space, key.encode().to_vec()),
+                }
+            }
+        }
+        for ((schema, archive), mark) in &marks {
+            let key = [META_SEALED, &schema.to_be_bytes()[..], &[*archive]].concat();
+            batch.put(Space::Meta, key, mark.to_be_bytes().to_vec());
+        }
+        batch.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
+        batch.put(Space::Meta, META_CHECKPOINT, covered.to_be_bytes().to_vec());
+        batch.delete_range(Space::Log, wal::key(0).to_vec(), wal::key(covered).to_vec());
+        let fragments = heads.len() + hheads.len();
+        drop(heads);
+        drop(hheads);
+        let result = self.kv.write(batch);
+        if result.is_ok() {
+            self.pending.lock().written(records_upto);
+        }
+        let mut inner = self.inner.lock();
+        inner.points.heads_done(result.is_ok());
+        inner.hists.heads_done(result.is_ok());
+        match result {
+            Ok(()) => {
+                inner.points.commit(&rows, covered);
+                inner.hists.commit(&hrows, covered);
+                inner.checkpoint_seq = covered;
+                while inner.unlogged.front().is_some_and(|u| u.0 < covered) {
+                    if let Some((_, b, _)) = inner.unlogged.pop_front() {
+                        inner.unlogged_bytes -= b.len();
+                    }
+                }
+                if covered >= inner.unprotected_upto {
+                    inner.unprotected_points = 0;
+                }
+                inner.log_bytes = inner.log_bytes.saturating_sub(inner.log_bytes_at(covered));
+                inner.log_gap = false;
+                inner.last_checkpoint = Instant::now();
+                self.stats.log_bytes.store(inner.log_bytes, Relaxed);
+                self.stats.checkpoints.fetch_add(1, Relaxed);
+                self.stats
+                    .rows_written
+                    .fetch_add((rows.len() + hrows.len() + fragments) as u64, Relaxed);
+                self.stats
+                    .last_checkpoint_ms
+                    .store(started.elapsed().as_millis() as u64, Relaxed);
+                self.stats.corrupt_rows.fetch_max(
+                    inner.points.corrupt_rows + inner.hists.corrupt_rows,
+                    Relaxed,
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.checkpoint_errors.fetch_add(1, Relaxed);
+                self.stats.write_errors.fetch_add(1, Relaxed);
+                // Retry soon rather than after a whole interval.
+                inner.log_gap = true;
+                Err(StoreError::Write(e))
+            }
+        }
+    }
+}

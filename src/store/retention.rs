@@ -1,0 +1,60 @@
+//! Retention: rows past what each archive keeps, deleted by range.
+
+use super::*;
+
+impl Store {
+    /// Deletes rows older than each archive keeps. Returns rows' archives
+    /// touched.
+    pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
+        let mut batch = Batch::default();
+        let mut ranges = Vec::new();
+        // The deletes and the compaction run with no lock held.
+        let schemas = self.schemas.read();
+        let mut inner = self.inner.lock();
+        for (sid, (r, shape)) in schemas.list.iter().zip(&schemas.shapes).enumerate() {
+            for (a, arch) in r.archives.iter().enumerate() {
+                let cutoff = now - arch.retention() as i64;
+                // Rows that end at or before the cutoff hold nothing a read
+                // can reach. A row not sealed yet stays whatever its age:
+                // the coarser archive's points under it are rolled up from
+                // it when it seals (a retention shorter than a row's span
+                // and grace would otherwise lose them).
+                let sealed = inner
+                    .sealed
+                    .get(&(sid as u16, a as u8))
+                    .map_or(0, |&s| s as i64);
+                let end_start = cutoff.min(sealed) - shape.spans[a] as i64 + 1;
+                if end_start <= 0 {
+                    continue;
+                }
+                let end_start = end_start.min(u32::MAX as i64) as u32;
+                let from = RowKey::prefix(sid as u16, a as u8, 0).to_vec();
+                let to = RowKey::prefix(sid as u16, a as u8, end_start).to_vec();
+                batch.delete_range(Space::Rows, from.clone(), to.clone());
+                batch.delete_range(Space::Hists, from.clone(), to.clone());
+                batch.delete_range(Space::Heads, from.clone(), to.clone());
+                batch.delete_range(Space::HistHeads, from.clone(), to.clone());
+                ranges.push((from, to));
+                inner
+                    .points
+                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32);
+                inner
+                    .hists
+                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32);
+            }
+        }
+        drop(inner);
+        drop(schemas);
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.kv.write(batch).map_err(StoreError::Write)?;
+        for (from, to) in &ranges {
+            self.kv.compact(Space::Rows, from, to);
+            self.kv.compact(Space::Hists, from, to);
+            self.kv.compact(Space::Heads, from, to);
+            self.kv.compact(Space::HistHeads, from, to);
+        }
+        Ok(ranges.len())
+    }
+}

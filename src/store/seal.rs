@@ -1,0 +1,433 @@
+//! The seal: once a row's span has ended (and a grace period for late
+//! points has passed), its fragments are put together into one compressed
+//! row (derived from its sources where that is smaller, `derive`), and the
+//! coarser archive's points under it are rolled up and written as a
+//! fragment of the coarser row. Until then, reads roll those points up
+//! themselves (`read.rs`).
+//!
+//! Sealing goes archive by archive, for every series of a schema at once,
+//! so the boundary between sealed and not is one time per (schema,
+//! archive): `sealing` (changes to rows before it are taken whole, as to
+//! any sealed row) is raised first, then the heads are checkpointed, so
+//! every point of the rows to seal is in the engine; the rows are sealed
+//! in chunks read from the engine; and `sealed` (the mark reads and
+//! retention go by) moves last, with the fragments' deletion, in one batch.
+//! A crash in between leaves the fragments in place, and the next seal
+//! does the same work again (writing the same rows).
+//!
+//! A late point that reaches a row during its seal is taken whole from the
+//! engine (fragments or sealed record: the same points) and written by the
+//! checkpoint after the seal, over what the seal wrote; its rollup, made
+//! at once, goes into a head of the coarser row, which that checkpoint
+//! also writes after the seal's fragment. So the seal never loses a change
+//! made while it runs.
+
+use super::derive::SourceRows;
+use super::open::{fragment_key, fragment_row, Head, Slot};
+use super::*;
+
+/// Seconds after a row's span ends before it is sealed: late points
+/// within it still go to the head, at no cost.
+pub(super) fn grace(shape: &Shape, a: usize) -> i64 {
+    2 * shape.steps[a] as i64 + 120
+}
+
+/// Rows sealed per write batch. A decoded 720-slot row is 5.8 KB, so a
+/// chunk holds about 12 MB however many series there are.
+const CHUNK_ROWS: usize = 2048;
+
+/// The newest time before which archive `a`'s rows can be sealed: a
+/// multiple of its span, a grace period before `now`, and (for a coarser
+/// archive) with every finer row under its rows sealed already.
+fn cutoff(shape: &Shape, a: usize, now: i64, finer_sealed: Option<u32>) -> u32 {
+    let span = shape.spans[a] as i64;
+    let t = (now - grace(shape, a)).max(0);
+    let mut m = t - t.rem_euclid(span);
+    if let Some(f) = finer_sealed {
+        let fspan = shape.spans[a - 1] as i64;
+        while m > 0 {
+            // The end of the finer row holding the coarse rows' last second.
+            let fend = ((m - 1).div_euclid(fspan) + 1) * fspan;
+            if fend <= f as i64 {
+                break;
+            }
+            m -= span;
+        }
+    }
+    m.clamp(0, u32::MAX as i64) as u32
+}
+
+impl Store {
+    /// Whether some archive has rows to seal at `now`.
+    pub(super) fn seal_due(&self, now: i64) -> bool {
+        let schemas = self.schemas.read();
+        let inner = self.inner.lock();
+        schemas.shapes.iter().enumerate().any(|(schema, shape)| {
+            (0..shape.steps.len()).any(|a| {
+                let Some(&from) = inner.sealed.get(&(schema as u16, a as u8)) else {
+                    return false;
+                };
+                let finer = (a > 0)
+                    .then(|| inner.sealed.get(&(schema as u16, (a - 1) as u8)).copied())
+                    .flatten();
+                cutoff(shape, a, now, finer) > from
+            })
+        })
+    }
+
+    /// Seals every row whose span ended a grace period before `now`.
+    /// Returns the rows sealed.
+    pub(super) fn seal(&self, now: i64) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.checkpointing.lock();
+        let shapes: Vec<Shape> = self.schemas.read().shapes.clone();
+        let mut sealed = 0;
+        for (schema, shape) in shapes.iter().enumerate() {
+            let schema = schema as u16;
+            for a in 0..shape.steps.len() {
+                let (from, to) = {
+                    let inner = self.inner.lock();
+                    // A schema no batch used yet has nothing to seal.
+                    let Some(&from) = inner.sealed.get(&(schema, a as u8)) else {
+                        break;
+                    };
+                    let finer = (a > 0)
+                        .then(|| inner.sealed.get(&(schema, (a - 1) as u8)).copied())
+                        .flatten();
+                    (from, cutoff(shape, a, now, finer))
+                };
+                if to <= from {
+                    continue;
+                }
+                {
+                    let mut inner = self.inner.lock();
+                    let mark = inner.sealing.entry((schema, a as u8)).or_insert(0);
+                    *mark = (*mark).max(to);
+                }
+                self.checkpoint_locked()?;
+                sealed += self
+                    .seal_range(schema, a, shape, from, to)
+                    .map_err(StoreError::Write)?;
+            }
+        }
+        if sealed > 0 {
+            self.stats.rows_sealed.fetch_add(sealed as u64, Relaxed);
+        }
+        Ok(sealed)
+    }
+
+    /// Seals the rows of archive `a` starting in `[from, to)`.
+    fn seal_range(
+        &self,
+        schema: u16,
+        a: usize,
+        shape: &Shape,
+        from: u32,
+        to: u32,
+    ) -> Result<usize, KvError> {
+        let lo = RowKey::prefix(schema, a as u8, from).to_vec();
+        let hi = RowKey::prefix(schema, a as u8, to).to_vec();
+        // Histograms first: a timer stat derived from its histogram reads
+        // the sealed histogram row.
+        let mut n = self.seal_lane::<Option<Hist>>(a, shape, &lo, &hi, &mut |_, _| false)?;
+        let mut derivable: Vec<RowKey> = Vec::new();
+        let step = shape.steps[a];
+        n += {
+            let mut defer = |key: RowKey, _: &[f64]| -> bool {
+                let d = derive::predictor(&self.index.read(), key.series, a, step).is_some();
+                if d {
+                    derivable.push(key);
+                }
+                d
+            };
+            self.seal_lane::<f64>(a, shape, &lo, &hi, &mut defer)?
+        };
+        self.seal_derived(a, shape, &derivable)?;
+        let mut batch = Batch::default();
+        batch.delete_range(Space::Heads, lo.clone(), hi.clone());
+        batch.delete_range(Space::HistHeads, lo.clone(), hi.clone());
+        let key = [META_SEALED, &schema.to_be_bytes()[..], &[a as u8]].concat();
+        batch.put(Space::Meta, key, to.to_be_bytes().to_vec());
+        self.kv.write(batch)?;
+        self.inner.lock().sealed.insert((schema, a as u8), to);
+        self.kv.compact(Space::Heads, &lo, &hi);
+        self.kv.compact(Space::HistHeads, &lo, &hi);
+        Ok(n)
+    }
+
+    /// Seals one lane's rows with fragments in `[lo, hi)`, chunk by chunk,
+    /// and writes the coarser archive's points rolled up from them. Rows
+    /// `defer` claims are left for [`Store::seal_derived`] (their rollup is
+    /// written here).
+    fn seal_lane<T: Sealable>(
+        &self,
+        a: usize,
+        shape: &Shape,
+        lo: &[u8],
+        hi: &[u8],
+        defer: &mut dyn FnMut(RowKey, &[T]) -> bool,
+    ) -> Result<usize, KvError> {
+        let slots = shape.slots[a] as usize;
+        let coarser = a + 1 < shape.steps.len();
+        let mut cursor = lo.to_vec();
+        let mut sealed = 0;
+        loop {
+            let mut chunk: Vec<(RowKey, Vec<Vec<u8>>)> = Vec::new();
+            let mut next: Option<Vec<u8>> = None;
+            self.kv.scan(T::HEADS, &cursor, hi, &mut |k, v| {
+                let Some(rk) = fragment_row(k) else {
+                    return true;
+                };
+                if chunk.last().map(|c| c.0) != Some(rk) {
+                    if chunk.len() == CHUNK_ROWS {
+                        next = Some(k.to_vec());
+                        return false;
+                    }
+                    chunk.push((rk, Vec::new()));
+                }
+                if let Some(c) = chunk.last_mut() {
+                    c.1.push(v.to_vec());
+                }
+                true
+            })?;
+            let mut batch = Batch::default();
+            let mut heads: HashMap<RowKey, Head<T>> = HashMap::new();
+            for (key, frags) in chunk {
+                let row = self.assemble::<T>(key, slots, &frags)?;
+                if !row.iter().any(T::present) {
+                    continue;
+                }
+                sealed += 1;
+                if !defer(key, &row) {
+                    batch.put(T::SPACE, key.encode().to_vec(), T::encode_row(&row));
+                }
+                if coarser {
+                    for (ckey, cslot, v) in T::roll(self, shape, a, key, &row)? {
+                        let h = heads.entry(ckey).or_insert_with(|| Head {
+                            base: cslot as u32,
+                            slots: Vec::new(),
+                        });
+                        h.set(cslot, v);
+                    }
+                }
+            }
+            if !heads.is_empty() {
+                let frag = self.inner.lock().next_frag();
+                for (ckey, h) in &heads {
+                    batch.put(
+                        T::HEADS,
+                        fragment_key(*ckey, frag),
+                        T::encode_row(&h.as_row()),
+                    );
+                }
+                batch.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
+            }
+            if !batch.is_empty() {
+                self.kv.write(batch)?;
+            }
+            match next {
+                Some(k) => cursor = k,
+                None => return Ok(sealed),
+            }
+        }
+    }
+
+    /// A row to seal: its sealed record, if any (a store of an older
+    /// format), under its fragments in order.
+    fn assemble<T: Slot>(
+        &self,
+        key: RowKey,
+        slots: usize,
+        frags: &[Vec<u8>],
+    ) -> Result<Vec<T>, KvError> {
+        let mut corrupt = 0u64;
+        let mut row = match self.kv.get(T::SPACE, &key.encode())? {
+            Some(b) => T::decode_row(&b, slots, key, &*self.kv).unwrap_or_else(|e| {
+                corrupt += 1;
+                tracing::error!(?key, error = %e, "corrupt row replaced at its seal");
+                vec![T::absent(); slots]
+            }),
+            None => vec![T::absent(); slots],
+        };
+        for f in frags {
+            match T::decode_row(f, slots, key, &*self.kv) {
+                Ok(v) => {
+                    for (o, v) in row.iter_mut().zip(v) {
+                        if v.present() {
+                            *o = v;
+                        }
+                    }
+                }
+                Err(e) => {
+                    corrupt += 1;
+                    tracing::error!(?key, error = %e, "corrupt row fragment skipped at its seal");
+                }
+            }
+        }
+        if corrupt > 0 {
+            self.stats.corrupt_rows.fetch_add(corrupt, Relaxed);
+        }
+        Ok(row)
+    }
+
+    /// Writes rows that may be derived from other rows under their key
+    /// (sealed just before, so stored as the derived row is encoded
+    /// against): derived where that is smaller, plain otherwise.
+    fn seal_derived(&self, a: usize, shape: &Shape, keys: &[RowKey]) -> Result<(), KvError> {
+        let slots = shape.slots[a] as usize;
+        let step = shape.steps[a];
+        for chunk in keys.chunks(CHUNK_ROWS) {
+            let mut batch = Batch::default();
+            for &key in chunk {
+                let mut corrupt = 0;
+                let (row, _) = open::stored_row::<f64>(&*self.kv, key, slots, &mut corrupt)?;
+                if !row.iter().any(f64::present) {
+                    continue;
+                }
+                let plain = row::encode(&row);
+                let pred = derive::predictor(&self.index.read(), key.series, a, step);
+                let derived = match pred {
+                    Some(p) => self.sources_of(&p, key, slots)?.and_then(|(points, hist)| {
+                        let rows = SourceRows {
+                            points: points.iter().map(Vec::as_slice).collect(),
+                            hist: hist.as_deref(),
+                        };
+                        derive::encode(&row, &p, &rows)
+                    }),
+                    None => None,
+                };
+                let bytes = match derived {
+                    Some(d) if d.len() < plain.len() => d,
+                    _ => plain,
+                };
+                batch.put(Space::Rows, key.encode().to_vec(), bytes);
+            }
+            self.kv.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// A predictor's source rows as stored (sealed records only: a derived
+    /// row is encoded against exactly what a reader will find).
+    #[allow(clippy::type_complexity)]
+    fn sources_of(
+        &self,
+        p: &derive::Predictor,
+        key: RowKey,
+        slots: usize,
+    ) -> Result<Option<(Vec<Vec<f64>>, Option<Vec<Option<Hist>>>)>, KvError> {
+        let (mut points, mut hist) = (Vec::new(), None);
+        for s in p.sources() {
+            match s {
+                Source::Points(id) => {
+                    let k = RowKey { series: id, ..key }.encode();
+                    let Some(b) = self.kv.get(Space::Rows, &k)? else {
+                        return Ok(None);
+                    };
+                    if b.first() == Some(&derive::FORMAT_DERIVED) {
+                        return Ok(None);
+                    }
+                    match row::decode(&b, slots) {
+                        Ok(v) => points.push(v),
+                        Err(_) => return Ok(None),
+                    }
+                }
+                Source::Hist(id) => {
+                    let k = RowKey { series: id, ..key }.encode();
+                    let Some(b) = self.kv.get(Space::Hists, &k)? else {
+                        return Ok(None);
+                    };
+                    match hist::decode_row(&b, slots) {
+                        Ok(v) => hist = Some(v),
+                        Err(_) => return Ok(None),
+                    }
+                }
+            }
+        }
+        Ok(Some((points, hist)))
+    }
+}
+
+/// A slot kind the seal can roll up into the coarser archive.
+trait Sealable: Slot {
+    /// The coarser archive's points under a sealed finer row: (coarse row,
+    /// slot, value).
+    fn roll(
+        store: &Store,
+        shape: &Shape,
+        a: usize,
+        key: RowKey,
+        row: &[Self],
+    ) -> Result<Vec<(RowKey, usize, Self)>, KvError>;
+}
+
+impl Sealable for f64 {
+    fn roll(
+        store: &Store,
+        shape: &Shape,
+        a: usize,
+        key: RowKey,
+        row: &[f64],
+    ) -> Result<Vec<(RowKey, usize, f64)>, KvError> {
+        let rule = match store.index.read().series.get(key.series as usize) {
+            Some(s) if !s.hole => rollup::Rule {
+                method: s.method,
+                xff: s.xff,
+                link: s.link,
+            },
+            _ => return Ok(Vec::new()),
+        };
+        let hists = match rule.link {
+            Some((hid, _)) => Some(store.hist_row(hid, key.schema, a, shape, key.start)?),
+            None => None,
+        };
+        Ok(rollup::roll_values(
+            shape,
+            a + 1,
+            key.start,
+            i64::MIN,
+            &rule,
+            row,
+            hists.as_deref(),
+        )
+        .into_iter()
+        .map(|(bucket, v)| {
+            let (start, slot) = rollup::locate(shape, a + 1, bucket);
+            (
+                RowKey {
+                    archive: (a + 1) as u8,
+                    start,
+                    ..key
+                },
+                slot,
+                v,
+            )
+        })
+        .collect())
+    }
+}
+
+impl Sealable for Option<Hist> {
+    fn roll(
+        _store: &Store,
+        shape: &Shape,
+        a: usize,
+        key: RowKey,
+        row: &[Option<Hist>],
+    ) -> Result<Vec<(RowKey, usize, Option<Hist>)>, KvError> {
+        Ok(rollup::roll_hists(shape, a + 1, key.start, i64::MIN, row)
+            .into_iter()
+            .map(|(bucket, h)| {
+                let (start, slot) = rollup::locate(shape, a + 1, bucket);
+                (
+                    RowKey {
+                        archive: (a + 1) as u8,
+                        start,
+                        ..key
+                    },
+                    slot,
+                    Some(h),
+                )
+            })
+            .collect())
+    }
+}

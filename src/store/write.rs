@@ -1,0 +1,748 @@
+//! The write path: names to ids, the log first, then memory.
+
+use super::*;
+
+impl Store {
+    /// Stores a batch of points and timer histograms (histograms are named
+    /// like the timer's branch). Returns what was accepted once the batch
+    /// is in the log: a point whose write returned `Ok` survives a crash of
+    /// the process. An engine failure is counted and returned, and the
+    /// points stay in memory (and reads) until a checkpoint can write them.
+    pub fn write(
+        &self,
+        points: &[Point<'_>],
+        hists: &[(&str, i64, Hist)],
+        now: i64,
+    ) -> Result<Written, StoreError> {
+        let started = Instant::now();
+        let _gate = self.gate.read();
+        let (targets, htargets) = self.resolve(points, hists);
+        let entry = wal::Entry {
+            now,
+            points: points
+                .iter()
+                .zip(&targets)
+                .filter_map(|(p, t)| t.map(|t| (t.id, p.timestamp, p.value)))
+                .collect(),
+            hists: hists
+                .iter()
+                .zip(&htargets)
+                .filter_map(|((_, ts, h), t)| t.map(|t| (t.0, *ts, h.clone())))
+                .collect(),
+        };
+        let refused = (targets.iter().filter(|t| t.is_none()).count()
+            + htargets.iter().filter(|t| t.is_none()).count()) as u64;
+        let targets: Vec<Option<Target>> = targets.into_iter().flatten().map(Some).collect();
+        let htargets: Vec<Option<(u32, u16)>> = htargets.into_iter().flatten().map(Some).collect();
+        let bytes = entry.encode();
+        // The log write holds only the log's tail: readers, the checkpoint
+        // and writers resolving names go on meanwhile.
+        let mut tail = self.log.lock();
+        let seq = tail.next_seq;
+        tail.next_seq += 1;
+        let mut batch = Batch::default();
+        let records_upto = self.pending.lock().add_to(&mut batch);
+        batch.put(Space::Log, wal::key(seq).to_vec(), bytes.clone());
+        let logged = self.kv.write(batch);
+        if logged.is_ok() {
+            self.pending.lock().written(records_upto);
+        } else {
+            self.stats.write_errors.fetch_add(1, Relaxed);
+        }
+        let applied = self.apply_live(seq, &entry, &bytes, logged.is_ok(), &targets, &htargets);
+        drop(tail);
+        self.stats.batches.fetch_add(1, Relaxed);
+        self.stats
+            .write_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        let mut written = match applied {
+            Ok(w) => w,
+            Err(e) => {
+                self.stats.write_errors.fetch_add(1, Relaxed);
+                return Err(StoreError::Write(e));
+            }
+        };
+        written.refused = refused;
+        self.stats
+            .points_accepted
+            .fetch_add(written.accepted, Relaxed);
+        self.stats
+            .points_too_old
+            .fetch_add(written.too_old, Relaxed);
+        self.stats
+            .points_too_new
+            .fetch_add(written.too_new, Relaxed);
+        match logged {
+            Err(e) => Err(StoreError::Write(e)),
+            Ok(()) => Ok(written),
+        }
+    }
+
+    /// Applies a live batch to memory. Stored rows it needs (late points,
+    /// rows taken up again after a restart, rows derived from them) are
+    /// read with no lock held, then the batch is applied under the locks
+    /// from what was read; a row that left memory in between (a checkpoint
+    /// committed it) is looked for again, a few times, before it is read
+    /// under the lock.
+    fn apply_live(
+        &self,
+        seq: u64,
+        entry: &wal::Entry,
+        bytes: &[u8],
+        logged: bool,
+        targets: &[Option<Target>],
+        htargets: &[Option<(u32, u16)>],
+    ) -> Result<Written, KvError> {
+        let mut read = Prefetched::new(self.kv.clone());
+        let mut rounds = 0;
+        loop {
+            let index = self.index.read();
+            let schemas = self.schemas.read();
+            let mut inner = self.inner.lock();
+            for schema in targets
+                .iter()
+                .flatten()
+                .map(|t| t.schema)
+                .chain(htargets.iter().flatten().map(|h| h.1))
+            {
+                inner.init_marks(&schemas.shapes[schema as usize], schema, entry.now);
+            }
+            let wanted = if rounds < 4 {
+                self.rows_to_read(&inner, &index, &schemas, entry, targets, htargets, &read)
+            } else {
+                Vec::new()
+            };
+            if wanted.is_empty() {
+                if logged {
+                    inner.log_bytes += bytes.len() as u64;
+                    inner.log_sizes.push_back((seq, bytes.len() as u64));
+                    self.stats.log_bytes.store(inner.log_bytes, Relaxed);
+                } else {
+                    inner.log_gap = true;
+                    let n = (entry.points.len() + entry.hists.len()) as u64;
+                    inner.unlogged_bytes += bytes.len();
+                    inner.unlogged.push_back((seq, bytes.to_vec(), n));
+                    while inner.unlogged_bytes > MAX_UNLOGGED_BYTES {
+                        let Some((s, b, n)) = inner.unlogged.pop_front() else {
+                            break;
+                        };
+                        inner.unlogged_bytes -= b.len();
+                        inner.unprotected_points += n;
+                        inner.unprotected_upto = inner.unprotected_upto.max(s + 1);
+                    }
+                }
+                inner.points.stamp = seq;
+                inner.hists.stamp = seq;
+                let w = self.apply(
+                    &mut inner, &read, &index, &schemas, entry, targets, htargets,
+                );
+                inner.next_seq = seq + 1;
+                self.stats
+                    .reads_under_lock
+                    .fetch_add(read.fallbacks.load(Relaxed), Relaxed);
+                return w;
+            }
+            drop(inner);
+            drop(schemas);
+            drop(index);
+            read.fetch(wanted)?;
+            rounds += 1;
+        }
+    }
+
+    /// The stored rows applying `e` may read that are neither in memory nor
+    /// already read: per point and archive, its row if not open or unsaved
+    /// and possibly stored; the rows derived from it under the same key (it
+    /// may pin them); and the sources of any derived row read so far (its
+    /// decoding reads them).
+    #[allow(clippy::too_many_arguments)]
+    fn rows_to_read(
+        &self,
+        inner: &Inner,
+        index: &Index,
+        schemas: &Schemas,
+        e: &wal::Entry,
+        targets: &[Option<Target>],
+        htargets: &[Option<(u32, u16)>],
+        read: &Prefetched,
+    ) -> Vec<(Space, Vec<u8>)> {
+        let max_future = self.opts.max_future.as_secs() as i64;
+        let mut want: Vec<(Space, Vec<u8>)> = Vec::new();
+        let need = |space: Space, key: RowKey, missing: bool, want: &mut Vec<_>| {
+            let k = key.encode().to_vec();
+            if missing && !read.has(space, &k) {
+                want.push((space, k));
+            }
+        };
+        let touch = |source: Source, id: u32, schema: u16, ts: i64, want: &mut Vec<_>| {
+            let shape = &schemas.shapes[schema as usize];
+            for a in 0..shape.steps.len() {
+                let (start, _) = locate(shape, a, ts);
+                // The common case, a point for a row not sealed, goes to
+                // its head and reads nothing; nor does its rollup, which
+                // waits for the seal.
+                if !inner.is_sealing(shape, schema, a, start) {
+                    break;
+                }
+                let key = RowKey {
+                    schema,
+                    archive: a as u8,
+                    start,
+                    series: id,
+                };
+                let (space, missing) = match source {
+                    Source::Points(_) => (Space::Rows, !inner.points.unsaved.contains_key(&key)),
+                    Source::Hist(_) => (Space::Hists, !inner.hists.unsaved.contains_key(&key)),
+                };
+                need(space, key, missing, want);
+                for d in derive::dependents(index, source) {
+                    if index.series.get(d as usize).map(|s| s.schema) != Some(schema) {
+                        continue;
+                    }
+                    let dk = RowKey { series: d, ..key };
+                    need(
+                        Space::Rows,
+                        dk,
+                        !inner.points.unsaved.contains_key(&dk),
+                        want,
+                    );
+                }
+            }
+        };
+        for ((_, ts, _), t) in e.hists.iter().zip(htargets) {
+            let Some((id, schema)) = *t else { continue };
+            if *ts > e.now + max_future || *ts < 0 || *ts > u32::MAX as i64 {
+                continue;
+            }
+            touch(Source::Hist(id), id, schema, *ts, &mut want);
+        }
+        for (&(_, ts, _), t) in e.points.iter().zip(targets) {
+            let Some(t) = *t else { continue };
+            if ts > e.now + max_future || ts < 0 || ts > u32::MAX as i64 {
+                continue;
+            }
+            touch(Source::Points(t.id), t.id, t.schema, ts, &mut want);
+        }
+        for (space, key, bytes) in read.derived_rows() {
+            let Some(key) = RowKey::decode(key) else {
+                continue;
+            };
+            let Some(slots) = schemas
+                .shapes
+                .get(key.schema as usize)
+                .and_then(|s| s.slots.get(key.archive as usize))
+            else {
+                continue;
+            };
+            debug_assert_eq!(space, Space::Rows);
+            for src in derive::stored_sources(bytes, *slots as usize) {
+                let (space, series) = match src {
+                    Source::Points(p) => (Space::Rows, p),
+                    Source::Hist(h) => (Space::Hists, h),
+                };
+                let k = RowKey { series, ..key }.encode().to_vec();
+                if !read.has(space, &k) {
+                    want.push((space, k));
+                }
+            }
+        }
+        want.sort();
+        want.dedup();
+        want
+    }
+
+    /// Names to ids, creating series (and their schema) on first sight,
+    /// within the caps. A series' record joins the pending records in the
+    /// same critical section that gives it its id (see [`Pending`]).
+    #[allow(clippy::type_complexity)]
+    fn resolve(
+        &self,
+        points: &[Point<'_>],
+        hists: &[(&str, i64, Hist)],
+    ) -> (Vec<Option<Target>>, Vec<Option<(u32, u16)>>) {
+        {
+            let index = self.index.read();
+            let known = points.iter().all(|p| index.id(p.name).is_some())
+                && hists.iter().all(|h| index.hist_id(h.0).is_some());
+            if known {
+                return (
+                    points
+                        .iter()
+                        .map(|p| index.id(p.name).and_then(|id| target(&index, id)))
+                        .collect(),
+                    hists
+                        .iter()
+                        .map(|h| index.hist_id(h.0).and_then(|id| hist_target(&index, id)))
+                        .collect(),
+                );
+            }
+        }
+        let mut index = self.index.write();
+        let mut refused = 0u64;
+        let mut hts = Vec::with_capacity(hists.len());
+        for (name, _, _) in hists {
+            let id = match index.hist_id(name) {
+                Some(id) => Some(id),
+                None if self.may_create(&index, name) => {
+                    let a = self.rules.assign(name);
+                    let schema = self.schema_id(&a.retention);
+                    let id = index.add_hist(name, schema);
+                    let (k, v) = series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0);
+                    self.pending.lock().push(Space::Series, k, v);
+                    Some(id)
+                }
+                None => {
+                    refused += 1;
+                    None
+                }
+            };
+            hts.push(id.and_then(|id| hist_target(&index, id)));
+        }
+        let mut ts = Vec::with_capacity(points.len());
+        for p in points {
+            let id = match index.id(p.name) {
+                Some(id) => Some(id),
+                None if self.may_create(&index, p.name) => {
+                    let a = self.rules.assign(p.name);
+                    let schema = self.schema_id(&a.retention);
+                    let id = index.add_series(p.name, schema, a.method, a.xff);
+                    let (k, v) = series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff);
+                    self.pending.lock().push(Space::Series, k, v);
+                    Some(id)
+                }
+                None => {
+                    refused += 1;
+                    None
+                }
+            };
+            ts.push(id.and_then(|id| target(&index, id)));
+        }
+        drop(index);
+        if refused > 0 {
+            self.caps.refused(
+                refused,
+                self.opts.max_series,
+                self.opts.max_new_series_per_minute,
+            );
+        }
+        (ts, hts)
+    }
+
+    /// Whether a new series may be created now (the caller holds the
+    /// index's write lock, so the count cannot move meanwhile).
+    fn may_create(&self, index: &Index, name: &str) -> bool {
+        if name.len() > MAX_NAME_BYTES || name.is_empty() {
+            self.caps.note(Refusal::Name);
+            return false;
+        }
+        if index.len() + index.hists.len() >= self.opts.max_series {
+            self.caps.note(Refusal::Total);
+            return false;
+        }
+        if !self.caps.take_new(self.opts.max_new_series_per_minute) {
+            self.caps.note(Refusal::Rate);
+            return false;
+        }
+        true
+    }
+
+    /// The id of a retention schema, adding it (and its record, to the
+    /// pending records) on first use. Called under the index's write lock.
+    fn schema_id(&self, text: &str) -> u16 {
+        if let Some(&id) = self.schemas.read().by_text.get(text) {
+            return id;
+        }
+        let mut schemas = self.schemas.write();
+        if let Some(&id) = schemas.by_text.get(text) {
+            return id;
+        }
+        // Rules were validated at start-up, so their texts parse.
+        let r = Retention::parse(text).unwrap_or_else(|_| {
+            Retention::parse(schema::DEFAULT_RETENTION).unwrap_or_else(|_| unreachable!())
+        });
+        let id = schemas.add(r);
+        self.pending
+            .lock()
+            .push(Space::Meta, meta_schema_key(id), text.as_bytes().to_vec());
+        id
+    }
+
+    /// Applies one batch to memory: histograms first (their rollups feed
+    /// the timer stats' rollups), then points.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply(
+        &self,
+        inner: &mut Inner,
+        kv: &dyn Kv,
+        index: &Index,
+        schemas: &Schemas,
+        e: &wal::Entry,
+        targets: &[Option<Target>],
+        htargets: &[Option<(u32, u16)>],
+    ) -> Result<Written, KvError> {
+        let mut w = Written::default();
+        let max_future = self.opts.max_future.as_secs() as i64;
+        for ((_, ts, h), t) in e.hists.iter().zip(htargets) {
+            let Some((id, schema)) = *t else { continue };
+            let r = &schemas.list[schema as usize];
+            if *ts > e.now + max_future {
+                continue;
+            }
+            if r.archive_for_age(e.now - ts).is_none() {
+                continue;
+            }
+            let shape = &schemas.shapes[schema as usize];
+            put_hist(inner, kv, index, shape, id, schema, *ts, h.clone())?;
+        }
+        for (&(_, ts, v), t) in e.points.iter().zip(targets) {
+            let Some(t) = *t else { continue };
+            if ts > e.now + max_future || ts < 0 || ts > u32::MAX as i64 {
+                w.too_new += 1;
+                continue;
+            }
+            let r = &schemas.list[t.schema as usize];
+            if r.archive_for_age(e.now - ts).is_none() {
+                w.too_old += 1;
+                continue;
+            }
+            let shape = &schemas.shapes[t.schema as usize];
+            put_point(inner, kv, index, shape, &t, ts, v)?;
+            w.accepted += 1;
+        }
+        Ok(w)
+    }
+}
+
+pub(super) fn target(index: &Index, id: u32) -> Option<Target> {
+    let s: &SeriesInfo = index.series.get(id as usize).filter(|s| !s.hole)?;
+    Some(Target {
+        id,
+        schema: s.schema,
+        rule: rollup::Rule {
+            method: s.method,
+            xff: s.xff,
+            link: s.link,
+        },
+    })
+}
+
+pub(super) fn hist_target(index: &Index, id: u32) -> Option<(u32, u16)> {
+    let h = index.hists.get(id as usize).filter(|h| !h.hole)?;
+    Some((id, h.schema))
+}
+
+/// The stored rows a write reads, fetched with no lock held
+/// ([`Store::apply_live`]) and served to the apply from memory. A key not
+/// fetched is read from the engine (and counted: it was read under the
+/// lock).
+/// A row's fragments as read: (key, value) in key order.
+type Fragments = Vec<(Vec<u8>, Vec<u8>)>;
+
+struct Prefetched {
+    kv: Arc<dyn Kv>,
+    rows: HashMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    /// Fragments of the rows fetched: (fragment space, range start) →
+    /// (key, value) in key order.
+    frags: HashMap<(Space, Vec<u8>), Fragments>,
+    fallbacks: AtomicU64,
+}
+
+impl Prefetched {
+    fn new(kv: Arc<dyn Kv>) -> Self {
+        Prefetched {
+            kv,
+            rows: HashMap::new(),
+            frags: HashMap::new(),
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    fn has(&self, space: Space, key: &[u8]) -> bool {
+        self.rows.contains_key(&(space, key.to_vec()))
+    }
+
+    /// Reads each row's fragments, then the row (the order
+    /// `open::stored_row` relies on).
+    fn fetch(&mut self, keys: Vec<(Space, Vec<u8>)>) -> Result<(), KvError> {
+        for (space, heads) in [
+            (Space::Rows, Space::Heads),
+            (Space::Hists, Space::HistHeads),
+        ] {
+            let keys: Vec<Vec<u8>> = keys
+                .iter()
+                .filter(|k| k.0 == space)
+                .map(|k| k.1.clone())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            for k in &keys {
+                let Some(key) = RowKey::decode(k) else {
+                    continue;
+                };
+                let (from, to) = open::fragment_range(key);
+                let mut list = Vec::new();
+                self.kv.scan(heads, &from, &to, &mut |k, v| {
+                    list.push((k.to_vec(), v.to_vec()));
+                    true
+                })?;
+                self.frags.insert((heads, from), list);
+            }
+            let got = self.kv.multi_get(space, &keys)?;
+            for (k, v) in keys.into_iter().zip(got) {
+                self.rows.insert((space, k), v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Derived value rows read so far (their sources must be read too).
+    fn derived_rows(&self) -> impl Iterator<Item = (Space, &[u8], &[u8])> {
+        self.rows.iter().filter_map(|((space, k), v)| {
+            let v = v.as_deref()?;
+            (*space == Space::Rows && v.first() == Some(&derive::FORMAT_DERIVED)).then_some((
+                *space,
+                k.as_slice(),
+                v,
+            ))
+        })
+    }
+}
+
+impl Kv for Prefetched {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(v) = self.rows.get(&(space, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        self.fallbacks.fetch_add(1, Relaxed);
+        self.kv.get(space, key)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), KvError> {
+        self.kv.write(batch)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError> {
+        if let Some(list) = self.frags.get(&(space, from.to_vec())) {
+            for (k, v) in list {
+                if k.as_slice() >= to || !f(k, v) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        if matches!(space, Space::Heads | Space::HistHeads) {
+            self.fallbacks.fetch_add(1, Relaxed);
+        }
+        self.kv.scan(space, from, to, f)
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.kv.disk_bytes()
+    }
+
+    fn compact(&self, space: Space, from: &[u8], to: &[u8]) {
+        self.kv.compact(space, from, to)
+    }
+}
+
+use super::rollup::locate;
+
+/// Stores a point in the finest archive.
+///
+/// Whatever the point's age: whisper writes a point older than its finest
+/// archive's retention straight into a coarser archive (the slot then holds
+/// one raw value instead of a rollup, and a backfill of yesterday's data
+/// rolls up differently from the same data arriving live). Here every point
+/// rolls up from the finest archive, so a backfill, a replay or a catch-up
+/// after an outage stores what live traffic would have; the fine rows past
+/// their retention are dropped by the next retention sweep, and reads of an
+/// old range use the coarse archive as whisper's fetch does.
+///
+/// A row not yet sealed takes the point in its head, and nothing rolls up
+/// now: the seal rolls the whole row up once, and reads roll up what is not
+/// sealed yet. A sealed row is changed whole, and the change rolls up at
+/// once, through every coarser archive whose row is sealed too and into the
+/// first one whose row is not.
+fn put_point(
+    inner: &mut Inner,
+    kv: &dyn Kv,
+    index: &Index,
+    shape: &Shape,
+    t: &Target,
+    ts: i64,
+    v: f64,
+) -> Result<(), KvError> {
+    let (start, slot) = locate(shape, 0, ts);
+    let key = RowKey {
+        schema: t.schema,
+        archive: 0,
+        start,
+        series: t.id,
+    };
+    if !inner.is_sealing(shape, t.schema, 0, start) {
+        inner.points.set_head(key, slot, v);
+        return Ok(());
+    }
+    let source = Source::Points(t.id);
+    if inner
+        .points
+        .set_sealed(kv, key, slot, shape.slots[0] as usize, v)?
+    {
+        pin_dependents(inner, kv, index, shape, source, t.schema, 0, start)?;
+    }
+    for j in 1..shape.steps.len() {
+        let coarse = shape.steps[j] as i64;
+        let per = (coarse / shape.steps[j - 1] as i64) as usize;
+        let bucket = ts - ts.rem_euclid(coarse);
+        let (fstart, fslot) = locate(shape, j - 1, bucket);
+        let (cstart, cslot) = locate(shape, j, bucket);
+        let fkey = RowKey {
+            archive: (j - 1) as u8,
+            start: fstart,
+            ..key
+        };
+        let ckey = RowKey {
+            archive: j as u8,
+            start: cstart,
+            ..key
+        };
+        // A timer stat: the true statistic of every sample in the window,
+        // from the histogram merged at this archive (rolled up just before,
+        // as histograms are applied first).
+        let merged = t.rule.link.and_then(|(hid, _)| {
+            inner
+                .hists
+                .peek(
+                    RowKey {
+                        series: hid,
+                        ..ckey
+                    },
+                    cslot,
+                )
+                .flatten()
+        });
+        let value = inner
+            .points
+            .unsaved_window(fkey, fslot, per, |finer| {
+                rollup::value(&t.rule, finer, per, merged.as_ref())
+            })
+            .flatten();
+        let Some(value) = value else { break };
+        if !inner.is_sealing(shape, t.schema, j, cstart) {
+            inner.points.set_head(ckey, cslot, value);
+            break;
+        }
+        if inner
+            .points
+            .set_sealed(kv, ckey, cslot, shape.slots[j] as usize, value)?
+        {
+            pin_dependents(inner, kv, index, shape, source, t.schema, j, cstart)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stored row of `source` is about to change (a late point into a
+/// sealed row): the rows derived from it under the same key are brought
+/// into memory first, decoded against the stored source, so the checkpoint
+/// that writes the changed source rewrites them too (`derive`). Only this
+/// path changes a sealed source row: rows not sealed are never a derived
+/// row's source.
+#[allow(clippy::too_many_arguments)]
+fn pin_dependents(
+    inner: &mut Inner,
+    kv: &dyn Kv,
+    index: &Index,
+    shape: &Shape,
+    source: Source,
+    schema: u16,
+    archive: usize,
+    start: u32,
+) -> Result<(), KvError> {
+    for d in derive::dependents(index, source) {
+        if index.series.get(d as usize).map(|s| s.schema) != Some(schema) {
+            continue;
+        }
+        let key = RowKey {
+            schema,
+            archive: archive as u8,
+            start,
+            series: d,
+        };
+        inner.points.pin(kv, key, shape.slots[archive] as usize)?;
+    }
+    Ok(())
+}
+
+/// Stores a histogram in the finest archive, as [`put_point`] does a
+/// point; coarser archives take the merge of the finer window.
+#[allow(clippy::too_many_arguments)]
+fn put_hist(
+    inner: &mut Inner,
+    kv: &dyn Kv,
+    index: &Index,
+    shape: &Shape,
+    id: u32,
+    schema: u16,
+    ts: i64,
+    h: Hist,
+) -> Result<(), KvError> {
+    let (start, slot) = locate(shape, 0, ts);
+    let key = RowKey {
+        schema,
+        archive: 0,
+        start,
+        series: id,
+    };
+    if !inner.is_sealing(shape, schema, 0, start) {
+        inner.hists.set_head(key, slot, Some(h));
+        return Ok(());
+    }
+    let source = Source::Hist(id);
+    if inner
+        .hists
+        .set_sealed(kv, key, slot, shape.slots[0] as usize, Some(h))?
+    {
+        pin_dependents(inner, kv, index, shape, source, schema, 0, start)?;
+    }
+    for j in 1..shape.steps.len() {
+        let coarse = shape.steps[j] as i64;
+        let per = (coarse / shape.steps[j - 1] as i64) as usize;
+        let bucket = ts - ts.rem_euclid(coarse);
+        let (fstart, fslot) = locate(shape, j - 1, bucket);
+        let (cstart, cslot) = locate(shape, j, bucket);
+        let fkey = RowKey {
+            archive: (j - 1) as u8,
+            start: fstart,
+            ..key
+        };
+        let ckey = RowKey {
+            archive: j as u8,
+            start: cstart,
+            ..key
+        };
+        let merged = inner
+            .hists
+            .unsaved_window(fkey, fslot, per, rollup::merge)
+            .flatten();
+        let Some(merged) = merged else { break };
+        if !inner.is_sealing(shape, schema, j, cstart) {
+            inner.hists.set_head(ckey, cslot, Some(merged));
+            break;
+        }
+        if inner
+            .hists
+            .set_sealed(kv, ckey, cslot, shape.slots[j] as usize, Some(merged))?
+        {
+            pin_dependents(inner, kv, index, shape, source, schema, j, cstart)?;
+        }
+    }
+    Ok(())
+}
