@@ -28,6 +28,9 @@ impl Store {
                 || inner.log_bytes >= self.opts.checkpoint_log_bytes
                 || inner.points.unsaved.len() + inner.hists.unsaved.len()
                     >= self.opts.checkpoint_unsaved_rows
+                // Rows in memory past their share of `max_memory` are
+                // written out early (a checkpoint empties the heads).
+                || inner.points.bytes() + inner.hists.bytes() >= self.opts.rows_budget()
         };
         if due {
             self.checkpoint()?;
@@ -100,7 +103,7 @@ impl Store {
         for (key, h) in heads.iter() {
             let row = h.as_row();
             if row.iter().any(f64::present) {
-                batch.put(Space::Heads, fragment_key(*key, frag), row::encode(&row));
+                batch.put(Space::Heads, fragment_key(key, frag), row::encode(&row));
             }
         }
         for (key, h) in hheads.iter() {
@@ -108,7 +111,7 @@ impl Store {
             if row.iter().any(Option::present) {
                 batch.put(
                     Space::HistHeads,
-                    fragment_key(*key, frag),
+                    fragment_key(key, frag),
                     hist::encode_row(&row),
                 );
             }
@@ -152,6 +155,13 @@ impl Store {
         let result = self.kv.write(batch);
         if result.is_ok() {
             self.pending.lock().written(records_upto);
+        }
+        if result.is_ok() {
+            // Log entries are deleted by range as soon as they are covered;
+            // this drops the table files that held only such entries, so
+            // they do not stay on disk until RocksDB happens to compact.
+            self.kv
+                .compact(Space::Log, &wal::key(0), &wal::key(covered));
         }
         let mut inner = self.inner.lock();
         inner.points.heads_done(result.is_ok());

@@ -164,6 +164,17 @@ pub struct StoreOptions {
     /// Series (points and histograms) the store holds at most.
     pub max_series: usize,
     pub max_new_series_per_minute: usize,
+    /// The daemon's memory budget in bytes (`[storage] max_memory`). Rows
+    /// in memory may take a quarter of it before a checkpoint writes them
+    /// out early.
+    pub max_memory: u64,
+}
+
+impl StoreOptions {
+    /// Bytes the rows in memory may hold before a checkpoint is forced.
+    pub fn rows_budget(&self) -> usize {
+        (self.max_memory / 4) as usize
+    }
 }
 
 impl StoreOptions {
@@ -175,6 +186,7 @@ impl StoreOptions {
             checkpoint_unsaved_rows: 200_000,
             max_series: cfg.max_series,
             max_new_series_per_minute: cfg.max_new_series_per_minute,
+            max_memory: 1 << 30,
         }
     }
 }

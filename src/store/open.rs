@@ -155,23 +155,197 @@ impl<T: Slot> Head<T> {
         out
     }
 
-    /// Merges an older head under this one (a failed checkpoint gives its
-    /// heads back).
-    fn merge_older(&mut self, older: Head<T>) {
-        for (i, v) in older.slots.into_iter().enumerate() {
-            let slot = older.base as usize + i;
-            if v.present() && self.get(slot).is_none() {
-                self.set(slot, v);
-            }
-        }
-    }
-
     fn bytes(&self) -> usize {
-        std::mem::size_of::<(RowKey, Head<T>)>()
+        HEAD_BYTES
             + self.slots.capacity() * std::mem::size_of::<T>()
             + self.slots.iter().map(T::heap_bytes).sum::<usize>()
     }
 }
+
+/// Every head of a lane. A live series has one head, in its finest
+/// archive's current row: those sit in a vector by series id (40 bytes a
+/// series; a hash map of them cost ~100 at 1 M series, its buckets a power
+/// of two), and any other head (a series' previous row in its grace
+/// period, a coarser row changed by a late point) in a map.
+pub struct Heads<T> {
+    dense: Vec<Option<Dense<T>>>,
+    other: HashMap<RowKey, Head<T>>,
+    len: usize,
+    /// Bytes held, approximately, kept as heads change (`max_memory`).
+    bytes: usize,
+}
+
+/// A finest-archive head in [`Heads`]'s vector; its key is the series'
+/// (the index), the schema and the row start kept here.
+#[derive(Clone)]
+struct Dense<T> {
+    schema: u16,
+    start: u32,
+    head: Head<T>,
+}
+
+impl<T> Default for Heads<T> {
+    fn default() -> Self {
+        Heads {
+            dense: Vec::new(),
+            other: HashMap::default(),
+            len: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl<T: Clone> Clone for Heads<T> {
+    fn clone(&self) -> Self {
+        Heads {
+            dense: self.dense.clone(),
+            other: self.other.clone(),
+            len: self.len,
+            bytes: self.bytes,
+        }
+    }
+}
+
+impl<T: Slot> Heads<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held, approximately.
+    pub fn bytes(&self) -> usize {
+        self.bytes + self.dense.capacity() * std::mem::size_of::<Option<Dense<T>>>()
+    }
+
+    pub fn get(&self, key: &RowKey) -> Option<&Head<T>> {
+        if key.archive == 0 {
+            if let Some(Some(d)) = self.dense.get(key.series as usize) {
+                if d.start == key.start && d.schema == key.schema {
+                    return Some(&d.head);
+                }
+            }
+        }
+        self.other.get(key)
+    }
+
+    pub fn set(&mut self, key: RowKey, slot: usize, v: T) {
+        let add = std::mem::size_of::<T>() + v.heap_bytes();
+        if key.archive == 0 {
+            let i = key.series as usize;
+            if self.dense.len() <= i {
+                self.dense.resize_with(i + 1, || None);
+            }
+            match &mut self.dense[i] {
+                Some(d) if d.start == key.start && d.schema == key.schema => {
+                    let before = d.head.slots.capacity();
+                    d.head.set(slot, v);
+                    self.bytes +=
+                        add + (d.head.slots.capacity() - before) * std::mem::size_of::<T>();
+                    return;
+                }
+                Some(d) if d.start > key.start || d.schema != key.schema => {}
+                entry => {
+                    // The newest row takes the vector's place; an older
+                    // one still changing (its grace period) moves aside.
+                    let fresh = Dense {
+                        schema: key.schema,
+                        start: key.start,
+                        head: Head::new(slot, v),
+                    };
+                    self.len += 1;
+                    self.bytes += HEAD_BYTES + add;
+                    if let Some(old) = entry.replace(fresh) {
+                        let k = RowKey {
+                            schema: old.schema,
+                            archive: 0,
+                            start: old.start,
+                            series: key.series,
+                        };
+                        self.other.insert(k, old.head);
+                    }
+                    return;
+                }
+            }
+        }
+        match self.other.get_mut(&key) {
+            Some(h) => {
+                let before = h.slots.capacity();
+                h.set(slot, v);
+                self.bytes += add + (h.slots.capacity() - before) * std::mem::size_of::<T>();
+            }
+            None => {
+                self.other.insert(key, Head::new(slot, v));
+                self.len += 1;
+                self.bytes += HEAD_BYTES + 64 + add;
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &RowKey) -> Option<Head<T>> {
+        let mut took = None;
+        if key.archive == 0 {
+            if let Some(slot) = self.dense.get_mut(key.series as usize) {
+                if slot
+                    .as_ref()
+                    .is_some_and(|d| d.start == key.start && d.schema == key.schema)
+                {
+                    took = slot.take().map(|d| d.head);
+                }
+            }
+        }
+        if took.is_none() {
+            took = self.other.remove(key);
+        }
+        if let Some(h) = &took {
+            self.len -= 1;
+            self.bytes = self.bytes.saturating_sub(h.bytes());
+        }
+        took
+    }
+
+    /// Every head with its row's key.
+    pub fn iter(&self) -> impl Iterator<Item = (RowKey, &Head<T>)> {
+        let dense = self.dense.iter().enumerate().filter_map(|(i, d)| {
+            d.as_ref().map(|d| {
+                (
+                    RowKey {
+                        schema: d.schema,
+                        archive: 0,
+                        start: d.start,
+                        series: i as u32,
+                    },
+                    &d.head,
+                )
+            })
+        });
+        dense.chain(self.other.iter().map(|(k, h)| (*k, h)))
+    }
+
+    /// Every head, by value.
+    fn into_iter(self) -> impl Iterator<Item = (RowKey, Head<T>)> {
+        let dense = self.dense.into_iter().enumerate().filter_map(|(i, d)| {
+            d.map(|d| {
+                (
+                    RowKey {
+                        schema: d.schema,
+                        archive: 0,
+                        start: d.start,
+                        series: i as u32,
+                    },
+                    d.head,
+                )
+            })
+        });
+        dense.chain(self.other)
+    }
+}
+
+/// What a head costs besides its slots: its place and its vector's header
+/// and allocation.
+const HEAD_BYTES: usize = 40 + 16;
 
 /// A sealed row taken into memory whole by a late change, until a
 /// checkpoint writes it.
@@ -303,9 +477,9 @@ pub fn stored_row<T: Slot>(
 
 pub struct Lane<T> {
     /// Unsealed rows' slots changed since the last checkpoint.
-    pub heads: HashMap<RowKey, Head<T>>,
+    pub heads: Heads<T>,
     /// Heads a running checkpoint took, readable until it has written them.
-    pub inflight: Option<Arc<HashMap<RowKey, Head<T>>>>,
+    pub inflight: Option<Arc<Heads<T>>>,
     /// Sealed rows changed since the last checkpoint, whole.
     pub unsaved: HashMap<RowKey, Unsaved<T>>,
     pub corrupt_rows: u64,
@@ -317,7 +491,7 @@ pub struct Lane<T> {
 impl<T> Default for Lane<T> {
     fn default() -> Self {
         Lane {
-            heads: HashMap::default(),
+            heads: Heads::default(),
             inflight: None,
             unsaved: HashMap::default(),
             corrupt_rows: 0,
@@ -329,12 +503,7 @@ impl<T> Default for Lane<T> {
 impl<T: Slot> Lane<T> {
     /// Sets one slot of an unsealed row.
     pub fn set_head(&mut self, key: RowKey, slot: usize, v: T) {
-        match self.heads.get_mut(&key) {
-            Some(h) => h.set(slot, v),
-            None => {
-                self.heads.insert(key, Head::new(slot, v));
-            }
-        }
+        self.heads.set(key, slot, v);
     }
 
     /// Reads a sealed row into memory for a change: the unsaved copy if
@@ -445,7 +614,7 @@ impl<T: Slot> Lane<T> {
     }
 
     /// Takes the heads for a checkpoint; they stay readable in flight.
-    pub fn take_heads(&mut self) -> Arc<HashMap<RowKey, Head<T>>> {
+    pub fn take_heads(&mut self) -> Arc<Heads<T>> {
         let taken = Arc::new(std::mem::take(&mut self.heads));
         self.inflight = Some(taken.clone());
         taken
@@ -461,11 +630,18 @@ impl<T: Slot> Lane<T> {
             return;
         }
         let taken = Arc::try_unwrap(taken).unwrap_or_else(|a| (*a).clone());
-        for (k, older) in taken {
-            match self.heads.get_mut(&k) {
-                Some(h) => h.merge_older(older),
-                None => {
-                    self.heads.insert(k, older);
+        for (k, older) in taken.into_iter() {
+            let newer = self.heads.remove(&k);
+            for (i, v) in older.slots.into_iter().enumerate() {
+                if v.present() {
+                    self.heads.set(k, older.base as usize + i, v);
+                }
+            }
+            if let Some(newer) = newer {
+                for (i, v) in newer.slots.into_iter().enumerate() {
+                    if v.present() {
+                        self.heads.set(k, newer.base as usize + i, v);
+                    }
                 }
             }
         }
@@ -507,11 +683,8 @@ impl<T: Slot> Lane<T> {
 
     /// Bytes the lane's rows hold, approximately (for `max_memory`).
     pub fn bytes(&self) -> usize {
-        let heads: usize = self.heads.values().map(Head::bytes).sum();
-        let inflight: usize = self
-            .inflight
-            .as_ref()
-            .map_or(0, |m| m.values().map(Head::bytes).sum());
+        let heads = self.heads.bytes();
+        let inflight = self.inflight.as_ref().map_or(0, |m| m.bytes());
         let unsaved: usize = self
             .unsaved
             .values()
