@@ -242,8 +242,8 @@ impl<T: Slot> Heads<T> {
                 Some(d) if d.start == key.start && d.schema == key.schema => {
                     let before = d.head.slots.capacity();
                     d.head.set(slot, v);
-                    self.bytes +=
-                        add + (d.head.slots.capacity() - before) * std::mem::size_of::<T>();
+                    let after = d.head.slots.capacity();
+                    self.regrown(add, before, after);
                     return;
                 }
                 Some(d) if d.start > key.start || d.schema != key.schema => {}
@@ -274,7 +274,8 @@ impl<T: Slot> Heads<T> {
             Some(h) => {
                 let before = h.slots.capacity();
                 h.set(slot, v);
-                self.bytes += add + (h.slots.capacity() - before) * std::mem::size_of::<T>();
+                let after = h.slots.capacity();
+                self.regrown(add, before, after);
             }
             None => {
                 self.other.insert(key, Head::new(slot, v));
@@ -282,6 +283,14 @@ impl<T: Slot> Heads<T> {
                 self.bytes += HEAD_BYTES + 64 + add;
             }
         }
+    }
+
+    /// Accounts for a slot set in a head whose vector went from `before`
+    /// to `after` slots of capacity (it may shrink when it grows at the
+    /// front).
+    fn regrown(&mut self, add: usize, before: usize, after: usize) {
+        let size = std::mem::size_of::<T>();
+        self.bytes = (self.bytes + add + after * size).saturating_sub(before * size);
     }
 
     pub fn remove(&mut self, key: &RowKey) -> Option<Head<T>> {
