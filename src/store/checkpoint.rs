@@ -170,6 +170,13 @@ impl Store {
             Ok(()) => {
                 inner.points.commit(&rows, covered);
                 inner.hists.commit(&hrows, covered);
+                for (key, _) in rows.iter().chain(hrows.iter()) {
+                    let e = inner
+                        .fresh_rows
+                        .entry((key.schema, key.archive))
+                        .or_insert(key.start);
+                    *e = (*e).min(key.start);
+                }
                 inner.checkpoint_seq = covered;
                 while inner.unlogged.front().is_some_and(|u| u.0 < covered) {
                     if let Some((_, b, _)) = inner.unlogged.pop_front() {

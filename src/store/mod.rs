@@ -318,6 +318,10 @@ struct Inner {
     /// sealed, so the coarser archive's points under them are stored (set
     /// when a seal is done). Reads roll up the coarser points after it.
     sealed: HashMap<(u16, u8), u32>,
+    /// Per (schema, archive): the oldest start of a sealed row a
+    /// checkpoint wrote since the last retention sweep, which that sweep
+    /// keeps.
+    fresh_rows: HashMap<(u16, u8), u32>,
     /// The last fragment sequence used; each batch that writes fragments
     /// takes the next, so a later fragment of a row sorts after.
     frag_seq: u64,

@@ -676,12 +676,22 @@ impl<T: Slot> Lane<T> {
     }
 
     /// Drops unsaved rows of an archive that end at or before `cutoff`
-    /// (retention).
-    pub fn expire(&mut self, schema: u16, archive: usize, span: u32, cutoff: u32) {
-        self.unsaved.retain(|k, _| {
+    /// (retention), unless changed since batch `quiet_before`: a backfill
+    /// may still be filling such a row, and its later points roll up from
+    /// the ones already in it.
+    pub fn expire(
+        &mut self,
+        schema: u16,
+        archive: usize,
+        span: u32,
+        cutoff: u32,
+        quiet_before: u64,
+    ) {
+        self.unsaved.retain(|k, u| {
             !(k.schema == schema
                 && k.archive as usize == archive
-                && k.start as u64 + span as u64 <= cutoff as u64)
+                && k.start as u64 + span as u64 <= cutoff as u64
+                && u.stamp < quiet_before)
         });
     }
 

@@ -167,6 +167,7 @@ impl Store {
                 points: Lane::default(),
                 hists: Lane::default(),
                 sealing: sealed.clone(),
+                fresh_rows: HashMap::new(),
                 sealed,
                 frag_seq,
                 next_seq: checkpoint_seq,

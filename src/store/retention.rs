@@ -23,7 +23,13 @@ impl Store {
                     .sealed
                     .get(&(sid as u16, a as u8))
                     .map_or(0, |&s| s as i64);
-                let end_start = cutoff.min(sealed) - shape.spans[a] as i64 + 1;
+                // Nor a row a checkpoint wrote since the last sweep: a
+                // backfill may still be filling it (it goes at the next).
+                let fresh = inner
+                    .fresh_rows
+                    .get(&(sid as u16, a as u8))
+                    .map_or(i64::MAX, |&s| s as i64 + shape.spans[a] as i64);
+                let end_start = cutoff.min(sealed).min(fresh) - shape.spans[a] as i64 + 1;
                 if end_start <= 0 {
                     continue;
                 }
@@ -35,14 +41,16 @@ impl Store {
                 batch.delete_range(Space::Heads, from.clone(), to.clone());
                 batch.delete_range(Space::HistHeads, from.clone(), to.clone());
                 ranges.push((from, to));
+                let quiet = inner.checkpoint_seq;
                 inner
                     .points
-                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32);
+                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32, quiet);
                 inner
                     .hists
-                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32);
+                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32, quiet);
             }
         }
+        inner.fresh_rows.clear();
         drop(inner);
         drop(schemas);
         if batch.is_empty() {

@@ -1262,3 +1262,60 @@ fn a_damaged_log_entry_costs_its_own_points_only() {
     let f = store.fetch(id, T0 - 1, T0 + 60, now).unwrap().unwrap();
     assert_eq!((f.values[3], f.values[4], f.values[5]), (3.0, 4.0, 5.0));
 }
+
+/// A backfill of two days, time-major as carbon sends it, while
+/// checkpoints and retention sweeps run: the 10 s rows it fills are past
+/// their retention, and each 1 m point must still roll up from all six of
+/// its 10 s points (a sweep that dropped a row being filled, from memory
+/// or the engine, left the points after it to roll up alone).
+#[test]
+fn a_backfill_rolls_up_whole_while_checkpoints_and_retention_run() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("10s:6h,1m:7d,10m:5y", "sum", 0.5);
+    let store = Arc::new(open(&kv, &c));
+    let now = 1_796_604_000i64;
+    let n = 2 * 8640;
+    let start = now - (n - 1) * 10;
+    let start = start - start.rem_euclid(60);
+    let names: Vec<String> = (0..40).map(|i| format!("s{i:02}")).collect();
+    let value = |k: i64, i: usize| ((k * 7 + i as i64) % 13) as f64;
+    let mut lines: Vec<(usize, i64, f64)> = Vec::new();
+    for k in 0..n {
+        for i in 0..names.len() {
+            lines.push((i, start + k * 10, value(k, i)));
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.checkpoint().unwrap();
+                store.enforce_retention(now).unwrap();
+            }
+        })
+    };
+    for chunk in lines.chunks(5000) {
+        let batch: Vec<Point<'_>> = chunk
+            .iter()
+            .map(|(i, t, v)| pt(&names[*i], *t, *v))
+            .collect();
+        store.write(&batch, &[], now).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sweeper.join().unwrap();
+    for name in ["s00", "s17"] {
+        let i: usize = name[1..].parse().unwrap();
+        let id = store.index().id(name).unwrap();
+        let f = store.fetch(id, now - 2 * 86400, now, now).unwrap().unwrap();
+        assert_eq!(f.step, 60);
+        for (j, v) in f.values.iter().enumerate() {
+            let b = f.from + j as i64 * 60;
+            if b < start || b + 60 > start + n * 10 {
+                continue;
+            }
+            let want: f64 = (0..6).map(|s| value((b - start) / 10 + s, i)).sum();
+            assert_eq!(*v, want, "{name} at {b} ({} s before now)", now - b);
+        }
+    }
+}
