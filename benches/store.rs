@@ -1,6 +1,6 @@
 //! The store's size and speed figures, on RocksDB (and on the in-memory
 //! engine where that isolates the store's own cost). Prints a report; run
-//! with `cargo bench --bench store -- [size|write|read|sustained]...`
+//! with `cargo bench --bench store -- [size|write|read|latency|sustained|compact|ramp]...`
 //! (no argument: size, write and read).
 //!
 //! - `size`: a day of statsd output for 10,000 series at 10 s, produced by
@@ -19,7 +19,13 @@
 //! - `sustained`: a stream of 250,000 points/s kept up with for 10 minutes
 //!   of wall time (simulated time runs 100× faster, so rows seal,
 //!   checkpoints run and retention deletes, on a thread of their own as in
-//!   the daemon), sampling resident memory and how far behind it fell.
+//!   the daemon), sampling resident memory, `du` of the data dir and how
+//!   far behind it fell.
+//! - `compact`: what reclaiming a range-deleted range costs RocksDB (time,
+//!   `du` before and after).
+//! - `ramp`: memory, disk and write rate per live series as they ramp up
+//!   to a million on a simulated clock, with restarts and render latency
+//!   (see `ramp/mod.rs` for what it prints and its `RAMP_*` settings).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +42,8 @@ use rollupd::store::rocks::RocksKv;
 use rollupd::store::row;
 use rollupd::store::{Point, Store};
 use rollupd::telemetry::{LocalCounts, Telemetry};
+
+mod ramp;
 
 const DAY: i64 = 86400;
 const T0: i64 = 1_700_006_400;
@@ -516,13 +524,14 @@ fn sustained() {
         if started.elapsed() >= next_report {
             next_report += Duration::from_secs(30);
             println!(
-                "sustained: {:>4.0} s wall, {:.1} h simulated, {written} points, {:.0} points/s, writer busy {:.0}%, most behind {behind_max} points, RSS {:.0} MB, store {:.0} MB, rows in memory {}",
+                "sustained: {:>4.0} s wall, {:.1} h simulated, {written} points, {:.0} points/s, writer busy {:.0}%, most behind {behind_max} points, RSS {:.0} MB, store {:.0} MB, du {:.0} MB, rows in memory {}",
                 started.elapsed().as_secs_f64(),
                 b as f64 * 10.0 / 3600.0,
                 written as f64 / started.elapsed().as_secs_f64(),
                 busy.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
                 rss_mb(),
                 kv.disk_bytes() as f64 / 1e6,
+                ramp::du(dir.path()) as f64 / 1e6,
                 store.rows_in_memory(),
             );
         }
@@ -688,6 +697,65 @@ fn latency() {
     );
 }
 
+/// What reclaiming a range-deleted range costs the engine: `COMPACT_MB`
+/// (default 1024) of rows written in key order and compacted, the oldest
+/// three quarters range-deleted as retention does, then `Kv::compact` on
+/// that range: its time, and `du` of the data dir before and after.
+fn compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (engine, _store) = open_rocks(dir.path(), &StorageConfig::default());
+    let kv = engine.kv();
+    let mb: u64 = std::env::var("COMPACT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let value = vec![0x5au8; 1000];
+    let rows = mb * 1000;
+    let key = |i: u64| {
+        // Rows' key shape: schema 0, archive 0, start, series.
+        let mut k = [0u8; 11];
+        k[3..7].copy_from_slice(&((i / 1000) as u32).to_be_bytes());
+        k[7..11].copy_from_slice(&((i % 1000) as u32).to_be_bytes());
+        k
+    };
+    let mut i = 0;
+    while i < rows {
+        let mut b = rollupd::store::kv::Batch::default();
+        for j in i..(i + 1000).min(rows) {
+            b.put(Space::Rows, key(j).to_vec(), value.clone());
+        }
+        kv.write(b).expect("write");
+        i += 1000;
+    }
+    engine.compact_all();
+    let before = ramp::du(dir.path());
+    let (from, to) = (key(0).to_vec(), key(rows / 4 * 3).to_vec());
+    let mut b = rollupd::store::kv::Batch::default();
+    b.delete_range(Space::Rows, from.clone(), to.clone());
+    kv.write(b).expect("delete range");
+    let t = Instant::now();
+    kv.compact(Space::Rows, &from, &to);
+    let took = t.elapsed();
+    let mut left = 0u64;
+    kv.scan(Space::Rows, &[], &[0xff; 12], &mut |_, _| {
+        left += 1;
+        true
+    })
+    .expect("scan");
+    assert_eq!(
+        left,
+        rows - rows / 4 * 3,
+        "rows left after the range delete"
+    );
+    println!(
+        "compact[{}]: {rows} rows of 1000 B, 3/4 range-deleted: Kv::compact took {took:.2?}; du {:.0} MB before, {:.0} MB after; RSS {:.0} MB",
+        engine.name(),
+        before as f64 / 1e6,
+        ramp::du(dir.path()) as f64 / 1e6,
+        rss_mb()
+    );
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench targets too, without `--bench`
     // and in debug mode: measuring there would take an hour and mean
@@ -702,7 +770,7 @@ fn main() {
         .collect();
     let want = |w: &str| {
         if args.is_empty() {
-            w != "sustained" && w != "latency"
+            !matches!(w, "sustained" | "latency" | "ramp" | "compact")
         } else {
             args.iter().any(|a| a == w)
         }
@@ -721,5 +789,11 @@ fn main() {
     }
     if want("latency") {
         latency();
+    }
+    if want("compact") {
+        compact();
+    }
+    if want("ramp") {
+        ramp::ramp();
     }
 }

@@ -6,18 +6,62 @@
 //! fsync: a batch that `write` returned for survives `kill -9`, because the
 //! WAL bytes are in the kernel's page cache; a power cut may lose the last
 //! moments, as with carbon.
+//!
+//! RocksDB's memory is bounded by [`RocksOptions`]: one LRU block cache
+//! shared by every family holds data blocks and the index and filter blocks
+//! too (left to themselves, every open SST file keeps its index and filter
+//! in memory outside any bound, and each family gets a block cache and
+//! memtables of its own), and the memtables of all families together are
+//! charged to that cache by a write buffer manager, so `cache_bytes +
+//! memtable_bytes` bounds both.
 
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, ErrorKind,
-    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, ErrorKind,
+    IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 
 use super::kv::{Batch, Kv, KvError, KvErrorKind, Op, Space};
 
+/// How much memory RocksDB may hold beside the store's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RocksOptions {
+    /// The block cache every family shares: data blocks, index and filter
+    /// blocks.
+    pub cache_bytes: usize,
+    /// All memtables together. They are charged to the block cache (which
+    /// is made `cache_bytes + memtable_bytes` large); past 90% of this,
+    /// RocksDB flushes the largest.
+    pub memtable_bytes: usize,
+}
+
+impl Default for RocksOptions {
+    fn default() -> Self {
+        RocksOptions {
+            cache_bytes: 64 << 20,
+            memtable_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What RocksDB holds in memory now, from its own counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RocksMemory {
+    /// Block cache in use: blocks read, plus the memtables charged to it.
+    pub cache: u64,
+    /// Of which pinned (index and filter blocks of L0 files, blocks held by
+    /// open iterators).
+    pub cache_pinned: u64,
+    /// Memtables of every family, mutable and immutable.
+    pub memtables: u64,
+    /// Table readers outside the cache (what is left of each open file).
+    pub table_readers: u64,
+}
+
 pub struct RocksKv {
     db: DB,
+    cache: Cache,
 }
 
 fn convert(e: rocksdb::Error) -> KvError {
@@ -33,8 +77,33 @@ fn convert(e: rocksdb::Error) -> KvError {
 }
 
 impl RocksKv {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` with the default memory
+    /// bounds.
     pub fn open(dir: &Path) -> Result<RocksKv, KvError> {
+        Self::open_with(dir, &RocksOptions::default())
+    }
+
+    /// Opens (or creates) the database in `dir` within `limits`.
+    pub fn open_with(dir: &Path, limits: &RocksOptions) -> Result<RocksKv, KvError> {
+        Self::open_tuned(dir, limits, |_| {})
+    }
+
+    /// `open_with`, with `tune` applied last to every family's options
+    /// (tests make small files with it).
+    fn open_tuned(
+        dir: &Path,
+        limits: &RocksOptions,
+        tune: impl Fn(&mut Options),
+    ) -> Result<RocksKv, KvError> {
+        let cache = Cache::new_lru_cache(limits.cache_bytes + limits.memtable_bytes);
+        // No stall: past the budget RocksDB flushes; stalling every writer
+        // until a flush ends would turn a burst into a pause of the carbon
+        // listeners.
+        let memtables = WriteBufferManager::new_write_buffer_manager_with_cache(
+            limits.memtable_bytes,
+            false,
+            cache.clone(),
+        );
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -46,22 +115,59 @@ impl RocksKv {
         // by a large log.
         opts.set_max_total_wal_size(256 << 20);
         opts.set_bytes_per_sync(1 << 20);
-        let cfs = Space::ALL.iter().map(|s| {
+        opts.set_write_buffer_manager(&memtables);
+        let cfs = Space::ALL.map(|s| {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::None);
             let mut table = BlockBasedOptions::default();
-            table.set_bloom_filter(10.0, false);
+            table.set_block_cache(&cache);
+            table.set_cache_index_and_filter_blocks(true);
+            // L0 files are read by every lookup: their index and filter
+            // stay in the cache as long as the file lives.
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             table.set_block_size(16 << 10);
-            o.set_block_based_table_factory(&table);
-            if *s == Space::Log {
-                // Short-lived blobs: flush them in big memtables so most are
-                // deleted before they ever reach an SST.
-                o.set_write_buffer_size(64 << 20);
+            // The log is only ever scanned in order: a filter would be
+            // bytes on disk and in the cache for nothing.
+            if s != Space::Log {
+                table.set_bloom_filter(10.0, false);
+                table.set_optimize_filters_for_memory(true);
             }
+            o.set_block_based_table_factory(&table);
+            // A family's memtable is flushed at this size, or sooner when
+            // all of them together pass the budget. The log and the rows
+            // take nearly every write; the other families are small.
+            let share = match s {
+                Space::Log | Space::Rows => 4,
+                _ => 16,
+            };
+            o.set_write_buffer_size((limits.memtable_bytes / share).max(1 << 20));
+            tune(&mut o);
             ColumnFamilyDescriptor::new(s.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(convert)?;
-        Ok(RocksKv { db })
+        Ok(RocksKv { db, cache })
+    }
+
+    /// What RocksDB holds in memory now.
+    pub fn memory(&self) -> RocksMemory {
+        let mut m = RocksMemory {
+            cache: self.cache.get_usage() as u64,
+            cache_pinned: self.cache.get_pinned_usage() as u64,
+            ..RocksMemory::default()
+        };
+        for s in Space::ALL {
+            let cf = self.cf(s);
+            let prop = |p: &str| {
+                self.db
+                    .property_int_value_cf(cf, p)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            m.memtables += prop("rocksdb.cur-size-all-mem-tables");
+            m.table_readers += prop("rocksdb.estimate-table-readers-mem");
+        }
+        m
     }
 
     fn cf(&self, space: Space) -> &rocksdb::ColumnFamily {
@@ -141,10 +247,37 @@ impl Kv for RocksKv {
         total
     }
 
+    /// Drops the SST files that lie wholly inside `[from, to)` without
+    /// reading them, then compacts what is left of the range. The store
+    /// range-deletes a range before it asks for this, so the tombstone
+    /// (newer than any file dropped here) still hides whatever in the
+    /// range a dropped file had been covering.
     fn compact(&self, space: Space, from: &[u8], to: &[u8]) {
-        self.db
-            .compact_range_cf(self.cf(space), Some(from), Some(to));
+        let cf = self.cf(space);
+        if let Some(last) = key_before(to) {
+            if from <= last.as_slice() {
+                // RocksDB takes the end of this range as inclusive: `last`
+                // sorts before `to` and everything up to it does too.
+                if let Err(e) = self.db.delete_file_in_range_cf(cf, from, &last) {
+                    tracing::warn!(space = space.name(), error = %e, "dropping whole files of a deleted range failed; compacting it instead");
+                }
+            }
+        }
+        self.db.compact_range_cf(cf, Some(from), Some(to));
     }
+}
+
+/// A key that sorts before `to` such that every key up to it does too (the
+/// inclusive end of `[.., to)`, or a little short of it): `to` less its
+/// last byte if that is 0, else with its last byte one lower. None for the
+/// empty key, before which there is nothing.
+fn key_before(to: &[u8]) -> Option<Vec<u8>> {
+    let (&last, head) = to.split_last()?;
+    let mut k = head.to_vec();
+    if last > 0 {
+        k.push(last - 1);
+    }
+    Some(k)
 }
 
 impl RocksKv {
@@ -180,5 +313,115 @@ impl RocksKv {
             self.db
                 .compact_range_cf(self.cf(s), None::<&[u8]>, None::<&[u8]>);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_before_is_below_the_end_and_so_is_everything_up_to_it() {
+        assert_eq!(key_before(b""), None);
+        assert_eq!(key_before(b"ab\x05").unwrap(), b"ab\x04");
+        assert_eq!(key_before(b"ab\x00").unwrap(), b"ab");
+        assert_eq!(key_before(b"\x00").unwrap(), b"");
+        for to in [&b"ab\x05"[..], b"ab\x00", b"\x01"] {
+            let k = key_before(to).unwrap();
+            assert!(k.as_slice() < to);
+        }
+    }
+
+    fn key(i: u32) -> Vec<u8> {
+        let mut k = vec![0u8; 11];
+        k[3..7].copy_from_slice(&(i / 100).to_be_bytes());
+        k[7..11].copy_from_slice(&(i % 100).to_be_bytes());
+        k
+    }
+
+    /// 40,000 rows of 100 B in files of about 256 KiB at the bottom level.
+    fn filled(dir: &Path) -> RocksKv {
+        let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |o| {
+            o.set_target_file_size_base(256 << 10);
+        })
+        .unwrap();
+        for chunk in 0..8u32 {
+            let mut b = Batch::default();
+            for i in chunk * 5000..(chunk + 1) * 5000 {
+                b.put(Space::Rows, key(i), vec![i as u8; 100]);
+            }
+            kv.write(b).unwrap();
+            kv.db.flush_cf(kv.cf(Space::Rows)).unwrap();
+        }
+        kv.compact_all();
+        kv
+    }
+
+    fn live_keys(kv: &RocksKv) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        })
+        .unwrap();
+        keys
+    }
+
+    fn files(kv: &RocksKv) -> u64 {
+        (0..7)
+            .map(|l| {
+                kv.db
+                    .property_int_value_cf(
+                        kv.cf(Space::Rows),
+                        &format!("rocksdb.num-files-at-level{l}"),
+                    )
+                    .unwrap()
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn compact_drops_the_files_of_a_deleted_range_and_keeps_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = filled(dir.path());
+        let before = kv.space_sst_bytes(Space::Rows);
+        // One file per flush, moved down whole (their keys do not overlap).
+        assert_eq!(files(&kv), 8);
+        // The range ends on the last key of a file: RocksDB's inclusive end
+        // would drop that file and the key with it.
+        let mut b = Batch::default();
+        b.delete_range(Space::Rows, key(0), key(29_999));
+        kv.write(b).unwrap();
+        kv.compact(Space::Rows, &key(0), &key(29_999));
+        let keys = live_keys(&kv);
+        assert_eq!(keys.len(), 10_001);
+        assert_eq!(keys[0], key(29_999));
+        let after = kv.space_sst_bytes(Space::Rows);
+        assert!(after * 3 < before, "{after} of {before} B left");
+    }
+
+    /// Files dropped alone, with no compaction after: the range's tombstone
+    /// still hides the rows of the files that straddle its ends.
+    #[test]
+    fn dropped_files_leave_nothing_of_the_range_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = filled(dir.path());
+        let before = kv.space_sst_bytes(Space::Rows);
+        // A range that starts and ends inside files.
+        let mut b = Batch::default();
+        b.delete_range(Space::Rows, key(1234), key(31_234));
+        kv.write(b).unwrap();
+        let last = key_before(&key(31_234)).unwrap();
+        kv.db
+            .delete_file_in_range_cf(kv.cf(Space::Rows), key(1234), last)
+            .unwrap();
+        let keys = live_keys(&kv);
+        assert_eq!(keys.len(), 10_000);
+        assert_eq!(keys[1233], key(1233));
+        assert_eq!(keys[1234], key(31_234));
+        // Nothing was compacted; the files wholly inside are gone.
+        let after = kv.space_sst_bytes(Space::Rows);
+        assert!(after * 2 < before, "{after} of {before} B left");
     }
 }

@@ -1,0 +1,522 @@
+//! `ramp`: how much memory and disk the store takes per live series, and
+//! how fast it writes, as live series ramp up to a million.
+//!
+//! The store runs on RocksDB in a temp dir with the default storage rules
+//! (`10s:6h,1m:7d,10m:5y`), on a SIMULATED clock: every live series gets a
+//! point per 10 s of simulated time, and simulated time runs as fast as the
+//! store takes the points. The writer sends batches of [`BATCH`] points, as
+//! the carbon listener hands a read's points to `Store::write` (at most
+//! `ingest::carbon::MAX_BATCH`, 4,096). An upkeep thread, as the daemon's,
+//! calls `maintain(now, false)` each simulated second, forces a checkpoint
+//! every 5 simulated minutes (the configured interval is wall-clock, so it
+//! is set out of the way) and enforces retention every 10 simulated minutes.
+//!
+//! After each level (100k, 250k, 500k, 1M live series, up to `RAMP_MAX`) it
+//! prints one line: series, points, write rate over the level, RSS now and
+//! peak, checkpoints, `du` of the data dir, the live bytes of the row
+//! spaces, bytes per point as `du` shows them. Then it restarts the store
+//! twice: as after `kill -9` (dropped without closing: the log since the
+//! last checkpoint is replayed) and after a clean `close`. At the top level
+//! it also times renders: one series over -1h, and the 1,000 series of one
+//! glob over -1h and -24h.
+//!
+//! Environment:
+//! - `RAMP_MAX` (1000000): live series at the top level.
+//! - `RAMP_MINUTES` (30): simulated minutes at the top level;
+//!   `RAMP_LOWER_MINUTES` (10, at most `RAMP_MINUTES`) at the levels below.
+//! - `RAMP_VALUES` (`statsd`): statsd-shaped values (integer counters that
+//!   grow by a little, gauges that wander, constant series); `random`: any
+//!   f64.
+//! - `RAMP_RSS_LIMIT_MB` (20000): the ramp stops, with a line that says so,
+//!   once the process's RSS passes it.
+//! - `RAMP_CACHE_MB`, `RAMP_MEMTABLE_MB`: RocksDB's block cache and
+//!   memtable budget (`RocksOptions`' defaults when unset).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rollupd::config::StorageConfig;
+use rollupd::store::kv::{Kv, Space};
+use rollupd::store::{Point, Store};
+
+use super::T0;
+
+mod proc;
+pub use proc::du;
+use proc::status_mb;
+
+/// Points per `Store::write`, as carbon's reads deliver them.
+const BATCH: usize = 4096;
+/// Live series at each level; the top level is `RAMP_MAX`.
+const LEVELS: [usize; 4] = [100_000, 250_000, 500_000, 1_000_000];
+/// Simulated seconds between forced checkpoints.
+const CHECKPOINT_EVERY: i64 = 300;
+/// Simulated seconds between retention passes.
+const RETENTION_EVERY: i64 = 600;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+/// The levels up to `max`, ending at `max`.
+fn levels(max: usize) -> Vec<usize> {
+    let mut l: Vec<usize> = LEVELS.iter().copied().filter(|&n| n < max).collect();
+    l.push(max);
+    l
+}
+
+/// Writes series `i`'s name, carbon-style: 1,000 series per host, so one
+/// host's glob (`host.0007.*.metric.*`) names 1,000 series.
+fn name(i: usize, out: &mut String) {
+    let mut b = itoa::Buffer::new();
+    out.push_str("host.");
+    let host = b.format(i / 1000);
+    for _ in host.len()..4 {
+        out.push('0');
+    }
+    out.push_str(host);
+    out.push_str(".app");
+    out.push_str(b.format((i / 100) % 10));
+    out.push_str(".metric.");
+    out.push_str(b.format(i % 100));
+}
+
+/// The values each series sends.
+struct Values {
+    random: bool,
+    rng: fastrand::Rng,
+    last: Vec<f64>,
+}
+
+impl Values {
+    fn new(random: bool) -> Self {
+        Values {
+            random,
+            rng: fastrand::Rng::with_seed(11),
+            last: Vec::new(),
+        }
+    }
+
+    /// The next value of series `i`. Statsd-shaped: six in ten are counters
+    /// (integers growing by 0..=3 a point), three in ten gauges wandering by
+    /// tenths, one in ten constant.
+    fn next(&mut self, i: usize) -> f64 {
+        if self.random {
+            return f64::from_bits(self.rng.u64(..) >> 2) * (self.rng.f64() - 0.5);
+        }
+        if i >= self.last.len() {
+            let rng = &mut self.rng;
+            self.last
+                .extend((self.last.len()..=i).map(|j| match j % 10 {
+                    0..=5 => rng.u32(0..100_000) as f64,
+                    6..=8 => rng.u32(0..10_000) as f64 / 10.0,
+                    _ => (j % 3) as f64,
+                }));
+        }
+        let v = &mut self.last[i];
+        match i % 10 {
+            0..=5 => *v += self.rng.u32(0..=3) as f64,
+            6..=8 => *v = ((*v * 10.0).round() + self.rng.i32(-5..=5) as f64).max(0.0) / 10.0,
+            _ => {}
+        }
+        *v
+    }
+}
+
+/// Upkeep beside the writer, as the daemon's maintenance thread, on the
+/// simulated clock.
+struct Upkeep {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// What the upkeep thread measured.
+#[derive(Default)]
+struct UpkeepStats {
+    checkpoints: AtomicU64,
+    checkpoint_max_ms: AtomicU64,
+    retention_passes: AtomicU64,
+    retention_max_ms: AtomicU64,
+}
+
+impl Upkeep {
+    fn start(store: Arc<Store>, clock: Arc<AtomicI64>, stats: Arc<UpkeepStats>) -> Upkeep {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let start = clock.load(Relaxed);
+                // Checkpoints fall half-way between level ends, so a crash
+                // at a level's end leaves half an interval in the log to
+                // replay, as a crash at a random moment would on average.
+                let (mut last, mut last_ckpt, mut last_ret) =
+                    (start, start - CHECKPOINT_EVERY / 2, start);
+                while !stop.load(Relaxed) {
+                    let now = clock.load(Relaxed);
+                    if now <= last {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    last = now;
+                    let force = now - last_ckpt >= CHECKPOINT_EVERY;
+                    let t = Instant::now();
+                    store.maintain(now, force).expect("maintain");
+                    if force {
+                        last_ckpt = now;
+                        stats.checkpoints.fetch_add(1, Relaxed);
+                        let ms = t.elapsed().as_millis() as u64;
+                        stats.checkpoint_max_ms.fetch_max(ms, Relaxed);
+                    }
+                    if now - last_ret >= RETENTION_EVERY {
+                        last_ret = now;
+                        let t = Instant::now();
+                        store.enforce_retention(now).expect("retention");
+                        stats.retention_passes.fetch_add(1, Relaxed);
+                        let ms = t.elapsed().as_millis() as u64;
+                        stats.retention_max_ms.fetch_max(ms, Relaxed);
+                    }
+                }
+            })
+        };
+        Upkeep { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Relaxed);
+        self.thread.join().expect("upkeep thread");
+    }
+}
+
+/// An open store and what runs beside it.
+struct Running {
+    engine: super::Engine,
+    store: Arc<Store>,
+    upkeep: Upkeep,
+}
+
+fn open(
+    dir: &Path,
+    cfg: &StorageConfig,
+    now: i64,
+    clock: &Arc<AtomicI64>,
+    stats: &Arc<UpkeepStats>,
+) -> (Running, Duration) {
+    let t = Instant::now();
+    let engine = open_engine(dir);
+    let store = Arc::new(Store::open(engine.kv(), dir, cfg, now).expect("open store"));
+    let took = t.elapsed();
+    let upkeep = Upkeep::start(store.clone(), clock.clone(), stats.clone());
+    (
+        Running {
+            engine,
+            store,
+            upkeep,
+        },
+        took,
+    )
+}
+
+fn open_engine(dir: &Path) -> super::Engine {
+    #[cfg(feature = "rocksdb")]
+    {
+        let opts = rollupd::store::rocks::RocksOptions::default();
+        let opts = rollupd::store::rocks::RocksOptions {
+            cache_bytes: env::<usize>("RAMP_CACHE_MB", opts.cache_bytes >> 20) << 20,
+            memtable_bytes: env::<usize>("RAMP_MEMTABLE_MB", opts.memtable_bytes >> 20) << 20,
+        };
+        super::Engine::Rocks(Arc::new(
+            rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb"),
+        ))
+    }
+    #[cfg(not(feature = "rocksdb"))]
+    {
+        let _ = dir;
+        super::Engine::Mem(Arc::new(rollupd::store::mem::MemKv::new()))
+    }
+}
+
+/// What the engine holds in memory, by its own counters.
+fn engine_memory(engine: &super::Engine) -> String {
+    match engine {
+        #[cfg(feature = "rocksdb")]
+        super::Engine::Rocks(k) => {
+            let m = k.memory();
+            format!(
+                "rocksdb: cache {:.0} MB of which pinned {:.0} MB, memtables {:.0} MB, table readers {:.0} MB",
+                mb(m.cache),
+                mb(m.cache_pinned),
+                mb(m.memtables),
+                mb(m.table_readers)
+            )
+        }
+        super::Engine::Mem(_) => "in-memory engine".into(),
+    }
+}
+
+/// The spaces that hold rows: every space but the log, the metadata, the
+/// series index and events, so a new row space is counted without a
+/// change here.
+fn row_spaces() -> impl Iterator<Item = Space> {
+    Space::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, Space::Log | Space::Meta | Space::Series | Space::Events))
+}
+
+/// Live bytes of the row spaces (values; keys beside), read through the
+/// engine: what the compressed rows themselves take.
+fn row_bytes(kv: &dyn Kv) -> Vec<(Space, u64, u64)> {
+    row_spaces()
+        .map(|s| {
+            let (mut values, mut keys) = (0u64, 0u64);
+            kv.scan(s, &[], &[0xff; 32], &mut |k, v| {
+                values += v.len() as u64;
+                keys += k.len() as u64;
+                true
+            })
+            .expect("scan");
+            (s, values, keys)
+        })
+        .collect()
+}
+
+/// Hands the freed heap of a closed store back to the kernel, so the RSS
+/// printed after a reopen is the new store's, not the old one's garbage
+/// (without it RSS after a clean restart read 482 MB where the store
+/// before it had 257 MB).
+fn trim() {
+    // SAFETY: malloc_trim takes no pointers and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+fn pct(v: &mut [Duration], q: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Render latencies on the open store at `now`.
+fn renders(store: &Store, now: i64) {
+    let one = store
+        .index()
+        .id("host.0000.app0.metric.0")
+        .expect("series 0");
+    let mut lat: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(store.fetch(one, now - 3600, now, now).expect("fetch"));
+            t.elapsed()
+        })
+        .collect();
+    println!(
+        "ramp: render one series -1h: p50 {:.2?} p99 {:.2?} (200 fetches)",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+    let glob = "host.0000.*.metric.*";
+    for (what, span) in [("-1h", 3600), ("-24h", 86400)] {
+        let mut n = 0;
+        let mut points = 0;
+        let mut lat: Vec<Duration> = (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                let ids = store.index().expand(glob, 100_000).expect("glob");
+                n = ids.len();
+                points = 0;
+                for id in ids {
+                    let f = store.fetch(id, now - span, now, now).expect("fetch");
+                    points += f.map_or(0, |f| f.values.iter().filter(|v| !v.is_nan()).count());
+                }
+                t.elapsed()
+            })
+            .collect();
+        println!(
+            "ramp: render glob {glob} ({n} series, {points} points) {what}: p50 {:.1?} p99 {:.1?} (20 renders: expand, then fetch each)",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99)
+        );
+    }
+}
+
+pub fn ramp() {
+    let max: usize = env("RAMP_MAX", 1_000_000);
+    let top_minutes: i64 = env("RAMP_MINUTES", 30);
+    let lower_minutes: i64 = env("RAMP_LOWER_MINUTES", 10).min(top_minutes);
+    let random = std::env::var("RAMP_VALUES").is_ok_and(|v| v == "random");
+    let rss_limit: f64 = env("RAMP_RSS_LIMIT_MB", 20_000.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The configured interval is wall-clock: the upkeep thread checkpoints
+    // on the simulated clock instead. Every other setting is the default.
+    let cfg = StorageConfig {
+        checkpoint_interval: Duration::from_secs(86400),
+        ..StorageConfig::default()
+    };
+    let clock = Arc::new(AtomicI64::new(T0));
+    let up = Arc::new(UpkeepStats::default());
+    println!(
+        "ramp: up to {max} series, {lower_minutes} simulated min per level below the top, {top_minutes} at it, {} values, batches of {BATCH}; RSS before the store {:.0} MB",
+        if random { "random" } else { "statsd-shaped" },
+        status_mb("VmRSS")
+    );
+    let (mut run, _) = open(dir.path(), &cfg, T0, &clock, &up);
+    println!(
+        "ramp: engine {}, data dir {}",
+        run.engine.name(),
+        dir.path().display()
+    );
+    let mut values = Values::new(random);
+    let (mut names, mut spans) = (String::new(), Vec::<(usize, usize, f64, i64)>::new());
+    // Points written per simulated step, for the points still in retention.
+    let mut steps: VecDeque<(i64, u64)> = VecDeque::new();
+    let (mut total, mut k) = (0u64, 0i64);
+    let ret10 = 6 * 3600;
+    let levels = levels(max);
+    'levels: for (li, &series) in levels.iter().enumerate() {
+        let top = li + 1 == levels.len();
+        let minutes = if top { top_minutes } else { lower_minutes };
+        let started = Instant::now();
+        let mut busy_gen = Duration::ZERO;
+        let mut level_points = 0u64;
+        let mut stopped = None;
+        for _ in 0..minutes * 6 {
+            let t = T0 + k * 10;
+            let mut i = 0;
+            while i < series {
+                let g = Instant::now();
+                let end = (i + BATCH).min(series);
+                names.clear();
+                spans.clear();
+                for j in i..end {
+                    let from = names.len();
+                    name(j, &mut names);
+                    // Senders' clocks spread the points over the step.
+                    spans.push((from, names.len(), values.next(j), t + (j % 10) as i64));
+                }
+                let pts: Vec<Point<'_>> = spans
+                    .iter()
+                    .map(|&(a, b, value, timestamp)| Point {
+                        name: &names[a..b],
+                        timestamp,
+                        value,
+                    })
+                    .collect();
+                let now = t + (10 * end / series) as i64;
+                busy_gen += g.elapsed();
+                let w = run.store.write(&pts, &[], now).expect("write");
+                assert_eq!(w.accepted as usize, pts.len(), "points refused: {w:?}");
+                clock.store(now, Relaxed);
+                i = end;
+            }
+            k += 1;
+            level_points += series as u64;
+            steps.push_back((t, series as u64));
+            let rss = status_mb("VmRSS");
+            if rss > rss_limit {
+                stopped = Some(rss);
+                break;
+            }
+        }
+        total += level_points;
+        let took = started.elapsed().as_secs_f64();
+        let now = T0 + k * 10;
+        while steps.front().is_some_and(|(t, _)| *t < now - ret10) {
+            steps.pop_front();
+        }
+        let in_retention: u64 = steps.iter().map(|s| s.1).sum();
+        let (rss, hwm) = (status_mb("VmRSS"), status_mb("VmHWM"));
+        let engine_mem = engine_memory(&run.engine);
+        let disk = du(dir.path());
+        let rows = row_bytes(&*run.engine.kv());
+        let row_total: u64 = rows.iter().map(|r| r.1).sum();
+        let mut row_text = String::new();
+        for (s, v, keys) in &rows {
+            if !row_text.is_empty() {
+                row_text.push_str(", ");
+            }
+            let _ = write!(
+                row_text,
+                "{} {:.1} MB + keys {:.1} MB",
+                s.name(),
+                mb(*v),
+                mb(*keys)
+            );
+        }
+        println!(
+            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB, rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention",
+            took,
+            level_points / series as u64 / 6,
+            level_points as f64 / took / 1e6,
+            level_points as f64 / (took - busy_gen.as_secs_f64()) / 1e6,
+            rss * 1048576.0 / series as f64,
+            up.checkpoints.load(Relaxed),
+            run.store.stats.last_checkpoint_ms.load(Relaxed),
+            up.checkpoint_max_ms.load(Relaxed),
+            up.retention_passes.load(Relaxed),
+            up.retention_max_ms.load(Relaxed),
+            mb(disk),
+            mb(row_total),
+            disk as f64 / in_retention as f64,
+            row_total as f64 / in_retention as f64,
+        );
+        if let Some(rss) = stopped {
+            println!(
+                "ramp: STOPPED at {series} series, simulated minute {}: RSS {rss:.0} MB passed RAMP_RSS_LIMIT_MB={rss_limit:.0}",
+                (k * 10) / 60
+            );
+            break 'levels;
+        }
+        if top {
+            renders(&run.store, now);
+        }
+        // As after kill -9: nothing closed, the log since the last
+        // checkpoint replayed at open.
+        let Running {
+            engine,
+            store,
+            upkeep,
+        } = run;
+        upkeep.stop();
+        drop(store);
+        drop(engine);
+        trim();
+        let (r, took) = open(dir.path(), &cfg, now, &clock, &up);
+        println!(
+            "ramp[{series}]: restart without close (as after kill -9): reopen {took:.2?}, {} log batches replayed, {} series, RSS {:.0} MB",
+            r.store.stats.replayed_batches.load(Relaxed),
+            r.store.index().len(),
+            status_mb("VmRSS")
+        );
+        // A clean stop: the final compacting checkpoint, then reopen.
+        r.upkeep.stop();
+        let t = Instant::now();
+        let closed = r.store.close();
+        let close_took = t.elapsed();
+        drop(r.store);
+        drop(r.engine);
+        trim();
+        let (r, took) = open(dir.path(), &cfg, now, &clock, &up);
+        println!(
+            "ramp[{series}]: restart after close ({closed:?} in {close_took:.2?}): reopen {took:.2?}, {} log batches replayed, RSS {:.0} MB, du {:.1} MB",
+            r.store.stats.replayed_batches.load(Relaxed),
+            status_mb("VmRSS"),
+            mb(du(dir.path()))
+        );
+        run = r;
+    }
+    run.upkeep.stop();
+}
