@@ -34,55 +34,26 @@ impl Store {
             ),
             None => return Ok(None),
         };
-        let (mut from, mut until) = (from, until);
-        if from > until {
-            std::mem::swap(&mut from, &mut until);
-        }
-        let schemas = self.schemas.read();
-        let r = &schemas.list[schema as usize];
-        let shape = schemas.shapes[schema as usize].clone();
-        let oldest = now - r.max_retention() as i64;
-        if from > now || until < oldest {
+        let Some((shape, w)) = self.window(schema, from, until, now) else {
             return Ok(None);
-        }
-        from = from.max(oldest);
-        until = until.min(now);
-        let a = r.archive_for_read(now - from);
-        drop(schemas);
-        let step = shape.steps[a] as i64;
-        let from_i = from - from.rem_euclid(step) + step;
-        let mut until_i = until - until.rem_euclid(step) + step;
-        if from_i == until_i {
-            until_i += step;
-        }
-        let n = ((until_i - from_i) / step) as usize;
-        let mut values = vec![f64::NAN; n];
-        let span = shape.spans[a] as i64;
-        let mut start = from_i.max(0) - from_i.max(0).rem_euclid(span);
-        while start < until_i {
-            if start <= u32::MAX as i64 {
-                let row = self
-                    .value_row(id, schema, a, &shape, start as u32, &rule)
-                    .map_err(StoreError::Read)?;
-                for (i, v) in row.into_iter().enumerate() {
-                    let t = start + i as i64 * step;
-                    if t >= from_i && t < until_i {
-                        values[((t - from_i) / step) as usize] = v;
-                    }
-                }
-            }
-            start += span;
+        };
+        let mut values = vec![f64::NAN; w.len()];
+        for start in w.rows(&shape) {
+            let row = self
+                .value_row(id, schema, w.archive, &shape, start, &rule)
+                .map_err(StoreError::Read)?;
+            w.place(start, row, &mut values);
         }
         Ok(Some(Fetched {
-            from: from_i,
-            until: until_i,
-            step: step as u32,
+            from: w.from,
+            until: w.until,
+            step: w.step as u32,
             values,
         }))
     }
 
-    /// A timer's merged histogram over `[from, until)` at the archive a
-    /// read from `from` would use, with that archive's step.
+    /// A timer's merged histograms over the window [`Store::fetch`] would
+    /// read for the same range, with that archive's step.
     pub fn fetch_hists(
         &self,
         id: u32,
@@ -94,38 +65,51 @@ impl Store {
             Some(h) => h.schema,
             None => return Ok(None),
         };
+        let Some((shape, w)) = self.window(schema, from, until, now) else {
+            return Ok(None);
+        };
+        let mut out: Vec<Option<Hist>> = vec![None; w.len()];
+        for start in w.rows(&shape) {
+            let row = self
+                .hist_row(id, schema, w.archive, &shape, start)
+                .map_err(StoreError::Read)?;
+            w.place(start, row, &mut out);
+        }
+        Ok(Some((w.from, w.step as u32, out)))
+    }
+
+    /// whisper's fetch window for a read of `[from, until]` at `now`: the
+    /// archive (the first whose retention covers `now − from`, after
+    /// `from` is clamped to the longest retention and `until` to `now`)
+    /// and the steps returned. `None` when the range is wholly outside
+    /// what is kept.
+    fn window(&self, schema: u16, from: i64, until: i64, now: i64) -> Option<(Shape, Window)> {
+        let (mut from, mut until) = (from.min(until), from.max(until));
         let schemas = self.schemas.read();
-        let r = &schemas.list[schema as usize];
+        let r = schemas.list.get(schema as usize)?;
         let shape = schemas.shapes[schema as usize].clone();
         let oldest = now - r.max_retention() as i64;
-        let (from, until) = (from.max(oldest), until.min(now));
-        if from > until {
-            return Ok(None);
+        if from > now || until < oldest {
+            return None;
         }
-        let a = r.archive_for_read(now - from);
-        drop(schemas);
-        let step = shape.steps[a] as i64;
-        let span = shape.spans[a] as i64;
+        from = from.max(oldest);
+        until = until.min(now);
+        let archive = r.archive_for_read(now - from);
+        let step = shape.steps[archive] as i64;
         let from_i = from - from.rem_euclid(step) + step;
-        let until_i = (until - until.rem_euclid(step) + step).max(from_i + step);
-        let n = ((until_i - from_i) / step) as usize;
-        let mut out: Vec<Option<Hist>> = vec![None; n];
-        let mut start = from_i.max(0) - from_i.max(0).rem_euclid(span);
-        while start < until_i {
-            if start <= u32::MAX as i64 {
-                let row = self
-                    .hist_row(id, schema, a, &shape, start as u32)
-                    .map_err(StoreError::Read)?;
-                for (i, h) in row.into_iter().enumerate() {
-                    let t = start + i as i64 * step;
-                    if t >= from_i && t < until_i {
-                        out[((t - from_i) / step) as usize] = h;
-                    }
-                }
-            }
-            start += span;
+        let mut until_i = until - until.rem_euclid(step) + step;
+        if from_i == until_i {
+            until_i += step;
         }
-        Ok(Some((from_i, step as u32, out)))
+        Some((
+            shape,
+            Window {
+                archive,
+                step,
+                from: from_i,
+                until: until_i,
+            },
+        ))
     }
 
     /// Where the stored points of archive `a` end: from this time on, they
@@ -251,5 +235,40 @@ impl Store {
             self.stats.corrupt_rows.fetch_add(corrupt, Relaxed);
         }
         Ok(row)
+    }
+}
+
+/// The steps a read returns: `[from, until)` of one archive, `step` apart.
+struct Window {
+    archive: usize,
+    step: i64,
+    from: i64,
+    until: i64,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        ((self.until - self.from) / self.step) as usize
+    }
+
+    /// The starts of the archive's rows the window covers.
+    fn rows(&self, shape: &Shape) -> impl Iterator<Item = u32> {
+        let span = shape.spans[self.archive] as i64;
+        let first = self.from.max(0) - self.from.max(0).rem_euclid(span);
+        let until = self.until.min(u32::MAX as i64 + 1);
+        (0..)
+            .map(move |k| first + k * span)
+            .take_while(move |s| *s < until)
+            .map(|s| s as u32)
+    }
+
+    /// Copies a row's slots that fall in the window into `out`.
+    fn place<T>(&self, start: u32, row: Vec<T>, out: &mut [T]) {
+        for (i, v) in row.into_iter().enumerate() {
+            let t = start as i64 + i as i64 * self.step;
+            if t >= self.from && t < self.until {
+                out[((t - self.from) / self.step) as usize] = v;
+            }
+        }
     }
 }
