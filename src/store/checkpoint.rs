@@ -157,9 +157,12 @@ impl Store {
             self.pending.lock().written(records_upto);
         }
         if result.is_ok() {
-            // Log entries are deleted by range as soon as they are covered;
-            // this drops the table files that held only such entries, so
-            // they do not stay on disk until RocksDB happens to compact.
+            // Log entries are deleted by range as soon as they are covered.
+            // Flushing lets RocksDB delete its WAL files that held them (up
+            // to 256 MiB of them stayed on disk: 21 B a point as `du` saw
+            // it, against 1 in the rows, at 100k series), and compacting
+            // the range drops the table files that held only such entries.
+            self.kv.flush();
             self.kv
                 .compact(Space::Log, &wal::key(0), &wal::key(covered));
         }

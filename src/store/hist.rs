@@ -316,7 +316,10 @@ fn encode_row_packed(slots: &[Option<Hist>]) -> Option<Vec<u8>> {
 
 /// One integer stream: its compressed length, then pco's bytes (nothing for
 /// an empty stream).
-fn put_stream<T: pco::data_types::Number>(out: &mut Vec<u8>, values: &[T]) -> Option<()> {
+pub(super) fn put_stream<T: pco::data_types::Number>(
+    out: &mut Vec<u8>,
+    values: &[T],
+) -> Option<()> {
     if values.is_empty() {
         put_varint(out, 0);
         return Some(());
@@ -327,7 +330,7 @@ fn put_stream<T: pco::data_types::Number>(out: &mut Vec<u8>, values: &[T]) -> Op
     Some(())
 }
 
-fn get_stream<T: pco::data_types::Number>(
+pub(super) fn get_stream<T: pco::data_types::Number>(
     buf: &mut &[u8],
     want: usize,
 ) -> Result<Vec<T>, RowError> {

@@ -156,4 +156,10 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Asks the engine to reclaim space from deleted ranges now.
     fn compact(&self, space: Space, from: &[u8], to: &[u8]);
+
+    /// Asks the engine to move what it holds in memory to its files, so its
+    /// own log of those writes can go (a checkpoint calls this: the store's
+    /// log entries a checkpoint deleted would otherwise keep RocksDB's WAL
+    /// files, up to its size bound, on disk). Nothing for memory.
+    fn flush(&self) {}
 }

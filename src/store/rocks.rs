@@ -265,6 +265,14 @@ impl Kv for RocksKv {
         }
         self.db.compact_range_cf(cf, Some(from), Some(to));
     }
+
+    fn flush(&self) {
+        for s in Space::ALL {
+            if let Err(e) = self.db.flush_cf(self.cf(s)) {
+                tracing::warn!(space = s.name(), error = %e, "flushing memtables failed");
+            }
+        }
+    }
 }
 
 /// A key that sorts before `to` such that every key up to it does too (the
