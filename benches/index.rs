@@ -175,6 +175,11 @@ fn main() {
         rss1 as f64 / 1048576.0,
         per(rss1)
     );
+    println!(
+        "index: its own count (Index::heap_bytes) {:.1} MiB, {:+.1}% off the allocator's",
+        ix.heap_bytes() as f64 / 1048576.0,
+        (ix.heap_bytes() as f64 / heap as f64 - 1.0) * 100.0
+    );
     assert_eq!(ix.len(), n);
     name(7, &mut buf);
     assert_eq!(ix.id(&buf), Some(7));

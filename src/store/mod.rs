@@ -1626,7 +1626,7 @@ fn target(index: &Index, id: u32) -> Option<Target> {
         schema: s.schema,
         method: s.method,
         xff: s.xff,
-        link: s.link,
+        link: s.link(),
     })
 }
 
