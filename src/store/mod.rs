@@ -147,6 +147,9 @@ pub struct StoreOptions {
     /// Series (points and histograms) the store holds at most.
     pub max_series: usize,
     pub max_new_series_per_minute: usize,
+    /// Memory the whole daemon may use (`[storage] max_memory`); past it,
+    /// new series are refused ([`caps::Caps::set_memory_full`]).
+    pub max_memory: u64,
 }
 
 impl StoreOptions {
@@ -158,6 +161,7 @@ impl StoreOptions {
             checkpoint_unsaved_rows: 200_000,
             max_series: cfg.max_series,
             max_new_series_per_minute: cfg.max_new_series_per_minute,
+            max_memory: cfg.max_memory,
         }
     }
 }
