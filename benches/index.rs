@@ -184,6 +184,22 @@ fn main() {
     name(7, &mut buf);
     assert_eq!(ix.id(&buf), Some(7));
 
+    // The write path's lookup: every point's name, every flush.
+    let sample: Vec<String> = (0..n)
+        .step_by(7)
+        .map(|i| {
+            name(i, &mut buf);
+            buf.clone()
+        })
+        .collect();
+    let (hits, ms) = timed(5, || sample.iter().filter(|s| ix.id(s).is_some()).count());
+    assert_eq!(hits, sample.len());
+    println!(
+        "index: id(name) {:.0} ns per lookup ({} names)",
+        ms * 1e6 / sample.len() as f64,
+        sample.len()
+    );
+
     for (pattern, runs) in [
         ("host.*.api.app.*", 20),
         ("stats.timers.api.*.upper_90", 20),

@@ -14,9 +14,11 @@
 //! maps are hash tables of ids hashed by the name they point at; a tree
 //! level (`stats`, `timers`, `upper_90`) is interned once for all the
 //! nodes that have it; a node is two u32s and its children a sorted vector
-//! until it has many. That took the index from 331 heap bytes per series
-//! (296 beyond the name bytes: the name held three times over, a HashMap
-//! per node) to the figures in [`Index`]'s comment.
+//! until it has many. At 1M series that took the index from 331 heap
+//! bytes per series (296 beyond the name bytes: the name held three times
+//! over, a HashMap per node; RSS 344) to 125 (90 beyond the names; RSS
+//! 119), name lookups from 579 to 170 ns and `find("host.*.api.app.*")`
+//! (40,000 paths) from 94 to 41-56 ms on the 2-core machine, under load.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -282,8 +284,8 @@ pub struct GlobError {
     pub too_wide: bool,
 }
 
-/// The index. At 1,000,000 series (`benches/index.rs`): see the figures in
-/// the commit that introduced this layout and README's "Memory".
+/// The index. Its bytes: [`Index::heap_bytes`] (within 2% of what a
+/// counting allocator sees in `benches/index.rs`).
 #[derive(Debug)]
 pub struct Index {
     /// Series names by id (a hole's is empty).
