@@ -106,12 +106,16 @@ fn name(i: usize, out: &mut String) -> bool {
             let ep = j / TIMER_STATS.len();
             let svc = SERVICES[ep % SERVICES.len()];
             write!(out, "stats.timers.{svc}.endpoint_{ep}.{stat}").unwrap();
-            return j % TIMER_STATS.len() == 0;
+            return j.is_multiple_of(TIMER_STATS.len());
         }
         // 20%: counters (count and rate).
         75..95 => {
             let j = i / 100 * 20 + i % 100 - 75;
-            let prefix = if j % 2 == 0 { "stats_counts" } else { "stats" };
+            let prefix = if j.is_multiple_of(2) {
+                "stats_counts"
+            } else {
+                "stats"
+            };
             let svc = SERVICES[j / 200 % SERVICES.len()];
             write!(out, "{prefix}.{svc}.x{}.y{}", j / 2 / 100, j / 2 % 100).unwrap();
         }
