@@ -96,38 +96,30 @@ pub enum Stat {
     Std,
 }
 
-/// One point series (its name is [`Index::name`]): 24 bytes, a million of
-/// them 23 MiB.
+/// One point series (its name is [`Index::name`]): 16 bytes, a million of
+/// them 16 MiB.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesInfo {
-    /// The quantile, when `stat` is [`STAT_QUANTILE`] (kept whole: it is
-    /// what derived rows store and compare).
-    quantile: f64,
     /// The linked histogram, or [`NONE`].
     hist: u32,
+    /// The linked [`Stat`].
+    stat: StatCode,
     pub xff: f32,
     pub schema: u16,
     pub method: Method,
-    /// Which [`Stat`] the link is (one of the `STAT_` codes).
-    stat: u8,
     /// An id no series holds (see [`Index::add_hole`]): no name reaches
     /// it and nothing is written under it.
     pub hole: bool,
 }
 
-const STAT_QUANTILE: u8 = 0;
-const STAT_MEAN: u8 = 1;
-const STAT_STD: u8 = 2;
-
 impl SeriesInfo {
     fn new(schema: u16, method: Method, xff: f32, hole: bool) -> SeriesInfo {
         SeriesInfo {
-            quantile: 0.0,
             hist: NONE,
+            stat: StatCode(CODE_MEAN),
             xff,
             schema,
             method,
-            stat: STAT_MEAN,
             hole,
         }
     }
@@ -135,21 +127,56 @@ impl SeriesInfo {
     /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
     /// has a histogram series: rollups come from the merged histogram.
     pub fn link(&self) -> Option<(u32, Stat)> {
-        let stat = match self.stat {
-            STAT_QUANTILE => Stat::Quantile(self.quantile),
-            STAT_MEAN => Stat::Mean,
-            _ => Stat::Std,
-        };
-        (self.hist != NONE).then_some((self.hist, stat))
+        (self.hist != NONE).then(|| (self.hist, self.stat.stat()))
+    }
+}
+
+/// A [`Stat`] in 4 bytes and exact: a quantile is kept as the decimal its
+/// name writes (`upper_99_9`: the digits 999 and 1 decimal, as
+/// `999 << 5 | 1`), whose f64 is the one parsing `99.9` gives: both are
+/// the float nearest the same decimal, since 999 and 10^1 (any power up to
+/// 10^22) are exact in an f64 and a division rounds once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StatCode(u32);
+
+const CODE_MEAN: u32 = 0;
+const CODE_STD: u32 = 1;
+
+impl StatCode {
+    /// A percentile as a name writes it, `_` for the point (`90`,
+    /// `99_9`), in (0, 100]. At most 2^27 for its digits (8 significant
+    /// ones: `99_999999`); beyond, or in any other spelling, it is not a
+    /// stat the histogram answers (the series rolls up by its method).
+    fn percentile(s: &str) -> Option<StatCode> {
+        let (int, frac) = s.split_once('_').unwrap_or((s, ""));
+        if int.is_empty() || s.ends_with('_') || frac.len() > 22 {
+            return None;
+        }
+        let mut digits: u32 = 0;
+        for b in int.bytes().chain(frac.bytes()) {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            digits = digits.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+        }
+        if digits >= 1 << 27 {
+            return None;
+        }
+        let code = StatCode(digits << 5 | frac.len() as u32);
+        let pct = code.percent();
+        (pct > 0.0 && pct <= 100.0).then_some(code)
     }
 
-    fn set_link(&mut self, hist: u32, stat: Stat) {
-        self.hist = hist;
-        (self.stat, self.quantile) = match stat {
-            Stat::Quantile(q) => (STAT_QUANTILE, q),
-            Stat::Mean => (STAT_MEAN, 0.0),
-            Stat::Std => (STAT_STD, 0.0),
-        };
+    fn percent(self) -> f64 {
+        f64::from(self.0 >> 5) / 10f64.powi((self.0 & 31) as i32)
+    }
+
+    fn stat(self) -> Stat {
+        match self.0 {
+            CODE_MEAN => Stat::Mean,
+            CODE_STD => Stat::Std,
+            _ => Stat::Quantile(self.percent() / 100.0),
+        }
     }
 }
 
@@ -370,21 +397,14 @@ pub fn parse_tagged(name: &str) -> Option<(&str, Vec<(&str, &str)>)> {
 }
 
 /// The timer stat a series name ends in, with the timer's branch name.
-fn timer_stat(name: &str) -> Option<(&str, Stat)> {
+fn timer_stat(name: &str) -> Option<(&str, StatCode)> {
     let (base, last) = name.rsplit_once('.')?;
     let stat = match last {
-        "median" => Stat::Quantile(0.5),
-        "mean" => Stat::Mean,
-        "std" => Stat::Std,
-        _ => {
-            let pct = last.strip_prefix("upper_")?;
-            // `upper_99_9` is the 99.9th percentile.
-            let pct: f64 = pct.replacen('_', ".", 1).parse().ok()?;
-            if !(pct > 0.0 && pct <= 100.0) {
-                return None;
-            }
-            Stat::Quantile(pct / 100.0)
-        }
+        "median" => StatCode::percentile("50")?,
+        "mean" => StatCode(CODE_MEAN),
+        "std" => StatCode(CODE_STD),
+        // `upper_99_9` is the 99.9th percentile.
+        _ => StatCode::percentile(last.strip_prefix("upper_")?)?,
     };
     Some((base, stat))
 }
@@ -444,7 +464,7 @@ impl Index {
                 .filter(|&h| self.hists[h as usize].schema == schema)
                 .map(|h| (h, stat))
         }) {
-            info.set_link(h, stat);
+            (info.hist, info.stat) = (h, stat);
         }
         self.series.push(info);
         put(&mut self.by_name, &self.names, &self.hasher, name, id);
@@ -579,7 +599,7 @@ impl Index {
                 if let Some((base, stat)) = timer_stat(self.names.get(sid)) {
                     let s = &mut self.series[sid as usize];
                     if base == name && s.schema == schema {
-                        s.set_link(id, stat);
+                        (s.hist, s.stat) = (id, stat);
                     }
                 }
             }
@@ -973,7 +993,7 @@ mod tests {
     /// The layout the memory figures rest on.
     #[test]
     fn a_series_and_a_node_stay_small() {
-        assert_eq!(size_of::<SeriesInfo>(), 24);
+        assert_eq!(size_of::<SeriesInfo>(), 16);
         assert_eq!(size_of::<HistInfo>(), 4);
         assert_eq!(size_of::<Node>(), 8);
         assert_eq!(size_of::<Kids>(), 24);
@@ -1061,5 +1081,71 @@ mod tests {
         }
         let grown = ix.heap_bytes() - empty;
         assert!(grown > 10_000 * 50, "{grown}");
+    }
+
+    /// A percentile's code gives the very f64 the name's decimal parses
+    /// to (what derived rows store and compare), and refuses what it
+    /// cannot hold instead of rounding it.
+    #[test]
+    fn percentiles_are_kept_exactly() {
+        let parsed = |p: &str| p.replacen('_', ".", 1).parse::<f64>().unwrap() / 100.0;
+        let mut spellings: Vec<String> = [
+            "90",
+            "99",
+            "99_9",
+            "99_99",
+            "99_999",
+            "50",
+            "0_1",
+            "100",
+            "75",
+            "95",
+            "33_333333",
+            "99_999999",
+            "0_000001",
+            "007",
+            "12_5",
+            "1",
+            "0_5",
+            "66_6666",
+        ]
+        .map(String::from)
+        .to_vec();
+        spellings.extend((1..=1000).map(|i| format!("{}_{}", i / 10, i % 10)));
+        spellings.extend((1..=999).map(|i| format!("99_{i:03}")));
+        for p in &spellings {
+            let code = StatCode::percentile(p).unwrap_or_else(|| panic!("{p}"));
+            let Stat::Quantile(q) = code.stat() else {
+                panic!("{p}");
+            };
+            assert_eq!(q.to_bits(), parsed(p).to_bits(), "{p}");
+        }
+        for p in [
+            "0",
+            "0_0",
+            "100_1",
+            "101",
+            "",
+            "_5",
+            "9_",
+            "9e1",
+            "+90",
+            "9_9_9",
+            "nan",
+            "inf",
+            "134217728",
+            "999999999",
+            "99_9999999",
+            "top10",
+            "1_0000000000000000000000001",
+        ] {
+            assert_eq!(StatCode::percentile(p), None, "{p:?}");
+        }
+        assert_eq!(StatCode(CODE_MEAN).stat(), Stat::Mean);
+        assert_eq!(StatCode(CODE_STD).stat(), Stat::Std);
+        assert_eq!(
+            timer_stat("a.median").unwrap().1.stat(),
+            Stat::Quantile(0.5)
+        );
     }
 }
