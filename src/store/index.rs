@@ -788,7 +788,7 @@ impl Index {
     /// Heap bytes the index holds, from its containers' capacities (what
     /// it asked the allocator for, not malloc's own rounding). The tag
     /// postings are estimated (their B-tree nodes are not visible). Walks
-    /// the tree's child lists, not the series: ~0.1 ms at 1M series.
+    /// the tree's child lists, not the series: 2-4 ms at 1M series.
     pub fn heap_bytes(&self) -> usize {
         let table = |t: &HashTable<u32>| t.capacity() * 5;
         let tags: usize = self
