@@ -320,11 +320,11 @@ fn by_kind(kv: &dyn Kv, store: &Store) {
         let Some(key) = row::RowKey::decode(k) else {
             return true;
         };
-        let name = index
-            .series
-            .get(key.series as usize)
-            .map(|s| kind(&s.name))
-            .unwrap_or_default();
+        let name = if (key.series as usize) < index.len() {
+            kind(index.name(key.series))
+        } else {
+            String::new()
+        };
         let mut rest = &v[1..];
         let n = row::decode_presence(&mut rest, usize::MAX, |_| {}).unwrap_or(0) as u64;
         let e = kinds.entry(name).or_default();

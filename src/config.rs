@@ -369,6 +369,39 @@ pub struct StorageConfig {
     /// New series the store creates per minute at most (carbon plaintext
     /// is unauthenticated); past it, as `max_series`.
     pub max_new_series_per_minute: usize,
+    /// Memory the whole daemon may use, in bytes (`"1GiB"`, `"512MiB"` or
+    /// a number). Past it the store refuses new series (counted and logged,
+    /// as past `max_series`) while the existing ones keep writing. Default:
+    /// a quarter of the machine's RAM, at least 256 MiB (1 GiB when
+    /// /proc/meminfo cannot be read).
+    #[serde(with = "size_str")]
+    pub max_memory: u64,
+}
+
+/// The least `[storage] max_memory` accepted: the daemon with an empty
+/// store (its threads, sockets, buffers and RocksDB's caches) already
+/// holds tens of MiB, so a smaller cap would refuse every series.
+pub const MIN_MAX_MEMORY: u64 = 64 << 20;
+
+/// `max_memory`'s default: a quarter of `MemTotal` in /proc/meminfo, at
+/// least 256 MiB; 1 GiB when it cannot be read (not Linux, no /proc).
+pub fn default_max_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| mem_total(&m))
+        .map_or(1 << 30, |total| (total / 4).max(256 << 20))
+}
+
+/// `MemTotal:` of /proc/meminfo text, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut words = line["MemTotal:".len()..].split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => n.checked_mul(1024),
+        None => Some(n),
+        Some(_) => None,
+    }
 }
 
 impl Default for StorageConfig {
@@ -383,6 +416,7 @@ impl Default for StorageConfig {
             max_events: 1_000_000,
             max_series: 10_000_000,
             max_new_series_per_minute: 1_000_000,
+            max_memory: default_max_memory(),
         }
     }
 }
@@ -486,6 +520,14 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "storage.max_series must be between 1 and {}",
                 u32::MAX
+            )));
+        }
+        if self.storage.max_memory < MIN_MAX_MEMORY {
+            return Err(ConfigError::Invalid(format!(
+                "storage.max_memory must be at least {} ({} bytes); it is {} bytes",
+                size_str::show(MIN_MAX_MEMORY),
+                MIN_MAX_MEMORY,
+                self.storage.max_memory
             )));
         }
         if self.storage.max_new_series_per_minute == 0 {
@@ -602,6 +644,65 @@ mod duration_str {
                 "{s:?} is not a duration like \"10s\" or \"2000ms\" ({e})"
             ))
         })
+    }
+}
+
+/// A size in bytes: a TOML integer, or a string of a whole number and a
+/// binary unit (`"512MiB"`, `"1 GiB"`, `"4096"`, `"100B"`). Decimal units
+/// (`"1GB"`) are refused rather than guessed at: 7% apart at GiB.
+mod size_str {
+    use super::*;
+
+    const UNITS: [(&str, u32); 5] = [("B", 0), ("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40)];
+
+    /// The largest unit that divides `v` whole (`"2GiB"`, `"1536MiB"`),
+    /// so what the admin `config` prints reads back the same.
+    pub fn show(v: u64) -> String {
+        let (unit, shift) = UNITS
+            .iter()
+            .rev()
+            .find(|&&(_, sh)| v != 0 && v.trailing_zeros() >= sh)
+            .copied()
+            .unwrap_or(("B", 0));
+        format!("{}{unit}", v >> shift)
+    }
+
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = (&t[..split], t[split..].trim());
+        let bad = || format!("{s:?} is not a size like \"512MiB\", \"1GiB\" or a number of bytes");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let shift = match unit {
+            "" => 0,
+            u => {
+                UNITS
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(u))
+                    .ok_or_else(bad)?
+                    .1
+            }
+        };
+        n.checked_mul(1 << shift)
+            .ok_or_else(|| format!("{s:?} is more bytes than 64 bits hold"))
+    }
+
+    pub fn serialize<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&show(*v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => u64::try_from(n)
+                .map_err(|_| de::Error::custom(format!("{n} is not a size: it is negative"))),
+            Raw::Text(t) => parse(&t).map_err(de::Error::custom),
+        }
     }
 }
 
@@ -759,5 +860,57 @@ mod tests {
         let c = Config::parse("[statsd]\nglobal_suffix = \"host1\"\n").unwrap();
         let again = Config::parse(&c.to_toml()).unwrap();
         assert_eq!(again.statsd.global_suffix.as_deref(), Some("host1"));
+    }
+
+    #[test]
+    fn max_memory_takes_sizes_and_integers() {
+        let mem = |v: &str| {
+            Config::parse(&format!("[storage]\nmax_memory = {v}\n")).map(|c| c.storage.max_memory)
+        };
+        assert_eq!(mem("\"1GiB\"").unwrap(), 1 << 30);
+        assert_eq!(mem("\"512 MiB\"").unwrap(), 512 << 20);
+        assert_eq!(mem("\"768mib\"").unwrap(), 768 << 20);
+        assert_eq!(mem("\"2TiB\"").unwrap(), 2 << 40);
+        assert_eq!(mem("268435456").unwrap(), 256 << 20);
+        assert_eq!(mem("\"268435456\"").unwrap(), 256 << 20);
+        for bad in [
+            "\"1GB\"",
+            "\"1.5GiB\"",
+            "\"lots\"",
+            "-5",
+            "\"99999999999TiB\"",
+        ] {
+            let e = mem(bad).unwrap_err().to_string();
+            assert!(e.contains("max_memory"), "{bad}: {e}");
+        }
+        let e = mem("\"1MiB\"").unwrap_err().to_string();
+        assert!(
+            e.contains("storage.max_memory must be at least 64MiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn max_memory_defaults_to_a_quarter_of_ram_and_shows_in_the_admin_config() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.storage.max_memory, default_max_memory());
+        assert!(c.storage.max_memory >= 256 << 20);
+        let toml = c.to_toml();
+        let line = toml
+            .lines()
+            .find(|l| l.starts_with("max_memory"))
+            .unwrap_or_else(|| panic!("{toml}"));
+        // What `config` prints is a config that reads back the same.
+        let again = Config::parse(&format!("[storage]\n{line}\n")).unwrap();
+        assert_eq!(again.storage.max_memory, c.storage.max_memory);
+        assert_eq!(
+            mem_total("MemTotal:       16314224 kB\nMemFree: 1 kB\n"),
+            Some(16314224 * 1024)
+        );
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(size_str::show(3 << 30), "3GiB");
+        assert_eq!(size_str::show((1 << 30) + (512 << 20)), "1536MiB");
+        assert_eq!(size_str::show(1000), "1000B");
+        assert_eq!(size_str::show(0), "0B");
     }
 }

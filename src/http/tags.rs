@@ -122,10 +122,9 @@ fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     if exprs.is_empty() {
         let mut all: Vec<String> = bounded(
             st,
-            index.tag_values("name").flat_map(|(_, ids)| {
-                ids.iter()
-                    .map(|&i| index.series[i as usize].name.to_string())
-            }),
+            index
+                .tag_values("name")
+                .flat_map(|(_, ids)| ids.iter().map(|&i| index.name(i).to_string())),
             None,
             "tagged series",
         )?;
@@ -135,8 +134,7 @@ fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     let ids = series_by_tag(&index, &exprs)?;
     bounded(
         st,
-        ids.into_iter()
-            .map(|i| index.series[i as usize].name.to_string()),
+        ids.into_iter().map(|i| index.name(i).to_string()),
         None,
         "tagged series",
     )

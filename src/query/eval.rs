@@ -225,7 +225,7 @@ impl Context<'_> {
             if let Some(most) = self.window_points_at_most(id) {
                 self.room_for(most)?;
             }
-            let name = self.store.index().series[id as usize].name.clone();
+            let name = self.store.index().name(id).to_string();
             let Some(f) = self.store.fetch(id, self.from, self.until, self.now)? else {
                 continue;
             };

@@ -91,7 +91,7 @@ pub fn series_by_tag(index: &Index, exprs: &[&str]) -> Result<Vec<u32>, QueryErr
     ids.dedup();
     let mut out: Vec<(String, u32)> = Vec::new();
     for id in ids {
-        let name = &index.series[id as usize].name;
+        let name = index.name(id);
         let Some((_, tags)) = parse_tagged(name) else {
             continue;
         };
@@ -127,7 +127,7 @@ mod tests {
             series_by_tag(&ix, e)
                 .unwrap()
                 .into_iter()
-                .map(|i| ix.series[i as usize].name.to_string())
+                .map(|i| ix.name(i).to_string())
                 .collect()
         };
         assert_eq!(

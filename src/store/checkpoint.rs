@@ -11,6 +11,9 @@
 use super::open::{fragment_key, fragment_range, Slot};
 use super::*;
 
+/// The shortest time between two checkpoints that memory pressure asks for.
+const PRESSURE_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
 impl Store {
     /// Seals rows whose time has passed, checkpoints when due. Called
     /// every second or so by the maintenance thread.
@@ -20,9 +23,28 @@ impl Store {
         if self.seal_due(now) {
             self.seal(now)?;
         }
+        // `[storage] max_memory`, weighed by the resident set: from 90 % the
+        // rows in memory go out now; past it new series are refused too,
+        // until back under 80 % (`memory.rs`).
+        let pressure = match memory::process_rss() {
+            Some(rss) => {
+                let p = memory::pressure(rss, self.opts.max_memory, self.caps.memory_full());
+                self.caps
+                    .set_memory_full(p == memory::Pressure::Refuse, rss, self.opts.max_memory);
+                p
+            }
+            None => memory::Pressure::None,
+        };
         let due = {
             let inner = self.inner.lock();
-            force_checkpoint
+            let rows = inner.points.bytes() + inner.hists.bytes();
+            // Not more often than every PRESSURE_CHECKPOINT_EVERY: each
+            // checkpoint adds a fragment to every live row, and what the
+            // resident set holds beyond the rows does not shrink with them.
+            (pressure != memory::Pressure::None
+                && rows > 0
+                && inner.last_checkpoint.elapsed() >= PRESSURE_CHECKPOINT_EVERY)
+                || force_checkpoint
                 || inner.log_gap
                 || inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
                 || inner.log_bytes >= self.opts.checkpoint_log_bytes

@@ -238,11 +238,11 @@ fn candidate(index: &Index, id: u32, archive: usize, step: u32) -> Option<Predic
     let info = index.series.get(id as usize)?;
     if archive > 0 {
         // Rolled up from the merged histogram (put_point): exactly its stat.
-        if let Some((hist, stat)) = info.link {
+        if let Some((hist, stat)) = info.link() {
             return Some(Predictor::Hist { hist, stat });
         }
     }
-    let name = &*info.name;
+    let name = index.name(id);
     let (path, tags) = split_tags(name);
     let last = path.rsplit_once('.').map_or(path, |(_, l)| l);
     let by = f64::from(step);
@@ -286,10 +286,10 @@ pub fn dependents(index: &Index, source: Source) -> Vec<u32> {
     match source {
         Source::Hist(h) => out.extend(index.linked_to_hist(h)),
         Source::Points(p) => {
-            let Some(info) = index.series.get(p as usize) else {
+            if index.series.get(p as usize).is_none() {
                 return out;
-            };
-            let name = &*info.name;
+            }
+            let name = index.name(p);
             let (path, tags) = split_tags(name);
             let last = path.rsplit_once('.').map_or(path, |(_, l)| l);
             let names: Vec<String> = match last {
@@ -625,7 +625,7 @@ mod tests {
                     assert!(
                         dependents(&ix, s).contains(&id),
                         "{} at archive {archive} from {s:?} is not pinned by it",
-                        ix.series[id as usize].name
+                        ix.name(id)
                     );
                 }
             }

@@ -7,9 +7,26 @@
 //! literal level is one hash lookup, a wildcard level tests only the
 //! children of the nodes matched so far, so `a.*.c` never looks at series
 //! outside `a.`.
+//!
+//! It is laid out for a million series and more (`benches/index.rs`,
+//! 1,000,000 carbon and statsd names of 34 bytes on average): each name is
+//! stored once, end to end with the others in an [`Arena`], and the name
+//! maps are hash tables of ids hashed by the name they point at; a tree
+//! level (`stats`, `timers`, `upper_90`) is interned once for all the
+//! nodes that have it; a node is two u32s and its children a sorted vector
+//! until it has many; a series' facts are 16 bytes. At 1M series that
+//! took the index from 331 heap bytes per series (296 beyond the name
+//! bytes: the name held three times over, a HashMap per node; RSS 344) to
+//! 116 (82 beyond the names; RSS 111). Run alternately with the old one on
+//! the shared 2-core machine (load 6), `find("host.*.api.app.*")` (40,000
+//! paths) went from 84-100 ms to 44-74 ms; name lookups (300-500 ns) and
+//! `stats.timers.api.*.upper_90` (3,125 paths, 2.5-10 ms) did not move
+//! beyond the noise.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::glob::LevelMatcher;
 use super::schema::Method;
@@ -19,6 +36,61 @@ use super::schema::Method;
 /// attacker can collide cheaply at scale (names come from our own clients).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// No series, no children (a node's fields).
+const NONE: u32 = u32::MAX;
+
+/// A node's children stay a sorted vector up to this many (a binary
+/// search over 8-byte entries, no table per node); past it a hash map,
+/// so a level with 100,000 hosts is not a vector that every insert shifts.
+const FEW: usize = 32;
+
+/// Bytes of one [`Arena`] chunk. A name never spans two, so a chunk is
+/// never moved or grown (no doubling of the whole arena, no copy of it);
+/// the tail a chunk cannot fit is at most one name (4 KiB, `MAX_NAME_BYTES`).
+const CHUNK: usize = 1 << 20;
+
+/// Strings stored end to end in fixed chunks, each found by its number
+/// (the order it was pushed in). 8 bytes a string beyond its bytes.
+#[derive(Debug, Default)]
+struct Arena {
+    chunks: Vec<String>,
+    /// Where each string ends: its chunk << 32 | the offset after it. It
+    /// starts where the one before ends, or at 0 when that one is in an
+    /// earlier chunk.
+    ends: Vec<u64>,
+}
+
+impl Arena {
+    fn push(&mut self, s: &str) -> u32 {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.len() + s.len() <= c.capacity());
+        if !fits {
+            self.chunks.push(String::with_capacity(CHUNK.max(s.len())));
+        }
+        let c = self.chunks.len() - 1;
+        self.chunks[c].push_str(s);
+        self.ends
+            .push((c as u64) << 32 | self.chunks[c].len() as u64);
+        (self.ends.len() - 1) as u32
+    }
+
+    fn get(&self, i: u32) -> &str {
+        let end = self.ends[i as usize];
+        let chunk = end >> 32;
+        let start = match i.checked_sub(1).map(|p| self.ends[p as usize]) {
+            Some(prev) if prev >> 32 == chunk => prev as u32 as usize,
+            _ => 0,
+        };
+        &self.chunks[chunk as usize][start..end as u32 as usize]
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(String::capacity).sum::<usize>() + self.ends.capacity() * 8
+    }
+}
+
 /// What a percentile-like series derives from its timer's histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stat {
@@ -27,35 +99,189 @@ pub enum Stat {
     Std,
 }
 
-/// One point series.
-#[derive(Debug, Clone)]
+/// One point series (its name is [`Index::name`]): 16 bytes, a million of
+/// them 16 MiB.
+#[derive(Debug, Clone, Copy)]
 pub struct SeriesInfo {
-    pub name: Arc<str>,
+    /// The linked histogram, or [`NONE`].
+    hist: u32,
+    /// The linked [`Stat`].
+    stat: StatCode,
+    pub xff: f32,
     pub schema: u16,
     pub method: Method,
-    pub xff: f32,
-    /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
-    /// has a histogram series: rollups come from the merged histogram.
-    pub link: Option<(u32, Stat)>,
     /// An id no series holds (see [`Index::add_hole`]): no name reaches
     /// it and nothing is written under it.
     pub hole: bool,
 }
 
+impl SeriesInfo {
+    fn new(schema: u16, method: Method, xff: f32, hole: bool) -> SeriesInfo {
+        SeriesInfo {
+            hist: NONE,
+            stat: StatCode(CODE_MEAN),
+            xff,
+            schema,
+            method,
+            hole,
+        }
+    }
+
+    /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
+    /// has a histogram series: rollups come from the merged histogram.
+    pub fn link(&self) -> Option<(u32, Stat)> {
+        (self.hist != NONE).then(|| (self.hist, self.stat.stat()))
+    }
+}
+
+/// A [`Stat`] in 4 bytes and exact: a quantile is kept as the decimal its
+/// name writes (`upper_99_9`: the digits 999 and 1 decimal, as
+/// `999 << 5 | 1`), whose f64 is the one parsing `99.9` gives: both are
+/// the float nearest the same decimal, since 999 and 10^1 (any power up to
+/// 10^22) are exact in an f64 and a division rounds once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StatCode(u32);
+
+const CODE_MEAN: u32 = 0;
+const CODE_STD: u32 = 1;
+
+impl StatCode {
+    /// A percentile as a name writes it, `_` for the point (`90`,
+    /// `99_9`), in (0, 100]. At most 2^27 for its digits (8 significant
+    /// ones: `99_999999`); beyond, or in any other spelling, it is not a
+    /// stat the histogram answers (the series rolls up by its method).
+    fn percentile(s: &str) -> Option<StatCode> {
+        let (int, frac) = s.split_once('_').unwrap_or((s, ""));
+        if int.is_empty() || s.ends_with('_') || frac.len() > 22 {
+            return None;
+        }
+        let mut digits: u32 = 0;
+        for b in int.bytes().chain(frac.bytes()) {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            digits = digits.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+        }
+        if digits >= 1 << 27 {
+            return None;
+        }
+        let code = StatCode(digits << 5 | frac.len() as u32);
+        let pct = code.percent();
+        (pct > 0.0 && pct <= 100.0).then_some(code)
+    }
+
+    fn percent(self) -> f64 {
+        f64::from(self.0 >> 5) / 10f64.powi((self.0 & 31) as i32)
+    }
+
+    fn stat(self) -> Stat {
+        match self.0 {
+            CODE_MEAN => Stat::Mean,
+            CODE_STD => Stat::Std,
+            _ => Stat::Quantile(self.percent() / 100.0),
+        }
+    }
+}
+
 /// One histogram series (named like the timer's branch, e.g.
-/// `stats.timers.api.latency`).
-#[derive(Debug, Clone)]
+/// `stats.timers.api.latency`; the name is [`Index::hist_name`]).
+#[derive(Debug, Clone, Copy)]
 pub struct HistInfo {
-    pub name: Arc<str>,
     pub schema: u16,
     /// As [`SeriesInfo::hole`].
     pub hole: bool,
 }
 
-#[derive(Debug, Default)]
+/// A tree node: 8 bytes. Most nodes are leaves, with no children.
+#[derive(Debug, Clone, Copy)]
 struct Node {
-    children: HashMap<Box<str>, u32>,
-    series: Option<u32>,
+    /// The series stored under this path, or [`NONE`].
+    series: u32,
+    /// Its children in `Index::kids`, or [`NONE`] while it has none.
+    kids: u32,
+}
+
+const EMPTY_NODE: Node = Node {
+    series: NONE,
+    kids: NONE,
+};
+
+/// A node's children: (level atom, node).
+#[derive(Debug)]
+enum Kids {
+    /// Sorted by atom.
+    Few(Vec<(u32, u32)>),
+    Many(Box<HashMap<u32, u32>>),
+}
+
+impl Kids {
+    fn get(&self, atom: u32) -> Option<u32> {
+        match self {
+            Kids::Few(v) => v
+                .binary_search_by_key(&atom, |&(a, _)| a)
+                .ok()
+                .map(|i| v[i].1),
+            Kids::Many(m) => m.get(&atom).copied(),
+        }
+    }
+
+    fn insert(&mut self, atom: u32, node: u32) {
+        match self {
+            Kids::Few(v) if v.len() < FEW => {
+                // Grown one entry at a time: most lists hold 1 to 5 (a
+                // doubling vector's slack was 60% of their bytes).
+                v.reserve_exact(1);
+                let i = v.partition_point(|&(a, _)| a < atom);
+                v.insert(i, (atom, node));
+            }
+            Kids::Few(v) => {
+                let mut m: HashMap<u32, u32> = v.iter().copied().collect();
+                m.insert(atom, node);
+                *self = Kids::Many(Box::new(m));
+            }
+            Kids::Many(m) => {
+                m.insert(atom, node);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Kids::Few(v) => v.len(),
+            Kids::Many(m) => m.len(),
+        }
+    }
+
+    fn iter(&self) -> KidsIter<'_> {
+        match self {
+            Kids::Few(v) => KidsIter::Few(v.iter()),
+            Kids::Many(m) => KidsIter::Many(m.iter()),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Kids::Few(v) => v.capacity() * 8,
+            // Entries and a control byte each, and the map itself.
+            Kids::Many(m) => m.capacity() * 9 + size_of::<HashMap<u32, u32>>(),
+        }
+    }
+}
+
+enum KidsIter<'a> {
+    Few(std::slice::Iter<'a, (u32, u32)>),
+    Many(std::collections::hash_map::Iter<'a, u32, u32>),
+}
+
+impl Iterator for KidsIter<'_> {
+    type Item = (u32, u32);
+
+    fn next(&mut self) -> Option<(u32, u32)> {
+        match self {
+            KidsIter::Few(i) => i.next().copied(),
+            KidsIter::Many(i) => i.next().map(|(&a, &n)| (a, n)),
+        }
+    }
 }
 
 /// One answer to a glob: a path and what is there.
@@ -88,26 +314,75 @@ pub struct GlobError {
     pub too_wide: bool,
 }
 
+/// The index. Its bytes: [`Index::heap_bytes`] (within 2% of what a
+/// counting allocator sees in `benches/index.rs`).
 #[derive(Debug)]
 pub struct Index {
-    by_name: HashMap<Arc<str>, u32>,
+    /// Series names by id (a hole's is empty).
+    names: Arena,
+    /// Series ids, hashed by their name.
+    by_name: HashTable<u32>,
     pub series: Vec<SeriesInfo>,
-    hist_by_name: HashMap<Arc<str>, u32>,
+    hist_names: Arena,
+    hist_by_name: HashTable<u32>,
     pub hists: Vec<HistInfo>,
+    /// Tree levels, each once (`stats`, `timers`, `h00042`), and their ids
+    /// hashed by the level.
+    atoms: Arena,
+    atom_ids: HashTable<u32>,
+    /// The metric tree; the root is node 0.
     nodes: Vec<Node>,
+    kids: Vec<Kids>,
     /// tag → value → series ids (ascending), for tagged names.
     tags: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Index {
     fn default() -> Self {
         Index {
-            by_name: HashMap::default(),
+            names: Arena::default(),
+            by_name: HashTable::new(),
             series: Vec::new(),
-            hist_by_name: HashMap::default(),
+            hist_names: Arena::default(),
+            hist_by_name: HashTable::new(),
             hists: Vec::new(),
-            nodes: vec![Node::default()],
+            atoms: Arena::default(),
+            atom_ids: HashTable::new(),
+            nodes: vec![EMPTY_NODE],
+            kids: Vec::new(),
             tags: BTreeMap::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+/// The id whose name in `arena` is `name`.
+fn lookup(
+    table: &HashTable<u32>,
+    arena: &Arena,
+    hasher: &foldhash::fast::RandomState,
+    name: &str,
+) -> Option<u32> {
+    table
+        .find(hasher.hash_one(name), |&i| arena.get(i) == name)
+        .copied()
+}
+
+/// Points `name` at `id` in `table` (replacing an earlier id of the same
+/// name, as a map insert would).
+fn put(
+    table: &mut HashTable<u32>,
+    arena: &Arena,
+    hasher: &foldhash::fast::RandomState,
+    name: &str,
+    id: u32,
+) {
+    let hash = hasher.hash_one(name);
+    match table.find_mut(hash, |&i| arena.get(i) == name) {
+        Some(old) => *old = id,
+        None => {
+            table.insert_unique(hash, id, |&i| hasher.hash_one(arena.get(i)));
         }
     }
 }
@@ -125,21 +400,14 @@ pub fn parse_tagged(name: &str) -> Option<(&str, Vec<(&str, &str)>)> {
 }
 
 /// The timer stat a series name ends in, with the timer's branch name.
-fn timer_stat(name: &str) -> Option<(&str, Stat)> {
+fn timer_stat(name: &str) -> Option<(&str, StatCode)> {
     let (base, last) = name.rsplit_once('.')?;
     let stat = match last {
-        "median" => Stat::Quantile(0.5),
-        "mean" => Stat::Mean,
-        "std" => Stat::Std,
-        _ => {
-            let pct = last.strip_prefix("upper_")?;
-            // `upper_99_9` is the 99.9th percentile.
-            let pct: f64 = pct.replacen('_', ".", 1).parse().ok()?;
-            if !(pct > 0.0 && pct <= 100.0) {
-                return None;
-            }
-            Stat::Quantile(pct / 100.0)
-        }
+        "median" => StatCode::percentile("50")?,
+        "mean" => StatCode(CODE_MEAN),
+        "std" => StatCode(CODE_STD),
+        // `upper_99_9` is the 99.9th percentile.
+        _ => StatCode::percentile(last.strip_prefix("upper_")?)?,
     };
     Some((base, stat))
 }
@@ -163,36 +431,47 @@ impl Index {
     }
 
     pub fn id(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name).copied()
+        lookup(&self.by_name, &self.names, &self.hasher, name)
     }
 
     pub fn hist_id(&self, name: &str) -> Option<u32> {
-        self.hist_by_name.get(name).copied()
+        lookup(&self.hist_by_name, &self.hist_names, &self.hasher, name)
+    }
+
+    /// The name of series `id` (empty for a hole).
+    ///
+    /// # Panics
+    /// If there is no such id, as `series[id]` would.
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id)
+    }
+
+    /// The name of histogram series `id` (empty for a hole).
+    ///
+    /// # Panics
+    /// If there is no such id.
+    pub fn hist_name(&self, id: u32) -> &str {
+        self.hist_names.get(id)
     }
 
     /// Adds a point series under the next id (or the id it was stored
     /// with, when loading) and returns it.
     pub fn add_series(&mut self, name: &str, schema: u16, method: Method, xff: f32) -> u32 {
-        let id = self.series.len() as u32;
-        let name: Arc<str> = Arc::from(name);
+        let id = self.names.push(name);
+        debug_assert_eq!(id as usize, self.series.len());
+        let mut info = SeriesInfo::new(schema, method, xff, false);
         // Linked only when both share a schema, so the histogram's archives
         // are the stat's archives.
-        let link = timer_stat(&name).and_then(|(base, stat)| {
-            self.hist_by_name
-                .get(base)
-                .filter(|&&h| self.hists[h as usize].schema == schema)
-                .map(|&h| (h, stat))
-        });
-        self.series.push(SeriesInfo {
-            name: name.clone(),
-            schema,
-            method,
-            xff,
-            link,
-            hole: false,
-        });
-        self.by_name.insert(name.clone(), id);
-        if let Some((_, tags)) = parse_tagged(&name) {
+        if let Some((h, stat)) = timer_stat(name).and_then(|(base, stat)| {
+            self.hist_id(base)
+                .filter(|&h| self.hists[h as usize].schema == schema)
+                .map(|h| (h, stat))
+        }) {
+            (info.hist, info.stat) = (h, stat);
+        }
+        self.series.push(info);
+        put(&mut self.by_name, &self.names, &self.hasher, name, id);
+        if let Some((_, tags)) = parse_tagged(name) {
             for (k, v) in tags {
                 self.tags
                     .entry(k.to_string())
@@ -202,21 +481,80 @@ impl Index {
                     .push(id);
             }
         } else {
-            let mut node = 0usize;
+            let mut node = 0u32;
             for part in name.split('.') {
-                node = match self.nodes[node].children.get(part) {
-                    Some(&n) => n as usize,
-                    None => {
-                        let n = self.nodes.len();
-                        self.nodes.push(Node::default());
-                        self.nodes[node].children.insert(part.into(), n as u32);
-                        n
-                    }
-                };
+                node = self.child_or_new(node, part);
             }
-            self.nodes[node].series = Some(id);
+            self.nodes[node as usize].series = id;
         }
         id
+    }
+
+    /// The child of `node` at level `part`, made if missing.
+    fn child_or_new(&mut self, node: u32, part: &str) -> u32 {
+        let atom = match lookup(&self.atom_ids, &self.atoms, &self.hasher, part) {
+            Some(a) => a,
+            None => {
+                let a = self.atoms.push(part);
+                put(&mut self.atom_ids, &self.atoms, &self.hasher, part, a);
+                a
+            }
+        };
+        let kids = self.nodes[node as usize].kids;
+        if kids != NONE {
+            if let Some(c) = self.kids[kids as usize].get(atom) {
+                return c;
+            }
+        }
+        let c = self.nodes.len() as u32;
+        self.nodes.push(EMPTY_NODE);
+        if kids == NONE {
+            self.nodes[node as usize].kids = self.kids.len() as u32;
+            self.kids.push(Kids::Few(vec![(atom, c)]));
+        } else {
+            self.kids[kids as usize].insert(atom, c);
+        }
+        c
+    }
+
+    /// The children of `node`: (level, node), in no particular order.
+    fn children(&self, node: u32) -> impl Iterator<Item = (&str, u32)> {
+        let kids = self.nodes[node as usize].kids;
+        (kids != NONE)
+            .then(|| self.kids[kids as usize].iter())
+            .into_iter()
+            .flatten()
+            .map(|(a, c)| (self.atoms.get(a), c))
+    }
+
+    fn child_count(&self, node: u32) -> usize {
+        match self.nodes[node as usize].kids {
+            NONE => 0,
+            k => self.kids[k as usize].len(),
+        }
+    }
+
+    /// The child of `node` whose level is atom `atom`.
+    fn child(&self, node: u32, atom: u32) -> Option<u32> {
+        match self.nodes[node as usize].kids {
+            NONE => None,
+            k => self.kids[k as usize].get(atom),
+        }
+    }
+
+    fn atom(&self, part: &str) -> Option<u32> {
+        lookup(&self.atom_ids, &self.atoms, &self.hasher, part)
+    }
+
+    fn has_children(&self, node: u32) -> bool {
+        self.nodes[node as usize].kids != NONE
+    }
+
+    /// Series stored right below `node`.
+    fn child_series(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
+        self.children(node)
+            .map(|(_, c)| self.nodes[c as usize].series)
+            .filter(|&s| s != NONE)
     }
 
     /// Takes the next point (or histogram, with `hist`) id without a
@@ -225,23 +563,17 @@ impl Index {
     /// that old entries still use. A hole is in neither the tree nor the
     /// name map, so no find, glob or write reaches it.
     pub fn add_hole(&mut self, hist: bool) -> u32 {
-        let name: Arc<str> = Arc::from("");
         if hist {
+            self.hist_names.push("");
             self.hists.push(HistInfo {
-                name,
                 schema: 0,
                 hole: true,
             });
             self.hists.len() as u32 - 1
         } else {
-            self.series.push(SeriesInfo {
-                name,
-                schema: 0,
-                method: Method::Average,
-                xff: 0.0,
-                link: None,
-                hole: true,
-            });
+            self.names.push("");
+            self.series
+                .push(SeriesInfo::new(0, Method::Average, 0.0, true));
             self.series.len() as u32 - 1
         }
     }
@@ -249,27 +581,28 @@ impl Index {
     /// Adds a histogram series and links the timer stats already indexed
     /// under it.
     pub fn add_hist(&mut self, name: &str, schema: u16) -> u32 {
-        let id = self.hists.len() as u32;
-        let name: Arc<str> = Arc::from(name);
+        let id = self.hist_names.push(name);
+        debug_assert_eq!(id as usize, self.hists.len());
         self.hists.push(HistInfo {
-            name: name.clone(),
             schema,
             hole: false,
         });
-        self.hist_by_name.insert(name.clone(), id);
+        put(
+            &mut self.hist_by_name,
+            &self.hist_names,
+            &self.hasher,
+            name,
+            id,
+        );
         // Stats indexed before their histogram (an upgrade, or a restart
         // that loads series first) are children of the timer's node.
-        if let Some(node) = self.find_node(&name) {
-            let kids: Vec<u32> = self.nodes[node]
-                .children
-                .values()
-                .filter_map(|&c| self.nodes[c as usize].series)
-                .collect();
+        if let Some(node) = self.find_node(name) {
+            let kids: Vec<u32> = self.child_series(node).collect();
             for sid in kids {
-                let s = &mut self.series[sid as usize];
-                if let Some((base, stat)) = timer_stat(&s.name) {
-                    if base == &*name && s.schema == schema {
-                        s.link = Some((id, stat));
+                if let Some((base, stat)) = timer_stat(self.names.get(sid)) {
+                    let s = &mut self.series[sid as usize];
+                    if base == name && s.schema == schema {
+                        (s.hist, s.stat) = (id, stat);
                     }
                 }
             }
@@ -280,30 +613,26 @@ impl Index {
     /// The timer stats whose rollups come from histogram series `hist`
     /// (they are children of the timer's node).
     pub fn linked_to_hist(&self, hist: u32) -> Vec<u32> {
-        let Some(node) = self
-            .hists
-            .get(hist as usize)
-            .and_then(|h| self.find_node(&h.name))
-        else {
+        if hist as usize >= self.hists.len() {
+            return Vec::new();
+        }
+        let Some(node) = self.find_node(self.hist_names.get(hist)) else {
             return Vec::new();
         };
-        self.nodes[node]
-            .children
-            .values()
-            .filter_map(|&c| self.nodes[c as usize].series)
+        self.child_series(node)
             .filter(|&sid| {
                 self.series[sid as usize]
-                    .link
+                    .link()
                     .is_some_and(|(h, _)| h == hist)
             })
             .collect()
     }
 
     /// The tree node of a dotted path.
-    fn find_node(&self, path: &str) -> Option<usize> {
-        let mut node = 0usize;
+    fn find_node(&self, path: &str) -> Option<u32> {
+        let mut node = 0u32;
         for part in path.split('.') {
-            node = *self.nodes[node].children.get(part)? as usize;
+            node = self.child(node, self.atom(part)?)?;
         }
         Some(node)
     }
@@ -315,13 +644,22 @@ impl Index {
     pub fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError> {
         let levels: Vec<&str> = pattern.split('.').collect();
         // The root has the empty path; everything else its dotted name.
-        let mut frontier: Vec<(String, usize)> = vec![(String::new(), 0)];
+        let mut frontier: Vec<(String, u32)> = vec![(String::new(), 0)];
         for (depth, level) in levels.iter().enumerate() {
             let m = LevelMatcher::new(pattern, level)?;
             let last = depth + 1 == levels.len();
+            // A literal's level is looked up once, not under every node.
+            let atoms: Vec<(&str, Option<u32>)> = if m.is_literal() {
+                m.literals
+                    .iter()
+                    .map(|l| (l.as_str(), self.atom(l)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut next = Vec::new();
             for (path, node) in &frontier {
-                self.matching_children(path, *node, &m, &mut next);
+                self.matching_children(path, *node, &m, &atoms, &mut next);
                 if next.len() > limit {
                     break;
                 }
@@ -336,8 +674,8 @@ impl Index {
                 }
                 if last {
                     for (path, node) in &below {
-                        for (k, &c) in &self.nodes[*node].children {
-                            next.push((join(path, k), c as usize));
+                        for (k, c) in self.children(*node) {
+                            next.push((join(path, k), c));
                         }
                         if next.len() > limit {
                             break;
@@ -375,51 +713,49 @@ impl Index {
             .into_iter()
             .map(|(path, n)| Found {
                 path,
-                leaf: self.nodes[n].series,
-                branch: !self.nodes[n].children.is_empty(),
+                leaf: Some(self.nodes[n as usize].series).filter(|&s| s != NONE),
+                branch: self.has_children(n),
             })
             .collect())
     }
 
-    /// Children of `node` (at `path`) that match level `m`, in name order.
+    /// Children of `node` (at `path`) that match level `m` (whose literals,
+    /// if it is only literals, are `atoms`), in name order.
     fn matching_children(
         &self,
         path: &str,
-        node: usize,
+        node: u32,
         m: &LevelMatcher,
-        out: &mut Vec<(String, usize)>,
+        atoms: &[(&str, Option<u32>)],
+        out: &mut Vec<(String, u32)>,
     ) {
-        let children = &self.nodes[node].children;
         // Exact names: one lookup each, unless braces made more of them
         // than there are children to scan.
-        if m.is_literal() && m.literals.len() <= children.len() {
-            for l in &m.literals {
-                if let Some(&c) = children.get(l.as_str()) {
-                    out.push((join(path, l), c as usize));
+        if m.is_literal() && atoms.len() <= self.child_count(node) {
+            for &(l, atom) in atoms {
+                if let Some(c) = atom.and_then(|a| self.child(node, a)) {
+                    out.push((join(path, l), c));
                 }
             }
             return;
         }
-        let mut kids: Vec<(&str, u32)> = children
-            .iter()
-            .filter(|(k, _)| m.is_match(k))
-            .map(|(k, &c)| (&**k, c))
-            .collect();
+        let mut kids: Vec<(&str, u32)> =
+            self.children(node).filter(|(k, _)| m.is_match(k)).collect();
         kids.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        out.extend(kids.into_iter().map(|(k, c)| (join(path, k), c as usize)));
+        out.extend(kids.into_iter().map(|(k, c)| (join(path, k), c)));
     }
 
     /// `node` and every node below it that has children (the directories
     /// graphite-web's `os.walk` visits), stopping past `limit`.
-    fn walk(&self, path: &str, node: usize, out: &mut Vec<(String, usize)>, limit: usize) {
+    fn walk(&self, path: &str, node: u32, out: &mut Vec<(String, u32)>, limit: usize) {
         let mut stack = vec![(path.to_string(), node)];
         while let Some((p, n)) = stack.pop() {
             if out.len() > limit {
                 return;
             }
-            for (k, &c) in &self.nodes[n].children {
-                if !self.nodes[c as usize].children.is_empty() {
-                    stack.push((join(&p, k), c as usize));
+            for (k, c) in self.children(n) {
+                if self.has_children(c) {
+                    stack.push((join(&p, k), c));
                 }
             }
             out.push((p, n));
@@ -450,6 +786,38 @@ impl Index {
             .get(tag)
             .into_iter()
             .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+    }
+
+    /// Heap bytes the index holds, from its containers' capacities (what
+    /// it asked the allocator for, not malloc's own rounding). The tag
+    /// postings are estimated (their B-tree nodes are not visible). Walks
+    /// the tree's child lists, not the series: 2-4 ms at 1M series.
+    pub fn heap_bytes(&self) -> usize {
+        let table = |t: &HashTable<u32>| t.capacity() * 5;
+        let tags: usize = self
+            .tags
+            .iter()
+            .map(|(k, vals)| {
+                k.capacity()
+                    + vals
+                        .iter()
+                        .map(|(v, ids)| v.capacity() + ids.capacity() * 4 + 64)
+                        .sum::<usize>()
+                    + 64
+            })
+            .sum();
+        self.names.heap_bytes()
+            + table(&self.by_name)
+            + self.series.capacity() * size_of::<SeriesInfo>()
+            + self.hist_names.heap_bytes()
+            + table(&self.hist_by_name)
+            + self.hists.capacity() * size_of::<HistInfo>()
+            + self.atoms.heap_bytes()
+            + table(&self.atom_ids)
+            + self.nodes.capacity() * size_of::<Node>()
+            + self.kids.capacity() * size_of::<Kids>()
+            + self.kids.iter().map(Kids::heap_bytes).sum::<usize>()
+            + tags
     }
 }
 
@@ -608,17 +976,179 @@ mod tests {
         let p90 = ix.add_series("stats.timers.api.upper_90", 0, Method::Max, 0.1);
         let p999 = ix.add_series("stats.timers.api.upper_99_9", 0, Method::Max, 0.1);
         let upper = ix.add_series("stats.timers.api.upper", 0, Method::Max, 0.1);
-        assert_eq!(ix.series[p90 as usize].link, Some((h, Stat::Quantile(0.9))));
-        let (_, Stat::Quantile(q)) = ix.series[p999 as usize].link.unwrap() else {
+        assert_eq!(
+            ix.series[p90 as usize].link(),
+            Some((h, Stat::Quantile(0.9)))
+        );
+        let (_, Stat::Quantile(q)) = ix.series[p999 as usize].link().unwrap() else {
             panic!("99.9 is a quantile");
         };
         assert!((q - 0.999).abs() < 1e-12);
-        assert_eq!(ix.series[upper as usize].link, None);
+        assert_eq!(ix.series[upper as usize].link(), None);
         let med = ix.add_series("stats.timers.web.median", 0, Method::Average, 0.3);
         let h2 = ix.add_hist("stats.timers.web", 0);
         assert_eq!(
-            ix.series[med as usize].link,
+            ix.series[med as usize].link(),
             Some((h2, Stat::Quantile(0.5)))
+        );
+    }
+
+    /// The layout the memory figures rest on.
+    #[test]
+    fn a_series_and_a_node_stay_small() {
+        assert_eq!(size_of::<SeriesInfo>(), 16);
+        assert_eq!(size_of::<HistInfo>(), 4);
+        assert_eq!(size_of::<Node>(), 8);
+        assert_eq!(size_of::<Kids>(), 24);
+    }
+
+    /// Names on both sides of a chunk boundary, and one longer than what
+    /// the chunk had left, come back whole.
+    #[test]
+    fn the_arena_keeps_names_across_chunks() {
+        let mut a = Arena::default();
+        let mut want = Vec::new();
+        let mut total = 0;
+        let mut i = 0;
+        while total < 3 * CHUNK {
+            let s = format!("{i}.").repeat(1 + i % 700);
+            total += s.len();
+            assert_eq!(a.push(&s) as usize, want.len());
+            want.push(s);
+            i += 1;
+        }
+        a.push("");
+        want.push(String::new());
+        assert!(a.chunks.len() >= 3, "{}", a.chunks.len());
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(a.get(i as u32), w, "string {i}");
+        }
+    }
+
+    /// A node past FEW children becomes a map and still finds, lists and
+    /// sorts them all.
+    #[test]
+    fn a_wide_level_finds_every_child() {
+        let names: Vec<String> = (0..500).rev().map(|i| format!("w.n{i:03}.x")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ix = index(&refs);
+        let found = paths(&ix, "w.*.x");
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(found, sorted);
+        assert_eq!(paths(&ix, "w.n42?.x").len(), 10);
+        assert_eq!(paths(&ix, "w.{n007,n499,n500}.x"), ["w.n007.x", "w.n499.x"]);
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(ix.id(n), Some(i as u32));
+            assert_eq!(ix.name(i as u32), n);
+        }
+        assert_eq!(ix.id("w.n500.x"), None);
+        assert_eq!(ix.id("w.n001"), None, "a branch is not a series");
+    }
+
+    #[test]
+    fn names_holes_and_histograms_keep_their_ids() {
+        let mut ix = Index::default();
+        let a = ix.add_series("a.b", 0, Method::Sum, 0.0);
+        let hole = ix.add_hole(false);
+        let hhole = ix.add_hole(true);
+        let h = ix.add_hist("a.b", 3);
+        let c = ix.add_series("a.c;k=v", 1, Method::Max, 0.25);
+        assert_eq!((a, hole, c, hhole, h), (0, 1, 2, 0, 1));
+        assert_eq!(ix.name(hole), "");
+        assert!(ix.series[hole as usize].hole && !ix.series[a as usize].hole);
+        assert_eq!(ix.id(""), None, "a hole has no name to reach it by");
+        assert_eq!(ix.hist_id("a.b"), Some(h));
+        assert_eq!(ix.hist_name(h), "a.b");
+        assert_eq!(ix.hists[h as usize].schema, 3);
+        assert_eq!(ix.id("a.c;k=v"), Some(c));
+        let s = ix.series[c as usize];
+        assert_eq!((s.schema, s.method, s.xff), (1, Method::Max, 0.25));
+        assert!(ix.heap_bytes() > 0);
+    }
+
+    /// `heap_bytes` is what the index holds: within 10% of the allocator's
+    /// count is checked by benches/index.rs; here, that it grows with the
+    /// series and counts the names.
+    #[test]
+    fn heap_bytes_grow_with_the_names() {
+        let mut ix = Index::default();
+        let empty = ix.heap_bytes();
+        for i in 0..10_000 {
+            ix.add_series(
+                &format!("some.fairly.long.prefix.series_{i}"),
+                0,
+                Method::Sum,
+                0.0,
+            );
+        }
+        let grown = ix.heap_bytes() - empty;
+        assert!(grown > 10_000 * 50, "{grown}");
+    }
+
+    /// A percentile's code gives the very f64 the name's decimal parses
+    /// to (what derived rows store and compare), and refuses what it
+    /// cannot hold instead of rounding it.
+    #[test]
+    fn percentiles_are_kept_exactly() {
+        let parsed = |p: &str| p.replacen('_', ".", 1).parse::<f64>().unwrap() / 100.0;
+        let mut spellings: Vec<String> = [
+            "90",
+            "99",
+            "99_9",
+            "99_99",
+            "99_999",
+            "50",
+            "0_1",
+            "100",
+            "75",
+            "95",
+            "33_333333",
+            "99_999999",
+            "0_000001",
+            "007",
+            "12_5",
+            "1",
+            "0_5",
+            "66_6666",
+        ]
+        .map(String::from)
+        .to_vec();
+        spellings.extend((1..=1000).map(|i| format!("{}_{}", i / 10, i % 10)));
+        spellings.extend((1..=999).map(|i| format!("99_{i:03}")));
+        for p in &spellings {
+            let code = StatCode::percentile(p).unwrap_or_else(|| panic!("{p}"));
+            let Stat::Quantile(q) = code.stat() else {
+                panic!("{p}");
+            };
+            assert_eq!(q.to_bits(), parsed(p).to_bits(), "{p}");
+        }
+        for p in [
+            "0",
+            "0_0",
+            "100_1",
+            "101",
+            "",
+            "_5",
+            "9_",
+            "9e1",
+            "+90",
+            "9_9_9",
+            "nan",
+            "inf",
+            "134217728",
+            "999999999",
+            "99_9999999",
+            "top10",
+            "1_0000000000000000000000001",
+        ] {
+            assert_eq!(StatCode::percentile(p), None, "{p:?}");
+        }
+        assert_eq!(StatCode(CODE_MEAN).stat(), Stat::Mean);
+        assert_eq!(StatCode(CODE_STD).stat(), Stat::Std);
+        assert_eq!(
+            timer_stat("a.median").unwrap().1.stat(),
+            Stat::Quantile(0.5)
         );
     }
 }

@@ -28,6 +28,7 @@ pub mod hist;
 pub mod index;
 pub mod kv;
 pub mod mem;
+pub mod memory;
 pub mod open;
 mod read;
 mod recover;
@@ -186,7 +187,7 @@ impl StoreOptions {
             checkpoint_unsaved_rows: 200_000,
             max_series: cfg.max_series,
             max_new_series_per_minute: cfg.max_new_series_per_minute,
-            max_memory: 1 << 30,
+            max_memory: cfg.max_memory,
         }
     }
 }

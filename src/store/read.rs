@@ -29,7 +29,7 @@ impl Store {
                 Rule {
                     method: s.method,
                     xff: s.xff,
-                    link: s.link,
+                    link: s.link(),
                 },
             ),
             None => return Ok(None),

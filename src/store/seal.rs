@@ -372,7 +372,7 @@ impl Sealable for f64 {
             Some(s) if !s.hole => rollup::Rule {
                 method: s.method,
                 xff: s.xff,
-                link: s.link,
+                link: s.link(),
             },
             _ => return Ok(Vec::new()),
         };

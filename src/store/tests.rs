@@ -735,7 +735,7 @@ fn stored_rows(kv: &MemKv, store: &Store, archive: u8) -> BTreeMap<String, Vec<(
     kv.scan(Space::Rows, &[], &[0xff; 12], &mut |k, v| {
         let key = super::row::RowKey::decode(k).unwrap();
         if key.archive == archive {
-            let name = index.series[key.series as usize].name.to_string();
+            let name = index.name(key.series).to_string();
             out.entry(name).or_default().push((v[0], v.len()));
         }
         true
@@ -1019,13 +1019,12 @@ fn crash_while_creating(
 
 /// Every point in every series of `store` is one written to that series.
 fn no_point_in_a_wrong_series(store: &Store, now: i64) {
-    let names: Vec<String> = store
-        .index()
-        .series
-        .iter()
-        .map(|s| s.name.to_string())
+    let index = store.index();
+    let names: Vec<String> = (0..index.len() as u32)
+        .map(|i| index.name(i).to_string())
         .filter(|n| n.starts_with("crash."))
         .collect();
+    drop(index);
     for n in names {
         // crash.p{phase}.r{round}.s{j}
         let parts: Vec<u64> = n

@@ -339,6 +339,9 @@ impl Store {
             self.caps.note(Refusal::Total);
             return false;
         }
+        if !self.caps.memory_allows_new() {
+            return false;
+        }
         if !self.caps.take_new(self.opts.max_new_series_per_minute) {
             self.caps.note(Refusal::Rate);
             return false;
@@ -421,7 +424,7 @@ pub(super) fn target(index: &Index, id: u32) -> Option<Target> {
         rule: rollup::Rule {
             method: s.method,
             xff: s.xff,
-            link: s.link,
+            link: s.link(),
         },
     })
 }
