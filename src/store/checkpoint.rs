@@ -125,7 +125,7 @@ impl Store {
         for (key, h) in heads.iter() {
             let row = h.as_row();
             if row.iter().any(f64::present) {
-                batch.put(Space::Heads, fragment_key(key, frag), row::encode(&row));
+                batch.put(Space::Heads, fragment_key(key, frag), row::encode_xor(&row));
             }
         }
         for (key, h) in hheads.iter() {
@@ -134,7 +134,7 @@ impl Store {
                 batch.put(
                     Space::HistHeads,
                     fragment_key(key, frag),
-                    hist::encode_row(&row),
+                    hist::encode_row_plain(&row),
                 );
             }
         }

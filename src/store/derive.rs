@@ -364,7 +364,7 @@ pub fn encode(slots: &[f64], pred: &Predictor, rows: &SourceRows<'_>) -> Option<
             out.extend_from_slice(&d.to_le_bytes());
         }
     } else {
-        let bytes = pco::standalone::simple_compress(&diffs, &pco::ChunkConfig::default()).ok()?;
+        let bytes = pco::standalone::simple_compress(&diffs, &row::pco_config()).ok()?;
         out.extend_from_slice(&bytes);
     }
     Some(out)
@@ -539,7 +539,7 @@ pub fn encode_rows(
                 return (*key, None);
             }
             let plain = if *open && !compress_open {
-                row::encode_raw(slots)
+                row::encode_xor(slots)
             } else {
                 row::encode(slots)
             };

@@ -276,8 +276,9 @@ pub fn encode_row(slots: &[Option<Hist>]) -> Vec<u8> {
     }
 }
 
-/// The plain form: what a checkpoint writes for a row still open, as
-/// `row::encode_raw` does for values.
+/// The plain form (format 3): what a checkpoint writes for a fragment of a
+/// row not sealed, as `row::encode_xor` does for values (no pco: its cost
+/// per call dominates on a fragment's few slots).
 pub fn encode_row_plain(slots: &[Option<Hist>]) -> Vec<u8> {
     let mut out = vec![FORMAT_HIST_PLAIN];
     encode_presence(&mut out, slots.iter().map(|h| h.is_some()));
@@ -324,7 +325,7 @@ pub(super) fn put_stream<T: pco::data_types::Number>(
         put_varint(out, 0);
         return Some(());
     }
-    let bytes = pco::standalone::simple_compress(values, &pco::ChunkConfig::default()).ok()?;
+    let bytes = pco::standalone::simple_compress(values, &super::row::pco_config()).ok()?;
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(&bytes);
     Some(())

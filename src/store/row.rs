@@ -80,6 +80,16 @@ const FORMAT_PCO: u8 = 1;
 const FORMAT_RAW: u8 = 2;
 /// Rows with at most this many points are stored raw.
 const RAW_MAX: usize = 4;
+/// A fragment of a row not sealed: values XORed with the previous one.
+const FORMAT_XOR: u8 = 6;
+
+/// pco's settings for rows: level 4 of 12 packs a 720-point statsd-shaped
+/// row as small as the default 8 (0.46 B a point) in half the time (65
+/// against 140 µs a row, measured with pco 1.1), which is what a seal of
+/// every live series spends its time on. Readers need no setting.
+pub fn pco_config() -> pco::ChunkConfig {
+    pco::ChunkConfig::default().with_compression_level(4)
+}
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -202,18 +212,60 @@ pub fn decompress_exact<T: pco::data_types::Number>(
     Ok(out)
 }
 
-/// Encodes a row without compressing it (format 2): what a checkpoint
-/// writes for a row that is still open, so that checkpointing costs a copy
-/// instead of a compression of the whole row each time. The row is
-/// compressed once, when it seals (or at a clean shutdown).
-pub fn encode_raw(slots: &[f64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + slots.len() * 8);
-    out.push(FORMAT_RAW);
+/// Encodes a row fragment (format 6): each present value as the XOR of
+/// its bits with the previous value's, trailing zero bits cut. A checkpoint
+/// writes one fragment per changed row, ~30 points at the default 5
+/// minutes; pco spends 15-25 µs on so few values whatever its level (about
+/// 20 s a checkpoint at 1M series), this a fraction of a µs, at 2-3 bytes a
+/// statsd-shaped point against pco's 2. Rows are compressed by pco when
+/// sealed, so fragments are short-lived.
+pub fn encode_xor(slots: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + slots.len() * 3);
+    out.push(FORMAT_XOR);
     encode_presence(&mut out, slots.iter().map(|v| !v.is_nan()));
+    let mut prev = 0u64;
     for v in slots.iter().filter(|v| !v.is_nan()) {
-        out.extend_from_slice(&v.to_le_bytes());
+        let bits = v.to_bits();
+        let x = bits ^ prev;
+        prev = bits;
+        if x == 0 {
+            out.push(64);
+        } else {
+            let tz = x.trailing_zeros();
+            out.push(tz as u8);
+            put_varint(&mut out, x >> tz);
+        }
     }
     out
+}
+
+fn decode_xor(mut rest: &[u8], count: usize) -> Result<Vec<f64>, RowError> {
+    let mut out = Vec::with_capacity(count.min(rest.len()));
+    let mut prev = 0u64;
+    for _ in 0..count {
+        let (&tz, r) = rest.split_first().ok_or(RowError::Truncated)?;
+        rest = r;
+        let x = match tz {
+            64 => 0,
+            0..=63 => {
+                let v = get_varint(&mut rest).ok_or(RowError::Truncated)?;
+                if tz > 0 && v >> (64 - tz) != 0 {
+                    return Err(RowError::Truncated);
+                }
+                v << tz
+            }
+            _ => return Err(RowError::Truncated),
+        };
+        prev ^= x;
+        out.push(f64::from_bits(prev));
+    }
+    if !rest.is_empty() {
+        return Err(RowError::Count {
+            got: count + 1,
+            want: count,
+        });
+    }
+    Ok(out)
 }
 
 /// Encodes a row's slots (NaN = no point). The caller never stores a row
@@ -230,7 +282,7 @@ pub fn encode(slots: &[f64]) -> Vec<u8> {
         }
         return out;
     }
-    match pco::standalone::simple_compress(&values, &pco::ChunkConfig::default()) {
+    match pco::standalone::simple_compress(&values, &pco_config()) {
         Ok(bytes) => out.extend_from_slice(&bytes),
         Err(_) => {
             // pco accepts every f64 slice; keep a correct row regardless.
@@ -262,6 +314,7 @@ pub fn decode_into(row: &[u8], slots: &mut [f64]) -> Result<usize, RowError> {
                 .collect()
         }
         FORMAT_PCO => decompress_exact::<f64>(rest, count)?,
+        FORMAT_XOR => decode_xor(rest, count)?,
         f => return Err(RowError::Format(f)),
     };
     if values.len() != count {
@@ -286,6 +339,45 @@ pub fn decode(row: &[u8], slots: usize) -> Result<Vec<f64>, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xor_fragments_round_trip_every_bit_and_refuse_damage() {
+        let mut slots = vec![f64::NAN; 720];
+        let vals = [
+            1234.0,
+            1236.0,
+            1236.0,
+            -0.0,
+            f64::INFINITY,
+            f64::MIN_POSITIVE / 2.0,
+            1e300,
+            0.1,
+        ];
+        for (i, v) in vals.iter().enumerate() {
+            slots[100 + 3 * i] = *v;
+        }
+        let bytes = encode_xor(&slots);
+        assert_eq!(bytes[0], FORMAT_XOR);
+        let back = decode(&bytes, 720).unwrap();
+        for (a, b) in slots.iter().zip(&back) {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        }
+        for cut in 1..bytes.len() {
+            assert!(decode(&bytes[..cut], 720).is_err(), "cut at {cut}");
+        }
+        // A shift that would push bits out, and a byte past the last value.
+        let mut bad = bytes.clone();
+        let at = bytes.len() - 2;
+        bad[at] = 63;
+        bad.push(0x7f);
+        assert!(decode(&bad, 720).is_err());
+        let mut long = bytes.clone();
+        long.push(64);
+        assert!(decode(&long, 720).is_err());
+        // statsd-shaped: small integer steps cost a few bytes a point.
+        let counter: Vec<f64> = (0..30).map(|i| 5000.0 + (i * 7 % 5) as f64).collect();
+        assert!(encode_xor(&counter).len() < 30 * 4);
+    }
 
     #[test]
     fn keys_sort_by_archive_then_time_then_series() {
@@ -349,8 +441,12 @@ mod tests {
         for (i, s) in slots.iter_mut().enumerate().take(300).skip(7) {
             *s = i as f64 / 10.0;
         }
-        let raw = encode_raw(&slots);
-        assert_eq!(raw[0], FORMAT_RAW);
+        // As rollupd-store-2 wrote open rows (and still reads them).
+        let mut raw = vec![FORMAT_RAW];
+        encode_presence(&mut raw, slots.iter().map(|v| !v.is_nan()));
+        for v in slots.iter().filter(|v| !v.is_nan()) {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
         let a = decode(&raw, 720).unwrap();
         let b = decode(&encode(&slots), 720).unwrap();
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));

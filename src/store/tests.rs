@@ -626,8 +626,8 @@ fn a_checkpoint_writes_what_changed_and_the_seal_writes_the_row_once() {
         f
     };
     // Two checkpoints while the row fills: each writes the points that
-    // came since the last one as a fragment, compressed (format 1), and
-    // nothing is rewritten.
+    // came since the last one as a fragment (format 6: XOR-packed, cheap to
+    // write), and nothing is rewritten.
     for part in 0..2 {
         let pts: Vec<(String, i64, f64)> = (0..50)
             .map(|i| {
@@ -640,7 +640,7 @@ fn a_checkpoint_writes_what_changed_and_the_seal_writes_the_row_once() {
         store.checkpoint().unwrap();
         assert_eq!(formats(Space::Heads).len(), part as usize + 1);
     }
-    assert_eq!(formats(Space::Heads), vec![(1, 19), (1, 19)]);
+    assert_eq!(formats(Space::Heads), vec![(6, 19), (6, 19)]);
     assert!(formats(Space::Rows).is_empty());
     // Once the row's span and its grace have passed, the seal writes it
     // whole, compressed, and its fragments go.
