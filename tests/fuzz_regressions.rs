@@ -714,8 +714,8 @@ fn store_rows_of_every_format_and_their_damage() {
     let mut rows: Vec<(String, Vec<u8>)> = vec![
         ("plain".into(), [&[0u8][..], &row::encode(&values)].concat()),
         (
-            "raw".into(),
-            [&[0u8][..], &row::encode_raw(&values)].concat(),
+            "xor".into(),
+            [&[0u8][..], &row::encode_xor(&values)].concat(),
         ),
         (
             "hist_plain".into(),
