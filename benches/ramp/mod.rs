@@ -48,7 +48,7 @@ use super::T0;
 
 mod proc;
 pub use proc::du;
-use proc::status_mb;
+use proc::{du_split, status_mb};
 
 /// Points per `Store::write`, as carbon's reads deliver them.
 const BATCH: usize = 4096;
@@ -264,6 +264,30 @@ fn engine_memory(engine: &super::Engine) -> String {
     }
 }
 
+/// Where `du` goes: RocksDB's tables by space, its write-ahead log, the
+/// rest.
+fn disk_split(engine: &super::Engine, dir: &Path) -> String {
+    let (sst, wal, other) = du_split(dir);
+    let mut text = format!("sst {:.1} MB", mb(sst));
+    #[cfg(feature = "rocksdb")]
+    if let super::Engine::Rocks(k) = engine {
+        let spaces: Vec<String> = Space::ALL
+            .iter()
+            .map(|s| format!("{} {:.1}", s.name(), mb(k.live_sst_bytes(*s))))
+            .collect();
+        let _ = write!(text, " (live: {} MB)", spaces.join(", "));
+    }
+    #[cfg(not(feature = "rocksdb"))]
+    let _ = engine;
+    let _ = write!(
+        text,
+        ", rocksdb's wal {:.1} MB, other {:.1} MB",
+        mb(wal),
+        mb(other)
+    );
+    text
+}
+
 /// The spaces that hold rows: every space but the log, the metadata, the
 /// series index and events, so a new row space is counted without a
 /// change here.
@@ -441,6 +465,7 @@ pub fn ramp() {
         let (rss, hwm) = (status_mb("VmRSS"), status_mb("VmHWM"));
         let engine_mem = engine_memory(&run.engine);
         let disk = du(dir.path());
+        let split = disk_split(&run.engine, dir.path());
         let rows = row_bytes(&*run.engine.kv());
         let row_total: u64 = rows.iter().map(|r| r.1).sum();
         let mut row_text = String::new();
@@ -457,7 +482,7 @@ pub fn ramp() {
             );
         }
         println!(
-            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB, rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention",
+            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention",
             took,
             level_points / series as u64 / 6,
             level_points as f64 / took / 1e6,

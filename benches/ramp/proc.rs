@@ -29,3 +29,32 @@ pub fn du(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+/// `du` of `dir` split by kind of file: RocksDB's tables (`.sst`), its
+/// write-ahead log (`.log`), and the rest.
+pub fn du_split(dir: &Path) -> (u64, u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut sizes = (0, 0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return sizes;
+    };
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            let (a, b, c) = du_split(&e.path());
+            sizes = (sizes.0 + a, sizes.1 + b, sizes.2 + c + m.blocks() * 512);
+            continue;
+        }
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let bytes = m.blocks() * 512;
+        if name.ends_with(".sst") {
+            sizes.0 += bytes;
+        } else if name.ends_with(".log") {
+            sizes.1 += bytes;
+        } else {
+            sizes.2 += bytes;
+        }
+    }
+    sizes
+}

@@ -10,8 +10,9 @@
 //!
 //! Every 10 s it prints a line: live series, points sent per second over
 //! those 10 s (and what the schedule asked, so a daemon that pushes back
-//! shows), the daemon's RSS and peak RSS (`/proc/<--pid>/status`) and `du`
-//! of its `--data-dir`.
+//! shows), the daemon's RSS and peak RSS from `/proc/<--pid>/status` (also
+//! per live series, or per statsd name: a counter is two stored series, a
+//! timer a dozen) and `du` of its `--data-dir`.
 //!
 //! Only loopback addresses are accepted, and the run is bounded in time
 //! (at most a day) and in series (at most ten million).
@@ -69,9 +70,11 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StatsdKind {
-    /// `name:N|c`: one counter per name, so two series each (rate and count).
+    /// `name:N|c`: one counter per name: two stored series each (rate and
+    /// count).
     Counter,
-    /// `name:N|ms`: one timer per name, a dozen series each.
+    /// `name:N|ms`: one timer per name: a dozen stored series each (count,
+    /// rate, sum, mean, upper, percentiles...) and a histogram series.
     Timer,
 }
 
@@ -330,17 +333,20 @@ fn run(args: &Args) -> Result<(), String> {
 /// One line: what was sent since `since`, and what the daemon holds.
 fn report(args: &Args, started: Instant, since: Instant, live: usize, sent: u64) {
     let secs = since.elapsed().as_secs_f64().max(1e-3);
-    let asked = live as f64 / args.interval as f64;
+    // A series made live sends its first point at its next turn in the
+    // interval, so during the ramp fewer are sent than this.
+    let full = live as f64 / args.interval as f64;
+    let unit = if args.statsd { "name" } else { "series" };
     let mut line = format!(
-        "{:>6.0} s: {live} series live, {:.0} points/s sent (schedule {:.0}/s)",
+        "{:>6.0} s: {live} {unit}s live, {:.0} points/s sent (all live: {:.0}/s)",
         started.elapsed().as_secs_f64(),
         sent as f64 / secs,
-        asked
+        full
     );
     if let Some(pid) = args.pid {
         match (status_mb(pid, "VmRSS"), status_mb(pid, "VmHWM")) {
             (Some(rss), Some(hwm)) => line.push_str(&format!(
-                ", daemon RSS {rss:.0} MB (peak {hwm:.0} MB, {:.0} B/series)",
+                ", daemon RSS {rss:.0} MB (peak {hwm:.0} MB, {:.0} B/{unit})",
                 rss * 1048576.0 / live.max(1) as f64
             )),
             _ => line.push_str(&format!(", daemon {pid} not found")),

@@ -305,6 +305,16 @@ impl RocksKv {
         total
     }
 
+    /// SST bytes of one space as they stand (memtables not flushed), for
+    /// telling where the disk goes while the store runs.
+    pub fn live_sst_bytes(&self, space: Space) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(space), "rocksdb.live-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
     /// SST bytes of one space, after flushing its memtable.
     pub fn space_sst_bytes(&self, space: Space) -> u64 {
         let _ = self.db.flush_cf(self.cf(space));
