@@ -32,6 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rollupd::aggregate::{Aggregator, Scratch};
+
+/// The daemon's allocator (src/main.rs), so memory figures are the daemon's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rollupd::config::{Config, StorageConfig};
 use rollupd::emit::Emitter;
 use rollupd::events::EventQueue;

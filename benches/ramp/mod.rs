@@ -31,6 +31,8 @@
 //!   once the process's RSS passes it.
 //! - `RAMP_CACHE_MB`, `RAMP_MEMTABLE_MB`: RocksDB's block cache and
 //!   memtable budget (`RocksOptions`' defaults when unset).
+//! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
+//!   quarter the rows in memory may hold before a checkpoint is forced.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -385,9 +387,12 @@ pub fn ramp() {
     let rss_limit: f64 = env("RAMP_RSS_LIMIT_MB", 20_000.0);
     let dir = tempfile::tempdir().expect("tempdir");
     // The configured interval is wall-clock: the upkeep thread checkpoints
-    // on the simulated clock instead. Every other setting is the default.
+    // on the simulated clock instead. `max_memory` is the budget under test
+    // (`RAMP_MAX_MEMORY_MB`, 1024: the daemon's default is a quarter of
+    // RAM); every other setting is the default.
     let cfg = StorageConfig {
         checkpoint_interval: Duration::from_secs(86400),
+        max_memory: env::<u64>("RAMP_MAX_MEMORY_MB", 1024) << 20,
         ..StorageConfig::default()
     };
     let clock = Arc::new(AtomicI64::new(T0));

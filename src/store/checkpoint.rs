@@ -1,15 +1,20 @@
 //! Checkpoints: what memory holds, written to the engine so the log it
 //! covers can go.
 //!
-//! A checkpoint is one atomic batch: the heads (slots changed since the
-//! last checkpoint) as fragments of their rows, the unsaved sealed rows
-//! whole, the pending series records, the seal marks, and the log's
-//! deletion up to the first batch not covered. It writes what changed,
-//! never whole rows that are still filling, so its cost follows the points
-//! written, not the series held.
+//! A checkpoint writes the heads (slots changed since the last checkpoint)
+//! as fragments of their rows, a chunk of heads per batch, then one atomic
+//! batch with the unsaved sealed rows whole, the pending series records,
+//! the seal marks, and the log's deletion up to the first batch not
+//! covered. It writes what changed, never whole rows that are still
+//! filling, so its cost follows the points written, not the series held.
 
 use super::open::{fragment_key, fragment_range, Slot};
 use super::*;
+
+/// Heads written per batch: about 3 MB of fragments at the default
+/// interval, so a checkpoint holds one such chunk twice (in flight and
+/// encoded) however many series are live.
+const CHUNK_HEADS: usize = 16_384;
 
 /// The shortest time between two checkpoints that memory pressure asks for.
 const PRESSURE_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
@@ -79,15 +84,13 @@ impl Store {
     /// A checkpoint, with `checkpointing` held by the caller.
     pub(super) fn checkpoint_locked(&self) -> Result<(), StoreError> {
         let started = Instant::now();
-        let (heads, hheads, rows, hrows, covered, frag, marks, plans, mut batch, records_upto) = {
+        let (rows, hrows, covered, frag, marks, plans, mut batch, records_upto) = {
             let index = self.index.read();
             let schemas = self.schemas.read();
-            let (heads, hheads, rows, hrows, covered, frag, marks) = {
+            let (rows, hrows, covered, frag, marks) = {
                 let mut inner = self.inner.lock();
                 let frag = inner.next_frag();
                 (
-                    inner.points.take_heads(),
-                    inner.hists.take_heads(),
                     inner.points.snapshot(),
                     inner.hists.snapshot(),
                     inner.next_seq,
@@ -108,8 +111,6 @@ impl Store {
             };
             let plans = derive::plan(&index, &step_of, &rows, &hrows, false);
             (
-                heads,
-                hheads,
                 rows,
                 hrows,
                 covered,
@@ -120,24 +121,26 @@ impl Store {
                 records_upto,
             )
         };
-        // Fragments first: a sealed row written whole below deletes its
-        // row's fragments after them.
-        for (key, h) in heads.iter() {
-            let row = h.as_row();
-            if row.iter().any(f64::present) {
-                batch.put(Space::Heads, fragment_key(key, frag), row::encode_xor(&row));
+        // The heads, as fragments, a chunk at a time. Every batch below
+        // `covered` is in the heads by now; heads taken later may hold
+        // points of later batches too, which the log also holds: a replay
+        // writes them again, the same. A failed chunk goes back to memory
+        // and fails the checkpoint; the log still covers it all.
+        let fragments = self
+            .write_heads(|i| &mut i.hists, frag, hist::encode_row_plain)
+            .and_then(|h| {
+                self.write_heads(|i| &mut i.points, frag, row::encode_xor)
+                    .map(|p| h + p)
+            });
+        let fragments = match fragments {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.checkpoint_errors.fetch_add(1, Relaxed);
+                self.stats.write_errors.fetch_add(1, Relaxed);
+                self.inner.lock().log_gap = true;
+                return Err(StoreError::Write(e));
             }
-        }
-        for (key, h) in hheads.iter() {
-            let row = h.as_row();
-            if row.iter().any(Option::present) {
-                batch.put(
-                    Space::HistHeads,
-                    fragment_key(key, frag),
-                    hist::encode_row_plain(&row),
-                );
-            }
-        }
+        };
         let rows = derive::encode_rows(&rows, &hrows, &plans, false);
         let hrows: Vec<(RowKey, Option<Vec<u8>>)> = hrows
             .iter()
@@ -171,9 +174,6 @@ impl Store {
         batch.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
         batch.put(Space::Meta, META_CHECKPOINT, covered.to_be_bytes().to_vec());
         batch.delete_range(Space::Log, wal::key(0).to_vec(), wal::key(covered).to_vec());
-        let fragments = heads.len() + hheads.len();
-        drop(heads);
-        drop(hheads);
         let result = self.kv.write(batch);
         if result.is_ok() {
             self.pending.lock().written(records_upto);
@@ -189,8 +189,6 @@ impl Store {
                 .compact(Space::Log, &wal::key(0), &wal::key(covered));
         }
         let mut inner = self.inner.lock();
-        inner.points.heads_done(result.is_ok());
-        inner.hists.heads_done(result.is_ok());
         match result {
             Ok(()) => {
                 inner.points.commit(&rows, covered);
@@ -235,6 +233,39 @@ impl Store {
                 inner.log_gap = true;
                 Err(StoreError::Write(e))
             }
+        }
+    }
+
+    /// Writes one lane's heads as fragments under sequence `frag`, in
+    /// chunks of [`CHUNK_HEADS`]; returns how many.
+    fn write_heads<T: Slot>(
+        &self,
+        lane: fn(&mut Inner) -> &mut Lane<T>,
+        frag: u64,
+        encode: fn(&[T]) -> Vec<u8>,
+    ) -> Result<usize, KvError> {
+        let mut cursor = 0;
+        let mut n = 0;
+        loop {
+            let chunk = lane(&mut self.inner.lock()).take_chunk(&mut cursor, CHUNK_HEADS);
+            if chunk.is_empty() {
+                return Ok(n);
+            }
+            let mut batch = Batch::default();
+            // Records pending (a log write failed) go with every chunk, so
+            // no fragment names a series whose record is not stored.
+            self.pending.lock().add_to(&mut batch);
+            for (key, h) in &chunk {
+                let row = h.as_row();
+                if row.iter().any(T::present) {
+                    batch.put(T::HEADS, fragment_key(*key, frag), encode(&row));
+                }
+            }
+            n += chunk.len();
+            drop(chunk);
+            let written = self.kv.write(batch);
+            lane(&mut self.inner.lock()).chunk_done(written.is_ok());
+            written?;
         }
     }
 }

@@ -16,8 +16,6 @@
 //! A [`Lane`] is generic over what a slot holds, so values and timer
 //! histograms share one set of rules.
 
-use std::sync::Arc;
-
 use super::derive;
 use super::hist::{self, Hist};
 use super::kv::{Kv, KvError, Space};
@@ -315,6 +313,39 @@ impl<T: Slot> Heads<T> {
         took
     }
 
+    /// Moves up to `n` heads out, from series `*cursor` on in the vector,
+    /// then every head of the map in one go; advances the cursor (start it
+    /// at 0), and returns an empty list once both were taken.
+    pub fn take_chunk(&mut self, cursor: &mut usize, n: usize) -> Vec<(RowKey, Head<T>)> {
+        let mut out = Vec::new();
+        while *cursor < self.dense.len() && out.len() < n {
+            let i = *cursor;
+            *cursor += 1;
+            if let Some(d) = self.dense[i].take() {
+                let key = RowKey {
+                    schema: d.schema,
+                    archive: 0,
+                    start: d.start,
+                    series: i as u32,
+                };
+                self.len -= 1;
+                self.bytes = self.bytes.saturating_sub(d.head.bytes());
+                out.push((key, d.head));
+            }
+        }
+        if out.is_empty() && *cursor != usize::MAX {
+            // The vector is done: the map's heads, once (heads that arrive
+            // after are the next checkpoint's).
+            *cursor = usize::MAX;
+            for (k, h) in std::mem::take(&mut self.other) {
+                self.len -= 1;
+                self.bytes = self.bytes.saturating_sub(h.bytes());
+                out.push((k, h));
+            }
+        }
+        out
+    }
+
     /// Every head with its row's key.
     pub fn iter(&self) -> impl Iterator<Item = (RowKey, &Head<T>)> {
         let dense = self.dense.iter().enumerate().filter_map(|(i, d)| {
@@ -331,24 +362,6 @@ impl<T: Slot> Heads<T> {
             })
         });
         dense.chain(self.other.iter().map(|(k, h)| (*k, h)))
-    }
-
-    /// Every head, by value.
-    fn into_iter(self) -> impl Iterator<Item = (RowKey, Head<T>)> {
-        let dense = self.dense.into_iter().enumerate().filter_map(|(i, d)| {
-            d.map(|d| {
-                (
-                    RowKey {
-                        schema: d.schema,
-                        archive: 0,
-                        start: d.start,
-                        series: i as u32,
-                    },
-                    d.head,
-                )
-            })
-        });
-        dense.chain(self.other)
     }
 }
 
@@ -487,8 +500,10 @@ pub fn stored_row<T: Slot>(
 pub struct Lane<T> {
     /// Unsealed rows' slots changed since the last checkpoint.
     pub heads: Heads<T>,
-    /// Heads a running checkpoint took, readable until it has written them.
-    pub inflight: Option<Arc<Heads<T>>>,
+    /// Heads a running checkpoint took, readable until it has written them
+    /// (one chunk at a time).
+    pub inflight: HashMap<RowKey, Head<T>>,
+    inflight_bytes: usize,
     /// Sealed rows changed since the last checkpoint, whole.
     pub unsaved: HashMap<RowKey, Unsaved<T>>,
     pub corrupt_rows: u64,
@@ -501,7 +516,8 @@ impl<T> Default for Lane<T> {
     fn default() -> Self {
         Lane {
             heads: Heads::default(),
-            inflight: None,
+            inflight: HashMap::default(),
+            inflight_bytes: 0,
             unsaved: HashMap::default(),
             corrupt_rows: 0,
             stamp: 0,
@@ -524,7 +540,7 @@ impl<T: Slot> Lane<T> {
             return Ok((u.slots, true));
         }
         let (mut row, mut existed) = stored_row::<T>(kv, key, slots, &mut self.corrupt_rows)?;
-        if let Some(h) = self.inflight.as_ref().and_then(|m| m.get(&key)) {
+        if let Some(h) = self.inflight.get(&key) {
             h.overlay(&mut row);
             existed = true;
         }
@@ -585,11 +601,7 @@ impl<T: Slot> Lane<T> {
         if let Some(v) = self.heads.get(&key).and_then(|h| h.get(slot)) {
             return Some(v.clone());
         }
-        self.inflight
-            .as_ref()
-            .and_then(|m| m.get(&key))
-            .and_then(|h| h.get(slot))
-            .cloned()
+        self.inflight.get(&key).and_then(|h| h.get(slot)).cloned()
     }
 
     /// The slots `[from, from + n)` of an unsaved row, borrowed.
@@ -613,7 +625,7 @@ impl<T: Slot> Lane<T> {
             return Overlay::Whole(u.slots.clone());
         }
         let mut heads = Vec::new();
-        if let Some(h) = self.inflight.as_ref().and_then(|m| m.get(&key)) {
+        if let Some(h) = self.inflight.get(&key) {
             heads.push(h.clone());
         }
         if let Some(h) = self.heads.get(&key) {
@@ -622,24 +634,28 @@ impl<T: Slot> Lane<T> {
         Overlay::Heads(heads)
     }
 
-    /// Takes the heads for a checkpoint; they stay readable in flight.
-    pub fn take_heads(&mut self) -> Arc<Heads<T>> {
-        let taken = Arc::new(std::mem::take(&mut self.heads));
-        self.inflight = Some(taken.clone());
-        taken
+    /// Takes up to `n` heads for a checkpoint (see [`Heads::take_chunk`]):
+    /// they stay readable in flight until [`Lane::chunk_done`], and the
+    /// caller encodes the copies returned. A checkpoint in chunks holds one
+    /// chunk twice, never every head (at 1M series, taking them all at once
+    /// held them, their encoding, the batch and RocksDB's copy of it
+    /// together: over 1 GB).
+    pub fn take_chunk(&mut self, cursor: &mut usize, n: usize) -> Vec<(RowKey, Head<T>)> {
+        let chunk = self.heads.take_chunk(cursor, n);
+        self.inflight_bytes = chunk.iter().map(|(_, h)| h.bytes()).sum();
+        self.inflight = chunk.iter().cloned().collect();
+        chunk
     }
 
-    /// The checkpoint that took the heads has written them (or failed, and
-    /// they go back under whatever changed since).
-    pub fn heads_done(&mut self, written: bool) {
-        let Some(taken) = self.inflight.take() else {
-            return;
-        };
+    /// The chunk in flight was written (or not, and it goes back under
+    /// whatever changed since).
+    pub fn chunk_done(&mut self, written: bool) {
+        let taken = std::mem::take(&mut self.inflight);
+        self.inflight_bytes = 0;
         if written {
             return;
         }
-        let taken = Arc::try_unwrap(taken).unwrap_or_else(|a| (*a).clone());
-        for (k, older) in taken.into_iter() {
+        for (k, older) in taken {
             let newer = self.heads.remove(&k);
             for (i, v) in older.slots.into_iter().enumerate() {
                 if v.present() {
@@ -703,7 +719,7 @@ impl<T: Slot> Lane<T> {
     /// Bytes the lane's rows hold, approximately (for `max_memory`).
     pub fn bytes(&self) -> usize {
         let heads = self.heads.bytes();
-        let inflight = self.inflight.as_ref().map_or(0, |m| m.bytes());
+        let inflight = self.inflight_bytes;
         let unsaved: usize = self
             .unsaved
             .values()
