@@ -3,6 +3,9 @@
 use super::write::{hist_target, target};
 use super::*;
 
+/// Log entries decoded and applied at a time by a replay.
+const REPLAY_CHUNK: usize = 256;
+
 impl Store {
     /// Opens a store on an engine, loading its index and replaying its log.
     pub fn open(
@@ -320,28 +323,39 @@ impl Store {
         closed
     }
 
+    /// Replays the log after the last checkpoint, streaming: a first pass
+    /// finds the last sequence, the damage and the highest ids named; the
+    /// second decodes and applies [`REPLAY_CHUNK`] entries at a time (at 1M
+    /// series, decoding the whole log first held 46M points, about 0.7 GB,
+    /// beside the heads they were rebuilding: 1.5 GB RSS after the reopen).
+    /// A schema's seal marks start at its first entry, as on a live write.
     fn replay(&self) -> Result<(), StoreError> {
-        let from = wal::key(self.inner.lock().checkpoint_seq);
-        let mut entries: Vec<(u64, wal::Entry)> = Vec::new();
+        let from = wal::key(self.inner.lock().checkpoint_seq).to_vec();
+        let open_err = |source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        };
         let mut damaged: Vec<String> = Vec::new();
         // The tail must move past every entry in the log, damaged or not,
         // so no new batch is written over one.
         let mut last_seq = None;
+        let (mut max_point, mut max_hist): (Option<u32>, Option<u32>) = (None, None);
         self.kv
             .scan(Space::Log, &from, &[0xff; 9], &mut |k, v| {
                 let seq = wal::seq_of(k);
                 last_seq = seq.or(last_seq);
                 match (seq, wal::Entry::decode(v)) {
-                    (Some(seq), Ok(e)) => entries.push((seq, e)),
+                    (Some(_), Ok(e)) => {
+                        let top = |a: Option<u32>, b: Option<u32>| a.max(b);
+                        max_point = top(max_point, e.points.iter().map(|p| p.0).max());
+                        max_hist = top(max_hist, e.hists.iter().map(|h| h.0).max());
+                    }
                     (seq, Err(e)) => damaged.push(format!("log entry {seq:?}: {e}")),
                     (None, _) => {}
                 }
                 true
             })
-            .map_err(|source| StoreError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(open_err)?;
         if !damaged.is_empty() {
             // A torn entry cannot happen with an atomic engine; a damaged
             // one means damaged files. Each batch stands alone, so the
@@ -352,31 +366,71 @@ impl Store {
                 "write-ahead log damaged; the damaged entries' points are lost, the others are replayed"
             );
         }
-        self.reserve_logged_ids(&entries);
-        let index = self.index.read();
-        let schemas = self.schemas.read();
-        let mut inner = self.inner.lock();
-        for (seq, e) in entries {
-            let targets: Vec<Option<Target>> =
-                e.points.iter().map(|p| target(&index, p.0)).collect();
-            let htargets: Vec<Option<(u32, u16)>> =
-                e.hists.iter().map(|h| hist_target(&index, h.0)).collect();
-            inner.points.stamp = seq;
-            inner.hists.stamp = seq;
-            let w = self.apply(
-                &mut inner, &*self.kv, &index, &schemas, &e, &targets, &htargets,
-            );
-            if let Err(err) = w {
-                return Err(StoreError::Open {
-                    path: self.path.clone(),
-                    source: err,
-                });
+        self.reserve_logged_ids(max_point, max_hist);
+        let (mut lost, mut lost_hists) = (0u64, 0u64);
+        let mut cursor = from;
+        loop {
+            let mut chunk: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut next: Option<Vec<u8>> = None;
+            self.kv
+                .scan(Space::Log, &cursor, &[0xff; 9], &mut |k, v| {
+                    if chunk.len() == REPLAY_CHUNK {
+                        next = Some(k.to_vec());
+                        return false;
+                    }
+                    if let Some(seq) = wal::seq_of(k) {
+                        chunk.push((seq, v.to_vec()));
+                    }
+                    true
+                })
+                .map_err(open_err)?;
+            let index = self.index.read();
+            let schemas = self.schemas.read();
+            let mut inner = self.inner.lock();
+            for (seq, bytes) in chunk {
+                let Ok(e) = wal::Entry::decode(&bytes) else {
+                    continue;
+                };
+                let targets: Vec<Option<Target>> =
+                    e.points.iter().map(|p| target(&index, p.0)).collect();
+                let htargets: Vec<Option<(u32, u16)>> =
+                    e.hists.iter().map(|h| hist_target(&index, h.0)).collect();
+                lost += targets.iter().filter(|t| t.is_none()).count() as u64;
+                lost_hists += htargets.iter().filter(|t| t.is_none()).count() as u64;
+                for schema in targets
+                    .iter()
+                    .flatten()
+                    .map(|t| t.schema)
+                    .chain(htargets.iter().flatten().map(|h| h.1))
+                {
+                    inner.init_marks(&schemas.shapes[schema as usize], schema, e.now);
+                }
+                inner.points.stamp = seq;
+                inner.hists.stamp = seq;
+                self.apply(
+                    &mut inner, &*self.kv, &index, &schemas, &e, &targets, &htargets,
+                )
+                .map_err(open_err)?;
+                inner.next_seq = seq + 1;
+                self.stats.replayed_batches.fetch_add(1, Relaxed);
             }
-            inner.next_seq = seq + 1;
-            self.stats.replayed_batches.fetch_add(1, Relaxed);
+            drop(inner);
+            match next {
+                Some(k) => cursor = k,
+                None => break,
+            }
         }
+        if lost + lost_hists > 0 {
+            tracing::error!(
+                points = lost,
+                histograms = lost_hists,
+                "the log names series whose records were never stored (a crash under an older rollupd); these points cannot be placed and are dropped"
+            );
+        }
+        let mut inner = self.inner.lock();
         let next = inner.next_seq.max(last_seq.map_or(0, |s| s + 1));
         inner.next_seq = next;
+        drop(inner);
         self.log.lock().next_seq = next;
         Ok(())
     }
@@ -386,32 +440,20 @@ impl Store {
     /// their points cannot be placed, and the ids are taken as holes so no
     /// new series is given one and then handed those points by the next
     /// replay.
-    fn reserve_logged_ids(&self, entries: &[(u64, wal::Entry)]) {
+    fn reserve_logged_ids(&self, max_point: Option<u32>, max_hist: Option<u32>) {
         let mut index = self.index.write();
         // An id past what the caps allow is damage, not a lost record: its
         // points are dropped without reserving ids up to it.
         let limit = self.opts.max_series.max(index.len());
-        let (mut lost, mut lost_hists) = (0u64, 0u64);
-        for (_, e) in entries {
-            for &(id, _, _) in &e.points {
-                while index.series.len() <= id as usize && (id as usize) < limit {
-                    index.add_hole(false);
-                }
-                lost += u64::from(index.series.get(id as usize).is_none_or(|s| s.hole));
-            }
-            for (id, _, _) in &e.hists {
-                while index.hists.len() <= *id as usize && (*id as usize) < limit {
-                    index.add_hole(true);
-                }
-                lost_hists += u64::from(index.hists.get(*id as usize).is_none_or(|h| h.hole));
+        if let Some(id) = max_point {
+            while index.series.len() <= id as usize && index.series.len() < limit {
+                index.add_hole(false);
             }
         }
-        if lost + lost_hists > 0 {
-            tracing::error!(
-                points = lost,
-                histograms = lost_hists,
-                "the log names series whose records were never stored (a crash under an older rollupd); these points cannot be placed and are dropped"
-            );
+        if let Some(id) = max_hist {
+            while index.hists.len() <= id as usize && index.hists.len() < limit {
+                index.add_hole(true);
+            }
         }
     }
 }
