@@ -40,29 +40,34 @@ impl Store {
             }
             None => memory::Pressure::None,
         };
-        let due = {
+        let pressed = {
             let inner = self.inner.lock();
             let rows = inner.points.bytes() + inner.hists.bytes();
             // Not more often than every PRESSURE_CHECKPOINT_EVERY: each
             // checkpoint adds a fragment to every live row, and what the
             // resident set holds beyond the rows does not shrink with them.
-            (pressure != memory::Pressure::None
+            pressure != memory::Pressure::None
                 && rows > 0
-                && inner.last_checkpoint.elapsed() >= PRESSURE_CHECKPOINT_EVERY)
-                || force_checkpoint
-                || inner.log_gap
-                || inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
-                || inner.log_bytes >= self.opts.checkpoint_log_bytes
-                || inner.points.unsaved.len() + inner.hists.unsaved.len()
-                    >= self.opts.checkpoint_unsaved_rows
-                // Rows in memory past their share of `max_memory` are
-                // written out early (a checkpoint empties the heads).
-                || inner.points.bytes() + inner.hists.bytes() >= self.opts.rows_budget()
+                && inner.last_checkpoint.elapsed() >= PRESSURE_CHECKPOINT_EVERY
         };
-        if due {
+        if pressed || force_checkpoint || self.checkpoint_due() {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Whether a checkpoint is due on its own account: after a failed
+    /// write, `checkpoint_interval`, `checkpoint_log_bytes` of log, too
+    /// many unsaved rows, or rows in memory past their share of
+    /// `max_memory` (a checkpoint empties the heads).
+    pub(super) fn checkpoint_due(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.log_gap
+            || inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
+            || inner.log_bytes >= self.opts.checkpoint_log_bytes
+            || inner.points.unsaved.len() + inner.hists.unsaved.len()
+                >= self.opts.checkpoint_unsaved_rows
+            || inner.points.bytes() + inner.hists.bytes() >= self.opts.rows_budget()
     }
 
     /// Writes what changed and drops the log it covers, atomically. Heads

@@ -510,6 +510,11 @@ pub struct Lane<T> {
     /// The log sequence of the batch being applied; rows it changes carry
     /// it, so a checkpoint knows which rows changed after its snapshot.
     pub stamp: u64,
+    /// While a seal runs: the sealed rows taken whole into memory since it
+    /// started (and those unsaved when it did). A checkpoint writes them
+    /// whole, with everything the seal read and more, so the seal leaves
+    /// them alone rather than write over them with less.
+    pub touched: Option<std::collections::HashSet<RowKey, foldhash::fast::RandomState>>,
 }
 
 impl<T> Default for Lane<T> {
@@ -521,6 +526,7 @@ impl<T> Default for Lane<T> {
             unsaved: HashMap::default(),
             corrupt_rows: 0,
             stamp: 0,
+            touched: None,
         }
     }
 }
@@ -536,6 +542,9 @@ impl<T: Slot> Lane<T> {
     /// over it (a row sealed since its last points). Says whether there
     /// was such a row: only then can rows derived from it exist.
     fn load(&mut self, kv: &dyn Kv, key: RowKey, slots: usize) -> Result<(Vec<T>, bool), KvError> {
+        if let Some(t) = self.touched.as_mut() {
+            t.insert(key);
+        }
         if let Some(u) = self.unsaved.remove(&key) {
             return Ok((u.slots, true));
         }
@@ -566,6 +575,9 @@ impl<T: Slot> Lane<T> {
         if let Some(u) = self.unsaved.get_mut(&key) {
             u.slots[slot] = v;
             u.stamp = stamp;
+            if let Some(t) = self.touched.as_mut() {
+                t.insert(key);
+            }
             return Ok(true);
         }
         let (mut row, existed) = self.load(kv, key, slots)?;
@@ -709,6 +721,16 @@ impl<T: Slot> Lane<T> {
                 && k.start as u64 + span as u64 <= cutoff as u64
                 && u.stamp < quiet_before)
         });
+    }
+
+    /// Starts recording the sealed rows taken whole (see `touched`).
+    pub fn start_touched(&mut self) {
+        self.touched = Some(self.unsaved.keys().copied().collect());
+    }
+
+    /// Whether row `key` was taken whole since the seal started.
+    pub fn was_touched(&self, key: &RowKey) -> bool {
+        self.touched.as_ref().is_some_and(|t| t.contains(key))
     }
 
     /// Rows held in memory (for telemetry).

@@ -78,7 +78,6 @@ impl Store {
     /// Seals every row whose span ended a grace period before `now`.
     /// Returns the rows sealed.
     pub(super) fn seal(&self, now: i64) -> Result<usize, StoreError> {
-        let _one_at_a_time = self.checkpointing.lock();
         let shapes: Vec<Shape> = self.schemas.read().shapes.clone();
         let mut sealed = 0;
         for (schema, shape) in shapes.iter().enumerate() {
@@ -98,21 +97,69 @@ impl Store {
                 if to <= from {
                     continue;
                 }
+                let frag = {
+                    let _no_checkpoint = self.checkpointing.lock();
+                    {
+                        let mut inner = self.inner.lock();
+                        let mark = inner.sealing.entry((schema, a as u8)).or_insert(0);
+                        *mark = (*mark).max(to);
+                        inner.points.start_touched();
+                        inner.hists.start_touched();
+                    }
+                    self.checkpoint_locked()?;
+                    // One fragment sequence for every coarser fragment the
+                    // seal writes, taken before any checkpoint that runs
+                    // while it does: a late point's rollup, which such a
+                    // checkpoint writes, sorts after it and wins.
+                    self.inner.lock().next_frag()
+                };
+                let result = self.seal_range(schema, a, shape, from, to, frag);
                 {
                     let mut inner = self.inner.lock();
-                    let mark = inner.sealing.entry((schema, a as u8)).or_insert(0);
-                    *mark = (*mark).max(to);
+                    inner.points.touched = None;
+                    inner.hists.touched = None;
                 }
-                self.checkpoint_locked()?;
-                sealed += self
-                    .seal_range(schema, a, shape, from, to)
-                    .map_err(StoreError::Write)?;
+                sealed += result.map_err(StoreError::Write)?;
             }
         }
         if sealed > 0 {
             self.stats.rows_sealed.fetch_add(sealed as u64, Relaxed);
         }
         Ok(sealed)
+    }
+
+    /// Writes one batch of the seal, holding off checkpoints for the
+    /// write only (a seal of 1M rows takes minutes; holding them off all
+    /// along let memory grow by every point written meanwhile), and
+    /// checkpoints after it when one is due. `rows` are the rows sealed
+    /// in it; those taken whole by a late point since the seal started
+    /// are left out (see `Lane::touched`).
+    fn seal_write<T: Slot>(
+        &self,
+        lane: fn(&Inner) -> &Lane<T>,
+        rows: Vec<(RowKey, Vec<u8>)>,
+        mut batch: Batch,
+    ) -> Result<(), KvError> {
+        let _no_checkpoint = self.checkpointing.lock();
+        {
+            let inner = self.inner.lock();
+            let lane = lane(&inner);
+            for (key, bytes) in rows {
+                if !lane.was_touched(&key) {
+                    batch.put(T::SPACE, key.encode().to_vec(), bytes);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.kv.write(batch)?;
+        }
+        if self.checkpoint_due() {
+            self.checkpoint_locked().map_err(|e| match e {
+                StoreError::Write(k) => k,
+                other => KvError::io(other.to_string()),
+            })?;
+        }
+        Ok(())
     }
 
     /// Seals the rows of archive `a` starting in `[from, to)`.
@@ -123,12 +170,16 @@ impl Store {
         shape: &Shape,
         from: u32,
         to: u32,
+        frag: u64,
     ) -> Result<usize, KvError> {
         let lo = RowKey::prefix(schema, a as u8, from).to_vec();
         let hi = RowKey::prefix(schema, a as u8, to).to_vec();
         // Histograms first: a timer stat derived from its histogram reads
         // the sealed histogram row.
-        let mut n = self.seal_lane::<Option<Hist>>(a, shape, &lo, &hi, &mut |_, _| false)?;
+        let mut n =
+            self.seal_lane::<Option<Hist>>(a, shape, &lo, &hi, frag, |i| &i.hists, &mut |_, _| {
+                false
+            })?;
         let mut derivable: Vec<RowKey> = Vec::new();
         let step = shape.steps[a];
         n += {
@@ -139,7 +190,7 @@ impl Store {
                 }
                 d
             };
-            self.seal_lane::<f64>(a, shape, &lo, &hi, &mut defer)?
+            self.seal_lane::<f64>(a, shape, &lo, &hi, frag, |i| &i.points, &mut defer)?
         };
         self.seal_derived(a, shape, &derivable)?;
         let mut batch = Batch::default();
@@ -147,8 +198,11 @@ impl Store {
         batch.delete_range(Space::HistHeads, lo.clone(), hi.clone());
         let key = [META_SEALED, &schema.to_be_bytes()[..], &[a as u8]].concat();
         batch.put(Space::Meta, key, to.to_be_bytes().to_vec());
-        self.kv.write(batch)?;
-        self.inner.lock().sealed.insert((schema, a as u8), to);
+        {
+            let _no_checkpoint = self.checkpointing.lock();
+            self.kv.write(batch)?;
+            self.inner.lock().sealed.insert((schema, a as u8), to);
+        }
         self.kv.compact(Space::Heads, &lo, &hi);
         self.kv.compact(Space::HistHeads, &lo, &hi);
         Ok(n)
@@ -158,12 +212,15 @@ impl Store {
     /// and writes the coarser archive's points rolled up from them. Rows
     /// `defer` claims are left for [`Store::seal_derived`] (their rollup is
     /// written here).
+    #[allow(clippy::too_many_arguments)]
     fn seal_lane<T: Sealable>(
         &self,
         a: usize,
         shape: &Shape,
         lo: &[u8],
         hi: &[u8],
+        frag: u64,
+        lane: fn(&Inner) -> &Lane<T>,
         defer: &mut dyn FnMut(RowKey, &[T]) -> bool,
     ) -> Result<usize, KvError> {
         let slots = shape.slots[a] as usize;
@@ -190,6 +247,7 @@ impl Store {
                 true
             })?;
             let mut batch = Batch::default();
+            let mut rows: Vec<(RowKey, Vec<u8>)> = Vec::new();
             let mut heads: HashMap<RowKey, Head<T>> = HashMap::new();
             for (key, frags) in chunk {
                 let row = self.assemble::<T>(key, slots, &frags)?;
@@ -198,7 +256,7 @@ impl Store {
                 }
                 sealed += 1;
                 if !defer(key, &row) {
-                    batch.put(T::SPACE, key.encode().to_vec(), T::encode_row(&row));
+                    rows.push((key, T::encode_row(&row)));
                 }
                 if coarser {
                     for (ckey, cslot, v) in T::roll(self, shape, a, key, &row)? {
@@ -211,7 +269,6 @@ impl Store {
                 }
             }
             if !heads.is_empty() {
-                let frag = self.inner.lock().next_frag();
                 for (ckey, h) in &heads {
                     batch.put(
                         T::HEADS,
@@ -219,11 +276,8 @@ impl Store {
                         T::encode_row(&h.as_row()),
                     );
                 }
-                batch.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
             }
-            if !batch.is_empty() {
-                self.kv.write(batch)?;
-            }
+            self.seal_write(lane, rows, batch)?;
             match next {
                 Some(k) => cursor = k,
                 None => return Ok(sealed),
@@ -276,7 +330,7 @@ impl Store {
         let slots = shape.slots[a] as usize;
         let step = shape.steps[a];
         for chunk in keys.chunks(CHUNK_ROWS) {
-            let mut batch = Batch::default();
+            let mut rows: Vec<(RowKey, Vec<u8>)> = Vec::new();
             for &key in chunk {
                 let mut corrupt = 0;
                 let (row, _) = open::stored_row::<f64>(&*self.kv, key, slots, &mut corrupt)?;
@@ -299,9 +353,9 @@ impl Store {
                     Some(d) if d.len() < plain.len() => d,
                     _ => plain,
                 };
-                batch.put(Space::Rows, key.encode().to_vec(), bytes);
+                rows.push((key, bytes));
             }
-            self.kv.write(batch)?;
+            self.seal_write(|i| &i.points, rows, Batch::default())?;
         }
         Ok(())
     }
