@@ -31,6 +31,8 @@
 //!   once the process's RSS passes it.
 //! - `RAMP_CACHE_MB`, `RAMP_MEMTABLE_MB`: RocksDB's block cache and
 //!   memtable budget (`RocksOptions`' defaults when unset).
+//! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
+//!   the store's log lines on stderr.
 //! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
 //!   quarter the rows in memory may hold before a checkpoint is forced.
 
@@ -380,6 +382,14 @@ fn renders(store: &Store, now: i64) {
 }
 
 pub fn ramp() {
+    // `RAMP_LOG=info` (or any filter) shows the store's own log lines,
+    // the seal's phases with the resident set among them.
+    if let Ok(filter) = std::env::var("RAMP_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let max: usize = env("RAMP_MAX", 1_000_000);
     let top_minutes: i64 = env("RAMP_MINUTES", 30);
     let lower_minutes: i64 = env("RAMP_LOWER_MINUTES", 10).min(top_minutes);

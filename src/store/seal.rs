@@ -107,13 +107,34 @@ impl Store {
                         inner.hists.start_touched();
                     }
                     self.checkpoint_locked()?;
+                    tracing::debug!(
+                        rss_mb = memory::process_rss().unwrap_or(0) >> 20,
+                        "seal: heads checkpointed"
+                    );
                     // One fragment sequence for every coarser fragment the
                     // seal writes, taken before any checkpoint that runs
                     // while it does: a late point's rollup, which such a
                     // checkpoint writes, sorts after it and wins.
                     self.inner.lock().next_frag()
                 };
+                let began = Instant::now();
+                tracing::info!(
+                    schema,
+                    archive = a,
+                    from,
+                    to,
+                    rss_mb = memory::process_rss().unwrap_or(0) >> 20,
+                    "seal: starting"
+                );
                 let result = self.seal_range(schema, a, shape, from, to, frag);
+                tracing::info!(
+                    schema,
+                    archive = a,
+                    rows = result.as_ref().map_or(0, |n| *n),
+                    took_ms = began.elapsed().as_millis() as u64,
+                    rss_mb = memory::process_rss().unwrap_or(0) >> 20,
+                    "seal: done"
+                );
                 {
                     let mut inner = self.inner.lock();
                     inner.points.touched = None;
@@ -192,6 +213,13 @@ impl Store {
             };
             self.seal_lane::<f64>(a, shape, &lo, &hi, frag, |i| &i.points, &mut defer)?
         };
+        tracing::debug!(
+            archive = a,
+            rows = n,
+            derivable = derivable.len(),
+            rss_mb = memory::process_rss().unwrap_or(0) >> 20,
+            "seal: rows written"
+        );
         self.seal_derived(a, shape, &derivable)?;
         let mut batch = Batch::default();
         batch.delete_range(Space::Heads, lo.clone(), hi.clone());
@@ -227,6 +255,7 @@ impl Store {
         let coarser = a + 1 < shape.steps.len();
         let mut cursor = lo.to_vec();
         let mut sealed = 0;
+        let mut chunks = 0u64;
         loop {
             let mut chunk: Vec<(RowKey, Vec<Vec<u8>>)> = Vec::new();
             let mut next: Option<Vec<u8>> = None;
@@ -278,6 +307,16 @@ impl Store {
                 }
             }
             self.seal_write(lane, rows, batch)?;
+            chunks += 1;
+            if chunks % 64 == 0 {
+                tracing::debug!(
+                    archive = a,
+                    chunks,
+                    rows = sealed,
+                    rss_mb = memory::process_rss().unwrap_or(0) >> 20,
+                    "seal: progress"
+                );
+            }
             match next {
                 Some(k) => cursor = k,
                 None => return Ok(sealed),
