@@ -168,6 +168,8 @@ impl<T: Slot> Head<T> {
 pub struct Heads<T> {
     dense: Vec<Option<Dense<T>>>,
     other: HashMap<RowKey, Head<T>>,
+    /// The map's keys still to take in the running checkpoint.
+    other_queue: Option<Vec<RowKey>>,
     len: usize,
     /// Bytes held, approximately, kept as heads change (`max_memory`).
     bytes: usize,
@@ -187,6 +189,7 @@ impl<T> Default for Heads<T> {
         Heads {
             dense: Vec::new(),
             other: HashMap::default(),
+            other_queue: None,
             len: 0,
             bytes: 0,
         }
@@ -198,6 +201,7 @@ impl<T: Clone> Clone for Heads<T> {
         Heads {
             dense: self.dense.clone(),
             other: self.other.clone(),
+            other_queue: None,
             len: self.len,
             bytes: self.bytes,
         }
@@ -317,6 +321,9 @@ impl<T: Slot> Heads<T> {
     /// then every head of the map in one go; advances the cursor (start it
     /// at 0), and returns an empty list once both were taken.
     pub fn take_chunk(&mut self, cursor: &mut usize, n: usize) -> Vec<(RowKey, Head<T>)> {
+        if *cursor == 0 {
+            self.other_queue = None;
+        }
         let mut out = Vec::new();
         while *cursor < self.dense.len() && out.len() < n {
             let i = *cursor;
@@ -334,13 +341,27 @@ impl<T: Slot> Heads<T> {
             }
         }
         if out.is_empty() && *cursor != usize::MAX {
-            // The vector is done: the map's heads, once (heads that arrive
-            // after are the next checkpoint's).
-            *cursor = usize::MAX;
-            for (k, h) in std::mem::take(&mut self.other) {
-                self.len -= 1;
-                self.bytes = self.bytes.saturating_sub(h.bytes());
-                out.push((k, h));
+            // The vector is done: then the map's heads as they were when
+            // it was, `n` at a time (at a row boundary every live series
+            // has one there, its ending row's: taken whole, 1M of them made
+            // one batch of over 2 GB). Heads that arrive after are the next
+            // checkpoint's.
+            let queue = self
+                .other_queue
+                .get_or_insert_with(|| self.other.keys().copied().collect());
+            while out.len() < n {
+                let Some(k) = queue.pop() else {
+                    break;
+                };
+                if let Some(h) = self.other.remove(&k) {
+                    self.len -= 1;
+                    self.bytes = self.bytes.saturating_sub(h.bytes());
+                    out.push((k, h));
+                }
+            }
+            if queue.is_empty() {
+                self.other_queue = None;
+                *cursor = usize::MAX;
             }
         }
         out
@@ -770,5 +791,47 @@ impl<T: Slot> Overlay<T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_takes_heads_in_chunks_the_ending_rows_too() {
+        let key = |series: u32, start: u32| RowKey {
+            schema: 0,
+            archive: 0,
+            start,
+            series,
+        };
+        let mut heads: Heads<f64> = Heads::default();
+        // Ten series in their ending row, then in the next: the ending rows
+        // move to the map, as at every row boundary.
+        for s in 0..10 {
+            heads.set(key(s, 7200), 719, 1.0);
+            heads.set(key(s, 14400), 0, 2.0);
+        }
+        assert_eq!(heads.len(), 20);
+        let mut cursor = 0;
+        let mut sizes = Vec::new();
+        loop {
+            let chunk = heads.take_chunk(&mut cursor, 3);
+            if chunk.is_empty() {
+                break;
+            }
+            sizes.push(chunk.len());
+        }
+        assert!(sizes.iter().all(|&n| n <= 3), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 20);
+        assert!(heads.is_empty());
+        // A head that arrives once the map's keys were listed waits for
+        // the next checkpoint, so a checkpoint always ends.
+        heads.set(key(1, 7200), 5, 3.0);
+        let mut cursor = usize::MAX;
+        assert!(heads.take_chunk(&mut cursor, 3).is_empty());
+        let mut cursor = 0;
+        assert_eq!(heads.take_chunk(&mut cursor, 3).len(), 1);
     }
 }
