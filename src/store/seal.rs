@@ -308,7 +308,7 @@ impl Store {
             }
             self.seal_write(lane, rows, batch)?;
             chunks += 1;
-            if chunks % 64 == 0 {
+            if chunks.is_multiple_of(64) {
                 tracing::debug!(
                     archive = a,
                     chunks,
