@@ -36,6 +36,9 @@ impl Store {
                 let p = memory::pressure(rss, self.opts.max_memory, self.caps.memory_full());
                 self.caps
                     .set_memory_full(p == memory::Pressure::Refuse, rss, self.opts.max_memory);
+                // Caches shrink first (from 90 %), before any series is
+                // refused, and grow back once under 80 %.
+                self.kv.shed(p != memory::Pressure::None);
                 p
             }
             None => memory::Pressure::None,

@@ -162,4 +162,8 @@ pub trait Kv: Send + Sync + 'static {
     /// log entries a checkpoint deleted would otherwise keep RocksDB's WAL
     /// files, up to its size bound, on disk). Nothing for memory.
     fn flush(&self) {}
+
+    /// Memory is short (`short`), or no longer: caches shrink to a floor,
+    /// or go back to their configured size. Nothing for memory.
+    fn shed(&self, _short: bool) {}
 }

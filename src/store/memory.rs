@@ -28,7 +28,8 @@ fn rss_of(status: &str) -> Option<u64> {
 pub enum Pressure {
     /// Under 90 % of the budget: nothing.
     None,
-    /// From 90 %: write the rows in memory out now.
+    /// From 90 %: write the rows in memory out now, and shrink the
+    /// engine's caches (`Kv::shed`).
     Flush,
     /// Past the budget: also refuse new series until back under 80 %.
     Refuse,

@@ -62,6 +62,8 @@ pub struct RocksMemory {
 pub struct RocksKv {
     db: DB,
     cache: Cache,
+    /// The block cache's configured size (`cache_bytes + memtable_bytes`).
+    cache_capacity: usize,
 }
 
 fn convert(e: rocksdb::Error) -> KvError {
@@ -145,7 +147,12 @@ impl RocksKv {
             ColumnFamilyDescriptor::new(s.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(convert)?;
-        Ok(RocksKv { db, cache })
+        let cache_capacity = limits.cache_bytes + limits.memtable_bytes;
+        Ok(RocksKv {
+            db,
+            cache,
+            cache_capacity,
+        })
     }
 
     /// What RocksDB holds in memory now.
@@ -266,6 +273,15 @@ impl Kv for RocksKv {
         self.db.compact_range_cf(cf, Some(from), Some(to));
     }
 
+    fn shed(&self, short: bool) {
+        // The cache is shared (an Arc inside): a handle sets its capacity.
+        // When memory is short it keeps room for the memtables charged to
+        // it and little else; RocksDB evicts blocks down to that.
+        let mut cache = self.cache.clone();
+        let floor = (self.cache_capacity / 8).max(8 << 20);
+        cache.set_capacity(if short { floor } else { self.cache_capacity });
+    }
+
     fn flush(&self) {
         for s in Space::ALL {
             if let Err(e) = self.db.flush_cf(self.cf(s)) {
@@ -337,6 +353,35 @@ impl RocksKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shedding_shrinks_the_block_cache_and_lets_it_grow_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksKv::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        for i in 0u32..3000 {
+            b.put(
+                Space::Rows,
+                i.to_be_bytes().to_vec(),
+                vec![i as u8; 16 << 10],
+            );
+        }
+        kv.write(b).unwrap();
+        kv.flush();
+        let read_all = || {
+            for i in 0u32..3000 {
+                assert!(kv.get(Space::Rows, &i.to_be_bytes()).unwrap().is_some());
+            }
+        };
+        read_all();
+        let floor = (kv.cache_capacity / 8).max(8 << 20) as u64;
+        assert!(kv.memory().cache > floor, "{} cached", kv.memory().cache);
+        kv.shed(true);
+        assert!(kv.memory().cache <= floor, "{} cached", kv.memory().cache);
+        kv.shed(false);
+        read_all();
+        assert!(kv.memory().cache > floor, "{} cached", kv.memory().cache);
+    }
 
     #[test]
     fn key_before_is_below_the_end_and_so_is_everything_up_to_it() {
