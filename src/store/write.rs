@@ -557,6 +557,31 @@ impl Kv for Prefetched {
 
 use super::rollup::locate;
 
+/// Where a late change at `ts` rolls up into archive `j`: the finer row and
+/// first slot of its window (`per` slots), and the coarser row and slot.
+struct Window {
+    per: usize,
+    fine: (RowKey, usize),
+    coarse: (RowKey, usize),
+}
+
+fn window(shape: &Shape, j: usize, ts: i64, key: RowKey) -> Window {
+    let coarse = shape.steps[j] as i64;
+    let bucket = ts - ts.rem_euclid(coarse);
+    let (fstart, fslot) = locate(shape, j - 1, bucket);
+    let (cstart, cslot) = locate(shape, j, bucket);
+    let at = |archive: usize, start: u32| RowKey {
+        archive: archive as u8,
+        start,
+        ..key
+    };
+    Window {
+        per: (coarse / shape.steps[j - 1] as i64) as usize,
+        fine: (at(j - 1, fstart), fslot),
+        coarse: (at(j, cstart), cslot),
+    }
+}
+
 /// Stores a point in the finest archive.
 ///
 /// Whatever the point's age: whisper writes a point older than its finest
@@ -601,21 +626,11 @@ fn put_point(
         pin_dependents(inner, kv, index, shape, source, t.schema, 0, start)?;
     }
     for j in 1..shape.steps.len() {
-        let coarse = shape.steps[j] as i64;
-        let per = (coarse / shape.steps[j - 1] as i64) as usize;
-        let bucket = ts - ts.rem_euclid(coarse);
-        let (fstart, fslot) = locate(shape, j - 1, bucket);
-        let (cstart, cslot) = locate(shape, j, bucket);
-        let fkey = RowKey {
-            archive: (j - 1) as u8,
-            start: fstart,
-            ..key
-        };
-        let ckey = RowKey {
-            archive: j as u8,
-            start: cstart,
-            ..key
-        };
+        let Window {
+            per,
+            fine: (fkey, fslot),
+            coarse: (ckey, cslot),
+        } = window(shape, j, ts, key);
         // A timer stat: the true statistic of every sample in the window,
         // from the histogram merged at this archive (rolled up just before,
         // as histograms are applied first).
@@ -638,7 +653,7 @@ fn put_point(
             })
             .flatten();
         let Some(value) = value else { break };
-        if !inner.is_sealing(shape, t.schema, j, cstart) {
+        if !inner.is_sealing(shape, t.schema, j, ckey.start) {
             inner.points.set_head(ckey, cslot, value);
             break;
         }
@@ -646,7 +661,7 @@ fn put_point(
             .points
             .set_sealed(kv, ckey, cslot, shape.slots[j] as usize, value)?
         {
-            pin_dependents(inner, kv, index, shape, source, t.schema, j, cstart)?;
+            pin_dependents(inner, kv, index, shape, source, t.schema, j, ckey.start)?;
         }
     }
     Ok(())
@@ -716,27 +731,17 @@ fn put_hist(
         pin_dependents(inner, kv, index, shape, source, schema, 0, start)?;
     }
     for j in 1..shape.steps.len() {
-        let coarse = shape.steps[j] as i64;
-        let per = (coarse / shape.steps[j - 1] as i64) as usize;
-        let bucket = ts - ts.rem_euclid(coarse);
-        let (fstart, fslot) = locate(shape, j - 1, bucket);
-        let (cstart, cslot) = locate(shape, j, bucket);
-        let fkey = RowKey {
-            archive: (j - 1) as u8,
-            start: fstart,
-            ..key
-        };
-        let ckey = RowKey {
-            archive: j as u8,
-            start: cstart,
-            ..key
-        };
+        let Window {
+            per,
+            fine: (fkey, fslot),
+            coarse: (ckey, cslot),
+        } = window(shape, j, ts, key);
         let merged = inner
             .hists
             .unsaved_window(fkey, fslot, per, rollup::merge)
             .flatten();
         let Some(merged) = merged else { break };
-        if !inner.is_sealing(shape, schema, j, cstart) {
+        if !inner.is_sealing(shape, schema, j, ckey.start) {
             inner.hists.set_head(ckey, cslot, Some(merged));
             break;
         }
@@ -744,7 +749,7 @@ fn put_hist(
             .hists
             .set_sealed(kv, ckey, cslot, shape.slots[j] as usize, Some(merged))?
         {
-            pin_dependents(inner, kv, index, shape, source, schema, j, cstart)?;
+            pin_dependents(inner, kv, index, shape, source, schema, j, ckey.start)?;
         }
     }
     Ok(())
