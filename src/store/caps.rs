@@ -4,7 +4,7 @@
 //! daemon is past `max_memory` (the store measures and says so through
 //! [`Caps::set_memory_full`]). Carbon plaintext over TCP and UDP is
 //! unauthenticated, so without them any sender could grow the index (and
-//! the memory of every open row) without bound. Like the aggregator's
+//! the memory of every live series' head) without bound. Like the aggregator's
 //! `max_keys`, a refusal drops the point, counts it, and is logged at a
 //! bounded rate; series that exist keep writing.
 

@@ -381,11 +381,11 @@ pub struct Store {
     log: Mutex<LogTail>,
     /// The caps on new series; its counters are read by telemetry.
     pub caps: Caps,
-    /// Held for a whole checkpoint, so two never interleave.
+    /// Held for a whole checkpoint (and for each write of a seal), so two
+    /// never interleave.
     checkpointing: Mutex<()>,
-    /// Batches are applied under its read side; the final compaction holds
-    /// the write side, so no batch changes an open row between its snapshot
-    /// and its commit (its derived rows may lean on open rows).
+    /// Batches are applied under its read side; a stop's final checkpoint
+    /// holds the write side, so nothing changes while it writes.
     gate: RwLock<()>,
     pub stats: StoreStats,
 }

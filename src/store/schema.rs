@@ -10,8 +10,8 @@ use regex::Regex;
 use crate::config::StorageConfig;
 
 /// Points per row the store aims for. Rows this long compress to well under
-/// a byte and a half per statsd-shaped point with pco, while an open row of
-/// each archive costs at most `8 × ROW_POINTS` bytes of memory per series.
+/// a byte and a half per statsd-shaped point with pco; memory holds only the
+/// slots changed since the last checkpoint, whatever the row's length.
 /// (Measured in `benches/store.rs`: see docs/storage-format.md.)
 pub const ROW_POINTS: u32 = 720;
 

@@ -1,5 +1,5 @@
 //! Write-ahead entries: each accepted write batch is stored whole in the
-//! `Log` space under a sequence number before it changes any open row, so a
+//! `Log` space under a sequence number before it changes any row in memory, so a
 //! restart replays whatever the last checkpoint does not cover.
 //!
 //! Entry layout (docs/storage-format.md): a format byte; the writer's clock
