@@ -30,12 +30,15 @@ pub enum Space {
     Heads,
     /// Fragments of histogram rows not yet sealed.
     HistHeads,
+    /// Alerting: rules saved over HTTP, instance states, transition
+    /// history and silences (`alert::persist` owns the key layout).
+    Alerts,
 }
 
 impl Space {
     /// Every space, in the order the spill file numbers them (new ones
     /// go last, so old spill files keep their meaning).
-    pub const ALL: [Space; 8] = [
+    pub const ALL: [Space; 9] = [
         Space::Meta,
         Space::Series,
         Space::Log,
@@ -44,6 +47,7 @@ impl Space {
         Space::Events,
         Space::Heads,
         Space::HistHeads,
+        Space::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Space {
             Space::Events => "events",
             Space::Heads => "heads",
             Space::HistHeads => "hist_heads",
+            Space::Alerts => "alerts",
         }
     }
 }
