@@ -34,6 +34,7 @@ pub struct Config {
     pub statsd: StatsdConfig,
     pub forward: ForwardConfig,
     pub storage: StorageConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,6 +96,10 @@ pub struct ServerConfig {
     /// When set, HTTP writes (events) need `Authorization: Bearer <token>`.
     /// A [`Secret`]: printed and logged only as `<redacted>`.
     pub api_token: Option<Secret>,
+    /// When set, HTTP reads of alerting state (rules, states, history,
+    /// silences, checks) need `Authorization: Bearer <token>` with this
+    /// token or `api_token`.
+    pub read_token: Option<Secret>,
     /// Time zone for `from`/`until` and csv times when a request has no
     /// `tz` (graphite-web's TIME_ZONE).
     pub time_zone: String,
@@ -144,6 +149,7 @@ impl Default for ServerConfig {
             carbon_tcp: Some(([0, 0, 0, 0], 2003).into()),
             carbon_udp: Some(([0, 0, 0, 0], 2003).into()),
             api_token: None,
+            read_token: None,
             time_zone: "UTC".to_string(),
             max_series_per_request: 100_000,
             max_points_per_request: 50_000_000,
@@ -421,6 +427,157 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[alerts]`: threshold and forecast rules evaluated from the store, and
+/// where their notifications go.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Rule files (TOML), globs allowed, relative to the working directory.
+    /// Re-read on SIGHUP and when a file changes.
+    pub rules: Vec<String>,
+    /// How often rules are evaluated when a rule names no `interval`.
+    /// `"0s"`: the statsd flush interval.
+    #[serde(with = "duration_str")]
+    pub default_interval: Duration,
+    /// How far before a transition deploys (events tagged `deploy_tag`)
+    /// are listed beside it.
+    #[serde(with = "duration_str")]
+    pub deploy_window: Duration,
+    /// The event tag that marks a deploy.
+    pub deploy_tag: String,
+    /// How long transitions are kept.
+    #[serde(with = "duration_str")]
+    pub history_retention: Duration,
+    /// The address people reach this daemon's HTTP API at, for the links
+    /// in notifications (`generatorURL`, the rule's graph). Empty: built
+    /// from `server.http`.
+    pub external_url: String,
+    /// Rules at most (files and API together).
+    pub max_rules: usize,
+    /// Instances (series) one rule may follow; a target matching more is
+    /// an evaluation error for that rule, never a partial answer.
+    pub max_instances_per_rule: usize,
+    /// How often rule files are looked at for changes.
+    #[serde(with = "duration_str")]
+    pub reload_check: Duration,
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            rules: Vec::new(),
+            default_interval: Duration::ZERO,
+            deploy_window: Duration::from_secs(30 * 60),
+            deploy_tag: "deploy".to_string(),
+            history_retention: Duration::from_secs(90 * 86400),
+            external_url: String::new(),
+            max_rules: 10_000,
+            max_instances_per_rule: 10_000,
+            reload_check: Duration::from_secs(5),
+            receivers: Vec::new(),
+        }
+    }
+}
+
+/// Which protocol a receiver speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverKind {
+    /// POST of Alertmanager's webhook JSON (`status`, `alerts[]`...) to `url`.
+    Webhook,
+    /// POST to a real Alertmanager's `/api/v2/alerts` under `url`, so its
+    /// grouping, inhibition, silences and routing apply unchanged.
+    Alertmanager,
+}
+
+/// `[[alerts.receivers]]`: one place notifications go. Every receiver
+/// gets every rule's notifications unless the rule lists `receivers`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub name: String,
+    pub kind: ReceiverKind,
+    pub url: String,
+    /// A firing alert is sent again this often while it fires. Default:
+    /// 4h for a webhook, 1m for Alertmanager (which resolves an alert
+    /// not re-sent within its `resolve_timeout`, 5m by default).
+    #[serde(default, with = "opt_duration_str")]
+    pub repeat_interval: Option<Duration>,
+    /// Whether a resolved alert is sent.
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// One delivery attempt's timeout.
+    #[serde(default = "default_receiver_timeout", with = "duration_str")]
+    pub timeout: Duration,
+    /// A failed delivery is retried with backoff (1 s doubling to 1 min)
+    /// for this long, then dropped, counted and logged.
+    #[serde(default = "default_retry_for", with = "duration_str")]
+    pub retry_for: Duration,
+    /// Notifications waiting for this receiver at most; past it the oldest
+    /// is dropped and counted, so a dead receiver holds bounded memory.
+    #[serde(default = "default_receiver_queue")]
+    pub queue: usize,
+    /// Sent as `Authorization: Bearer <token>` when set.
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+}
+
+impl AlertsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_rules == 0 || self.max_instances_per_rule == 0 {
+            return bad("alerts.max_rules and alerts.max_instances_per_rule must be at least 1".into());
+        }
+        if self.reload_check.is_zero() {
+            return bad("alerts.reload_check must be more than 0s".into());
+        }
+        if !self.external_url.is_empty() && !is_http_url(&self.external_url) {
+            return bad(format!(
+                "alerts.external_url {:?} must start with http:// or https://",
+                self.external_url
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for r in &self.receivers {
+            let at = format!("alerts.receivers {:?}", r.name);
+            if r.name.is_empty() || !names.insert(r.name.as_str()) {
+                return bad(format!("{at}: each receiver needs a name of its own"));
+            }
+            if !is_http_url(&r.url) {
+                return bad(format!("{at}: url {:?} must start with http:// or https://", r.url));
+            }
+            if r.timeout.is_zero() || r.queue == 0 {
+                return bad(format!("{at}: timeout must be more than 0s and queue at least 1"));
+            }
+            if r.repeat_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+                return bad(format!("{at}: repeat_interval must be at least 1s"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_receiver_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_retry_for() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_receiver_queue() -> usize {
+    1000
+}
+
 /// `[[storage.retention]]`: series whose name matches `pattern` (a regex)
 /// keep `retentions`, e.g. `"10s:6h,1m:7d,10m:5y"`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -568,6 +725,7 @@ impl Config {
                 )));
             }
         }
+        self.alerts.validate()?;
         Ok(())
     }
 
@@ -644,6 +802,22 @@ mod duration_str {
                 "{s:?} is not a duration like \"10s\" or \"2000ms\" ({e})"
             ))
         })
+    }
+}
+
+/// An optional duration: absent, or like `"10s"`.
+mod opt_duration_str {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("{}ms", v.as_millis())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration_str::deserialize(d).map(Some)
     }
 }
 

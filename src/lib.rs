@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md for the map and its invariants.
 
 pub mod admin;
+pub mod alert;
 pub mod aggregate;
 pub mod config;
 pub mod daemon;
