@@ -7,7 +7,7 @@
 use super::rule::{Direction, Forecast};
 
 /// A fitted line `v = slope * t + intercept` (t in unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fit {
     /// Per second.
     pub slope: f64,
@@ -64,7 +64,7 @@ pub fn fit(points: &[(i64, f64)]) -> Option<Fit> {
 }
 
 /// A forecast rule's verdict on one series.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Verdict {
     pub fires: bool,
     pub fit: Option<Fit>,

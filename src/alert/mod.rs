@@ -4,8 +4,10 @@
 //! `notice.rs`: what a firing instance looks like to the notification
 //! layer. `notify/`: receivers (webhook, Alertmanager), repeats, retries.
 
+pub mod eval;
 pub mod forecast;
 pub mod history;
+pub mod persist;
 pub mod notice;
 pub mod reduce;
 pub mod rule;

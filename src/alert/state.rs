@@ -108,6 +108,9 @@ pub struct Instance {
     /// The last evaluation.
     #[serde(default)]
     pub evaluated: i64,
+    /// A forecast rule's last verdict: the fit, its R² and the crossing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Verdict>,
 }
 
 impl Instance {
@@ -125,6 +128,7 @@ impl Instance {
             last_data: Some(now),
             missing: 0,
             evaluated: now,
+            forecast: None,
         }
     }
 }
@@ -170,6 +174,7 @@ pub fn step(rule: &Rule, inst: &mut Instance, obs: Observation, now: i64) -> Opt
         Observation::Forecast(verdict) => {
             inst.value = verdict.fit.map(|f| f.at(now));
             inst.last_data = Some(now);
+            inst.forecast = Some(verdict.clone());
             let Kind::Forecast(f) = &rule.kind else {
                 return None;
             };
