@@ -4,10 +4,13 @@
 //! `notice.rs`: what a firing instance looks like to the notification
 //! layer. `notify/`: receivers (webhook, Alertmanager), repeats, retries.
 
+pub mod check;
 pub mod forecast;
 pub mod history;
 pub mod notice;
 pub mod reduce;
+pub mod review;
 pub mod rule;
+pub mod silence;
 pub mod state;
 pub mod template;
