@@ -5,3 +5,4 @@
 //! layer. `notify/`: receivers (webhook, Alertmanager), repeats, retries.
 
 pub mod notice;
+pub mod notify;
