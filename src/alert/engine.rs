@@ -9,7 +9,7 @@
 //! and its stale result dropped).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::eval;
 use super::history::{Deploy, Transition};
 use super::notice::{fingerprint, Notice, Severity};
-use super::notify::Notifier;
+use super::notify::{Notifier, NotifyStats};
 use super::persist::Persist;
 use super::rule::{parse_file, Rule, RuleError, RuleSpec};
 use super::silence::{self, Silence, SilenceSpec};
@@ -125,7 +125,11 @@ pub struct Alerts {
     external_url: String,
     inner: Mutex<Inner>,
     silences: RwLock<Vec<Silence>>,
-    notifier: Option<Notifier>,
+    /// `None` without receivers, and after the stop (which takes it).
+    notifier: Mutex<Option<Notifier>>,
+    notify_stats: Arc<NotifyStats>,
+    /// Whether any receiver is configured (a transition then notifies).
+    has_receivers: bool,
     pub stats: AlertStats,
 }
 
@@ -181,6 +185,9 @@ pub struct Backtest {
 /// Silences kept (in force, pending, or ended within the last day).
 pub const MAX_SILENCES: usize = 10_000;
 
+/// Transitions one review reads at most.
+pub const MAX_REVIEW_TRANSITIONS: usize = 200_000;
+
 /// The most evaluation steps one backtest may take.
 pub const MAX_BACKTEST_STEPS: usize = 20_000;
 
@@ -221,17 +228,23 @@ impl Alerts {
         } else {
             cfg.default_interval
         };
-        let notifier = (!cfg.receivers.is_empty()).then(|| Notifier::start(&cfg.receivers));
+        let notify_stats = NotifyStats::new();
+        let external_url = external_url.trim_end_matches('/').to_string();
+        let notifier = (!cfg.receivers.is_empty()).then(|| {
+            Notifier::start_with_external_url(&cfg.receivers, notify_stats.clone(), &external_url)
+        });
         let alerts = Alerts {
             store,
             events,
             persist,
             cfg: cfg.clone(),
             default_interval,
-            external_url: external_url.trim_end_matches('/').to_string(),
+            external_url,
             inner: Mutex::new(Inner::default()),
             silences: RwLock::new(Vec::new()),
-            notifier,
+            has_receivers: notifier.is_some(),
+            notifier: Mutex::new(notifier),
+            notify_stats,
             stats: AlertStats::default(),
         };
         let now = unix_now();
@@ -279,7 +292,7 @@ impl Alerts {
             None => inner.orphans.remove(&name).unwrap_or_default(),
         };
         let rule = Arc::new(rule);
-        if let Some(n) = &self.notifier {
+        if let Some(n) = self.notifier.lock().as_ref() {
             let firing = self.notices(&rule, instances.values(), now);
             n.seed(&name, firing, now);
         }
@@ -411,7 +424,7 @@ impl Alerts {
 
     fn remove_rule(&self, inner: &mut Inner, name: &str, now: i64) {
         if inner.rules.remove(name).is_some() {
-            if let Some(n) = &self.notifier {
+            if let Some(n) = self.notifier.lock().as_ref() {
                 n.forget_rule(name, now);
             }
         }
@@ -443,7 +456,8 @@ impl Alerts {
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
-            if let Some(n) = &me.notifier {
+            let notifier = me.notifier.lock().take();
+            if let Some(n) = notifier {
                 n.stop();
             }
         })
@@ -590,7 +604,7 @@ impl Alerts {
                     let labels = base_labels(rule, &series, &BTreeMap::new(), None);
                     self.is_silenced(&labels, now)
                 });
-                let notified = self.notifier.is_some()
+                let notified = self.has_receivers
                     && !is_silenced
                     && c.from.firing() != c.to.firing();
                 Transition {
@@ -617,7 +631,7 @@ impl Alerts {
         for t in &transitions {
             tracing::info!(rule = %t.rule, series = %t.series, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "alert transition");
         }
-        if let Some(n) = &self.notifier {
+        if let Some(n) = self.notifier.lock().as_ref() {
             n.update(&rule.name, firing, now);
         }
     }
@@ -804,6 +818,30 @@ impl Alerts {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The signal-to-noise review over `[from, until)`, from the stored
+    /// transitions (at most `MAX_REVIEW_TRANSITIONS`; more is a refusal,
+    /// never a review of part of the window).
+    pub fn review(&self, p: &super::review::Params) -> Result<super::review::Review, AlertError> {
+        let transitions = self.persist.history(None, p.from, p.until, MAX_REVIEW_TRANSITIONS + 1)?;
+        if transitions.len() > MAX_REVIEW_TRANSITIONS {
+            return Err(AlertError::TooMany(format!(
+                "more than {MAX_REVIEW_TRANSITIONS} transitions in the window; review a shorter one"
+            )));
+        }
+        let rules: Vec<String> = self.inner.lock().rules.keys().cloned().collect();
+        // A deploy shortly before the window can end a firing inside it.
+        let deploys = self.deploys(p.from - p.deploy_within.as_secs() as i64, p.until);
+        let repeats = BTreeMap::new();
+        let input = super::review::Input {
+            rules: &rules,
+            transitions: &transitions,
+            at_from: None,
+            deploys: &deploys,
+            repeats: &repeats,
+        };
+        Ok(super::review::review(&input, p))
     }
 
     // ----- writes over HTTP -----
@@ -1001,8 +1039,9 @@ impl Alerts {
         self.inner.lock().rules.get(name).map(|r| r.rule.clone())
     }
 
-    pub fn notifier(&self) -> Option<&Notifier> {
-        self.notifier.as_ref()
+    /// The receivers' counters (empty without receivers).
+    pub fn notify_stats(&self) -> &Arc<NotifyStats> {
+        &self.notify_stats
     }
 
     /// Instances per state across all rules (for `/metrics`).

@@ -20,7 +20,11 @@ use crate::alert::engine::{AlertError, Alerts};
 use crate::alert::rule::RuleSpec;
 use crate::query::eval::Limits;
 use crate::query::time::parse_at_time;
-use crate::telemetry::unix_now;
+
+
+fn unix_now() -> i64 {
+    crate::telemetry::unix_now() as i64
+}
 
 /// Transitions one history reply holds at most.
 const MAX_HISTORY: usize = 10_000;
@@ -221,6 +225,43 @@ impl From<AlertError> for ApiError {
             AlertError::Query(q) => ApiError::Query(q),
             other => ApiError::Alert(other),
         }
+    }
+}
+
+/// `GET /api/alerts/review?from=-30d&until=now&flap_under=5min&deploy_within=15min&format=json|csv`:
+/// the monthly signal-to-noise review, one row per rule.
+pub async fn review(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    use crate::alert::review::Params as ReviewParams;
+    may_read(&st, &headers)?;
+    let a = alerts(&st)?.clone();
+    let p = Params::from_parts(q, vec![])?;
+    let now = unix_now();
+    let from = time_param(&p, "from", "-30d", now)?;
+    let until = time_param(&p, "until", "now", now)?;
+    if until <= from {
+        return Err(ApiError::BadRequest("until must be after from".into()));
+    }
+    let mut rp = ReviewParams::new(from, until);
+    for (key, slot) in [("flap_under", &mut rp.flap_under), ("deploy_within", &mut rp.deploy_within)] {
+        if let Some(v) = p.get(key) {
+            *slot = crate::alert::rule::parse_duration(v)
+                .ok_or_else(|| ApiError::BadRequest(format!("{key} {v:?} is not a duration like \"5min\"")))?;
+        }
+    }
+    let csv = match p.get("format") {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::BadRequest(format!("format {f:?} is not json or csv"))),
+    };
+    let (r, _) = st.gate.run("alert review".into(), move |_| Ok(a.review(&rp)?)).await?;
+    if csv {
+        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], r.csv()).into_response())
+    } else {
+        Ok(json_reply(StatusCode::OK, &r))
     }
 }
 

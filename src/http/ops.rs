@@ -259,11 +259,8 @@ fn alert_metrics(out: &mut String, a: &crate::alert::engine::Alerts) {
         s.last_round_micros.load(Relaxed) as f64 / 1e6,
     );
     counter(out, "rollupd_alert_reload_errors_total", "rule files that did not load", s.reload_errors.load(Relaxed));
-    let Some(n) = a.notifier() else {
-        return;
-    };
-    let receivers = n.stats().receivers();
-    let families: [(&str, &str, fn(&crate::alert::notify::stats::ReceiverCounts) -> u64); 5] = [
+    let receivers = a.notify_stats().receivers();
+    let families: [(&str, &str, fn(&crate::alert::notify::ReceiverCounts) -> u64); 5] = [
         ("rollupd_alert_notifications_sent_total", "requests a receiver accepted", |r| r.delivered),
         ("rollupd_alert_notifications_failed_total", "delivery attempts that failed", |r| r.failed_attempts),
         ("rollupd_alert_notifications_retries_total", "delivery attempts after the first", |r| r.retries),
