@@ -75,6 +75,10 @@ pub struct CheckResult {
     pub thresholds: Thresholds,
     /// The plugin line's text without the status word and perfdata.
     pub reason: String,
+    /// `; perfdata for the worst 100 of 250 series` when some were left
+    /// out of the plugin line (the JSON lists them all).
+    #[serde(skip)]
+    perf_note: String,
     #[serde(skip)]
     threshold: Option<Threshold>,
     #[serde(skip)]
@@ -131,6 +135,7 @@ pub fn evaluate(rule: &Rule, mut series: Vec<SeriesCheck>) -> CheckResult {
         exit_code,
         thresholds: thresholds(rule),
         reason: String::new(),
+        perf_note: String::new(),
         threshold,
         perfdata: String::new(),
         series,
@@ -153,14 +158,10 @@ pub fn evaluate(rule: &Rule, mut series: Vec<SeriesCheck>) -> CheckResult {
         used += p.len() + 1;
         kept += 1;
     }
-    r.reason = if kept < perf.len() {
-        format!(
-            "{text}; perfdata for the worst {kept} of {} series",
-            perf.len()
-        )
-    } else {
-        text
-    };
+    if kept < perf.len() {
+        r.perf_note = format!("; perfdata for the worst {kept} of {} series", perf.len());
+    }
+    r.reason = text;
     r
 }
 
@@ -168,7 +169,7 @@ impl CheckResult {
     /// The plugin line: `CRITICAL - api.p99 = 812 (crit > 800) |
     /// 'api.p99'=812;700;800`. One line, at most [`MAX_OUTPUT`] bytes.
     pub fn nagios(&self) -> String {
-        let mut line = format!("{} - {}", self.status, self.reason);
+        let mut line = format!("{} - {}{}", self.status, self.reason, self.perf_note);
         if !self.perfdata.is_empty() {
             line.push_str(" | ");
             line.push_str(&self.perfdata);
@@ -774,10 +775,12 @@ mod tests {
         let kept = line.split_once(" | ").unwrap().1.split(' ').count();
         assert!((15..100).contains(&kept), "{kept}");
         assert!(
-            r.reason
-                .contains(&format!("perfdata for the worst {kept} of 100 series")),
-            "{}",
-            r.reason
+            line.contains(&format!("perfdata for the worst {kept} of 100 series | ")),
+            "{line}"
+        );
+        assert!(
+            !r.reason.contains("perfdata"),
+            "the JSON lists every series"
         );
         // Names in the text are cut; the JSON keeps them whole.
         assert!(r.reason.contains('…'));
