@@ -27,6 +27,11 @@ pub const MAX_OUTPUT: usize = 4096;
 const NAMED_PER_STATE: usize = 5;
 /// A series name in the text, in bytes (perfdata labels are not cut).
 const MAX_TEXT_NAME: usize = 120;
+/// A series' reason in the text, in bytes.
+const MAX_TEXT_REASON: usize = 200;
+/// The text before the perfdata, in bytes: a quarter of the line, so the
+/// perfdata always has room.
+const MAX_TEXT: usize = MAX_OUTPUT / 4;
 
 /// One series as evaluated: what the caller hands in and what the JSON
 /// lists.
@@ -70,6 +75,10 @@ pub struct CheckResult {
     pub thresholds: Thresholds,
     /// The plugin line's text without the status word and perfdata.
     pub reason: String,
+    /// `; perfdata for the worst 100 of 250 series` when some were left
+    /// out of the plugin line (the JSON lists them all).
+    #[serde(skip)]
+    perf_note: String,
     #[serde(skip)]
     threshold: Option<Threshold>,
     #[serde(skip)]
@@ -126,13 +135,14 @@ pub fn evaluate(rule: &Rule, mut series: Vec<SeriesCheck>) -> CheckResult {
         exit_code,
         thresholds: thresholds(rule),
         reason: String::new(),
+        perf_note: String::new(),
         threshold,
         perfdata: String::new(),
         series,
     };
     // The text first without the perfdata note, then as much perfdata as
     // fits beside it; the note (if any) is short and was budgeted for.
-    let text = r.summary();
+    let text = cut(&r.summary(), MAX_TEXT);
     const NOTE_ROOM: usize = 64;
     let room = MAX_OUTPUT.saturating_sub(status.len() + 3 + text.len() + 3 + NOTE_ROOM);
     let mut used = 0;
@@ -148,14 +158,10 @@ pub fn evaluate(rule: &Rule, mut series: Vec<SeriesCheck>) -> CheckResult {
         used += p.len() + 1;
         kept += 1;
     }
-    r.reason = if kept < perf.len() {
-        format!(
-            "{text}; perfdata for the worst {kept} of {} series",
-            perf.len()
-        )
-    } else {
-        text
-    };
+    if kept < perf.len() {
+        r.perf_note = format!("; perfdata for the worst {kept} of {} series", perf.len());
+    }
+    r.reason = text;
     r
 }
 
@@ -163,7 +169,7 @@ impl CheckResult {
     /// The plugin line: `CRITICAL - api.p99 = 812 (crit > 800) |
     /// 'api.p99'=812;700;800`. One line, at most [`MAX_OUTPUT`] bytes.
     pub fn nagios(&self) -> String {
-        let mut line = format!("{} - {}", self.status, self.reason);
+        let mut line = format!("{} - {}{}", self.status, self.reason, self.perf_note);
         if !self.perfdata.is_empty() {
             line.push_str(" | ");
             line.push_str(&self.perfdata);
@@ -237,12 +243,12 @@ impl CheckResult {
                     .filter(|_| self.breaches(s.state, v))
                 {
                     Some(c) => format!("{name} = {} ({c})", fmt_num(v)),
-                    None => format!("{name} = {} ({})", fmt_num(v), text_clean(&s.reason)),
+                    None => format!("{name} = {} ({})", fmt_num(v), text_reason(&s.reason)),
                 }
             }
             (Some(v), State::Ok) => format!("{name} = {}", fmt_num(v)),
-            (Some(v), _) => format!("{name} = {} ({})", fmt_num(v), text_clean(&s.reason)),
-            (None, _) => format!("{name}: {}", text_clean(&s.reason)),
+            (Some(v), _) => format!("{name} = {} ({})", fmt_num(v), text_reason(&s.reason)),
+            (None, _) => format!("{name}: {}", text_reason(&s.reason)),
         }
     }
 
@@ -408,14 +414,23 @@ fn text_clean(s: &str) -> String {
 }
 
 fn text_name(name: &str) -> String {
-    if name.len() <= MAX_TEXT_NAME {
-        return text_clean(name);
+    cut(&text_clean(name), MAX_TEXT_NAME)
+}
+
+fn text_reason(reason: &str) -> String {
+    cut(&text_clean(reason), MAX_TEXT_REASON)
+}
+
+/// At most `max` bytes, cut at a character boundary and marked with `…`.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
     }
-    let mut end = MAX_TEXT_NAME;
-    while !name.is_char_boundary(end) {
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", text_clean(&name[..end]))
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -760,14 +775,46 @@ mod tests {
         let kept = line.split_once(" | ").unwrap().1.split(' ').count();
         assert!((15..100).contains(&kept), "{kept}");
         assert!(
-            r.reason
-                .contains(&format!("perfdata for the worst {kept} of 100 series")),
-            "{}",
-            r.reason
+            line.contains(&format!("perfdata for the worst {kept} of 100 series | ")),
+            "{line}"
+        );
+        assert!(
+            !r.reason.contains("perfdata"),
+            "the JSON lists every series"
         );
         // Names in the text are cut; the JSON keeps them whole.
         assert!(r.reason.contains('…'));
         assert_eq!(r.series[0].name.len(), 203);
+    }
+
+    #[test]
+    fn long_reasons_do_not_crowd_out_the_perfdata() {
+        let many: Vec<SeriesCheck> = (0..30)
+            .map(|i| {
+                let st = [
+                    State::Critical,
+                    State::Warning,
+                    State::Error,
+                    State::NoData,
+                    State::Pending,
+                ][i % 5];
+                s(
+                    &format!("{}{i}", "n".repeat(300)),
+                    Some(900.0),
+                    st,
+                    &"why ".repeat(500),
+                )
+            })
+            .collect();
+        let r = evaluate(&above(), many);
+        let line = r.nagios();
+        assert!(line.len() <= MAX_OUTPUT, "{}", line.len());
+        assert!(r.reason.len() <= MAX_TEXT + 64, "{}", r.reason.len());
+        let perf = line.split_once(" | ").unwrap().1;
+        assert!(perf.matches("=900;700;800").count() >= 5, "{perf}");
+        assert_eq!(cut("abcdef", 6), "abcdef");
+        assert_eq!(cut("abcdef", 5), "ab…");
+        assert_eq!(cut("ééé", 5), "é…");
     }
 
     #[test]

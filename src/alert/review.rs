@@ -7,7 +7,7 @@
 //! Pure: the caller reads the transitions, deploys and the states at the
 //! window's start from the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -163,7 +163,8 @@ struct Acc {
     ongoing: u64,
     flaps: u64,
     deploy_ended: u64,
-    deploys: Vec<Deploy>,
+    /// Indices into the deploys sorted by time: deduplicated and ordered.
+    deploys: BTreeSet<usize>,
     durations: Vec<i64>,
     seconds: StateSeconds,
 }
@@ -175,7 +176,7 @@ pub fn review(input: &Input<'_>, p: &Params) -> Review {
     let clip = |a: i64, b: i64| (b.min(until) - a.max(from)).max(0);
 
     let mut deploys: Vec<&Deploy> = input.deploys.iter().collect();
-    deploys.sort_by_key(|d| d.when);
+    deploys.sort_by(|x, y| x.when.cmp(&y.when).then_with(|| x.what.cmp(&y.what)));
 
     let mut acc: BTreeMap<&str, Acc> = BTreeMap::new();
     for r in input.rules {
@@ -232,18 +233,12 @@ pub fn review(input: &Input<'_>, p: &Params) -> Review {
                 if d < flap_under {
                     a.flaps += 1;
                 }
-                let after: Vec<&Deploy> = deploys
-                    .iter()
-                    .copied()
-                    .filter(|dp| dp.when <= t.at && t.at - dp.when <= deploy_within)
-                    .collect();
-                if !after.is_empty() {
+                // The deploys in [end - deploy_within, end].
+                let lo = deploys.partition_point(|d| d.when < t.at.saturating_sub(deploy_within));
+                let hi = deploys.partition_point(|d| d.when <= t.at);
+                if lo < hi {
                     a.deploy_ended += 1;
-                    for dp in after {
-                        if !a.deploys.contains(dp) {
-                            a.deploys.push(dp.clone());
-                        }
-                    }
+                    a.deploys.extend(lo..hi);
                 }
             }
         }
@@ -264,8 +259,6 @@ pub fn review(input: &Input<'_>, p: &Params) -> Review {
         .into_iter()
         .map(|(rule, mut a)| {
             a.notifications += input.repeats.get(rule).copied().unwrap_or(0);
-            a.deploys
-                .sort_by(|x, y| x.when.cmp(&y.when).then_with(|| x.what.cmp(&y.what)));
             let mean = (!a.durations.is_empty())
                 .then(|| a.durations.iter().sum::<i64>() as f64 / a.durations.len() as f64);
             let max = a.durations.iter().copied().max();
@@ -279,7 +272,7 @@ pub fn review(input: &Input<'_>, p: &Params) -> Review {
                 ongoing: a.ongoing,
                 flaps: a.flaps,
                 deploy_ended: a.deploy_ended,
-                deploys: a.deploys,
+                deploys: a.deploys.iter().map(|&i| deploys[i].clone()).collect(),
                 mean_firing_seconds: mean,
                 max_firing_seconds: max,
                 seconds: a.seconds,
