@@ -20,12 +20,19 @@ use rollupd::store::{Point, Store};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let pages: f64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     pages * 4096.0 / 1e6
 }
 
@@ -85,7 +92,14 @@ fn main() {
         ..Default::default()
     };
     let events = Arc::new(EventStore::open(kv.clone()).unwrap());
-    let alerts = Alerts::open(store.clone(), events, &acfg, std::time::Duration::from_secs(10), "http://127.0.0.1:8080".into()).unwrap();
+    let alerts = Alerts::open(
+        store.clone(),
+        events,
+        &acfg,
+        std::time::Duration::from_secs(10),
+        "http://127.0.0.1:8080".into(),
+    )
+    .unwrap();
     assert_eq!(alerts.rule_count(), rules);
     let mut times = Vec::new();
     for round in 0..rounds {

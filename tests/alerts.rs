@@ -42,7 +42,12 @@ impl Sink {
     }
 
     fn all(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().iter().map(|(_, v)| v.clone()).collect()
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The alerts of every payload, flattened, with the payload's status.
@@ -87,7 +92,9 @@ fn serve(c: TcpStream, bodies: &Mutex<Vec<(Instant, Value)>>) {
             bodies.lock().unwrap().push((Instant::now(), v));
         }
         let mut w = &c;
-        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err() {
+        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .is_err()
+        {
             return;
         }
     }
@@ -118,7 +125,10 @@ fn instance_state(d: &Daemon, rule: &str, series: &str) -> Option<String> {
 }
 
 fn history(d: &Daemon, rule: &str) -> Vec<Value> {
-    let v = get_json(&format!("http://{}/api/alerts/{rule}/history?from=-1h", d.http));
+    let v = get_json(&format!(
+        "http://{}/api/alerts/{rule}/history?from=-1h",
+        d.http
+    ));
     v["transitions"].as_array().cloned().unwrap_or_default()
 }
 
@@ -184,19 +194,30 @@ annotations = { summary = "p99 {{ value }} ms on {{ series }}" }
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let v = *value.lock().unwrap();
                 if let Ok(mut s) = TcpStream::connect(addr) {
-                    let _ = s.write_all(format!("t.api.p99 {v} {}\n", common::unix_now()).as_bytes());
+                    let _ =
+                        s.write_all(format!("t.api.p99 {v} {}\n", common::unix_now()).as_bytes());
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
         })
     };
-    wait_until(SECS_30, "pending", || (instance_state(&d, "latency", "t.api.p99")? == "pending").then_some(()));
-    wait_until(SECS_30, "critical", || (instance_state(&d, "latency", "t.api.p99")? == "critical").then_some(()));
+    wait_until(SECS_30, "pending", || {
+        (instance_state(&d, "latency", "t.api.p99")? == "pending").then_some(())
+    });
+    wait_until(SECS_30, "critical", || {
+        (instance_state(&d, "latency", "t.api.p99")? == "critical").then_some(())
+    });
     let h = history(&d, "latency");
-    let to_crit = h.iter().find(|t| t["to"] == "critical").expect("a transition to critical");
+    let to_crit = h
+        .iter()
+        .find(|t| t["to"] == "critical")
+        .expect("a transition to critical");
     assert_eq!(to_crit["from"], "pending");
     let reason = to_crit["reason"].as_str().unwrap();
-    assert!(reason.starts_with("critical: last 850 above 800 for "), "{reason}");
+    assert!(
+        reason.starts_with("critical: last 850 above 800 for "),
+        "{reason}"
+    );
     assert_eq!(to_crit["thresholds"], "crit above 800 (recovers below 700)");
     // The webhook got the firing alert, in Alertmanager's shape.
     let fired = wait_until(SECS_30, "the firing webhook", || {
@@ -206,26 +227,48 @@ annotations = { summary = "p99 {{ value }} ms on {{ series }}" }
     assert_eq!(a["labels"]["alertname"], "latency");
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["annotations"]["summary"], "p99 850 ms on t.api.p99");
-    assert!(a["generatorURL"].as_str().unwrap().contains("/api/alerts/latency"));
+    assert!(a["generatorURL"]
+        .as_str()
+        .unwrap()
+        .contains("/api/alerts/latency"));
     // Between recovery and threshold: held critical, no flapping.
     *value.lock().unwrap() = 750.0;
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(instance_state(&d, "latency", "t.api.p99").as_deref(), Some("critical"));
+    assert_eq!(
+        instance_state(&d, "latency", "t.api.p99").as_deref(),
+        Some("critical")
+    );
     let v = rule_view(&d, "latency");
-    let reason = v["rule"]["instances"][0]["reason"].as_str().unwrap().to_string();
+    let reason = v["rule"]["instances"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(reason, "held critical: last 750 not below recovery 700");
     // Below the recovery threshold: ok, and a resolved message.
     *value.lock().unwrap() = 650.0;
-    wait_until(SECS_30, "recovered", || (instance_state(&d, "latency", "t.api.p99")? == "ok").then_some(()));
+    wait_until(SECS_30, "recovered", || {
+        (instance_state(&d, "latency", "t.api.p99")? == "ok").then_some(())
+    });
     wait_until(SECS_30, "the resolved webhook", || {
         hook.all().into_iter().find(|p| p["status"] == "resolved")
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     feeder.join().unwrap();
     // Every transition is an event tagged alert, for graphs.
-    let evs = get_json(&format!("http://{}/events/get_data?tags=alert+latency&from=-1h", d.http));
-    let whats: Vec<&str> = evs.as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap()).collect();
-    assert!(whats.contains(&"latency t.api.p99: pending → critical"), "{whats:?}");
+    let evs = get_json(&format!(
+        "http://{}/events/get_data?tags=alert+latency&from=-1h",
+        d.http
+    ));
+    let whats: Vec<&str> = evs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert!(
+        whats.contains(&"latency t.api.p99: pending → critical"),
+        "{whats:?}"
+    );
     d.stop();
 }
 
@@ -289,8 +332,12 @@ interval = "1s"
             }
         })
     };
-    wait_until(SECS_30, "checkout ok", || (instance_state(&d, "checkout-rate", "t.checkout.count")? == "ok").then_some(()));
-    wait_until(SECS_30, "t.err.a critical", || (instance_state(&d, "errors", "t.err.a")? == "critical").then_some(()));
+    wait_until(SECS_30, "checkout ok", || {
+        (instance_state(&d, "checkout-rate", "t.checkout.count")? == "ok").then_some(())
+    });
+    wait_until(SECS_30, "t.err.a critical", || {
+        (instance_state(&d, "errors", "t.err.a")? == "critical").then_some(())
+    });
     // The rate drops below 10: a low-threshold rule fires.
     *rate.lock().unwrap() = 5.0;
     wait_until(SECS_30, "checkout critical", || {
@@ -298,11 +345,14 @@ interval = "1s"
     });
     let h = history(&d, "checkout-rate");
     assert!(
-        h.iter().any(|t| t["to"] == "critical" && t["reason"].as_str().unwrap().starts_with("critical: avg ")),
+        h.iter().any(|t| t["to"] == "critical"
+            && t["reason"].as_str().unwrap().starts_with("critical: avg ")),
         "{h:?}"
     );
     // t.silent.a stopped: no data after 2 s.
-    wait_until(SECS_30, "t.silent.a nodata", || (instance_state(&d, "silent", "t.silent.a")? == "nodata").then_some(()));
+    wait_until(SECS_30, "t.silent.a nodata", || {
+        (instance_state(&d, "silent", "t.silent.a")? == "nodata").then_some(())
+    });
     // t.err.a left the target's result: resolved after two evaluations and gone.
     wait_until(SECS_30, "t.err.a resolved", || {
         let v = rule_view(&d, "errors");
@@ -315,7 +365,12 @@ interval = "1s"
     });
     let h = history(&d, "errors");
     assert!(
-        h.iter().any(|t| t["series"] == "t.err.a" && t["to"] == "ok" && t["reason"].as_str().unwrap().contains("no longer in the target")),
+        h.iter().any(|t| t["series"] == "t.err.a"
+            && t["to"] == "ok"
+            && t["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no longer in the target")),
         "{h:?}"
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -353,15 +408,24 @@ annotations = { summary = "{{ series }} reaches 1000 in {{ eta }} (R² {{ r2 }})
     for m in 0..120 {
         let t = now - 7200 + m * 60;
         let rising = 300.0 + 100.0 * (m as f64 / 60.0) + if m % 2 == 0 { 1.0 } else { -1.0 };
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let noisy = (rng >> 33) as f64 / (1u64 << 31) as f64 * 900.0;
-        lines.push_str(&format!("t.disk.rising {rising} {t}\nt.disk.noisy {noisy} {t}\n"));
+        lines.push_str(&format!(
+            "t.disk.rising {rising} {t}\nt.disk.noisy {noisy} {t}\n"
+        ));
     }
     carbon(&d, &lines);
-    wait_until(SECS_30, "rising critical", || (instance_state(&d, "disk-full", "t.disk.rising")? == "critical").then_some(()));
+    wait_until(SECS_30, "rising critical", || {
+        (instance_state(&d, "disk-full", "t.disk.rising")? == "critical").then_some(())
+    });
     let v = rule_view(&d, "disk-full");
     let inst = v["rule"]["instances"].as_array().unwrap();
-    let rising = inst.iter().find(|i| i["series"] == "t.disk.rising").unwrap();
+    let rising = inst
+        .iter()
+        .find(|i| i["series"] == "t.disk.rising")
+        .unwrap();
     let f = &rising["forecast"];
     let r2 = f["fit"]["r2"].as_f64().unwrap();
     assert!(r2 > 0.99, "{f}");
@@ -370,10 +434,22 @@ annotations = { summary = "{{ series }} reaches 1000 in {{ eta }} (R² {{ r2 }})
     let eta = f["crossing"].as_i64().unwrap() - common::unix_now();
     // The last point is a minute before now: 1000 at now + ~3 h - 60 s.
     assert!((eta - 3 * 3600).abs() < 300, "eta {eta}: {f}");
-    assert!(rising["reason"].as_str().unwrap().contains("within the horizon"), "{rising}");
+    assert!(
+        rising["reason"]
+            .as_str()
+            .unwrap()
+            .contains("within the horizon"),
+        "{rising}"
+    );
     let noisy = inst.iter().find(|i| i["series"] == "t.disk.noisy").unwrap();
     assert_eq!(noisy["state"], "ok", "{noisy}");
-    assert!(noisy["reason"].as_str().unwrap().starts_with("fit too loose to project"), "{noisy}");
+    assert!(
+        noisy["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("fit too loose to project"),
+        "{noisy}"
+    );
     d.stop();
 }
 
@@ -408,7 +484,11 @@ interval = "1s"
         hook.all().into_iter().find(|p| p["status"] == "firing")
     });
     // The dead receiver's retries (1 s, 2 s, ...) did not hold it back.
-    assert!(fired_at.elapsed() < Duration::from_secs(10), "{:?}", fired_at.elapsed());
+    assert!(
+        fired_at.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        fired_at.elapsed()
+    );
     // A rule added over HTTP notifies too while the dead one keeps failing.
     let r = ureq::put(&format!("http://{}/api/alerts/rules/b", d.http))
         .header("Content-Type", "application/json")
@@ -420,7 +500,9 @@ interval = "1s"
     assert_eq!(r.status().as_u16(), 201);
     feed(&d, "t.a", 2, |_| 5.0);
     wait_until(SECS_30, "rule b's notification", || {
-        hook.alerts().into_iter().find(|a| a["labels"]["alertname"] == "b")
+        hook.alerts()
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "b")
     });
     let metrics = common::http_get(&format!("http://{}/metrics", d.http)).1;
     let failed = metrics
@@ -435,13 +517,17 @@ interval = "1s"
     feed(&d, "t.a", 3, |_| 5.0);
     wait_until(SECS_30, "rule a evaluated after the restart", || {
         let v = rule_view(&d, "a");
-        (v["rule"]["last_eval"].as_i64()? > 0 && v["rule"]["instances"][0]["state"] == "critical").then_some(())
+        (v["rule"]["last_eval"].as_i64()? > 0 && v["rule"]["instances"][0]["state"] == "critical")
+            .then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hook.all().len(), sent_before, "{:?}", hook.all());
     assert_eq!(instance_state(&d, "b", "t.a").as_deref(), Some("warning"));
     // No transition was recorded by the restart either.
-    let crit: Vec<Value> = history(&d, "a").into_iter().filter(|t| t["to"] == "critical").collect();
+    let crit: Vec<Value> = history(&d, "a")
+        .into_iter()
+        .filter(|t| t["to"] == "critical")
+        .collect();
     assert_eq!(crit.len(), 1, "{crit:?}");
     d.stop();
 }
@@ -468,28 +554,46 @@ fn bad_rules_are_refused_with_the_field_named_and_the_old_rules_keep_running() {
         let v = get_json(&format!("http://{}/api/alerts", d.http));
         v["file_errors"][0].as_str().map(str::to_string)
     });
-    assert!(err.contains("main.toml") && err.contains("rule \"ok\"") && err.contains("field reducer"), "{err}");
+    assert!(
+        err.contains("main.toml") && err.contains("rule \"ok\"") && err.contains("field reducer"),
+        "{err}"
+    );
     let v = get_json(&format!("http://{}/api/alerts", d.http));
     assert_eq!(v["rules"][0]["name"], "ok");
     // Over HTTP: no token, 401; a bad field, 400 naming it.
     let put = |token: Option<&str>, body: &str| {
-        let mut r = ureq::put(&format!("http://{}/api/alerts/rules/new", d.http)).header("Content-Type", "application/json");
+        let mut r = ureq::put(&format!("http://{}/api/alerts/rules/new", d.http))
+            .header("Content-Type", "application/json");
         if let Some(t) = token {
             r = r.header("Authorization", &format!("Bearer {t}"));
         }
-        let r = r.config().http_status_as_error(false).build().send(body.to_string()).unwrap();
+        let r = r
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(body.to_string())
+            .unwrap();
         let s = r.status().as_u16();
         (s, r.into_body().read_to_string().unwrap_or_default())
     };
     let good = r#"{"target":"t.x","direction":"above","crit":1}"#;
     assert_eq!(put(None, good).0, 401);
-    let (s, body) = put(Some("s3cret"), r#"{"target":"t.x","direction":"above","warn":800,"crit":500}"#);
+    let (s, body) = put(
+        Some("s3cret"),
+        r#"{"target":"t.x","direction":"above","warn":800,"crit":500}"#,
+    );
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("field crit"), "{body}");
-    let (s, body) = put(Some("s3cret"), r#"{"target":"t.x","direction":"above","crit":800,"crit_recovery":900}"#);
+    let (s, body) = put(
+        Some("s3cret"),
+        r#"{"target":"t.x","direction":"above","crit":800,"crit_recovery":900}"#,
+    );
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("field crit_recovery"), "{body}");
-    let (s, body) = put(Some("s3cret"), r#"{"target":"sum(t.x","direction":"above","crit":1}"#);
+    let (s, body) = put(
+        Some("s3cret"),
+        r#"{"target":"sum(t.x","direction":"above","crit":1}"#,
+    );
     assert!(s == 400 && body.contains("field target"), "{s} {body}");
     let (s, _) = put(Some("s3cret"), good);
     assert_eq!(s, 201);

@@ -261,7 +261,9 @@ impl Alerts {
                 let name = spec.name.clone();
                 match Rule::from_spec(spec) {
                     Ok(rule) => alerts.install(&mut inner, rule, Source::Api, now),
-                    Err(e) => tracing::error!(rule = %name, error = %e, "a saved rule no longer reads; it is not evaluated"),
+                    Err(e) => {
+                        tracing::error!(rule = %name, error = %e, "a saved rule no longer reads; it is not evaluated")
+                    }
                 }
             }
         }
@@ -344,7 +346,9 @@ impl Alerts {
         }
         for path in paths {
             let meta = std::fs::metadata(&path).ok();
-            let seen = meta.as_ref().and_then(|m| Some((m.modified().ok()?, m.len())));
+            let seen = meta
+                .as_ref()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
             let state = inner.files.entry(path.clone()).or_default();
             if !force && seen.is_some() && state.seen == seen {
                 if let Some(e) = &state.error {
@@ -373,10 +377,13 @@ impl Alerts {
                         .unwrap_or_default();
                     let mut names = Vec::new();
                     for rule in rules {
-                        let taken = inner.rules.get(&rule.name).is_some_and(|r| match &r.source {
-                            Source::File(p) => p != &path,
-                            Source::Api => false,
-                        });
+                        let taken = inner
+                            .rules
+                            .get(&rule.name)
+                            .is_some_and(|r| match &r.source {
+                                Source::File(p) => p != &path,
+                                Source::Api => false,
+                            });
                         if taken {
                             let e = format!(
                                 "{}: rule {:?}: field name: already defined in another rule file; this one is skipped",
@@ -387,17 +394,22 @@ impl Alerts {
                             errors.push(e);
                             continue;
                         }
-                        if inner.rules.len() >= self.cfg.max_rules && !inner.rules.contains_key(&rule.name) {
-                            let e = format!("{}: more than alerts.max_rules ({}) rules", path.display(), self.cfg.max_rules);
+                        if inner.rules.len() >= self.cfg.max_rules
+                            && !inner.rules.contains_key(&rule.name)
+                        {
+                            let e = format!(
+                                "{}: more than alerts.max_rules ({}) rules",
+                                path.display(),
+                                self.cfg.max_rules
+                            );
                             tracing::error!(error = %e, "rule not loaded");
                             errors.push(e);
                             break;
                         }
                         names.push(rule.name.clone());
-                        let unchanged = inner
-                            .rules
-                            .get(&rule.name)
-                            .is_some_and(|r| r.rule.spec == rule.spec && r.source == Source::File(path.clone()));
+                        let unchanged = inner.rules.get(&rule.name).is_some_and(|r| {
+                            r.rule.spec == rule.spec && r.source == Source::File(path.clone())
+                        });
                         if !unchanged {
                             self.install(&mut inner, rule, Source::File(path.clone()), now);
                         }
@@ -437,30 +449,32 @@ impl Alerts {
     /// second of `shutdown` (plus a round in progress).
     pub fn start(self: &Arc<Self>, shutdown: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
         let me = self.clone();
-        std::thread::Builder::new().name("alerts".into()).spawn(move || {
-            let mut next_check = Instant::now() + me.cfg.reload_check;
-            let mut next_expire = Instant::now();
-            while !shutdown.load(Relaxed) {
-                me.round(unix_now());
-                if Instant::now() >= next_check {
-                    me.reload_files(false);
-                    next_check = Instant::now() + me.cfg.reload_check;
-                }
-                if Instant::now() >= next_expire {
-                    let before = unix_now() - me.cfg.history_retention.as_secs() as i64;
-                    if let Err(e) = me.persist.expire(before) {
-                        tracing::warn!(error = %e, "alert history retention failed");
+        std::thread::Builder::new()
+            .name("alerts".into())
+            .spawn(move || {
+                let mut next_check = Instant::now() + me.cfg.reload_check;
+                let mut next_expire = Instant::now();
+                while !shutdown.load(Relaxed) {
+                    me.round(unix_now());
+                    if Instant::now() >= next_check {
+                        me.reload_files(false);
+                        next_check = Instant::now() + me.cfg.reload_check;
                     }
-                    me.drop_old_silences(unix_now());
-                    next_expire = Instant::now() + Duration::from_secs(3600);
+                    if Instant::now() >= next_expire {
+                        let before = unix_now() - me.cfg.history_retention.as_secs() as i64;
+                        if let Err(e) = me.persist.expire(before) {
+                            tracing::warn!(error = %e, "alert history retention failed");
+                        }
+                        me.drop_old_silences(unix_now());
+                        next_expire = Instant::now() + Duration::from_secs(3600);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            let notifier = me.notifier.lock().take();
-            if let Some(n) = notifier {
-                n.stop();
-            }
-        })
+                let notifier = me.notifier.lock().take();
+                if let Some(n) = notifier {
+                    n.stop();
+                }
+            })
     }
 
     /// One round: every rule due at `now` evaluated and applied. Public
@@ -495,7 +509,10 @@ impl Alerts {
         Limits {
             max_series: self.cfg.max_instances_per_rule,
             max_points: 20_000_000,
-            deadline: Some((Instant::now() + Duration::from_secs(30), Duration::from_secs(30))),
+            deadline: Some((
+                Instant::now() + Duration::from_secs(30),
+                Duration::from_secs(30),
+            )),
         }
     }
 
@@ -518,8 +535,11 @@ impl Alerts {
             st.last_eval = Some(now);
             st.eval_micros = micros;
             let mut changes: Vec<(String, Change, Option<f64>)> = Vec::new();
-            let before: HashMap<String, Instance> =
-                st.instances.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let before: HashMap<String, Instance> = st
+                .instances
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let mut gone = Vec::new();
             match found {
                 Err(e) => {
@@ -527,11 +547,15 @@ impl Alerts {
                     let msg = e.to_string();
                     st.last_error = Some(msg.clone());
                     if st.instances.is_empty() {
-                        st.instances
-                            .insert(rule.target.clone(), Instance::new(&rule.target, BTreeMap::new(), now));
+                        st.instances.insert(
+                            rule.target.clone(),
+                            Instance::new(&rule.target, BTreeMap::new(), now),
+                        );
                     }
                     for (name, inst) in st.instances.iter_mut() {
-                        if let Some(c) = state::step(rule, inst, Observation::Error(msg.clone()), now) {
+                        if let Some(c) =
+                            state::step(rule, inst, Observation::Error(msg.clone()), now)
+                        {
                             changes.push((name.clone(), c, inst.value));
                         }
                     }
@@ -568,8 +592,12 @@ impl Alerts {
                             changes.push((rule.target.clone(), c, None));
                         }
                     }
-                    let missing: Vec<String> =
-                        st.instances.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                    let missing: Vec<String> = st
+                        .instances
+                        .keys()
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect();
                     for name in missing {
                         let Some(inst) = st.instances.get_mut(&name) else {
                             continue;
@@ -595,8 +623,15 @@ impl Alerts {
             let firing = self.notices(rule, st.instances.values(), now);
             (changes, firing, persist_changed, gone)
         };
-        let silenced: HashMap<&str, bool> = firing.iter().map(|n| (n.series.as_str(), n.silenced)).collect();
-        let deploys = if changes.is_empty() { Vec::new() } else { self.deploys_before(now) };
+        let silenced: HashMap<&str, bool> = firing
+            .iter()
+            .map(|n| (n.series.as_str(), n.silenced))
+            .collect();
+        let deploys = if changes.is_empty() {
+            Vec::new()
+        } else {
+            self.deploys_before(now)
+        };
         let transitions: Vec<Transition> = changes
             .into_iter()
             .map(|(series, c, value)| {
@@ -604,9 +639,8 @@ impl Alerts {
                     let labels = base_labels(rule, &series, &BTreeMap::new(), None);
                     self.is_silenced(&labels, now)
                 });
-                let notified = self.has_receivers
-                    && !is_silenced
-                    && c.from.firing() != c.to.firing();
+                let notified =
+                    self.has_receivers && !is_silenced && c.from.firing() != c.to.firing();
                 Transition {
                     at: now,
                     rule: rule.name.clone(),
@@ -622,7 +656,9 @@ impl Alerts {
                 }
             })
             .collect();
-        self.stats.transitions.fetch_add(transitions.len() as u64, Relaxed);
+        self.stats
+            .transitions
+            .fetch_add(transitions.len() as u64, Relaxed);
         let changed: Vec<&Instance> = persist_changed.iter().collect();
         if let Err(e) = self.persist.save(&rule.name, &changed, &gone, &transitions) {
             tracing::error!(rule = %rule.name, error = %e, "alert states could not be saved");
@@ -666,7 +702,16 @@ impl Alerts {
             .iter()
             .map(|t| QueuedEvent {
                 when: t.at,
-                what: truncate(&format!("{} {}: {} → {}", t.rule, t.series, t.from.as_str(), t.to.as_str()), 250),
+                what: truncate(
+                    &format!(
+                        "{} {}: {} → {}",
+                        t.rule,
+                        t.series,
+                        t.from.as_str(),
+                        t.to.as_str()
+                    ),
+                    250,
+                ),
                 tags: vec!["alert".into(), truncate(&t.rule, 200), t.to.as_str().into()],
                 data: truncate(&t.reason, 4096),
             })
@@ -687,7 +732,12 @@ impl Alerts {
     }
 
     /// The firing instances of a rule as notifications.
-    fn notices<'a>(&self, rule: &Rule, instances: impl Iterator<Item = &'a Instance>, now: i64) -> Vec<Notice> {
+    fn notices<'a>(
+        &self,
+        rule: &Rule,
+        instances: impl Iterator<Item = &'a Instance>,
+        now: i64,
+    ) -> Vec<Notice> {
         instances
             .filter_map(|i| {
                 let severity = i.state.firing()?;
@@ -710,22 +760,36 @@ impl Alerts {
             .collect()
     }
 
-    fn annotations(&self, rule: &Rule, i: &Instance, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    fn annotations(
+        &self,
+        rule: &Rule,
+        i: &Instance,
+        labels: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
         let mut vars = Vars {
             labels: Some(labels),
             ..Default::default()
         };
-        vars.values.insert("value", i.value.map(super::forecast::fmt_num).unwrap_or_default());
+        vars.values.insert(
+            "value",
+            i.value.map(super::forecast::fmt_num).unwrap_or_default(),
+        );
         vars.values.insert("series", i.series.clone());
         vars.values.insert("rule", rule.name.clone());
         vars.values.insert("state", i.state.as_str().into());
-        vars.values.insert("severity", i.state.firing().map_or("", |s| s.as_str()).into());
-        vars.values.insert("threshold", state::thresholds_text(rule));
+        vars.values.insert(
+            "severity",
+            i.state.firing().map_or("", |s| s.as_str()).into(),
+        );
+        vars.values
+            .insert("threshold", state::thresholds_text(rule));
         if let Some(v) = &i.forecast {
             if let (Some(f), Some(c)) = (&v.fit, v.crossing) {
-                vars.values.insert("eta", super::forecast::human(c - i.evaluated));
+                vars.values
+                    .insert("eta", super::forecast::human(c - i.evaluated));
                 vars.values.insert("r2", format!("{:.2}", f.r2));
-                vars.values.insert("slope", super::forecast::fmt_num(f.slope * 86400.0));
+                vars.values
+                    .insert("slope", super::forecast::fmt_num(f.slope * 86400.0));
             }
         }
         let mut out: BTreeMap<String, String> = rule
@@ -733,15 +797,21 @@ impl Alerts {
             .iter()
             .map(|(k, v)| (k.clone(), template::render(v, &vars)))
             .collect();
-        out.entry("reason".into()).or_insert_with(|| i.reason.clone());
-        out.entry("graph".into()).or_insert_with(|| self.graph_url(rule));
+        out.entry("reason".into())
+            .or_insert_with(|| i.reason.clone());
+        out.entry("graph".into())
+            .or_insert_with(|| self.graph_url(rule));
         out
     }
 
     /// The rule's PNG: its target over its window with the thresholds as
     /// lines and the deploys drawn.
     pub fn graph_url(&self, rule: &Rule) -> String {
-        format!("{}/render?{}", self.external_url, graph_query(rule, &self.cfg.deploy_tag))
+        format!(
+            "{}/render?{}",
+            self.external_url,
+            graph_query(rule, &self.cfg.deploy_tag)
+        )
     }
 
     // ----- reads -----
@@ -749,7 +819,11 @@ impl Alerts {
     pub fn list(&self) -> Vec<RuleView> {
         let now = unix_now();
         let inner = self.inner.lock();
-        inner.rules.values().map(|st| self.view(st, false, now)).collect()
+        inner
+            .rules
+            .values()
+            .map(|st| self.view(st, false, now))
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<RuleView> {
@@ -760,14 +834,23 @@ impl Alerts {
 
     /// Rule-file problems in force (one line per file).
     pub fn file_errors(&self) -> Vec<String> {
-        self.inner.lock().files.values().filter_map(|f| f.error.clone()).collect()
+        self.inner
+            .lock()
+            .files
+            .values()
+            .filter_map(|f| f.error.clone())
+            .collect()
     }
 
     fn view(&self, st: &RuleState, detail: bool, now: i64) -> RuleView {
         let rule = &st.rule;
         RuleView {
             name: rule.name.clone(),
-            kind: if rule.is_forecast() { "forecast" } else { "threshold" },
+            kind: if rule.is_forecast() {
+                "forecast"
+            } else {
+                "threshold"
+            },
             target: rule.target.clone(),
             source: st.source.describe(),
             interval_secs: self.interval(rule).as_secs(),
@@ -792,7 +875,12 @@ impl Alerts {
                         firing_since: i.firing_since,
                         pending: i.pending,
                         forecast: i.forecast.clone(),
-                        recent: detail.then(|| st.recent.get(&i.series).map(|r| r.iter().copied().collect()).unwrap_or_default()),
+                        recent: detail.then(|| {
+                            st.recent
+                                .get(&i.series)
+                                .map(|r| r.iter().copied().collect())
+                                .unwrap_or_default()
+                        }),
                     }
                 })
                 .collect(),
@@ -800,7 +888,13 @@ impl Alerts {
         }
     }
 
-    pub fn history(&self, rule: Option<&str>, from: i64, until: i64, limit: usize) -> Result<Vec<Transition>, AlertError> {
+    pub fn history(
+        &self,
+        rule: Option<&str>,
+        from: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Transition>, AlertError> {
         Ok(self.persist.history(rule, from, until, limit)?)
     }
 
@@ -824,7 +918,9 @@ impl Alerts {
     /// transitions (at most `MAX_REVIEW_TRANSITIONS`; more is a refusal,
     /// never a review of part of the window).
     pub fn review(&self, p: &super::review::Params) -> Result<super::review::Review, AlertError> {
-        let transitions = self.persist.history(None, p.from, p.until, MAX_REVIEW_TRANSITIONS + 1)?;
+        let transitions =
+            self.persist
+                .history(None, p.from, p.until, MAX_REVIEW_TRANSITIONS + 1)?;
         if transitions.len() > MAX_REVIEW_TRANSITIONS {
             return Err(AlertError::TooMany(format!(
                 "more than {MAX_REVIEW_TRANSITIONS} transitions in the window; review a shorter one"
@@ -915,10 +1011,15 @@ impl Alerts {
         if s.id.is_empty() {
             s.id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         } else if !all.iter().any(|x| x.id == s.id) {
-            return Err(AlertError::NotFound(format!("no silence with id {:?} to update", s.id)));
+            return Err(AlertError::NotFound(format!(
+                "no silence with id {:?} to update",
+                s.id
+            )));
         }
         if all.len() >= MAX_SILENCES && !all.iter().any(|x| x.id == s.id) {
-            return Err(AlertError::TooMany(format!("{MAX_SILENCES} silences are kept already")));
+            return Err(AlertError::TooMany(format!(
+                "{MAX_SILENCES} silences are kept already"
+            )));
         }
         self.persist.put_silence(&s.id, &s)?;
         all.retain(|x| x.id != s.id);
@@ -949,7 +1050,9 @@ impl Alerts {
             .find(|s| s.id == id)
             .ok_or_else(|| AlertError::NotFound(format!("no silence with id {id:?}")))?;
         let mut ended = s.clone();
-        ended.expire(now).map_err(|e| AlertError::BadRequest(e.to_string()))?;
+        ended
+            .expire(now)
+            .map_err(|e| AlertError::BadRequest(e.to_string()))?;
         self.persist.put_silence(id, &ended)?;
         *s = ended;
         Ok(())
@@ -959,7 +1062,13 @@ impl Alerts {
 
     /// Runs a rule over stored history from `from` to `until` at its
     /// interval, from fresh states, saving and sending nothing.
-    pub fn backtest(&self, spec: RuleSpec, from: i64, until: i64, limits: Limits) -> Result<Backtest, AlertError> {
+    pub fn backtest(
+        &self,
+        spec: RuleSpec,
+        from: i64,
+        until: i64,
+        limits: Limits,
+    ) -> Result<Backtest, AlertError> {
         let rule = Rule::from_spec(spec)?;
         if until <= from {
             return Err(AlertError::BadRequest("until must be after from".into()));
@@ -1015,7 +1124,12 @@ impl Alerts {
 
     /// One stateless evaluation (`/check`): each series' state as if it
     /// had been in it for the rule's `for` already.
-    pub fn check(&self, rule: &Rule, now: i64, limits: Limits) -> Result<Vec<Instance>, AlertError> {
+    pub fn check(
+        &self,
+        rule: &Rule,
+        now: i64,
+        limits: Limits,
+    ) -> Result<Vec<Instance>, AlertError> {
         let w = rule.window.as_secs() as i64;
         let series = eval::fetch(&self.store, rule, now - w, now, now, limits)?;
         let names = eval::instance_names(&series);
@@ -1028,7 +1142,12 @@ impl Alerts {
             .zip(names)
             .map(|(s, name)| {
                 let mut inst = Instance::new(&name, eval::tags(s), now);
-                state::step(&immediate, &mut inst, eval::observe_at(&immediate, s, now), now);
+                state::step(
+                    &immediate,
+                    &mut inst,
+                    eval::observe_at(&immediate, s, now),
+                    now,
+                );
                 inst
             })
             .collect())
@@ -1047,7 +1166,8 @@ impl Alerts {
     /// Instances per state across all rules (for `/metrics`).
     pub fn state_counts(&self) -> BTreeMap<&'static str, usize> {
         let inner = self.inner.lock();
-        let mut out: BTreeMap<&'static str, usize> = State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut out: BTreeMap<&'static str, usize> =
+            State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         for st in inner.rules.values() {
             for i in st.instances.values() {
                 *out.entry(i.state.as_str()).or_default() += 1;
@@ -1124,8 +1244,22 @@ pub fn check_rule_files(cfg: &AlertsConfig) -> Result<Vec<(PathBuf, usize)>, Vec
 
 /// What of an instance must be saved when it changes (value and reason
 /// change every evaluation and are not worth a write each).
-fn durable(i: &Instance) -> (State, i64, Option<(Severity, i64)>, Option<i64>, Option<i64>) {
-    (i.state, i.since, i.pending, i.firing_since, i.recovered_since)
+fn durable(
+    i: &Instance,
+) -> (
+    State,
+    i64,
+    Option<(Severity, i64)>,
+    Option<i64>,
+    Option<i64>,
+) {
+    (
+        i.state,
+        i.since,
+        i.pending,
+        i.firing_since,
+        i.recovered_since,
+    )
 }
 
 /// `alertname`, `severity`, `series`, the series' tags and the rule's
@@ -1180,8 +1314,13 @@ pub fn graph_query(rule: &Rule, deploy_tag: &str) -> String {
     }
     targets.push(format!("drawAsInfinite(events('{deploy_tag}'))"));
     let window = rule.window.as_secs().max(3600);
-    let mut q = serde_urlencoded::to_string(targets.iter().map(|t| ("target", t.as_str())).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let mut q = serde_urlencoded::to_string(
+        targets
+            .iter()
+            .map(|t| ("target", t.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
     q.push_str(&format!("&from=-{window}s&format=png"));
     q
 }
@@ -1196,4 +1335,3 @@ fn truncate(s: &str, max: usize) -> String {
     }
     s[..end].to_string()
 }
-

@@ -132,9 +132,11 @@ mod tests {
     use crate::alert::rule::parse_file;
 
     fn rule(extra: &str) -> Rule {
-        parse_file(&format!("[[rule]]\nname = \"r\"\ntarget = \"a\"\n{extra}\n"))
-            .unwrap()
-            .remove(0)
+        parse_file(&format!(
+            "[[rule]]\nname = \"r\"\ntarget = \"a\"\n{extra}\n"
+        ))
+        .unwrap()
+        .remove(0)
     }
 
     #[test]

@@ -76,7 +76,12 @@ impl Persist {
         }
     }
 
-    fn scan_json<T: DeserializeOwned>(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, T)>, KvError> {
+    fn scan_json<T: DeserializeOwned>(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, T)>, KvError> {
         let mut out = Vec::new();
         self.kv.scan(Space::Alerts, from, to, &mut |k, v| {
             // A record this build cannot read (written by a newer one) is
@@ -91,7 +96,11 @@ impl Persist {
 
     pub fn rules(&self) -> Result<Vec<RuleSpec>, KvError> {
         let (a, b) = prefix_range(&[RULE, 0]);
-        Ok(self.scan_json(&a, &b, usize::MAX)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .scan_json(&a, &b, usize::MAX)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     pub fn put_rule(&self, spec: &RuleSpec) -> Result<(), KvError> {
@@ -150,7 +159,13 @@ impl Persist {
 
     /// Transitions in `[from, until]`, oldest first, those of `rule` only
     /// when given, at most `limit`.
-    pub fn history(&self, rule: Option<&str>, from: i64, until: i64, limit: usize) -> Result<Vec<Transition>, KvError> {
+    pub fn history(
+        &self,
+        rule: Option<&str>,
+        from: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Transition>, KvError> {
         let a = history_key(from, 0);
         let z = history_key(until.saturating_add(1), 0);
         let mut out = Vec::new();
@@ -177,7 +192,11 @@ impl Persist {
 
     pub fn silences<T: DeserializeOwned>(&self) -> Result<Vec<T>, KvError> {
         let (a, b) = prefix_range(&[SILENCE, 0]);
-        Ok(self.scan_json(&a, &b, usize::MAX)?.into_iter().map(|(_, s)| s).collect())
+        Ok(self
+            .scan_json(&a, &b, usize::MAX)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
     }
 
     pub fn put_silence<T: Serialize>(&self, id: &str, s: &T) -> Result<(), KvError> {
@@ -226,18 +245,31 @@ mod tests {
         p.put_rule(&spec).unwrap();
         assert_eq!(p.rules().unwrap(), vec![spec]);
         let i = Instance::new("a.b", Default::default(), 5);
-        p.save("r", &[&i], &[], &[t(-10, "r"), t(100, "q"), t(200, "r")]).unwrap();
-        p.save("rr", &[&Instance::new("x", Default::default(), 5)], &[], &[]).unwrap();
+        p.save("r", &[&i], &[], &[t(-10, "r"), t(100, "q"), t(200, "r")])
+            .unwrap();
+        p.save(
+            "rr",
+            &[&Instance::new("x", Default::default(), 5)],
+            &[],
+            &[],
+        )
+        .unwrap();
         let got = p.instances().unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!((got[0].0.as_str(), got[0].1.series.as_str()), ("r", "a.b"));
         let h = p.history(None, -100, 1000, 10).unwrap();
-        assert_eq!(h.iter().map(|t| t.at).collect::<Vec<_>>(), vec![-10, 100, 200]);
+        assert_eq!(
+            h.iter().map(|t| t.at).collect::<Vec<_>>(),
+            vec![-10, 100, 200]
+        );
         let h = p.history(Some("r"), 0, 1000, 10).unwrap();
         assert_eq!(h.iter().map(|t| t.at).collect::<Vec<_>>(), vec![200]);
         assert_eq!(p.history(None, -100, 1000, 2).unwrap().len(), 2);
         p.expire(150).unwrap();
-        assert_eq!(p.history(None, i64::MIN, i64::MAX - 1, 10).unwrap().len(), 1);
+        assert_eq!(
+            p.history(None, i64::MIN, i64::MAX - 1, 10).unwrap().len(),
+            1
+        );
         // Deleting rule "r" leaves rule "rr"'s instance alone.
         p.delete_rule("r").unwrap();
         let got = p.instances().unwrap();

@@ -314,7 +314,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl Rule {
-    /// Checks a written rule. `default_window` fills a missing `window`.
+    /// Checks a written rule (a missing `window` is 5 minutes).
     pub fn from_spec(spec: RuleSpec) -> Result<Rule, RuleError> {
         let name = spec.name.clone();
         let err = |field: &str, message: String| RuleError {
@@ -445,12 +445,6 @@ impl Rule {
             receivers: spec.receivers.clone(),
             spec,
         })
-    }
-
-    /// How long after an instance stops having data it counts as no data:
-    /// `no_data_after`, at least one window (a window with no point in it).
-    pub fn no_data_grace(&self) -> Duration {
-        self.no_data_after
     }
 
     pub fn is_forecast(&self) -> bool {
@@ -682,18 +676,19 @@ fn forecast(spec: &RuleSpec, err: &ErrFn<'_>) -> Result<Forecast, RuleError> {
     if !threshold.is_finite() {
         return Err(err("threshold", "must be a finite number".into()));
     }
-    let direction =
-        match spec.direction.as_deref() {
-            Some("above") => Direction::Above,
-            Some("below") => Direction::Below,
-            Some(d) => return Err(err(
+    let direction = match spec.direction.as_deref() {
+        Some("above") => Direction::Above,
+        Some("below") => Direction::Below,
+        Some(d) => {
+            return Err(err(
                 "direction",
                 format!(
                     "{d:?}: a forecast fires on a line crossing upward (above) or downward (below)"
                 ),
-            )),
-            None => return Err(err("direction", "required: above or below".into())),
-        };
+            ))
+        }
+        None => return Err(err("direction", "required: above or below".into())),
+    };
     let horizon = match spec.horizon.as_deref() {
         None => {
             return Err(err(

@@ -247,9 +247,9 @@ pub fn step(rule: &Rule, inst: &mut Instance, obs: Observation, now: i64) -> Opt
     apply(rule, inst, want, now)
 }
 
-/// The series left the target's result. After two evaluations missing the
-/// instance resolves: `Some(change)` when it was not ok (the caller then
-/// drops it), `Some(None)`-like: the bool says whether to drop it.
+/// The series left the target's result. After two evaluations missing, the
+/// instance resolves: the bool says to drop it, and the change (to ok) is
+/// there when it was in any other state.
 pub fn missing(inst: &mut Instance, now: i64) -> (bool, Option<Change>) {
     inst.missing += 1;
     inst.evaluated = now;

@@ -21,7 +21,6 @@ use crate::alert::rule::RuleSpec;
 use crate::query::eval::Limits;
 use crate::query::time::parse_at_time;
 
-
 fn unix_now() -> i64 {
     crate::telemetry::unix_now() as i64
 }
@@ -44,7 +43,8 @@ fn may_read(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = given.is_some_and(|g| token.matches(g) || st.api_token.as_ref().is_some_and(|t| t.matches(g)));
+    let ok = given
+        .is_some_and(|g| token.matches(g) || st.api_token.as_ref().is_some_and(|t| t.matches(g)));
     if ok {
         Ok(())
     } else {
@@ -64,7 +64,10 @@ fn json_reply<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
 
 /// A JSON body, with a 415 for another content type and a 400 naming
 /// serde's complaint (the field, the line and column).
-fn read_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -88,12 +91,17 @@ fn usize_param(p: &Params, key: &str, default: usize, max: usize) -> Result<usiz
         None => Ok(default),
         Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if n <= max => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("{key} {v:?} is not a whole number up to {max}"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "{key} {v:?} is not a whole number up to {max}"
+            ))),
         },
     }
 }
 
-pub async fn list(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
     let a = alerts(&st)?;
     let body = serde_json::json!({
@@ -145,7 +153,10 @@ pub async fn history(
             Ok(a.history(rule.as_deref(), from, until, limit)?)
         })
         .await?;
-    Ok(json_reply(StatusCode::OK, &serde_json::json!({ "from": from, "until": until, "transitions": h })))
+    Ok(json_reply(
+        StatusCode::OK,
+        &serde_json::json!({ "from": from, "until": until, "transitions": h }),
+    ))
 }
 
 pub async fn put_rule(
@@ -166,7 +177,11 @@ pub async fn put_rule(
         )));
     }
     let created = a.put_rule(spec)?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_reply(status, &a.get(&name)))
 }
 
@@ -192,7 +207,11 @@ struct TestBody {
 
 /// `POST /api/alerts/test`: a rule run over stored history, saving and
 /// sending nothing: the transitions and notifications it would have made.
-pub async fn test(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn test(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
     let a = alerts(&st)?.clone();
     let mut b: TestBody = read_json(&headers, &body)?;
@@ -246,18 +265,29 @@ pub async fn review(
         return Err(ApiError::BadRequest("until must be after from".into()));
     }
     let mut rp = ReviewParams::new(from, until);
-    for (key, slot) in [("flap_under", &mut rp.flap_under), ("deploy_within", &mut rp.deploy_within)] {
+    for (key, slot) in [
+        ("flap_under", &mut rp.flap_under),
+        ("deploy_within", &mut rp.deploy_within),
+    ] {
         if let Some(v) = p.get(key) {
-            *slot = crate::alert::rule::parse_duration(v)
-                .ok_or_else(|| ApiError::BadRequest(format!("{key} {v:?} is not a duration like \"5min\"")))?;
+            *slot = crate::alert::rule::parse_duration(v).ok_or_else(|| {
+                ApiError::BadRequest(format!("{key} {v:?} is not a duration like \"5min\""))
+            })?;
         }
     }
     let csv = match p.get("format") {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(f) => return Err(ApiError::BadRequest(format!("format {f:?} is not json or csv"))),
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "format {f:?} is not json or csv"
+            )))
+        }
     };
-    let (r, _) = st.gate.run("alert review".into(), move |_| Ok(a.review(&rp)?)).await?;
+    let (r, _) = st
+        .gate
+        .run("alert review".into(), move |_| Ok(a.review(&rp)?))
+        .await?;
     if csv {
         Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], r.csv()).into_response())
     } else {
@@ -267,10 +297,17 @@ pub async fn review(
 
 // ----- silences -----
 
-pub async fn silences(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn silences(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
     let now = unix_now();
-    let list: Vec<serde_json::Value> = alerts(&st)?.silences().iter().map(|s| s.to_json(now)).collect();
+    let list: Vec<serde_json::Value> = alerts(&st)?
+        .silences()
+        .iter()
+        .map(|s| s.to_json(now))
+        .collect();
     Ok(json_reply(StatusCode::OK, &list))
 }
 
@@ -285,7 +322,10 @@ pub async fn add_silence(
     may_write(&st, &headers)?;
     let spec: crate::alert::silence::SilenceSpec = read_json(&headers, &body)?;
     let s = alerts(&st)?.add_silence(spec)?;
-    Ok(json_reply(StatusCode::OK, &serde_json::json!({ "silenceID": s.id })))
+    Ok(json_reply(
+        StatusCode::OK,
+        &serde_json::json!({ "silenceID": s.id }),
+    ))
 }
 
 /// `DELETE /api/silences/<id>`: expires it (the record stays, so the
@@ -305,8 +345,17 @@ pub async fn delete_silence(
 /// The parameters `/check` reads; anything else is a 400 (a mistyped
 /// `critical=` must not turn into a check that can never fire).
 const CHECK_PARAMS: [&str; 11] = [
-    "target", "reducer", "window", "direction", "warn", "crit", "warn_recovery", "crit_recovery", "nulls",
-    "format", "name",
+    "target",
+    "reducer",
+    "window",
+    "direction",
+    "warn",
+    "crit",
+    "warn_recovery",
+    "crit_recovery",
+    "nulls",
+    "format",
+    "name",
 ];
 
 /// `800` or a range `10:20` (also `10,20`) as a bound.
@@ -320,7 +369,9 @@ fn bound_param(p: &Params, key: &str) -> Result<Option<crate::alert::rule::Bound
             .parse::<f64>()
             .ok()
             .filter(|x| x.is_finite())
-            .ok_or_else(|| ApiError::BadRequest(format!("{key} {v:?} is not a number or a range low:high")))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("{key} {v:?} is not a number or a range low:high"))
+            })
     };
     match v.split_once([':', ',']) {
         Some((lo, hi)) => Ok(Some(Bound::Pair([num(lo)?, num(hi)?]))),
@@ -329,9 +380,14 @@ fn bound_param(p: &Params, key: &str) -> Result<Option<crate::alert::rule::Bound
 }
 
 fn check_reply(result: &crate::alert::check::CheckResult, nagios: bool) -> Response {
-    let status = StatusCode::from_u16(result.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let status =
+        StatusCode::from_u16(result.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     if nagios {
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", result.nagios()))
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", result.nagios()),
+        )
             .into_response()
     } else {
         json_reply(status, result)
@@ -342,7 +398,9 @@ fn wants_nagios(p: &Params) -> Result<bool, ApiError> {
     match p.get("format") {
         None | Some("json") => Ok(false),
         Some("nagios") => Ok(true),
-        Some(f) => Err(ApiError::BadRequest(format!("format {f:?} is not json or nagios"))),
+        Some(f) => Err(ApiError::BadRequest(format!(
+            "format {f:?} is not json or nagios"
+        ))),
     }
 }
 
@@ -438,5 +496,8 @@ pub async fn check_rule(
             reason: i.reason,
         })
         .collect();
-    Ok(check_reply(&crate::alert::check::evaluate(&rule, series), nagios))
+    Ok(check_reply(
+        &crate::alert::check::evaluate(&rule, series),
+        nagios,
+    ))
 }

@@ -86,10 +86,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/test", post(alerts::test))
         .route("/api/alerts/review", get(alerts::review))
-        .route("/api/alerts/rules/{name}", put(alerts::put_rule).delete(alerts::delete_rule))
+        .route(
+            "/api/alerts/rules/{name}",
+            put(alerts::put_rule).delete(alerts::delete_rule),
+        )
         .route("/api/alerts/{name}", get(alerts::detail))
         .route("/api/alerts/{name}/history", get(alerts::history))
-        .route("/api/silences", get(alerts::silences).post(alerts::add_silence))
+        .route(
+            "/api/silences",
+            get(alerts::silences).post(alerts::add_silence),
+        )
         .route("/api/silences/{id}", delete(alerts::delete_silence))
         .route("/check", get(alerts::check_adhoc))
         .route("/check/{rule}", get(alerts::check_rule))
