@@ -186,7 +186,11 @@ pub struct Backtest {
 pub const MAX_SILENCES: usize = 10_000;
 
 /// Transitions one review reads at most.
-pub const MAX_REVIEW_TRANSITIONS: usize = 200_000;
+pub const MAX_REVIEW_TRANSITIONS: usize = 100_000;
+
+/// The most transitions one backtest reports (a flapping rule over many
+/// series could otherwise fill memory with them).
+pub const MAX_BACKTEST_TRANSITIONS: usize = 100_000;
 
 /// The most evaluation steps one backtest may take.
 pub const MAX_BACKTEST_STEPS: usize = 20_000;
@@ -534,68 +538,74 @@ impl Alerts {
             }
             st.last_eval = Some(now);
             st.eval_micros = micros;
+            // (series, change, value at the change)
             let mut changes: Vec<(String, Change, Option<f64>)> = Vec::new();
-            let before: HashMap<String, Instance> = st
-                .instances
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // Instances whose durable part changed (or that are new): only
+            // these are written, not every instance every round.
+            let mut dirty: Vec<String> = Vec::new();
             let mut gone = Vec::new();
+            let mut step_one = |name: &str, inst: &mut Instance, obs: Observation, fresh: bool| {
+                let before = durable(inst);
+                if let Some(c) = state::step(rule, inst, obs, now) {
+                    changes.push((name.to_string(), c, inst.value));
+                }
+                if fresh || durable(inst) != before {
+                    dirty.push(name.to_string());
+                }
+            };
             match found {
                 Err(e) => {
                     self.stats.evaluation_errors.fetch_add(1, Relaxed);
                     let msg = e.to_string();
                     st.last_error = Some(msg.clone());
-                    if st.instances.is_empty() {
+                    let fresh = st.instances.is_empty();
+                    if fresh {
                         st.instances.insert(
                             rule.target.clone(),
                             Instance::new(&rule.target, BTreeMap::new(), now),
                         );
                     }
                     for (name, inst) in st.instances.iter_mut() {
-                        if let Some(c) =
-                            state::step(rule, inst, Observation::Error(msg.clone()), now)
-                        {
-                            changes.push((name.clone(), c, inst.value));
-                        }
+                        step_one(name, inst, Observation::Error(msg.clone()), fresh);
                     }
                 }
                 Ok(series) => {
                     st.last_error = None;
                     let names = eval::instance_names(&series);
-                    let mut seen = std::collections::HashSet::new();
+                    let mut seen = std::collections::HashSet::with_capacity(names.len());
                     for (s, name) in series.iter().zip(&names) {
-                        seen.insert(name.clone());
+                        seen.insert(name.as_str());
+                        let fresh = !st.instances.contains_key(name);
                         let inst = st
                             .instances
                             .entry(name.clone())
                             .or_insert_with(|| Instance::new(name, eval::tags(s), now));
-                        let obs = eval::observe_at(rule, s, now);
-                        if let Some(c) = state::step(rule, inst, obs, now) {
-                            changes.push((name.clone(), c, inst.value));
-                        }
-                        let r = st.recent.entry(name.clone()).or_default();
+                        step_one(name, inst, eval::observe_at(rule, s, now), fresh);
+                        let value = inst.value;
+                        let r = match st.recent.get_mut(name) {
+                            Some(r) => r,
+                            None => st.recent.entry(name.clone()).or_default(),
+                        };
                         if r.len() == RECENT {
                             r.pop_front();
                         }
-                        r.push_back((now, inst.value));
+                        r.push_back((now, value));
                     }
                     // A target that matches nothing: one instance for the
                     // rule itself, so "no series at all" is seen (no-data).
                     if series.is_empty() {
-                        seen.insert(rule.target.clone());
+                        seen.insert(rule.target.as_str());
+                        let fresh = !st.instances.contains_key(&rule.target);
                         let inst = st
                             .instances
                             .entry(rule.target.clone())
                             .or_insert_with(|| Instance::new(&rule.target, BTreeMap::new(), now));
-                        if let Some(c) = state::step(rule, inst, Observation::NoData, now) {
-                            changes.push((rule.target.clone(), c, None));
-                        }
+                        step_one(&rule.target, inst, Observation::NoData, fresh);
                     }
                     let missing: Vec<String> = st
                         .instances
                         .keys()
-                        .filter(|k| !seen.contains(*k))
+                        .filter(|k| !seen.contains(k.as_str()))
                         .cloned()
                         .collect();
                     for name in missing {
@@ -610,23 +620,39 @@ impl Alerts {
                             st.instances.remove(&name);
                             st.recent.remove(&name);
                             gone.push(name);
+                        } else {
+                            dirty.push(name);
                         }
                     }
                 }
             }
-            let persist_changed: Vec<Instance> = st
-                .instances
+            let persist_changed: Vec<Instance> = dirty
                 .iter()
-                .filter(|(k, v)| before.get(*k).is_none_or(|b| durable(b) != durable(v)))
-                .map(|(_, v)| v.clone())
+                .filter_map(|n| st.instances.get(n).cloned())
                 .collect();
-            let firing = self.notices(rule, st.instances.values(), now);
+            // Silences are looked up for the changes only (rare), with the
+            // instance's tags; a gone instance has only its name left.
+            let no_tags = BTreeMap::new();
+            let changes: Vec<(String, Change, Option<f64>, bool)> = changes
+                .into_iter()
+                .map(|(series, c, value)| {
+                    let tags = st.instances.get(&series).map_or(&no_tags, |i| &i.tags);
+                    let sev = c.to.firing().or(c.from.firing());
+                    let labels = base_labels(rule, &series, tags, sev);
+                    let silenced = self.is_silenced(&labels, now);
+                    (series, c, value, silenced)
+                })
+                .collect();
+            // The notifier needs every firing instance each round (it
+            // repeats and resolves by their absence); without receivers
+            // there is nothing to build.
+            let firing = if self.has_receivers {
+                self.notices(rule, st.instances.values(), now)
+            } else {
+                Vec::new()
+            };
             (changes, firing, persist_changed, gone)
         };
-        let silenced: HashMap<&str, bool> = firing
-            .iter()
-            .map(|n| (n.series.as_str(), n.silenced))
-            .collect();
         let deploys = if changes.is_empty() {
             Vec::new()
         } else {
@@ -634,11 +660,7 @@ impl Alerts {
         };
         let transitions: Vec<Transition> = changes
             .into_iter()
-            .map(|(series, c, value)| {
-                let is_silenced = silenced.get(series.as_str()).copied().unwrap_or_else(|| {
-                    let labels = base_labels(rule, &series, &BTreeMap::new(), None);
-                    self.is_silenced(&labels, now)
-                });
+            .map(|(series, c, value, is_silenced)| {
                 let notified =
                     self.has_receivers && !is_silenced && c.from.firing() != c.to.firing();
                 Transition {
@@ -1094,6 +1116,11 @@ impl Alerts {
                     .or_insert_with(|| Instance::new(name, eval::tags(s), t));
                 let obs = eval::observe_at(&rule, s, t);
                 if let Some(c) = state::step(&rule, inst, obs, t) {
+                    if transitions.len() == MAX_BACKTEST_TRANSITIONS {
+                        return Err(AlertError::TooMany(format!(
+                            "more than {MAX_BACKTEST_TRANSITIONS} transitions by {t}; test a shorter range or fewer series"
+                        )));
+                    }
                     transitions.push(Transition {
                         at: t,
                         rule: rule.name.clone(),
