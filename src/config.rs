@@ -527,7 +527,9 @@ impl AlertsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.max_rules == 0 || self.max_instances_per_rule == 0 {
-            return bad("alerts.max_rules and alerts.max_instances_per_rule must be at least 1".into());
+            return bad(
+                "alerts.max_rules and alerts.max_instances_per_rule must be at least 1".into(),
+            );
         }
         if self.reload_check.is_zero() {
             return bad("alerts.reload_check must be more than 0s".into());
@@ -545,12 +547,19 @@ impl AlertsConfig {
                 return bad(format!("{at}: each receiver needs a name of its own"));
             }
             if !is_http_url(&r.url) {
-                return bad(format!("{at}: url {:?} must start with http:// or https://", r.url));
+                return bad(format!(
+                    "{at}: url {:?} must start with http:// or https://",
+                    r.url
+                ));
             }
             if r.timeout.is_zero() || r.queue == 0 {
-                return bad(format!("{at}: timeout must be more than 0s and queue at least 1"));
+                return bad(format!(
+                    "{at}: timeout must be more than 0s and queue at least 1"
+                ));
             }
-            if r.repeat_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            if r.repeat_interval
+                .is_some_and(|d| d < Duration::from_secs(1))
+            {
                 return bad(format!("{at}: repeat_interval must be at least 1s"));
             }
         }

@@ -6,8 +6,8 @@
 //! ARCHITECTURE.md for the map and its invariants.
 
 pub mod admin;
-pub mod alert;
 pub mod aggregate;
+pub mod alert;
 pub mod config;
 pub mod daemon;
 pub mod emit;

@@ -152,7 +152,12 @@ impl Worker {
             ReceiverKind::Webhook => {
                 payload::webhook(&self.name, &b.rule, &self.external_url, &b.alerts)
             }
-            ReceiverKind::Alertmanager => payload::alertmanager(&b.alerts, b.now, self.repeat),
+            ReceiverKind::Alertmanager => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                payload::alertmanager(&b.alerts, b.now, self.repeat, wall)
+            }
         }
     }
 
