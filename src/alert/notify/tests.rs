@@ -618,3 +618,23 @@ fn stop_is_bounded_with_a_receiver_that_never_answers() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_shared_notifier_stops_and_then_sends_nothing() {
+    let hook = Hook::start(200);
+    let stats = NotifyStats::new();
+    let n = Arc::new(Notifier::start(
+        &[receiver("ops", ReceiverKind::Webhook, &hook.url())],
+        stats.clone(),
+    ));
+    n.update("r", vec![notice("r", "x")], 10);
+    hook.wait(1, SOON);
+    let shared = n.clone();
+    std::thread::spawn(move || shared.stop()).join().unwrap();
+    n.stop(); // a second stop is harmless
+    n.update("r", vec![], 11);
+    n.update("q", vec![notice("q", "y")], 11);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.reqs().len(), 1);
+    assert_eq!(stats.receiver_counts("ops").unwrap().queued, 0);
+}
