@@ -58,6 +58,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot open the event store: {0}")]
     Events(#[from] EventError),
+    #[error("cannot start alerting: {0}")]
+    Alerts(#[from] crate::alert::engine::AlertError),
 }
 
 /// How often the store seals idle rows and checks whether a checkpoint is
@@ -83,6 +85,8 @@ pub struct Daemon {
     http: Option<JoinHandle<()>>,
     store: Arc<Store>,
     maintenance: Option<JoinHandle<()>>,
+    alerts: Arc<crate::alert::engine::Alerts>,
+    alerts_thread: Option<JoinHandle<()>>,
     _lock: File,
     pub healthy: Arc<AtomicBool>,
     pub udp_addr: Option<SocketAddr>,
@@ -238,16 +242,28 @@ impl Daemon {
                 .map_err(DaemonError::Thread)?,
             );
         }
-        let mut http_addr = None;
-        let http = match cfg.server.http {
-            Some(addr) => {
-                let l = bind_tcp("HTTP", addr)?;
+        let http_listener = match cfg.server.http {
+            Some(addr) => Some(bind_tcp("HTTP", addr)?),
+            None => None,
+        };
+        let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let alerts = crate::alert::engine::Alerts::open(
+            store.clone(),
+            event_store.clone(),
+            &cfg.alerts,
+            cfg.statsd.flush_interval,
+            external_url(&cfg, http_addr),
+        )?;
+        let alerts_thread = alerts
+            .start(shutdown.clone())
+            .map_err(DaemonError::Thread)?;
+        let http = match http_listener {
+            Some(l) => {
                 let http_limits = crate::http::ServeLimits {
                     max_connections: cfg.server.max_http_connections,
                     read_timeout: cfg.server.http_read_timeout,
                     drain: cfg.server.http_drain_timeout,
                 };
-                http_addr = l.local_addr().ok();
                 let state = Arc::new(crate::http::HttpState {
                     store: store.clone(),
                     events: event_store.clone(),
@@ -265,6 +281,8 @@ impl Daemon {
                         cfg.server.concurrent_renders(),
                         cfg.server.render_timeout,
                     ),
+                    read_token: cfg.server.read_token.clone(),
+                    alerts: Some(alerts.clone()),
                 });
                 Some(
                     crate::http::start(l, state, http_limits, shutdown.clone())
@@ -340,6 +358,8 @@ impl Daemon {
             http,
             store,
             maintenance: Some(maintenance),
+            alerts,
+            alerts_thread: Some(alerts_thread),
             _lock: lock,
             healthy,
             udp_addr,
@@ -354,6 +374,11 @@ impl Daemon {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// SIGHUP: rule files read again. Returns one line per bad file.
+    pub fn reload_alerts(&self) -> Vec<String> {
+        self.alerts.reload()
     }
 
     /// Stops in the order that loses nothing, and waits for it. The flush,
@@ -378,6 +403,12 @@ impl Daemon {
         if let Some(h) = self.maintenance.take() {
             let _ = h.join();
         }
+        // Alerting reads and writes the store: it ends (its round in
+        // progress finished, its receivers given their bounded stop) before
+        // the store closes.
+        if let Some(h) = self.alerts_thread.take() {
+            let _ = h.join();
+        }
         // A checkpoint now makes the next start-up replay nothing; if the
         // disk is full, `close` logs or spills what the log lacks and says
         // where every point is.
@@ -399,6 +430,28 @@ impl Daemon {
             let _ = h.join();
         }
         tracing::info!("rollupd stopped");
+    }
+}
+
+/// Where people reach the HTTP API, for links in notifications:
+/// `[alerts] external_url`, else the bound address (an unspecified IP
+/// becomes the loopback one).
+fn external_url(cfg: &Config, http: Option<SocketAddr>) -> String {
+    if !cfg.alerts.external_url.is_empty() {
+        return cfg.alerts.external_url.clone();
+    }
+    match http {
+        Some(mut a) => {
+            if a.ip().is_unspecified() {
+                a.set_ip(if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("http://{a}")
+        }
+        None => "http://127.0.0.1:8080".into(),
     }
 }
 

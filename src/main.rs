@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use rollupd::config::Config;
@@ -109,7 +109,20 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
-    Config::load(file)?;
+    let cfg = Config::load(file)?;
+    match rollupd::alert::engine::check_rule_files(&cfg.alerts) {
+        Ok(files) => {
+            for (path, n) in files {
+                println!("{}: ok, {n} rules", path.display());
+            }
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} problem(s) in the alert rule files", errors.len());
+        }
+    }
     println!("{}: ok", file.display());
     Ok(())
 }
@@ -153,11 +166,20 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     };
     // Signals are registered before any listener opens, so a SIGTERM that
     // arrives during start-up is not lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
     raise_fd_limit();
     let daemon = Daemon::start(cfg)?;
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
         tracing::info!(signal = sig, "signal received");
+        if sig == SIGHUP {
+            // Alert rule files are read again; a bad one keeps its old
+            // rules running (the log names the file, rule and field).
+            let errors = daemon.reload_alerts();
+            tracing::info!(bad_files = errors.len(), "alert rules reloaded");
+            continue;
+        }
+        break;
     }
     daemon.stop();
     Ok(())

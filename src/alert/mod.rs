@@ -1,8 +1,27 @@
 //! Threshold and forecast alerts, evaluated from the store (never through
 //! our own HTTP API), with their states, history and notifications.
 //!
-//! `notice.rs`: what a firing instance looks like to the notification
-//! layer. `notify/`: receivers (webhook, Alertmanager), repeats, retries.
+//! By stage: `rule.rs` (what a rule is, checked), `eval.rs` (a rule's
+//! target fetched and each series' window observed), `reduce.rs` and
+//! `forecast.rs` (the numbers), `state.rs` (one instance's state
+//! machine), `engine.rs` (the running rules, rounds, reloads, the API the
+//! HTTP layer calls), `persist.rs` (what survives a restart), `history.rs`
+//! (transitions), `silence.rs`, `notice.rs` (a firing instance as the
+//! notifier sees it), `notify/` (receivers, repeats, retries),
+//! `template.rs`, `check.rs` (`/check` replies), `review.rs` (the
+//! signal-to-noise review).
 
+pub mod check;
+pub mod engine;
+pub mod eval;
+pub mod forecast;
+pub mod history;
 pub mod notice;
 pub mod notify;
+pub mod persist;
+pub mod reduce;
+pub mod review;
+pub mod rule;
+pub mod silence;
+pub mod state;
+pub mod template;

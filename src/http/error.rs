@@ -38,6 +38,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    Alert(crate::alert::engine::AlertError),
 }
 
 impl ApiError {
@@ -57,6 +59,18 @@ impl ApiError {
             ApiError::Events(EventError::Kv(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Alert(e) => {
+                use crate::alert::engine::AlertError as A;
+                match e {
+                    A::Invalid(_) | A::BadRequest(_) => StatusCode::BAD_REQUEST,
+                    A::NotFound(_) => StatusCode::NOT_FOUND,
+                    A::Conflict(_) => StatusCode::CONFLICT,
+                    A::TooMany(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    // Converted to ApiError::Query on the way in.
+                    A::Query(_) => StatusCode::BAD_REQUEST,
+                    A::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
             ApiError::Query(_) | ApiError::Time(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }

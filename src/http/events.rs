@@ -18,7 +18,7 @@ use crate::events::QueuedEvent;
 use crate::query::time::parse_at_time;
 use crate::telemetry::unix_now;
 
-fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &st.api_token else {
         return Ok(());
     };
@@ -37,7 +37,7 @@ fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// `Sec-Fetch-Site: cross-site`, or one whose `Origin` is not this server
 /// (the `Host` it was sent to). Clients that are not browsers send
 /// neither header and are not affected.
-fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let forbidden = |why: String| Err(ApiError::Forbidden(why));
     if let Some(site) = headers.get("sec-fetch-site") {
         if site.as_bytes().eq_ignore_ascii_case(b"cross-site") {

@@ -3,6 +3,7 @@
 //! the query stage and the encoders; [`error`] is the one place that turns
 //! errors into status codes.
 
+pub mod alerts;
 pub mod conn;
 pub mod error;
 pub mod events;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use hyper_util::rt::TokioIo;
@@ -39,6 +40,10 @@ pub struct HttpState {
     pub render_latency: ops::RenderLatency,
     /// The bound on concurrent renders and their deadline.
     pub gate: gate::Gate,
+    /// When set, alerting reads need it (or `api_token`).
+    pub read_token: Option<crate::secret::Secret>,
+    /// Alerting, when the daemon runs it.
+    pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
 }
 
 /// The largest request body read (a POSTed render form, an event): what
@@ -78,6 +83,22 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/functions", get(tags::functions))
         .route("/functions/", get(tags::functions))
         .route("/functions/{name}", get(tags::function))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/test", post(alerts::test))
+        .route("/api/alerts/review", get(alerts::review))
+        .route(
+            "/api/alerts/rules/{name}",
+            put(alerts::put_rule).delete(alerts::delete_rule),
+        )
+        .route("/api/alerts/{name}", get(alerts::detail))
+        .route("/api/alerts/{name}/history", get(alerts::history))
+        .route(
+            "/api/silences",
+            get(alerts::silences).post(alerts::add_silence),
+        )
+        .route("/api/silences/{id}", delete(alerts::delete_silence))
+        .route("/check", get(alerts::check_adhoc))
+        .route("/check/{rule}", get(alerts::check_rule))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/version", get(|| async { "1.1.10" }))
@@ -275,6 +296,8 @@ mod tests {
             telemetry: Arc::new(crate::telemetry::Telemetry::new()),
             render_latency: Default::default(),
             gate,
+            read_token: None,
+            alerts: None,
         }))
     }
 

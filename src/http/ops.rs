@@ -229,5 +229,102 @@ pub async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         r.micros.load(Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "rollupd_render_seconds_count {n}");
+    if let Some(a) = &st.alerts {
+        alert_metrics(&mut out, a);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Alerting's own series: rules, instances by state, evaluation cost,
+/// transitions, reloads, and each receiver's deliveries and failures.
+fn alert_metrics(out: &mut String, a: &crate::alert::engine::Alerts) {
+    gauge(
+        out,
+        "rollupd_alert_rules",
+        "alert rules loaded",
+        a.rule_count() as f64,
+    );
+    let _ = writeln!(out, "# HELP rollupd_alert_instances alert instances by state\n# TYPE rollupd_alert_instances gauge");
+    for (state, n) in a.state_counts() {
+        let _ = writeln!(out, "rollupd_alert_instances{{state=\"{state}\"}} {n}");
+    }
+    let s = &a.stats;
+    counter(
+        out,
+        "rollupd_alert_evaluations_total",
+        "rule evaluations",
+        s.evaluations.load(Relaxed),
+    );
+    counter(
+        out,
+        "rollupd_alert_evaluation_errors_total",
+        "rule evaluations whose target failed",
+        s.evaluation_errors.load(Relaxed),
+    );
+    counter(
+        out,
+        "rollupd_alert_transitions_total",
+        "alert state changes",
+        s.transitions.load(Relaxed),
+    );
+    gauge(
+        out,
+        "rollupd_alert_round_seconds",
+        "duration of the last evaluation round",
+        s.last_round_micros.load(Relaxed) as f64 / 1e6,
+    );
+    counter(
+        out,
+        "rollupd_alert_reload_errors_total",
+        "rule files that did not load",
+        s.reload_errors.load(Relaxed),
+    );
+    let receivers = a.notify_stats().receivers();
+    let families: [(&str, &str, fn(&crate::alert::notify::ReceiverCounts) -> u64); 5] = [
+        (
+            "rollupd_alert_notifications_sent_total",
+            "requests a receiver accepted",
+            |r| r.delivered,
+        ),
+        (
+            "rollupd_alert_notifications_failed_total",
+            "delivery attempts that failed",
+            |r| r.failed_attempts,
+        ),
+        (
+            "rollupd_alert_notifications_retries_total",
+            "delivery attempts after the first",
+            |r| r.retries,
+        ),
+        (
+            "rollupd_alert_notifications_dropped_total",
+            "requests given up on or pushed out of a full queue",
+            |r| r.dropped_failed + r.dropped_queue_full,
+        ),
+        (
+            "rollupd_alert_notifications_queued",
+            "requests waiting",
+            |r| r.queued,
+        ),
+    ];
+    for (name, help, get) in families {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}, by receiver\n# TYPE {name} {kind}"
+        );
+        for r in &receivers {
+            // A label value escapes \\, " and newlines (the exposition format).
+            let label = r
+                .name
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(out, "{name}{{receiver=\"{label}\"}} {}", get(r));
+        }
+    }
 }

@@ -47,6 +47,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every (key, value) pair, in the order given.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     pub fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()

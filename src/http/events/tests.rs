@@ -27,6 +27,8 @@ fn app_with(token: Option<&str>, limits: EventLimits) -> (Router, Arc<EventStore
         telemetry: Arc::new(crate::telemetry::Telemetry::new()),
         render_latency: Default::default(),
         gate: crate::http::gate::Gate::new(4, std::time::Duration::from_secs(30)),
+        read_token: None,
+        alerts: None,
     });
     (super::super::router(state), events)
 }
