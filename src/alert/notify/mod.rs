@@ -11,6 +11,12 @@
 //! What "sent" means to the repeat timer: handed to the receiver's queue.
 //! A request that fails for `retry_for` is dropped (counted, logged); the
 //! alert goes again at its next repeat.
+//!
+//! A silence in rollupd stops the sends of an instance, repeats included.
+//! An alert Alertmanager already holds is then no longer refreshed: it ends
+//! there at its `endsAt` (at most 4 × `repeat_interval` after the last
+//! send), and Alertmanager reports it resolved. When the silence ends and
+//! the instance still fires, it is sent at once.
 
 mod payload;
 mod queue;
