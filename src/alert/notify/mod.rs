@@ -11,10 +11,16 @@
 //! What "sent" means to the repeat timer: handed to the receiver's queue.
 //! A request that fails for `retry_for` is dropped (counted, logged); the
 //! alert goes again at its next repeat.
+//!
+//! A silence in rollupd stops the sends of an instance, repeats included.
+//! An alert Alertmanager already holds is then no longer refreshed: it ends
+//! there at its `endsAt` (at most 4 × `repeat_interval` after the last
+//! send), and Alertmanager reports it resolved. When the silence ends and
+//! the instance still fires, it is sent at once.
 
 mod payload;
 mod queue;
-mod stats;
+pub mod stats;
 mod track;
 mod worker;
 
@@ -35,7 +41,7 @@ pub use stats::{NotifyStats, ReceiverCounts, ReceiverStats, RuleCounts};
 
 use queue::Queue;
 use track::{Target, Tracker};
-use worker::{Batch, Worker};
+use worker::{Batch, LogGate, Worker};
 
 /// How long [`Notifier::stop`] waits for the receiver threads. One still
 /// inside a request past it (a receiver that hangs, up to its `timeout`) is
@@ -56,7 +62,10 @@ struct Handle {
     name: String,
     queue: Arc<Queue<Batch>>,
     stats: Arc<ReceiverStats>,
-    thread: Option<JoinHandle<()>>,
+    /// Queue-full drops are logged through it (the evaluator's thread).
+    drops: Mutex<LogGate>,
+    /// Taken by the first [`Notifier::stop`].
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The notification layer: one thread per receiver. See the module docs.
@@ -109,7 +118,8 @@ impl Notifier {
                 name: cfg.name.clone(),
                 queue,
                 stats: rstats,
-                thread: Some(thread),
+                drops: Mutex::new(LogGate::default()),
+                thread: Mutex::new(Some(thread)),
             });
         }
         Notifier {
@@ -154,7 +164,12 @@ impl Notifier {
             h.stats.queued.store(len as u64, Relaxed);
             if let Some(d) = dropped {
                 h.stats.dropped_queue_full.fetch_add(1, Relaxed);
-                tracing::debug!(receiver = %h.name, rule = %d.rule, "alert receiver queue full: oldest request dropped");
+                if let Some(held_back) = h.drops.lock().pass() {
+                    tracing::warn!(
+                        receiver = %h.name, rule = %d.rule, queue = h.queue.cap(), drops_not_logged = held_back,
+                        "alert receiver queue full: oldest request dropped"
+                    );
+                }
             }
         }
     }
@@ -166,9 +181,10 @@ impl Notifier {
 
     /// Ends the receiver threads: queued requests are not sent, a retry
     /// waiting for its backoff ends at once. Returns within [`STOP_WAIT`].
-    pub fn stop(mut self) {
-        let handles = std::mem::take(&mut self.receivers);
-        for h in &handles {
+    /// Takes `&self` so a notifier shared behind an `Arc` can be stopped;
+    /// after it, `update` still tracks but nothing is sent.
+    pub fn stop(&self) {
+        for h in &self.receivers {
             let left = h.queue.stop();
             h.stats.queued.store(0, Relaxed);
             if left > 0 {
@@ -176,9 +192,10 @@ impl Notifier {
             }
         }
         let deadline = Instant::now() + STOP_WAIT;
-        let mut threads: Vec<JoinHandle<()>> = handles
-            .into_iter()
-            .filter_map(|mut h| h.thread.take())
+        let mut threads: Vec<JoinHandle<()>> = self
+            .receivers
+            .iter()
+            .filter_map(|h| h.thread.lock().take())
             .collect();
         while !threads.is_empty() && Instant::now() < deadline {
             let (done, running): (Vec<_>, Vec<_>) =

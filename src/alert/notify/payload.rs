@@ -171,18 +171,23 @@ fn am_map(m: &BTreeMap<String, String>) -> BTreeMap<Cow<'_, str>, &str> {
 /// The body of `POST /api/v2/alerts`. A firing alert ends at `now` + 4 ×
 /// `repeat` (seconds): re-sent every `repeat`, it stays active in
 /// Alertmanager through three lost repeats, and if rollupd stops,
-/// Alertmanager resolves it by itself. A resolved one ends when it resolved.
-pub(super) fn alertmanager(alerts: &[Outgoing], now: i64, repeat: i64) -> Vec<u8> {
+/// Alertmanager resolves it by itself. A resolved one ends when it resolved,
+/// but never later than `wall` (the clock as the request is made):
+/// Alertmanager treats an `endsAt` still ahead as a firing alert's, and a
+/// firing alert's earlier `endsAt` loses to the later one it holds (seen
+/// with 0.25: an alert "resolved" one second ahead stayed active for the
+/// four repeat intervals of its last firing send).
+pub(super) fn alertmanager(alerts: &[Outgoing], now: i64, repeat: i64, wall: i64) -> Vec<u8> {
     let list: Vec<PostableAlert<'_>> = alerts
         .iter()
         .map(|a| PostableAlert {
             labels: am_map(&a.notice.labels),
             annotations: am_map(&a.notice.annotations),
             starts_at: rfc3339(a.notice.starts_at),
-            ends_at: rfc3339(
-                a.resolved_at
-                    .unwrap_or_else(|| now.saturating_add(repeat.saturating_mul(4))),
-            ),
+            ends_at: rfc3339(match a.resolved_at {
+                Some(t) => t.min(wall),
+                None => now.saturating_add(repeat.saturating_mul(4)),
+            }),
             generator_url: &a.notice.generator_url,
         })
         .collect();
@@ -284,7 +289,9 @@ mod tests {
             out(notice("api.a", Severity::Warning), None),
             out(notice("api.b", Severity::Warning), Some(1_800_000_030)),
         ];
-        let v: Value = serde_json::from_slice(&alertmanager(&alerts, 1_800_000_000, 60)).unwrap();
+        let v: Value =
+            serde_json::from_slice(&alertmanager(&alerts, 1_800_000_000, 60, 1_900_000_000))
+                .unwrap();
         let list = v.as_array().unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0]["endsAt"], "2027-01-15T08:04:00Z");
@@ -311,6 +318,14 @@ mod tests {
                 "startsAt"
             ]
         );
+    }
+
+    #[test]
+    fn a_resolve_never_ends_after_the_wall_clock() {
+        let alerts = [out(notice("api.a", Severity::Warning), Some(1_800_000_030))];
+        let v: Value =
+            serde_json::from_slice(&alertmanager(&alerts, 0, 60, 1_800_000_010)).unwrap();
+        assert_eq!(v[0]["endsAt"], rfc3339(1_800_000_010));
     }
 
     #[test]

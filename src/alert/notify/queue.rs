@@ -31,9 +31,13 @@ impl<T> Queue<T> {
     }
 
     /// Appends `item`; returns the oldest one if the queue was full (it is
-    /// out of the queue then) and the length after the push.
+    /// out of the queue then) and the length after the push. Once stopped,
+    /// nothing is kept.
     pub fn push(&self, item: T) -> (Option<T>, usize) {
         let mut s = self.state.lock();
+        if s.stopped {
+            return (None, 0);
+        }
         let dropped = if s.items.len() >= self.cap {
             s.items.pop_front()
         } else {
@@ -44,6 +48,10 @@ impl<T> Queue<T> {
         drop(s);
         self.wake.notify_one();
         (dropped, len)
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     /// The oldest item and the length left, waiting for one; `None` once
@@ -129,6 +137,8 @@ mod tests {
         assert!(stopped);
         assert!(took < Duration::from_secs(5), "{took:?}");
         assert!(q.is_stopped());
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.push(8), (None, 0), "nothing kept once stopped");
         assert_eq!(q.pop(), None);
     }
 }

@@ -618,3 +618,90 @@ fn stop_is_bounded_with_a_receiver_that_never_answers() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_shared_notifier_stops_and_then_sends_nothing() {
+    let hook = Hook::start(200);
+    let stats = NotifyStats::new();
+    let n = Arc::new(Notifier::start(
+        &[receiver("ops", ReceiverKind::Webhook, &hook.url())],
+        stats.clone(),
+    ));
+    n.update("r", vec![notice("r", "x")], 10);
+    hook.wait(1, SOON);
+    let shared = n.clone();
+    std::thread::spawn(move || shared.stop()).join().unwrap();
+    n.stop(); // a second stop is harmless
+    n.update("r", vec![], 11);
+    n.update("q", vec![notice("q", "y")], 11);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.reqs().len(), 1);
+    assert_eq!(stats.receiver_counts("ops").unwrap().queued, 0);
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// What `update` costs the evaluator at the issue's scale (1,000 rules,
+/// 10,000 instances, two receivers), and what tracking them holds. Run by
+/// hand: `cargo test --release --lib notify::tests::measure -- --ignored --nocapture`.
+/// Measured 2026-12-07 (release, 2 shared cores): all new 31 ms (3.1 µs an
+/// instance), steady 20 ms (2.0 µs, mostly freeing the previous round's
+/// notices), a repeat round 15 ms; RSS +4.2 MiB over the notices themselves.
+#[test]
+#[ignore]
+fn measure_update_cost() {
+    // Receivers that refuse: their threads retry one request at a time
+    // while the evaluator's side is measured; queues are capped.
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut a = receiver("a", ReceiverKind::Webhook, &format!("http://{refused}/"));
+    a.queue = 1000;
+    let mut b = receiver(
+        "b",
+        ReceiverKind::Alertmanager,
+        &format!("http://{refused}/"),
+    );
+    b.queue = 1000;
+    a.repeat_interval = Some(Duration::from_secs(3600));
+    b.repeat_interval = Some(Duration::from_secs(60));
+    let n = Notifier::start(&[a, b], NotifyStats::new());
+    let rules: Vec<String> = (0..1000).map(|i| format!("rule{i}")).collect();
+    let notices = |r: &str| -> Vec<Notice> {
+        (0..10)
+            .map(|s| notice(r, &format!("host{s}.cpu")))
+            .collect()
+    };
+    let prepared: Vec<Vec<Vec<Notice>>> = (0..3)
+        .map(|_| rules.iter().map(|r| notices(r)).collect())
+        .collect();
+    let rss0 = rss_kib();
+    let mut rounds = prepared.into_iter();
+    for (label, now) in [
+        ("first (all new)", 1_000),
+        ("steady (nothing due)", 1_010),
+        ("repeat (b due)", 1_060),
+    ] {
+        let round = rounds.next().unwrap();
+        let t = Instant::now();
+        for (r, firing) in rules.iter().zip(round) {
+            n.update(r, firing, now);
+        }
+        let took = t.elapsed();
+        println!(
+            "{label}: 10,000 instances in {took:?} ({:.2} µs per instance), RSS {} KiB (+{} KiB since before round 1)",
+            took.as_secs_f64() * 1e6 / 10_000.0,
+            rss_kib(),
+            rss_kib().saturating_sub(rss0)
+        );
+    }
+    n.stop();
+}

@@ -145,10 +145,16 @@ impl Tracker {
     }
 
     /// After a restart: `firing` was already notified before it; remember
-    /// it as sent at `now` (silenced ones as not sent), send nothing.
+    /// it as sent at `now` (silenced ones as not sent), send nothing. An
+    /// instance this tracker already follows keeps what it knows (a rule
+    /// re-installed by a reload is seeded again; its repeats and resolves
+    /// must not move).
     pub fn seed(&mut self, rule: &str, firing: Vec<Notice>, now: i64) {
         let mut entries = self.rules.remove(rule).unwrap_or_default();
         for notice in firing {
+            if entries.contains_key(&notice.fingerprint) {
+                continue;
+            }
             let n = Arc::new(notice);
             let mut e = self.empty_entry();
             e.silenced = n.silenced;
@@ -298,6 +304,30 @@ mod tests {
         // A seeded instance that stops firing is resolved.
         t.seed("q", vec![notice("q", "z", Severity::Warning)], 1000);
         assert_eq!(what(&t.update("q", vec![], 1001), 0), vec![s("z", true)]);
+    }
+
+    #[test]
+    fn seeding_what_is_already_followed_changes_nothing() {
+        let mut t = Tracker::new(vec![target("a", ReceiverKind::Webhook, 60)]);
+        t.update("r", vec![notice("r", "x", Severity::Warning)], 1000);
+        let mut silenced = notice("r", "y", Severity::Warning);
+        silenced.silenced = true;
+        t.update(
+            "r",
+            vec![notice("r", "x", Severity::Warning), silenced.clone()],
+            1001,
+        );
+        // A reload seeds the rule again at 1030: x's repeat stays at 1060,
+        // and y, seeded unsilenced, is still unsent (it goes at once when
+        // its silence ends).
+        let y = notice("r", "y", Severity::Warning);
+        t.seed(
+            "r",
+            vec![notice("r", "x", Severity::Warning), y.clone()],
+            1030,
+        );
+        let out = t.update("r", vec![notice("r", "x", Severity::Warning), y], 1060);
+        assert_eq!(what(&out, 0), vec![s("x", false), s("y", false)]);
     }
 
     #[test]

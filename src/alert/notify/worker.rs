@@ -61,14 +61,14 @@ impl std::fmt::Display for Failure {
 
 /// Lets a line through at most once per [`LOG_EVERY`], counting the rest.
 #[derive(Default)]
-struct LogGate {
+pub(super) struct LogGate {
     last: Option<Instant>,
     suppressed: u64,
 }
 
 impl LogGate {
     /// `Some(lines held back since the last one)` when this one may go.
-    fn pass(&mut self) -> Option<u64> {
+    pub fn pass(&mut self) -> Option<u64> {
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             self.suppressed += 1;
@@ -152,7 +152,12 @@ impl Worker {
             ReceiverKind::Webhook => {
                 payload::webhook(&self.name, &b.rule, &self.external_url, &b.alerts)
             }
-            ReceiverKind::Alertmanager => payload::alertmanager(&b.alerts, b.now, self.repeat),
+            ReceiverKind::Alertmanager => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                payload::alertmanager(&b.alerts, b.now, self.repeat, wall)
+            }
         }
     }
 
