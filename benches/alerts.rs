@@ -49,7 +49,8 @@ fn main() {
     let kv: Arc<dyn Kv> = Arc::new(rollupd::store::rocks::RocksKv::open(dir.path()).unwrap());
     #[cfg(not(feature = "rocksdb"))]
     let kv: Arc<dyn Kv> = Arc::new(rollupd::store::mem::MemKv::new());
-    let now = 1_800_000_000 - 1_800_000_000 % 10;
+    // A multiple of every interval used, so rounds land on the grid.
+    let now: i64 = 1_800_000_000;
     let store = Arc::new(Store::open(kv.clone(), dir.path(), &cfg, now - 3600).unwrap());
     let names: Vec<String> = (0..rules)
         .flat_map(|r| (0..per).map(move |s| format!("app{r}.host{s}.latency")))

@@ -1271,22 +1271,23 @@ pub fn check_rule_files(cfg: &AlertsConfig) -> Result<Vec<(PathBuf, usize)>, Vec
 
 /// What of an instance must be saved when it changes (value and reason
 /// change every evaluation and are not worth a write each).
-fn durable(
-    i: &Instance,
-) -> (
-    State,
-    i64,
-    Option<(Severity, i64)>,
-    Option<i64>,
-    Option<i64>,
-) {
-    (
-        i.state,
-        i.since,
-        i.pending,
-        i.firing_since,
-        i.recovered_since,
-    )
+#[derive(PartialEq)]
+struct Durable {
+    state: State,
+    since: i64,
+    pending: Option<(Severity, i64)>,
+    firing_since: Option<i64>,
+    recovered_since: Option<i64>,
+}
+
+fn durable(i: &Instance) -> Durable {
+    Durable {
+        state: i.state,
+        since: i.since,
+        pending: i.pending,
+        firing_since: i.firing_since,
+        recovered_since: i.recovered_since,
+    }
 }
 
 /// `alertname`, `severity`, `series`, the series' tags and the rule's

@@ -280,7 +280,8 @@ fn alert_metrics(out: &mut String, a: &crate::alert::engine::Alerts) {
         s.reload_errors.load(Relaxed),
     );
     let receivers = a.notify_stats().receivers();
-    let families: [(&str, &str, fn(&crate::alert::notify::ReceiverCounts) -> u64); 5] = [
+    type Read = fn(&crate::alert::notify::ReceiverCounts) -> u64;
+    let families: [(&str, &str, Read); 5] = [
         (
             "rollupd_alert_notifications_sent_total",
             "requests a receiver accepted",

@@ -705,3 +705,36 @@ fn measure_update_cost() {
     }
     n.stop();
 }
+
+/// An `https://` receiver is spoken to over TLS (ureq's rustls): the first
+/// byte a listener sees is a TLS handshake record (0x16), not `POST`. The
+/// listener answers nothing sensible, so the attempt fails and counts.
+#[test]
+fn https_receivers_speak_tls() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let first = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 1];
+        std::io::Read::read_exact(&mut c, &mut b).unwrap();
+        b[0]
+    });
+    let stats = NotifyStats::new();
+    let n = Notifier::start(
+        &[receiver(
+            "tls",
+            ReceiverKind::Webhook,
+            &format!("https://{addr}/hook"),
+        )],
+        stats.clone(),
+    );
+    n.update("r", vec![notice("r", "x")], 10);
+    assert_eq!(first.join().unwrap(), 0x16);
+    let until = Instant::now() + Duration::from_secs(5);
+    while stats.receiver_counts("tls").unwrap().failed_attempts == 0 {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    n.stop();
+}
