@@ -812,3 +812,21 @@ fn store_rows_pco_header_claims_too_many() {
     let kv = rollupd::store::mem::MemKv::new();
     assert!(rollupd::store::derive::decode(&input[1..], 32, key, &kv).is_err());
 }
+
+#[test]
+fn alert_rule_seeds_and_hostile_inputs_replay_cleanly() {
+    for (name, data) in seeds("alert_rule") {
+        replay(&name, &data, checks::check_alert);
+    }
+    let hostile: [&[u8]; 6] = [
+        b"[[rule]]\nname = \"r\"\ntarget = \"a\"\ndirection = \"above\"\ncrit = 1e308\ncrit_recovery = -1e308\n",
+        b"{\"name\":\"r\",\"target\":\"a\",\"direction\":\"outside\",\"crit\":[-1e308,1e308],\"warn\":[0,0]}",
+        b"[[rule]]\nname = \"r\"\ntarget = \"a\"\nwindow = \"9999999999999999y\"\ndirection = \"above\"\ncrit = 1\n",
+        b"{{{{{{{{ }}}}}}}} {{ labels.\xff }}",
+        b"{\"matchers\":[{\"name\":\"a\",\"value\":\"((a{100}){100}){100}\",\"isRegex\":true}],\"createdBy\":\"x\",\"comment\":\"y\",\"endsAt\":1795500000}",
+        &[0xff; 300],
+    ];
+    for h in hostile {
+        replay(&String::from_utf8_lossy(h), h, checks::check_alert);
+    }
+}

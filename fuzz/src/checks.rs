@@ -971,3 +971,138 @@ pub fn check_row(input: &[u8]) {
         );
     }
 }
+
+/// `alert_rule`: the alert rule language and what runs it. The input is
+/// read as a TOML rule file, as a JSON rule, as a JSON silence and as a
+/// template; each rule that reads is driven through the state machine by
+/// observations taken from the input's bytes. No panic anywhere, and:
+/// a rule that reads writes back (JSON) to the same rule; each change of
+/// state is reported with the state it left and a reason, and nothing
+/// changes unreported; an instance fires exactly when it has a
+/// `firing_since`; a pending instance has a pending level; a forecast
+/// fires only on a fit at least as good as its `min_r2`.
+pub fn check_alert(input: &[u8]) {
+    use rollupd::alert::forecast::judge;
+    use rollupd::alert::notice::Severity;
+    use rollupd::alert::reduce::reduce;
+    use rollupd::alert::rule::{parse_file, Direction, Forecast, Nulls, Reducer, Rule, RuleSpec};
+    use rollupd::alert::silence;
+    use rollupd::alert::state::{self, Instance, Observation, State};
+    use rollupd::alert::template;
+
+    let text = String::from_utf8_lossy(input);
+    let mut rules: Vec<Rule> = parse_file(&text).unwrap_or_default();
+    if let Ok(spec) = serde_json::from_str::<RuleSpec>(&text) {
+        if let Ok(r) = Rule::from_spec(spec) {
+            rules.push(r);
+        }
+    }
+    if let Ok(spec) = serde_json::from_str::<silence::SilenceSpec>(&text) {
+        if let Ok(s) = silence::check(spec, TARGET_NOW) {
+            let labels = BTreeMap::from([("alertname".to_string(), text.to_string())]);
+            let _ = s.matches(&labels);
+        }
+    }
+    let checked = template::check(&text).is_ok();
+    let rendered = template::render(&text, &template::Vars::default());
+    if !checked {
+        // Text that is not a valid template is never half-filled.
+        assert!(rendered == text || text.contains("{{"), "{rendered:?}");
+    }
+    let obs: Vec<Observation> = input
+        .iter()
+        .take(64)
+        .map(|&b| match b % 8 {
+            0 => Observation::NoData,
+            1 => Observation::Error("x".into()),
+            2 => Observation::Value(f64::from(b) * 10.0),
+            3 => Observation::Value(-f64::from(b)),
+            4 => Observation::Value(f64::from(b % 3) * 500.0),
+            5 => Observation::Value(1e300),
+            6 => Observation::Value(800.0),
+            _ => Observation::Value(0.0),
+        })
+        .collect();
+    for r in &rules {
+        let back = serde_json::to_string(&r.spec).expect("a rule's spec serializes");
+        let again = Rule::from_spec(serde_json::from_str(&back).expect("reads back"))
+            .expect("a rule that read once reads again");
+        assert_eq!(&again, r, "{back}");
+        let _ = state::thresholds_text(r);
+        let mut inst = Instance::new("s", BTreeMap::new(), 0);
+        for (i, o) in obs.iter().enumerate() {
+            let t = i as i64 * 10;
+            let before = inst.state;
+            match state::step(r, &mut inst, o.clone(), t) {
+                Some(c) => {
+                    assert_eq!((c.from, c.to), (before, inst.state));
+                    assert_ne!(c.from, c.to);
+                    assert!(!c.reason.is_empty());
+                    assert_eq!(inst.since, t);
+                }
+                None => assert_eq!(inst.state, before),
+            }
+            assert_eq!(
+                inst.firing_since.is_some(),
+                inst.state.firing().is_some(),
+                "{inst:?}"
+            );
+            if inst.state == State::Pending {
+                assert!(inst.pending.is_some(), "{inst:?}");
+            }
+        }
+    }
+    // Reducers and forecasts over the input's bytes as numbers (pairs of
+    // bytes; 0xffff is a null).
+    let values: Vec<f64> = input
+        .chunks(2)
+        .map(|c| {
+            let v = u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]);
+            if v == 0xffff {
+                f64::NAN
+            } else {
+                f64::from(v) - 30000.0
+            }
+        })
+        .collect();
+    for reducer in [
+        Reducer::Last,
+        Reducer::Avg,
+        Reducer::Min,
+        Reducer::Max,
+        Reducer::Sum,
+        Reducer::Count,
+        Reducer::Median,
+        Reducer::Percentile(99.9),
+        Reducer::Delta,
+        Reducer::Rate,
+    ] {
+        for nulls in [Nulls::Ignore, Nulls::Zero, Nulls::Fail] {
+            if let Ok(Some(v)) = reduce(0, 10, &values, reducer, nulls) {
+                assert!(v.is_finite(), "{reducer:?} {v}");
+            }
+        }
+    }
+    let pts: Vec<(i64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_nan())
+        .map(|(i, &v)| (i as i64 * 60, v))
+        .collect();
+    let f = Forecast {
+        threshold: 1000.0,
+        direction: if input.first().is_some_and(|b| b % 2 == 0) {
+            Direction::Above
+        } else {
+            Direction::Below
+        },
+        horizon: Duration::from_secs(86400),
+        min_r2: 0.5,
+        min_points: 3,
+        severity: Severity::Critical,
+    };
+    let v = judge(&f, &pts, pts.len() as i64 * 60);
+    if v.fires {
+        assert!(v.fit.is_some_and(|fit| fit.r2 >= 0.5), "{v:?}");
+    }
+}
