@@ -8,7 +8,7 @@ use plotters::prelude::DrawingBackend;
 use plotters::style::RGBAColor;
 
 use super::canvas::{clip_polygon, clip_polyline, Align, Canvas, Rect, VAlign};
-use super::color::Color;
+use super::color::{self, Color};
 use super::consolidate::{columns, Columns};
 use super::font;
 use super::legend::{self, Entry};
@@ -77,8 +77,21 @@ pub fn draw<DB: DrawingBackend>(
     if line_mode == LineMode::Slope && plots.iter().any(|p| p.series.values.len() == 1) {
         line_mode = LineMode::Staircase;
     }
-    let colors: Vec<Color> = (0..plots.len())
-        .map(|i| o.colors[i % o.colors.len().max(1)])
+    // A series with a colour of its own (`threshold(v, label, 'red')`,
+    // `color()`) keeps it; the others take colorList's in turn, as
+    // graphite-web's `if not hasattr(series, 'color')` does: a coloured
+    // series does not use up a colour of the cycle.
+    let mut next = 0;
+    let colors: Vec<Color> = plots
+        .iter()
+        .map(|p| match p.series.color.as_deref().and_then(color::parse) {
+            Some(c) => c,
+            None => {
+                let c = o.colors[next % o.colors.len().max(1)];
+                next += 1;
+                c
+            }
+        })
         .collect();
 
     let title_em = em + em.ln().floor();

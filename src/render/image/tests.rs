@@ -74,6 +74,23 @@ fn png_colours_follow_the_params() {
     assert_eq!(count_color(&rgb, (100, 100, 255)), 0);
 }
 
+/// `threshold(300, 'crit', 'red')` is drawn red, as graphite-web draws it,
+/// and does not use up a colour of the cycle: the plain series after it
+/// takes the first (graphite's blue). Before, the colour was dropped and
+/// an alert's PNG drew its critical line in blue.
+#[test]
+fn a_series_colour_of_its_own_wins_and_skips_the_cycle() {
+    let mut red = series("crit", vec![300.0; 60]);
+    red.color = Some("red".into());
+    let s = [red, series("x", wave(60))];
+    let png = render(&s, &[], &opts(&[]), &Tz::UTC, Format::Png).unwrap();
+    let (_, _, rgb) = pixels(&png);
+    assert!(count_color(&rgb, (200, 0, 50)) > 100); // graphite's "red"
+    assert!(count_color(&rgb, (100, 100, 255)) > 100);
+    // green, the cycle's second colour, is not used
+    assert_eq!(count_color(&rgb, (0, 200, 0)), 0);
+}
+
 #[test]
 fn svg_has_title_legend_and_one_line_per_series() {
     let s = [
