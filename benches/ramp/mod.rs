@@ -286,6 +286,14 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
     }
     #[cfg(not(feature = "rocksdb"))]
     let _ = engine;
+    #[cfg(feature = "rocksdb")]
+    if let super::Engine::Rocks(k) = engine {
+        for s in [Space::Log, Space::Heads, Space::Rows] {
+            if let Some(w) = k.compaction_written(s) {
+                let _ = write!(text, "; {}: {w}", s.name());
+            }
+        }
+    }
     let _ = write!(
         text,
         ", rocksdb's wal {:.1} MB, other {:.1} MB",

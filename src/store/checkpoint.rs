@@ -8,7 +8,7 @@
 //! covered. It writes what changed, never whole rows that are still
 //! filling, so its cost follows the points written, not the series held.
 
-use super::open::{decode_fragment, fragment_key, fragment_range, Head, Slot};
+use super::open::{decode_fragment, fragment_key, fragment_range, fragment_row, Head, Slot};
 use super::*;
 
 /// Heads written per batch: about 3 MB of fragments at the default
@@ -18,12 +18,12 @@ const CHUNK_HEADS: usize = 16_384;
 
 /// Each checkpoint merges the fragments of one row in this many (those of
 /// series `frag mod CONSOLIDATE_EVERY`, `frag` its fragment sequence) into
-/// one, compressed like a sealed row: so a row not sealed holds at most
-/// this many fragments beyond its merged one, and its points are mostly
-/// pco's (0.1-0.5 B a statsd-shaped point) rather than the fragments'
-/// XOR (3.5 B, and a 19-byte key every ~10 points when memory forces
-/// checkpoints). Spread over checkpoints so none of them rewrites every
-/// row at once.
+/// one, compressed like a sealed row, where that pays ([`merge_fragments`]):
+/// so a statsd-shaped row not sealed holds at most this many fragments
+/// beyond its merged one, and its points are mostly pco's (0.1-0.5 B a
+/// point) rather than the fragments' XOR (3.5 B, and a 19-byte key every
+/// ~10 points when memory forces checkpoints). Spread over checkpoints so
+/// none of them rewrites every row at once.
 const CONSOLIDATE_EVERY: u64 = 4;
 
 /// The shortest time between two checkpoints that memory pressure asks for.
@@ -268,94 +268,168 @@ impl Store {
         let merge_turn = |key: &RowKey| key.series as u64 % CONSOLIDATE_EVERY == frag % CONSOLIDATE_EVERY;
         let mut cursor = 0;
         let mut n = 0;
+        let (mut merged, mut read_time, mut merge_time) = (0usize, Duration::ZERO, Duration::ZERO);
         loop {
             let chunk = lane(&mut self.inner.lock()).take_chunk(&mut cursor, CHUNK_HEADS);
             if chunk.is_empty() {
+                tracing::debug!(
+                    heads = n,
+                    merged,
+                    read_ms = read_time.as_millis() as u64,
+                    merge_ms = merge_time.as_millis() as u64,
+                    "checkpoint: heads written"
+                );
                 return Ok(n);
             }
             let mut batch = Batch::default();
             // Records pending (a log write failed) go with every chunk, so
             // no fragment names a series whose record is not stored.
             self.pending.lock().add_to(&mut batch);
-            let mut merged = Ok(());
-            for (key, h) in &chunk {
-                if merge_turn(key) {
+            let t = Instant::now();
+            let turn: Vec<RowKey> = chunk.iter().map(|(k, _)| *k).filter(merge_turn).collect();
+            let stored = self.stored_fragments::<T>(turn);
+            read_time += t.elapsed();
+            let t = Instant::now();
+            if let Ok(stored) = &stored {
+                for (key, h) in &chunk {
+                    let row = h.as_row();
+                    let fresh = row.iter().any(T::present).then(|| encode(&row));
                     let slots = shapes
                         .get(key.schema as usize)
                         .and_then(|s| s.slots.get(key.archive as usize));
-                    if let Some(&slots) = slots {
-                        match self.merge_fragments(*key, h, slots as usize, frag, encode, &mut batch) {
-                            Ok(true) => continue,
-                            Ok(false) => {}
-                            Err(e) => {
-                                merged = Err(e);
-                                break;
-                            }
+                    if let (Some(old), Some(&slots)) = (stored.get(key), slots) {
+                        let f = fresh.as_deref().unwrap_or(&[]);
+                        if merge_fragments(*key, h, f, old, slots as usize, frag, encode, &mut batch) {
+                            merged += 1;
+                            continue;
                         }
                     }
-                }
-                let row = h.as_row();
-                if row.iter().any(T::present) {
-                    batch.put(T::HEADS, fragment_key(*key, frag), encode(&row));
+                    if let Some(f) = fresh {
+                        batch.put(T::HEADS, fragment_key(*key, frag), f);
+                    }
                 }
             }
+            merge_time += t.elapsed();
             n += chunk.len();
             drop(chunk);
-            let written = merged.and_then(|()| self.kv.write(batch));
+            let written = stored.and_then(|_| self.kv.write(batch));
             lane(&mut self.inner.lock()).chunk_done(written.is_ok());
             written?;
         }
     }
 
-    /// Writes row `key`'s stored fragments and its head `h` as one
-    /// fragment under sequence `frag` (the smaller of the sealed rows'
-    /// encoding and `encode`), and deletes the fragments it replaces, in
-    /// `batch`: atomic, so a crash leaves either the old fragments or the
-    /// merged one, and a reader's scan (one snapshot) sees one or the
-    /// other. Only the keys it read are deleted: a fragment written after
-    /// (a seal's rollup under an earlier sequence) stays and is laid over
-    /// in its order as before. Returns false, with nothing added, when the
-    /// row has no stored fragment or one does not decode (left for the
-    /// reader to skip and count, as before).
-    fn merge_fragments<T: Slot>(
+    /// The stored fragments (key, value) of rows `keys`, in key order per
+    /// row: one scan per run of keys sharing schema, archive and start
+    /// (a chunk's rows are mostly one run), so a checkpoint opens a few
+    /// iterators rather than one per row merged, and reads the rows
+    /// between those it wants (three in four) with them.
+    #[allow(clippy::type_complexity)]
+    fn stored_fragments<T: Slot>(
         &self,
-        key: RowKey,
-        h: &Head<T>,
-        slots: usize,
-        frag: u64,
-        encode: fn(&[T]) -> Vec<u8>,
-        batch: &mut Batch,
-    ) -> Result<bool, KvError> {
-        let (from, to) = fragment_range(key);
-        let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.kv.scan(T::HEADS, &from, &to, &mut |k, v| {
-            old.push((k.to_vec(), v.to_vec()));
-            true
-        })?;
-        if old.is_empty() {
-            return Ok(false);
-        }
-        let mut row = vec![T::absent(); slots];
-        for (_, v) in &old {
-            let Ok(f) = decode_fragment::<T>(v, slots) else {
-                return Ok(false);
+        mut keys: Vec<RowKey>,
+    ) -> Result<std::collections::HashMap<RowKey, Vec<(Vec<u8>, Vec<u8>)>>, KvError> {
+        keys.sort_unstable_by_key(|k| (k.schema, k.archive, k.start, k.series));
+        let mut out: std::collections::HashMap<RowKey, Vec<(Vec<u8>, Vec<u8>)>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for run in keys.chunk_by(|a, b| (a.schema, a.archive, a.start) == (b.schema, b.archive, b.start)) {
+            let (Some(first), Some(last)) = (run.first(), run.last()) else {
+                continue;
             };
-            for (o, v) in row.iter_mut().zip(f) {
-                if v.present() {
-                    *o = v;
+            let (from, _) = fragment_range(*first);
+            let (_, to) = fragment_range(*last);
+            self.kv.scan(T::HEADS, &from, &to, &mut |k, v| {
+                if let Some(list) = fragment_row(k).and_then(|rk| out.get_mut(&rk)) {
+                    list.push((k.to_vec(), v.to_vec()));
                 }
+                true
+            })?;
+        }
+        out.retain(|_, v| !v.is_empty());
+        Ok(out)
+    }
+}
+
+/// What one fragment costs on disk beyond its value: its 19-byte key and
+/// RocksDB's 8-byte sequence and type.
+const ENTRY_BYTES: usize = 27;
+
+/// A row with this many fragments is merged whatever merging saves, so a
+/// read never lays more over one another.
+const MERGE_ALWAYS: usize = 16;
+
+/// Writes row `key`'s stored fragments `old` and its head (`fresh`, the
+/// head as its own fragment) as one fragment under sequence `frag` (the
+/// smaller of the sealed rows' encoding and `encode`), and deletes the
+/// fragments it replaces, in `batch`: atomic, so a crash leaves either the
+/// old fragments or the merged one, and a reader's scan (one snapshot) sees
+/// one or the other. Only the keys read are deleted: a fragment written
+/// after (a seal's rollup under an earlier sequence) stays and is laid
+/// over in its order as before.
+///
+/// Returns false, with nothing added, when the row has no stored fragment,
+/// when one does not decode (left for the reader to skip and count, as
+/// before), or when the merged fragment would save less than a quarter of
+/// the bytes it replaces (random values: pco packs them no better than
+/// XOR, and a rewrite would only leave garbage for compactions) and the row
+/// has fewer than [`MERGE_ALWAYS`] fragments.
+#[allow(clippy::too_many_arguments)]
+fn merge_fragments<T: Slot>(
+    key: RowKey,
+    h: &Head<T>,
+    fresh: &[u8],
+    old: &[(Vec<u8>, Vec<u8>)],
+    slots: usize,
+    frag: u64,
+    encode: fn(&[T]) -> Vec<u8>,
+    batch: &mut Batch,
+) -> bool {
+    if old.is_empty() {
+        return false;
+    }
+    let mut row = vec![T::absent(); slots];
+    for (_, v) in old {
+        let Ok(f) = decode_fragment::<T>(v, slots) else {
+            return false;
+        };
+        for (o, v) in row.iter_mut().zip(f) {
+            if v.present() {
+                *o = v;
             }
         }
-        h.overlay(&mut row);
-        for (k, _) in &old {
-            batch.delete(T::HEADS, k.clone());
-        }
-        if row.iter().any(T::present) {
-            let packed = T::encode_row(&row);
-            let plain = encode(&row);
-            let bytes = if packed.len() < plain.len() { packed } else { plain };
-            batch.put(T::HEADS, fragment_key(key, frag), bytes);
-        }
-        Ok(true)
     }
+    h.overlay(&mut row);
+    // Points the head's own fragment packs at 6 B or more (random bits;
+    // statsd-shaped ones take 1 to 3.5) gain nothing from pco, which costs
+    // about 1 ms on such a row: such rows merge only at MERGE_ALWAYS, and
+    // with the checkpoint's encoding.
+    let points = h.slots.iter().filter(|v| v.present()).count();
+    let dense = fresh.len() >= 6 * points.max(1);
+    if dense && old.len() + 1 < MERGE_ALWAYS {
+        return false;
+    }
+    let merged = if row.iter().any(T::present) {
+        let plain = encode(&row);
+        if dense {
+            Some(plain)
+        } else {
+            let packed = T::encode_row(&row);
+            Some(if packed.len() < plain.len() { packed } else { plain })
+        }
+    } else {
+        None
+    };
+    let replaced: usize = old.iter().map(|(_, v)| v.len() + ENTRY_BYTES).sum::<usize>()
+        + fresh.len()
+        + ENTRY_BYTES;
+    let cost = merged.as_ref().map_or(0, |m| m.len() + ENTRY_BYTES);
+    if old.len() + 1 < MERGE_ALWAYS && cost * 4 > replaced * 3 {
+        return false;
+    }
+    for (k, _) in old {
+        batch.delete(T::HEADS, k.clone());
+    }
+    if let Some(m) = merged {
+        batch.put(T::HEADS, fragment_key(key, frag), m);
+    }
+    true
 }
