@@ -8,7 +8,7 @@
 //! covered. It writes what changed, never whole rows that are still
 //! filling, so its cost follows the points written, not the series held.
 
-use super::open::{decode_fragment, fragment_key, fragment_range, fragment_row, Head, Slot};
+use super::open::{decode_fragment, fragment_key, fragment_range, Head, Slot};
 use super::*;
 
 /// Heads written per batch: about 3 MB of fragments at the default
@@ -265,7 +265,8 @@ impl Store {
         encode: fn(&[T]) -> Vec<u8>,
         shapes: &[Shape],
     ) -> Result<usize, KvError> {
-        let merge_turn = |key: &RowKey| key.series as u64 % CONSOLIDATE_EVERY == frag % CONSOLIDATE_EVERY;
+        let merge_turn =
+            |key: &RowKey| key.series as u64 % CONSOLIDATE_EVERY == frag % CONSOLIDATE_EVERY;
         let mut cursor = 0;
         let mut n = 0;
         let (mut merged, mut read_time, mut merge_time) = (0usize, Duration::ZERO, Duration::ZERO);
@@ -299,7 +300,16 @@ impl Store {
                         .and_then(|s| s.slots.get(key.archive as usize));
                     if let (Some(old), Some(&slots)) = (stored.get(key), slots) {
                         let f = fresh.as_deref().unwrap_or(&[]);
-                        if merge_fragments(*key, h, f, old, slots as usize, frag, encode, &mut batch) {
+                        if merge_fragments(
+                            *key,
+                            h,
+                            f,
+                            old,
+                            slots as usize,
+                            frag,
+                            encode,
+                            &mut batch,
+                        ) {
                             merged += 1;
                             continue;
                         }
@@ -319,32 +329,26 @@ impl Store {
     }
 
     /// The stored fragments (key, value) of rows `keys`, in key order per
-    /// row: one scan per run of keys sharing schema, archive and start
-    /// (a chunk's rows are mostly one run), so a checkpoint opens a few
-    /// iterators rather than one per row merged, and reads the rows
-    /// between those it wants (three in four) with them.
+    /// row, one scan each (a scan of the chunk's whole span read the three
+    /// rows in four not merged too: 450 MB a checkpoint at 100,000 series
+    /// of random values).
     #[allow(clippy::type_complexity)]
     fn stored_fragments<T: Slot>(
         &self,
-        mut keys: Vec<RowKey>,
+        keys: Vec<RowKey>,
     ) -> Result<std::collections::HashMap<RowKey, Vec<(Vec<u8>, Vec<u8>)>>, KvError> {
-        keys.sort_unstable_by_key(|k| (k.schema, k.archive, k.start, k.series));
-        let mut out: std::collections::HashMap<RowKey, Vec<(Vec<u8>, Vec<u8>)>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for run in keys.chunk_by(|a, b| (a.schema, a.archive, a.start) == (b.schema, b.archive, b.start)) {
-            let (Some(first), Some(last)) = (run.first(), run.last()) else {
-                continue;
-            };
-            let (from, _) = fragment_range(*first);
-            let (_, to) = fragment_range(*last);
+        let mut out = std::collections::HashMap::with_capacity(keys.len());
+        for key in keys {
+            let (from, to) = fragment_range(key);
+            let mut list = Vec::new();
             self.kv.scan(T::HEADS, &from, &to, &mut |k, v| {
-                if let Some(list) = fragment_row(k).and_then(|rk| out.get_mut(&rk)) {
-                    list.push((k.to_vec(), v.to_vec()));
-                }
+                list.push((k.to_vec(), v.to_vec()));
                 true
             })?;
+            if !list.is_empty() {
+                out.insert(key, list);
+            }
         }
-        out.retain(|_, v| !v.is_empty());
         Ok(out)
     }
 }
@@ -386,6 +390,17 @@ fn merge_fragments<T: Slot>(
     if old.is_empty() {
         return false;
     }
+    // Whether to try the sealed rows' encoding: on a row's first turns
+    // (four fragments or fewer), and whenever it holds a fragment in
+    // another format than the checkpoint's (a merge that packed before).
+    // A row whose try did not pay (random bits: pco packs them no better
+    // than XOR, and spends about 1 ms on such a row) holds only XOR
+    // fragments and more than four: it is left alone until MERGE_ALWAYS,
+    // then merged in the checkpoint's encoding.
+    let pack = old.len() <= 4 || old.iter().any(|(_, v)| v.first() != fresh.first());
+    if !pack && old.len() + 1 < MERGE_ALWAYS {
+        return false;
+    }
     let mut row = vec![T::absent(); slots];
     for (_, v) in old {
         let Ok(f) = decode_fragment::<T>(v, slots) else {
@@ -398,27 +413,25 @@ fn merge_fragments<T: Slot>(
         }
     }
     h.overlay(&mut row);
-    // Points the head's own fragment packs at 6 B or more (random bits;
-    // statsd-shaped ones take 1 to 3.5) gain nothing from pco, which costs
-    // about 1 ms on such a row: such rows merge only at MERGE_ALWAYS, and
-    // with the checkpoint's encoding.
-    let points = h.slots.iter().filter(|v| v.present()).count();
-    let dense = fresh.len() >= 6 * points.max(1);
-    if dense && old.len() + 1 < MERGE_ALWAYS {
-        return false;
-    }
     let merged = if row.iter().any(T::present) {
         let plain = encode(&row);
-        if dense {
-            Some(plain)
-        } else {
+        if pack {
             let packed = T::encode_row(&row);
-            Some(if packed.len() < plain.len() { packed } else { plain })
+            Some(if packed.len() < plain.len() {
+                packed
+            } else {
+                plain
+            })
+        } else {
+            Some(plain)
         }
     } else {
         None
     };
-    let replaced: usize = old.iter().map(|(_, v)| v.len() + ENTRY_BYTES).sum::<usize>()
+    let replaced: usize = old
+        .iter()
+        .map(|(_, v)| v.len() + ENTRY_BYTES)
+        .sum::<usize>()
         + fresh.len()
         + ENTRY_BYTES;
     let cost = merged.as_ref().map_or(0, |m| m.len() + ENTRY_BYTES);

@@ -360,7 +360,11 @@ impl RocksKv {
             .split_whitespace()
             .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
             .collect();
-        let at = |name: &str| cols.iter().position(|c| *c == name).and_then(|i| vals.get(i));
+        let at = |name: &str| {
+            cols.iter()
+                .position(|c| *c == name)
+                .and_then(|i| vals.get(i))
+        };
         Some(format!(
             "{} GB written, {} GB read in compactions, W-Amp {}",
             at("Write(GB)")?,

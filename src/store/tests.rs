@@ -707,7 +707,10 @@ fn checkpoints_merge_a_rows_fragments_and_every_value_reads_back() {
         store.checkpoint().unwrap();
         for (key, (n, f)) in fragments(&kv) {
             let id = u32::from_be_bytes(key[7..11].try_into().unwrap());
-            let name = names.iter().position(|n| store.index().id(n) == Some(id)).unwrap();
+            let name = names
+                .iter()
+                .position(|n| store.index().id(n) == Some(id))
+                .unwrap();
             let m = most.entry(name % 3).or_insert(0);
             *m = (*m).max(n);
             formats.extend(f);
@@ -717,15 +720,27 @@ fn checkpoints_merge_a_rows_fragments_and_every_value_reads_back() {
     // per checkpoint since. Random bits pack no better merged, so their
     // rows are merged only from 16 fragments, on their turn (one
     // checkpoint in four).
-    assert!(most[&0] <= 5 && most[&2] <= 5, "{most:?} fragments in one row");
-    assert!((6..=19).contains(&most[&1]), "{most:?} fragments in one row");
-    assert!(formats.contains(&1), "no merged (pco) fragment: {formats:?}");
+    assert!(
+        most[&0] <= 5 && most[&2] <= 5,
+        "{most:?} fragments in one row"
+    );
+    assert!(
+        (6..=19).contains(&most[&1]),
+        "{most:?} fragments in one row"
+    );
+    assert!(
+        formats.contains(&1),
+        "no merged (pco) fragment: {formats:?}"
+    );
     drop(store);
     let now = t0 + 24 * 200;
     let store = open(&kv, &c);
     for (s, n) in names.iter().enumerate() {
         let id = store.index().id(n).unwrap();
-        let f = store.fetch(id, t0 - 1, t0 + 479 * 10, now).unwrap().unwrap();
+        let f = store
+            .fetch(id, t0 - 1, t0 + 479 * 10, now)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.values.len(), 480);
         for (k, v) in f.values.iter().enumerate() {
             let k = k as i64;
