@@ -375,7 +375,9 @@ const MERGE_ALWAYS: usize = 16;
 /// before), or when the merged fragment would save less than a quarter of
 /// the bytes it replaces (random values: pco packs them no better than
 /// XOR, and a rewrite would only leave garbage for compactions) and the row
-/// has fewer than [`MERGE_ALWAYS`] fragments.
+/// has fewer than [`MERGE_ALWAYS`] fragments. Measured at 100,000 series of
+/// random values, trying pco on every such row made a checkpoint 24 s
+/// where it had taken 3.6.
 #[allow(clippy::too_many_arguments)]
 fn merge_fragments<T: Slot>(
     key: RowKey,
@@ -391,13 +393,15 @@ fn merge_fragments<T: Slot>(
         return false;
     }
     // Whether to try the sealed rows' encoding: on a row's first turns
-    // (four fragments or fewer), and whenever it holds a fragment in
-    // another format than the checkpoint's (a merge that packed before).
-    // A row whose try did not pay (random bits: pco packs them no better
-    // than XOR, and spends about 1 ms on such a row) holds only XOR
-    // fragments and more than four: it is left alone until MERGE_ALWAYS,
-    // then merged in the checkpoint's encoding.
-    let pack = old.len() <= 4 || old.iter().any(|(_, v)| v.first() != fresh.first());
+    // (eight fragments or fewer: a seal or a memory-pressed checkpoint
+    // takes a sequence too, so a turn may come late; with four, a third
+    // more statsd-shaped bytes stayed unmerged), and whenever it holds a
+    // fragment in another format than the checkpoint's (a merge that
+    // packed before). A row whose tries did not pay (random bits: pco
+    // packs them no better than XOR, and spends about 1 ms on such a row)
+    // holds only XOR fragments, more than eight: it is left alone until
+    // MERGE_ALWAYS, then merged in the checkpoint's encoding.
+    let pack = old.len() <= 8 || old.iter().any(|(_, v)| v.first() != fresh.first());
     if !pack && old.len() + 1 < MERGE_ALWAYS {
         return false;
     }
