@@ -31,6 +31,9 @@
 //!   once the process's RSS passes it.
 //! - `RAMP_CACHE_MB`, `RAMP_MEMTABLE_MB`: RocksDB's block cache and
 //!   memtable budget (`RocksOptions`' defaults when unset).
+//! - `RAMP_EVERY_MINUTES` (0: off): every so many simulated minutes, one
+//!   line of `du` against the rows' live bytes and the bytes written to
+//!   disk so far (`/proc/self/io`), so the disk is seen between level ends.
 //! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
 //!   the store's log lines on stderr.
 //! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
@@ -52,7 +55,7 @@ use super::T0;
 
 mod proc;
 pub use proc::du;
-use proc::{du_split, status_mb};
+use proc::{du_split, status_mb, write_bytes};
 
 /// Points per `Store::write`, as carbon's reads deliver them.
 const BATCH: usize = 4096;
@@ -283,6 +286,14 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
     }
     #[cfg(not(feature = "rocksdb"))]
     let _ = engine;
+    #[cfg(feature = "rocksdb")]
+    if let super::Engine::Rocks(k) = engine {
+        for s in [Space::Log, Space::Heads, Space::Rows] {
+            if let Some(w) = k.compaction_written(s) {
+                let _ = write!(text, "; {}: {w}", s.name());
+            }
+        }
+    }
     let _ = write!(
         text,
         ", rocksdb's wal {:.1} MB, other {:.1} MB",
@@ -316,6 +327,41 @@ fn row_bytes(kv: &dyn Kv) -> Vec<(Space, u64, u64)> {
             (s, values, keys)
         })
         .collect()
+}
+
+/// One line of `du` against the rows' live bytes, at simulated minute
+/// `k / 6` (`RAMP_EVERY_MINUTES`): the disk as it stands between level ends.
+fn snapshot(
+    engine: &super::Engine,
+    dir: &Path,
+    k: i64,
+    steps: &VecDeque<(i64, u64)>,
+    written_at_start: u64,
+) {
+    let disk = du(dir);
+    let rows = row_bytes(&*engine.kv());
+    let values: u64 = rows.iter().map(|r| r.1).sum();
+    let keys: u64 = rows.iter().map(|r| r.2).sum();
+    let now = T0 + k * 10;
+    let points: u64 = steps
+        .iter()
+        .filter(|(t, _)| *t >= now - 6 * 3600)
+        .map(|s| s.1)
+        .sum();
+    let all: u64 = steps.iter().map(|s| s.1).sum();
+    let written = write_bytes().saturating_sub(written_at_start);
+    println!(
+        "ramp: minute {}: du {:.1} MB, rows {:.1} MB + keys {:.1} MB, du/(rows + keys) {:.2}, du {:.2} B/point, written {:.0} MB = {:.1} B/point since the start ({})",
+        k / 6,
+        mb(disk),
+        mb(values),
+        mb(keys),
+        disk as f64 / (values + keys).max(1) as f64,
+        disk as f64 / points.max(1) as f64,
+        mb(written),
+        written as f64 / all.max(1) as f64,
+        disk_split(engine, dir),
+    );
 }
 
 /// Hands the freed heap of a closed store back to the kernel, so the RSS
@@ -425,10 +471,13 @@ pub fn ramp() {
     let (mut total, mut k) = (0u64, 0i64);
     let ret10 = 6 * 3600;
     let levels = levels(max);
+    let every: i64 = env("RAMP_EVERY_MINUTES", 0);
+    let written_at_start = write_bytes();
     'levels: for (li, &series) in levels.iter().enumerate() {
         let top = li + 1 == levels.len();
         let minutes = if top { top_minutes } else { lower_minutes };
         let started = Instant::now();
+        let written_before = write_bytes();
         let mut busy_gen = Duration::ZERO;
         let mut level_points = 0u64;
         let mut stopped = None;
@@ -464,6 +513,9 @@ pub fn ramp() {
             k += 1;
             level_points += series as u64;
             steps.push_back((t, series as u64));
+            if every > 0 && k % (every * 6) == 0 {
+                snapshot(&run.engine, dir.path(), k, &steps, written_at_start);
+            }
             let rss = status_mb("VmRSS");
             if rss > rss_limit {
                 stopped = Some(rss);
@@ -472,6 +524,7 @@ pub fn ramp() {
         }
         total += level_points;
         let took = started.elapsed().as_secs_f64();
+        let level_written = write_bytes().saturating_sub(written_before);
         let now = T0 + k * 10;
         while steps.front().is_some_and(|(t, _)| *t < now - ret10) {
             steps.pop_front();
@@ -497,7 +550,7 @@ pub fn ramp() {
             );
         }
         println!(
-            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention",
+            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention, du/(rows + keys) {:.2}, written to disk over the level {:.0} MB = {:.1} B/point",
             took,
             level_points / series as u64 / 6,
             level_points as f64 / took / 1e6,
@@ -512,6 +565,9 @@ pub fn ramp() {
             mb(row_total),
             disk as f64 / in_retention as f64,
             row_total as f64 / in_retention as f64,
+            disk as f64 / rows.iter().map(|r| r.1 + r.2).sum::<u64>().max(1) as f64,
+            mb(level_written),
+            level_written as f64 / level_points as f64,
         );
         if let Some(rss) = stopped {
             println!(

@@ -12,6 +12,17 @@ pub fn status_mb(field: &str) -> f64 {
         / 1024.0
 }
 
+/// Bytes this process has caused to be written to storage so far
+/// (`write_bytes` of `/proc/self/io`: what reached the block layer, WAL,
+/// flushes and compactions included), or 0 where the kernel does not say.
+pub fn write_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Bytes allocated to the files under `dir`, as `du` counts them
 /// (`st_blocks` × 512: a sparse or preallocated file counts what it holds
 /// on disk, not its length).

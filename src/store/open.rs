@@ -435,7 +435,7 @@ pub fn fragment_row(k: &[u8]) -> Option<RowKey> {
 }
 
 /// Decodes a fragment (a plain row: fragments are never derived).
-fn decode_fragment<T: Slot>(bytes: &[u8], slots: usize) -> Result<Vec<T>, RowError> {
+pub(super) fn decode_fragment<T: Slot>(bytes: &[u8], slots: usize) -> Result<Vec<T>, RowError> {
     struct NoSources;
     impl Kv for NoSources {
         fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>, KvError> {

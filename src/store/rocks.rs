@@ -341,6 +341,38 @@ impl RocksKv {
             .unwrap_or(0)
     }
 
+    /// Bytes RocksDB wrote for one space since it opened: flushes and
+    /// compactions (its "Sum" row of compaction stats; the WAL apart), in
+    /// GB as it prints them, for telling where the writes go.
+    pub fn compaction_written(&self, space: Space) -> Option<String> {
+        let text = self
+            .db
+            .property_value_cf(self.cf(space), "rocksdb.cfstats")
+            .ok()
+            .flatten()?;
+        let mut lines = text.lines();
+        let header = lines.find(|l| l.trim_start().starts_with("Level"))?;
+        let sum = text.lines().find(|l| l.trim_start().starts_with("Sum"))?;
+        let cols: Vec<&str> = header.split_whitespace().collect();
+        // The size column is a number and a unit ("39.9 MB"): the unit
+        // has no header of its own.
+        let vals: Vec<&str> = sum
+            .split_whitespace()
+            .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
+            .collect();
+        let at = |name: &str| {
+            cols.iter()
+                .position(|c| *c == name)
+                .and_then(|i| vals.get(i))
+        };
+        Some(format!(
+            "{} GB written, {} GB read in compactions, W-Amp {}",
+            at("Write(GB)")?,
+            at("Rn(GB)").map_or("?", |v| v),
+            at("W-Amp").map_or("?", |v| v)
+        ))
+    }
+
     /// Compacts every space fully (benchmarks measure size after this).
     pub fn compact_all(&self) {
         for s in Space::ALL {

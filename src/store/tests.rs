@@ -657,6 +657,102 @@ fn a_checkpoint_writes_what_changed_and_the_seal_writes_the_row_once() {
     }
 }
 
+#[test]
+fn checkpoints_merge_a_rows_fragments_and_every_value_reads_back() {
+    let kv = Arc::new(MemKv::new());
+    let c = StorageConfig::default();
+    let t0 = T0 - T0.rem_euclid(7200);
+    let names: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+    let value = |s: usize, k: i64| -> f64 {
+        match s % 3 {
+            // Statsd-shaped, random bits, and a constant.
+            0 => (1000 + k * (s as i64 + 1)) as f64,
+            1 => f64::from_bits(fastrand::Rng::with_seed((s as u64) << 32 | k as u64).u64(..) >> 2),
+            _ => 0.5,
+        }
+    };
+    // Per series, the most fragments its row holds after each checkpoint.
+    let fragments = |kv: &MemKv| {
+        let mut per_row: BTreeMap<Vec<u8>, (usize, Vec<u8>)> = BTreeMap::new();
+        kv.scan(Space::Heads, &[], &[0xff; 20], &mut |k, v| {
+            let e = per_row.entry(k[..11].to_vec()).or_default();
+            e.0 += 1;
+            e.1.push(v[0]);
+            true
+        })
+        .unwrap();
+        per_row
+    };
+    let mut most: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut formats = std::collections::BTreeSet::new();
+    // 24 checkpoints of 20 points each, one crash (no close) half-way.
+    let mut store = open(&kv, &c);
+    for part in 0..24i64 {
+        if part == 12 {
+            drop(store);
+            store = open(&kv, &c);
+        }
+        let pts: Vec<(String, i64, f64)> = (0..20)
+            .flat_map(|i| {
+                let k = part * 20 + i;
+                names
+                    .iter()
+                    .enumerate()
+                    .filter(move |(s, _)| (k + *s as i64) % 5 != 0)
+                    .map(move |(s, n)| (n.clone(), t0 + k * 10, value(s, k)))
+            })
+            .collect();
+        let batch: Vec<Point<'_>> = pts.iter().map(|p| pt(&p.0, p.1, p.2)).collect();
+        store.write(&batch, &[], t0 + part * 200 + 200).unwrap();
+        store.checkpoint().unwrap();
+        for (key, (n, f)) in fragments(&kv) {
+            let id = u32::from_be_bytes(key[7..11].try_into().unwrap());
+            let name = names
+                .iter()
+                .position(|n| store.index().id(n) == Some(id))
+                .unwrap();
+            let m = most.entry(name % 3).or_insert(0);
+            *m = (*m).max(n);
+            formats.extend(f);
+        }
+    }
+    // Statsd-shaped and constant rows: at most a merged fragment and one
+    // per checkpoint since. Random bits pack no better merged, so their
+    // rows are merged only from 16 fragments, on their turn (one
+    // checkpoint in four).
+    assert!(
+        most[&0] <= 5 && most[&2] <= 5,
+        "{most:?} fragments in one row"
+    );
+    assert!(
+        (6..=19).contains(&most[&1]),
+        "{most:?} fragments in one row"
+    );
+    assert!(
+        formats.contains(&1),
+        "no merged (pco) fragment: {formats:?}"
+    );
+    drop(store);
+    let now = t0 + 24 * 200;
+    let store = open(&kv, &c);
+    for (s, n) in names.iter().enumerate() {
+        let id = store.index().id(n).unwrap();
+        let f = store
+            .fetch(id, t0 - 1, t0 + 479 * 10, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.values.len(), 480);
+        for (k, v) in f.values.iter().enumerate() {
+            let k = k as i64;
+            if (k + s as i64) % 5 == 0 {
+                assert!(v.is_nan(), "{n} slot {k}: {v}");
+            } else {
+                assert_eq!(v.to_bits(), value(s, k).to_bits(), "{n} slot {k}");
+            }
+        }
+    }
+}
+
 /// One flush of a timer and a counter in Etsy's legacy naming, as the
 /// aggregator computes them (the values derived rows predict: mean, std,
 /// count_ps, mean_90, the counter's rate), with the timer's histogram.
