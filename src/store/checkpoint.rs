@@ -9,6 +9,8 @@
 //! filling, so its cost follows the points written, not the series held.
 
 use super::open::{decode_fragment, fragment_key, fragment_range, Head, Slot};
+use std::collections::HashSet;
+
 use super::*;
 
 /// Heads written per batch: about 3 MB of fragments at the default
@@ -146,10 +148,22 @@ impl Store {
         // and fails the checkpoint; the log still covers it all.
         let shapes: Vec<Shape> = self.schemas.read().shapes.clone();
         let fragments = self
-            .write_heads(|i| &mut i.hists, frag, hist::encode_row_plain, &shapes)
+            .write_heads(
+                |i| &mut i.hists,
+                frag,
+                hist::encode_row_plain,
+                &shapes,
+                &mut HashSet::new(),
+            )
             .and_then(|h| {
-                self.write_heads(|i| &mut i.points, frag, row::encode_xor, &shapes)
-                    .map(|p| h + p)
+                self.write_heads(
+                    |i| &mut i.points,
+                    frag,
+                    row::encode_xor,
+                    &shapes,
+                    &mut HashSet::new(),
+                )
+                .map(|p| h + p)
             });
         let fragments = match fragments {
             Ok(n) => n,
@@ -258,12 +272,22 @@ impl Store {
     /// Writes one lane's heads as fragments under sequence `frag`, in
     /// chunks of [`CHUNK_HEADS`]; returns how many. The rows whose turn it
     /// is ([`CONSOLIDATE_EVERY`]) are merged with their stored fragments.
+    ///
+    /// `written`: the rows this checkpoint has written under `frag`. A row
+    /// can come up twice in one checkpoint: its head is taken with one
+    /// chunk, then a late point makes a new head for it (in the overflow
+    /// map) that a later chunk takes. Its second fragment would have the
+    /// same key as the first and replace it, losing the first's points, so
+    /// a row met again is always merged with what is stored (the first
+    /// fragment included: each chunk's batch is written before the next
+    /// chunk is taken).
     fn write_heads<T: Slot>(
         &self,
         lane: fn(&mut Inner) -> &mut Lane<T>,
         frag: u64,
         encode: fn(&[T]) -> Vec<u8>,
         shapes: &[Shape],
+        written: &mut HashSet<RowKey>,
     ) -> Result<usize, KvError> {
         let merge_turn =
             |key: &RowKey| key.series as u64 % CONSOLIDATE_EVERY == frag % CONSOLIDATE_EVERY;
@@ -287,7 +311,17 @@ impl Store {
             // no fragment names a series whose record is not stored.
             self.pending.lock().add_to(&mut batch);
             let t = Instant::now();
-            let turn: Vec<RowKey> = chunk.iter().map(|(k, _)| *k).filter(merge_turn).collect();
+            let again: HashSet<RowKey> = chunk
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| written.contains(k))
+                .collect();
+            let turn: Vec<RowKey> = chunk
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| merge_turn(k) || again.contains(k))
+                .collect();
+            written.extend(chunk.iter().map(|(k, _)| *k));
             let stored = self.stored_fragments::<T>(turn);
             read_time += t.elapsed();
             let t = Instant::now();
@@ -308,6 +342,7 @@ impl Store {
                             slots as usize,
                             frag,
                             encode,
+                            again.contains(key),
                             &mut batch,
                         ) {
                             merged += 1;
@@ -370,6 +405,9 @@ const MERGE_ALWAYS: usize = 16;
 /// after (a seal's rollup under an earlier sequence) stays and is laid
 /// over in its order as before.
 ///
+/// `force`: merge whatever it saves (the row was written under `frag`
+/// already in this checkpoint, and a plain write would replace that).
+///
 /// Returns false, with nothing added, when the row has no stored fragment,
 /// when one does not decode (left for the reader to skip and count, as
 /// before), or when the merged fragment would save less than a quarter of
@@ -387,6 +425,7 @@ fn merge_fragments<T: Slot>(
     slots: usize,
     frag: u64,
     encode: fn(&[T]) -> Vec<u8>,
+    force: bool,
     batch: &mut Batch,
 ) -> bool {
     if old.is_empty() {
@@ -402,7 +441,7 @@ fn merge_fragments<T: Slot>(
     // holds only XOR fragments, more than eight: it is left alone until
     // MERGE_ALWAYS, then merged in the checkpoint's encoding.
     let pack = old.len() <= 8 || old.iter().any(|(_, v)| v.first() != fresh.first());
-    if !pack && old.len() + 1 < MERGE_ALWAYS {
+    if !pack && !force && old.len() + 1 < MERGE_ALWAYS {
         return false;
     }
     let mut row = vec![T::absent(); slots];
@@ -439,7 +478,7 @@ fn merge_fragments<T: Slot>(
         + fresh.len()
         + ENTRY_BYTES;
     let cost = merged.as_ref().map_or(0, |m| m.len() + ENTRY_BYTES);
-    if old.len() + 1 < MERGE_ALWAYS && cost * 4 > replaced * 3 {
+    if !force && old.len() + 1 < MERGE_ALWAYS && cost * 4 > replaced * 3 {
         return false;
     }
     for (k, _) in old {
@@ -449,4 +488,47 @@ fn merge_fragments<T: Slot>(
         batch.put(T::HEADS, fragment_key(key, frag), m);
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+
+    /// A row taken twice in one checkpoint (its head with one chunk, a new
+    /// head from a late point with a later one) keeps both takes' points:
+    /// the second is merged with the first, not written over it under the
+    /// same fragment key.
+    #[test]
+    fn a_row_taken_twice_in_one_checkpoint_keeps_both_takes() {
+        let store = Store::in_memory(&StorageConfig::default()).unwrap();
+        let t0 = 1_700_000_000 - 1_700_000_000 % 3600;
+        let now = t0 + 100;
+        let p = |t: i64, v: f64| Point {
+            name: "a.b",
+            timestamp: t,
+            value: v,
+        };
+        store.write(&[p(t0 + 10, 1.0)], &[], now).unwrap();
+        let id = store.index().id("a.b").unwrap();
+        // A sequence that is not the row's merge turn, so only the repeat
+        // makes it merge.
+        let mut frag = store.inner.lock().next_frag();
+        while u64::from(id) % CONSOLIDATE_EVERY == frag % CONSOLIDATE_EVERY {
+            frag = store.inner.lock().next_frag();
+        }
+        let shapes: Vec<Shape> = store.schemas.read().shapes.clone();
+        let mut written = HashSet::new();
+        let take = |written: &mut HashSet<RowKey>| {
+            store
+                .write_heads(|i| &mut i.points, frag, row::encode_xor, &shapes, written)
+                .unwrap()
+        };
+        assert!(take(&mut written) > 0);
+        store.write(&[p(t0 + 20, 2.0)], &[], now).unwrap();
+        assert!(take(&mut written) > 0);
+        let f = store.fetch(id, t0, t0 + 60, now).unwrap().unwrap();
+        let at = |t: i64| f.values[((t - f.from) / i64::from(f.step)) as usize];
+        assert_eq!((at(t0 + 10), at(t0 + 20)), (1.0, 2.0), "{:?}", f.values);
+    }
 }
