@@ -168,6 +168,118 @@ mod tests {
         assert!(loaded.errors[0].contains("refersh"), "{:?}", loaded.errors);
     }
 
+    /// The paths a target reads: `(path, branch)`, branch when it names a
+    /// timer (timerPercentile's first argument) rather than one series.
+    fn paths(e: &crate::query::parse::Expr, branch: bool, out: &mut Vec<(String, bool)>) {
+        use crate::query::parse::Expr;
+        match e {
+            Expr::Path(p) => out.push((p.clone(), branch)),
+            Expr::Call(c) => {
+                for (i, a) in c.args.iter().enumerate() {
+                    paths(a, c.name == "timerPercentile" && i == 0, out);
+                }
+                for (_, a) in &c.kwargs {
+                    paths(a, false, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `pattern` matches one of `names` (a branch: a name under it).
+    fn found(pattern: &str, branch: bool, names: &[String]) -> bool {
+        use crate::store::glob::LevelMatcher;
+        let levels: Vec<LevelMatcher> = pattern
+            .split('.')
+            .map(|l| LevelMatcher::new(pattern, l).unwrap())
+            .collect();
+        names.iter().any(|n| {
+            let parts: Vec<&str> = n.split('.').collect();
+            let fits = if branch {
+                parts.len() > levels.len()
+            } else {
+                parts.len() == levels.len()
+            };
+            fits && levels.iter().zip(&parts).all(|(m, p)| m.is_match(p))
+        })
+    }
+
+    /// Every name a daemon configured by `toml` writes to Graphite after
+    /// `packets` and two flushes.
+    fn written_names(toml: &str, packets: &[&str]) -> Vec<String> {
+        use crate::aggregate::{timer::TimerLayout, Aggregator, Scratch};
+        use crate::emit::graphite::{BackendStats, Naming};
+        use crate::telemetry::{LocalCounts, Telemetry};
+        use std::sync::Arc;
+        let cfg = crate::config::Config::parse(toml).unwrap();
+        let (q, _rx) = crate::events::EventQueue::bounded();
+        let agg = Aggregator::new(&cfg.statsd, Arc::new(Telemetry::new()), q);
+        let (mut scratch, mut counts) = (Scratch::default(), LocalCounts::default());
+        let naming = Naming::new(&cfg.statsd);
+        let layout = TimerLayout::new(&cfg.statsd);
+        let mut names = Vec::new();
+        for _ in 0..2 {
+            for p in packets {
+                agg.ingest_packet(p.as_bytes(), false, &mut scratch, &mut counts);
+            }
+            agg.telemetry().publish(&mut counts);
+            let flush = agg.flush(std::time::Duration::from_secs(10));
+            naming.walk(&flush, &layout, &BackendStats::default(), |n, _| {
+                names.push(n.to_string())
+            });
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every path each shipped dashboard reads (variables set to what the
+    /// data holds) names a series rollupd writes, and every variable's
+    /// query finds something: a renamed internal counter or a typo in a
+    /// dashboard fails here, not on someone's screen.
+    #[test]
+    fn shipped_dashboards_read_series_rollupd_writes() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cases: [(&str, &str, &[&str], &[(&str, &str)]); 2] = [
+            (
+                "rollupd",
+                "[statsd]\nglobal_suffix = \"web1\"\n",
+                &["a:1|c\nnocolon"],
+                &[("host", "web1")],
+            ),
+            (
+                "web-service",
+                "",
+                &["checkout.requests.web1:3|c\ncheckout.errors.web1:1|c\ncheckout.latency:12|ms"],
+                &[("service", "checkout"), ("host", "web1")],
+            ),
+        ];
+        for (name, toml, packets, vars) in cases {
+            let d = load_file(&repo.join("dashboards").join(format!("{name}.toml"))).unwrap();
+            let names = written_names(toml, packets);
+            let value = |v: &str| vars.iter().find(|(n, _)| *n == v).unwrap().1.to_string();
+            for v in &d.variables {
+                let q = super::super::model::substitute(&v.query, value);
+                assert!(found(&format!("{q}.*"), true, &names) || found(&q, false, &names),
+                    "{name}: variable {} query {q} finds nothing in {names:?}", v.name);
+            }
+            let mut checked = 0;
+            for (_, _, p) in d.panels() {
+                for t in &p.targets {
+                    let t = super::super::model::substitute(t, value);
+                    let mut ps = Vec::new();
+                    paths(&crate::query::parse::parse(&t).unwrap(), false, &mut ps);
+                    for (path, branch) in ps {
+                        assert!(found(&path, branch, &names),
+                            "{name}: panel {:?} reads {path}, which rollupd does not write: {names:?}", p.title);
+                        checked += 1;
+                    }
+                }
+            }
+            assert!(checked > 5, "{name}: {checked} paths");
+        }
+    }
+
     /// The dashboards this repo ships all check.
     #[test]
     fn shipped_dashboards_check() {
