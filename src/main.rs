@@ -127,7 +127,12 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     // directory) and `[dashboards] paths`.
     let loaded = rollupd::dashboard::load::load_all(std::path::Path::new("."), &cfg.dashboards);
     for (path, d) in &loaded.dashboards {
-        println!("{}: ok, dashboard {:?}, {} panels", path.display(), d.name, d.panels().count());
+        println!(
+            "{}: ok, dashboard {:?}, {} panels",
+            path.display(),
+            d.name,
+            d.panels().count()
+        );
     }
     if !loaded.errors.is_empty() {
         for e in &loaded.errors {

@@ -42,9 +42,9 @@ fn graphite_time(t: &str) -> String {
 
 fn refresh_string(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -393,7 +393,8 @@ fn unit_from(g: Option<&str>) -> Option<String> {
 }
 
 fn left_out(kind: &str, p: &Value) -> String {
-    let mut md = format!("Left out on import from Grafana: a `{kind}` panel, which rollupd does not draw.");
+    let mut md =
+        format!("Left out on import from Grafana: a `{kind}` panel, which rollupd does not draw.");
     let targets: Vec<&str> = p
         .get("targets")
         .and_then(Value::as_array)
@@ -458,7 +459,10 @@ fn panel_spec(
             let own = check_datasource(t.get("datasource"))
                 .map_err(|m| named(&format!("{field}.datasource"), m))?;
             if own {
-                return Err(named(&format!("{field}.datasource"), "a target cannot be mixed".into()));
+                return Err(named(
+                    &format!("{field}.datasource"),
+                    "a target cannot be mixed".into(),
+                ));
             }
             if mixed && t.get("datasource").is_none() {
                 return Err(named(
@@ -483,7 +487,10 @@ fn panel_spec(
             }
         }
     }
-    let defaults = p.pointer("/fieldConfig/defaults").cloned().unwrap_or(Value::Null);
+    let defaults = p
+        .pointer("/fieldConfig/defaults")
+        .cloned()
+        .unwrap_or(Value::Null);
     if draws {
         spec.unit = unit_from(str_of(&defaults, "unit"));
         spec.y_min = defaults.get("min").and_then(Value::as_f64);
@@ -504,7 +511,10 @@ fn panel_spec(
     } else if let Some(list) = ext.get("thresholds").and_then(Value::as_array) {
         for (i, t) in list.iter().enumerate() {
             let value = t.get("value").and_then(Value::as_f64).ok_or_else(|| {
-                named(&format!("rollupd.thresholds[{i}].value"), "must be a number".into())
+                named(
+                    &format!("rollupd.thresholds[{i}].value"),
+                    "must be a number".into(),
+                )
             })?;
             spec.thresholds.push(ThresholdSpec {
                 value,
@@ -513,7 +523,9 @@ fn panel_spec(
             });
         }
     } else if draws {
-        let steps = defaults.pointer("/thresholds/steps").and_then(Value::as_array);
+        let steps = defaults
+            .pointer("/thresholds/steps")
+            .and_then(Value::as_array);
         for s in steps.into_iter().flatten() {
             // The base step (value null) colours what is below every band.
             if let Some(value) = s.get("value").and_then(Value::as_f64) {
@@ -526,15 +538,14 @@ fn panel_spec(
         }
     }
     if draws {
-        spec.events = Some(
-            str_of(&ext, "events")
-                .unwrap_or(events_default)
-                .to_string(),
-        );
+        spec.events = Some(str_of(&ext, "events").unwrap_or(events_default).to_string());
     } else if let Some(e) = str_of(&ext, "events") {
         spec.events = Some(e.to_string());
     }
-    let w = p.pointer("/gridPos/w").and_then(Value::as_u64).unwrap_or(12);
+    let w = p
+        .pointer("/gridPos/w")
+        .and_then(Value::as_u64)
+        .unwrap_or(12);
     spec.width = Some((w.div_ceil(SCALE)).clamp(1, u64::from(GRID_COLUMNS)) as u32);
     Ok(spec)
 }
@@ -548,13 +559,26 @@ fn variable_spec(v: &Value, i: usize) -> Result<Option<VariableSpec>, DashboardE
         other => {
             return Err(refused(
                 &field,
-                format!("variable {name:?}: a {other:?} variable is not supported (only Graphite queries)"),
+                format!(
+                "variable {name:?}: a {other:?} variable is not supported (only Graphite queries)"
+            ),
             ))
         }
     }
     check_datasource(v.get("datasource"))
-        .and_then(|mixed| if mixed { Err("a mixed datasource".into()) } else { Ok(()) })
-        .map_err(|m| refused(&format!("{field}.datasource"), format!("variable {name:?}: {m}")))?;
+        .and_then(|mixed| {
+            if mixed {
+                Err("a mixed datasource".into())
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|m| {
+            refused(
+                &format!("{field}.datasource"),
+                format!("variable {name:?}: {m}"),
+            )
+        })?;
     let query = match v.get("query") {
         Some(Value::String(s)) => s.clone(),
         Some(o @ Value::Object(_)) => str_of(o, "target")
@@ -583,7 +607,10 @@ fn variable_spec(v: &Value, i: usize) -> Result<Option<VariableSpec>, DashboardE
         name,
         query,
         multi: v.get("multi").and_then(Value::as_bool).unwrap_or(false),
-        include_all: v.get("includeAll").and_then(Value::as_bool).unwrap_or(false),
+        include_all: v
+            .get("includeAll")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         default,
     }))
 }
@@ -609,8 +636,8 @@ fn slug(title: &str) -> String {
 /// whose targets are Graphite's. Its name is its `uid` when that is a
 /// plain name, else a slug of its title.
 pub fn import(text: &str) -> Result<Dashboard, DashboardError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| refused("(json)", format!("not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| refused("(json)", format!("not JSON: {e}")))?;
     import_value(&v)
 }
 
@@ -626,7 +653,9 @@ pub fn import_value(v: &Value) -> Result<Dashboard, DashboardError> {
     let title = str_of(dash, "title").unwrap_or("").to_string();
     let name = if !uid.is_empty()
         && uid.len() <= 64
-        && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         uid.to_string()
     } else {
@@ -637,10 +666,21 @@ pub fn import_value(v: &Value) -> Result<Dashboard, DashboardError> {
         tags: dash
             .get("tags")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
-        from: dash.pointer("/time/from").and_then(Value::as_str).map(graphite_time),
-        until: dash.pointer("/time/to").and_then(Value::as_str).map(graphite_time),
+        from: dash
+            .pointer("/time/from")
+            .and_then(Value::as_str)
+            .map(graphite_time),
+        until: dash
+            .pointer("/time/to")
+            .and_then(Value::as_str)
+            .map(graphite_time),
         refresh: str_of(dash, "refresh")
             .filter(|r| !r.is_empty())
             .map(str::to_string),
@@ -800,15 +840,27 @@ markdown = "**bold** note"
         assert_eq!(ann[0]["datasource"]["type"], "graphite");
         let panels = v["panels"].as_array().unwrap();
         let types: Vec<&str> = panels.iter().map(|p| p["type"].as_str().unwrap()).collect();
-        assert_eq!(types, ["row", "timeseries", "stat", "table", "row", "text", "text"]);
+        assert_eq!(
+            types,
+            ["row", "timeseries", "stat", "table", "row", "text", "text"]
+        );
         let g = &panels[1];
         assert_eq!(g["gridPos"], json!({"x": 0, "y": 1, "w": 16, "h": 8}));
-        assert_eq!(panels[2]["gridPos"], json!({"x": 16, "y": 1, "w": 8, "h": 4}));
+        assert_eq!(
+            panels[2]["gridPos"],
+            json!({"x": 16, "y": 1, "w": 8, "h": 4})
+        );
         // 24 columns taken: the table starts the next line, below the graph.
-        assert_eq!(panels[3]["gridPos"], json!({"x": 0, "y": 9, "w": 24, "h": 8}));
+        assert_eq!(
+            panels[3]["gridPos"],
+            json!({"x": 0, "y": 9, "w": 24, "h": 8})
+        );
         assert_eq!(panels[4]["gridPos"]["y"], 17);
         assert_eq!(g["targets"][1]["refId"], "B");
-        assert_eq!(g["targets"][1]["target"], "alias(servers.${host}.load, 'load')");
+        assert_eq!(
+            g["targets"][1]["target"],
+            "alias(servers.${host}.load, 'load')"
+        );
         assert_eq!(g["datasource"]["uid"], "${datasource}");
         let d = &g["fieldConfig"]["defaults"];
         assert_eq!(d["unit"], "percent");
@@ -941,12 +993,12 @@ targets = ["servers.$host.up"]
 
         // A target's own datasource under a mixed panel.
         let mixed = json!({"title": "M", "panels": [{
-            "type": "timeseries", "title": "Mixed",
-            "datasource": {"type": "datasource", "uid": "-- Mixed --"},
-            "targets": [
-                {"refId": "A", "target": "a.b", "datasource": {"type": "graphite", "uid": "g"}},
-                {"refId": "B", "expr": "up", "datasource": {"type": "prometheus", "uid": "p"}}
-            ]}]});
+        "type": "timeseries", "title": "Mixed",
+        "datasource": {"type": "datasource", "uid": "-- Mixed --"},
+        "targets": [
+            {"refId": "A", "target": "a.b", "datasource": {"type": "graphite", "uid": "g"}},
+            {"refId": "B", "expr": "up", "datasource": {"type": "prometheus", "uid": "p"}}
+        ]}]});
         let e = import_value(&mixed).unwrap_err();
         assert_eq!(e.panel, Some((0, 0, "Mixed".into())));
         assert_eq!(e.field, "targets[1].datasource");
@@ -968,7 +1020,8 @@ targets = ["servers.$host.up"]
         let e = import_value(&bad).unwrap_err();
         assert_eq!(e.panel, Some((0, 0, "Broken".into())));
         assert_eq!(e.field, "targets[0]");
-        let custom = json!({"title": "C", "templating": {"list": [{"type": "custom", "name": "x"}]}});
+        let custom =
+            json!({"title": "C", "templating": {"list": [{"type": "custom", "name": "x"}]}});
         let e = import_value(&custom).unwrap_err();
         assert!(e.message.contains("\"custom\""), "{e}");
         assert!(import("[").is_err());

@@ -25,7 +25,11 @@ pub struct Loaded {
 /// `cfg.paths` (relative ones to the working directory, as alert rule files
 /// are), each file once.
 pub fn dashboard_paths(repo_dir: &Path, cfg: &DashboardsConfig) -> (Vec<PathBuf>, Vec<String>) {
-    let mut patterns = vec![repo_dir.join("dashboards").join("*.toml").display().to_string()];
+    let mut patterns = vec![repo_dir
+        .join("dashboards")
+        .join("*.toml")
+        .display()
+        .to_string()];
     patterns.extend(cfg.paths.iter().cloned());
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
@@ -130,7 +134,11 @@ mod tests {
             paths: vec![extra.path().join("mine/*.toml").display().to_string()],
         };
         let loaded = load_all(repo.path(), &cfg);
-        let names: Vec<&str> = loaded.dashboards.iter().map(|d| d.1.name.as_str()).collect();
+        let names: Vec<&str> = loaded
+            .dashboards
+            .iter()
+            .map(|d| d.1.name.as_str())
+            .collect();
         assert_eq!(names, ["one", "three"]);
         assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
         let e = &loaded.errors[0];
@@ -151,7 +159,11 @@ mod tests {
         let loaded = load_all(repo.path(), &cfg);
         assert_eq!(loaded.dashboards.len(), 1);
         assert_eq!(loaded.errors.len(), 1);
-        assert!(loaded.errors[0].contains("already taken"), "{:?}", loaded.errors);
+        assert!(
+            loaded.errors[0].contains("already taken"),
+            "{:?}",
+            loaded.errors
+        );
         let cfg = DashboardsConfig {
             paths: vec!["[".into()],
         };
@@ -161,7 +173,11 @@ mod tests {
     #[test]
     fn an_unparsable_file_names_the_file_and_field() {
         let repo = tempfile::tempdir().unwrap();
-        write(repo.path(), "dashboards/x.toml", "title = \"x\"\nrefersh = \"1m\"\n");
+        write(
+            repo.path(),
+            "dashboards/x.toml",
+            "title = \"x\"\nrefersh = \"1m\"\n",
+        );
         let loaded = load_all(repo.path(), &DashboardsConfig::default());
         assert!(loaded.dashboards.is_empty());
         assert!(loaded.errors[0].contains("x.toml"), "{:?}", loaded.errors);
@@ -233,6 +249,10 @@ mod tests {
         names
     }
 
+    /// A shipped dashboard, the config and packets of its test daemon, and
+    /// its variables' values.
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+
     /// Every path each shipped dashboard reads (variables set to what the
     /// data holds) names a series rollupd writes, and every variable's
     /// query finds something: a renamed internal counter or a typo in a
@@ -240,7 +260,7 @@ mod tests {
     #[test]
     fn shipped_dashboards_read_series_rollupd_writes() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cases: [(&str, &str, &[&str], &[(&str, &str)]); 2] = [
+        let cases: [Case; 2] = [
             (
                 "rollupd",
                 "[statsd]\nglobal_suffix = \"web1\"\n",
@@ -260,8 +280,11 @@ mod tests {
             let value = |v: &str| vars.iter().find(|(n, _)| *n == v).unwrap().1.to_string();
             for v in &d.variables {
                 let q = super::super::model::substitute(&v.query, value);
-                assert!(found(&format!("{q}.*"), true, &names) || found(&q, false, &names),
-                    "{name}: variable {} query {q} finds nothing in {names:?}", v.name);
+                assert!(
+                    found(&format!("{q}.*"), true, &names) || found(&q, false, &names),
+                    "{name}: variable {} query {q} finds nothing in {names:?}",
+                    v.name
+                );
             }
             let mut checked = 0;
             for (_, _, p) in d.panels() {
@@ -286,7 +309,11 @@ mod tests {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let loaded = load_all(repo, &DashboardsConfig::default());
         assert!(loaded.errors.is_empty(), "{:#?}", loaded.errors);
-        let names: Vec<&str> = loaded.dashboards.iter().map(|d| d.1.name.as_str()).collect();
+        let names: Vec<&str> = loaded
+            .dashboards
+            .iter()
+            .map(|d| d.1.name.as_str())
+            .collect();
         assert_eq!(names, ["rollupd", "web-service"]);
     }
 }

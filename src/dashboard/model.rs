@@ -403,11 +403,17 @@ impl Dashboard {
             if !valid_var_name(&v.name) || v.name.len() > 64 {
                 return Err(err(
                     &at("name"),
-                    format!("{:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*, at most 64)", v.name),
+                    format!(
+                        "{:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*, at most 64)",
+                        v.name
+                    ),
                 ));
             }
             if v.name.starts_with("__") {
-                return Err(err(&at("name"), "names starting with __ are reserved".into()));
+                return Err(err(
+                    &at("name"),
+                    "names starting with __ are reserved".into(),
+                ));
             }
             if variables.iter().any(|o| o.name == v.name) {
                 return Err(err(&at("name"), format!("{:?} is defined twice", v.name)));
@@ -516,7 +522,10 @@ impl Panel {
         }
         let needs_targets = matches!(kind, PanelKind::Graph | PanelKind::Stat | PanelKind::Table);
         if needs_targets && p.targets.is_empty() {
-            return Err(err("targets", "a graph, stat or table panel needs a target".into()));
+            return Err(err(
+                "targets",
+                "a graph, stat or table panel needs a target".into(),
+            ));
         }
         if !needs_targets && !p.targets.is_empty() {
             return Err(err(
@@ -709,7 +718,11 @@ width = 12
         let e = bad(&with_panel("targets = [\"sum(a.b\"]"));
         assert_eq!(e.panel, Some((0, 0, "P".into())));
         assert_eq!(e.field, "targets[0]");
-        assert!(e.to_string().contains("row 0 panel 0 (\"P\"): field targets[0]"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("row 0 panel 0 (\"P\"): field targets[0]"),
+            "{e}"
+        );
 
         let e = bad(&with_panel("targets = [\"a.$nope\"]"));
         assert_eq!(e.field, "targets[0]");
@@ -740,7 +753,9 @@ width = 12
         ));
         assert_eq!(e.field, "threshold[0].color");
         // A second panel's error names index 1.
-        let e = bad(&with_panel("targets = [\"a.b\"]\n[[row.panel]]\ntitle = \"Q\"\ntargets = [\"(\"]"));
+        let e = bad(&with_panel(
+            "targets = [\"a.b\"]\n[[row.panel]]\ntitle = \"Q\"\ntargets = [\"(\"]",
+        ));
         assert_eq!(e.panel, Some((0, 1, "Q".into())));
     }
 
