@@ -35,6 +35,7 @@ pub struct Config {
     pub forward: ForwardConfig,
     pub storage: StorageConfig,
     pub alerts: AlertsConfig,
+    pub dashboards: DashboardsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -425,6 +426,16 @@ impl Default for StorageConfig {
             max_memory: default_max_memory(),
         }
     }
+}
+
+/// `[dashboards]`: the user's dashboard files, beside the repo's own
+/// `dashboards/*.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardsConfig {
+    /// TOML dashboard files, globs allowed, relative to the working
+    /// directory.
+    pub paths: Vec<String>,
 }
 
 /// `[alerts]`: threshold and forecast rules evaluated from the store, and

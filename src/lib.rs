@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod alert;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod emit;
 pub mod events;
 pub mod http;

@@ -123,6 +123,23 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             anyhow::bail!("{} problem(s) in the alert rule files", errors.len());
         }
     }
+    // Dashboards: the repo's `dashboards/*.toml` (from the working
+    // directory) and `[dashboards] paths`.
+    let loaded = rollupd::dashboard::load::load_all(std::path::Path::new("."), &cfg.dashboards);
+    for (path, d) in &loaded.dashboards {
+        println!(
+            "{}: ok, dashboard {:?}, {} panels",
+            path.display(),
+            d.name,
+            d.panels().count()
+        );
+    }
+    if !loaded.errors.is_empty() {
+        for e in &loaded.errors {
+            eprintln!("{e}");
+        }
+        anyhow::bail!("{} problem(s) in the dashboard files", loaded.errors.len());
+    }
     println!("{}: ok", file.display());
     Ok(())
 }

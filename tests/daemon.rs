@@ -306,6 +306,35 @@ fn check_config() {
     }
 }
 
+/// `rollupd check-config` checks dashboards too: the repo's own pass, a bad
+/// file from `[dashboards] paths` fails with its file, panel and field.
+#[test]
+fn check_config_dashboards() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::write(
+        dir.path().join("d/mine.toml"),
+        "title = \"x\"\n[[row]]\n[[row.panel]]\ntitle = \"Bad\"\ntargets = [\"a.$h\"]\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("rollupd.toml");
+    let glob = dir.path().join("d/*.toml");
+    std::fs::write(
+        &cfg,
+        format!("[dashboards]\npaths = [{:?}]\n", glob.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = run_bin(&["check-config", cfg.to_str().unwrap()], SECS_5);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit {}", out.status);
+    assert!(stdout.contains("web-service.toml: ok"), "{stdout:?}");
+    assert!(
+        stderr.contains("mine.toml") && stderr.contains("\"Bad\"") && stderr.contains("targets[0]"),
+        "{stderr:?}"
+    );
+}
+
 /// SIGTERM with HTTP clients that never finish (a request whose body never
 /// comes, a request whose headers never end): the partial interval is
 /// flushed and forwarded at once, not after them; the gauges are saved; and
