@@ -283,6 +283,7 @@ impl Daemon {
                     ),
                     read_token: cfg.server.read_token.clone(),
                     alerts: Some(alerts.clone()),
+                    dashboards: Arc::new(load_dashboards(&cfg)),
                 });
                 Some(
                     crate::http::start(l, state, http_limits, shutdown.clone())
@@ -431,6 +432,18 @@ impl Daemon {
         }
         tracing::info!("rollupd stopped");
     }
+}
+
+/// The dashboards of `dashboards/*.toml` under the working directory and
+/// `[dashboards] paths`; a bad file is logged (file, panel, field) and the
+/// others load.
+fn load_dashboards(cfg: &Config) -> Vec<crate::dashboard::model::Dashboard> {
+    let loaded = crate::dashboard::load::load_all(Path::new("."), &cfg.dashboards);
+    for e in &loaded.errors {
+        tracing::error!(error = %e, "dashboard not loaded");
+    }
+    tracing::info!(dashboards = loaded.dashboards.len(), "dashboards loaded");
+    loaded.dashboards.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Where people reach the HTTP API, for links in notifications:

@@ -208,3 +208,66 @@ fn hostile_requests_get_4xx_and_the_daemon_keeps_answering() {
     let (s, _, body) = raw_request(d.http, &get_req("/health", ""));
     assert_eq!((s, body.as_str()), (200, "ok\n"));
 }
+
+/// Dashboards are served: the shipped ones (`dashboards/*.toml` beside the
+/// working directory, the repo root under `cargo test`) and the user's
+/// (`[dashboards] paths`); each one's Grafana export is what the committed
+/// JSON holds, and a bad file is logged while the others load.
+#[test]
+fn dashboards_are_listed_and_exported_for_grafana() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(
+        mine.join("team.toml"),
+        "title = \"Team\"\n[[row]]\n[[row.panel]]\ntitle = \"Hits\"\ntargets = [\"stats.hits\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        mine.join("broken.toml"),
+        "title = \"B\"\n[[row]]\n[[row.panel]]\ntitle = \"x\"\ntargets = [\"sum(a\"]\n",
+    )
+    .unwrap();
+    let o = Options::new("1s").storage(&format!(
+        "[dashboards]\npaths = [{}]",
+        common::toml_str(&format!("{}/*.toml", mine.display()))
+    ));
+    let mut d = Daemon::start(dir.path(), &o);
+    let (s, body) = get(&format!("http://{}/api/dashboards", d.http));
+    assert_eq!(s, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"rollupd") && names.contains(&"web-service") && names.contains(&"team"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"broken"), "{names:?}");
+    let (s, body) = get(&format!("http://{}/d/rollupd/grafana.json", d.http));
+    assert_eq!(s, 200);
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dashboards/rollupd.json"
+    ))
+    .unwrap();
+    let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    assert_eq!(a, b);
+    let (s, body) = get(&format!("http://{}/d/team/grafana.json", d.http));
+    assert_eq!(s, 200);
+    assert!(body.contains("\"stats.hits\""), "{body}");
+    assert_eq!(
+        get(&format!("http://{}/d/nope/grafana.json", d.http)).0,
+        404
+    );
+    d.stop();
+    let log = d.log();
+    assert!(
+        log.contains("broken.toml") && log.contains("dashboard not loaded"),
+        "{log}"
+    );
+}

@@ -35,7 +35,7 @@ fn alerts(st: &HttpState) -> Result<&Arc<Alerts>, ApiError> {
 }
 
 /// Reads need `read_token` (or `api_token`) when `read_token` is set.
-fn may_read(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn may_read(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &st.read_token else {
         return Ok(());
     };

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod conn;
+pub mod dashboards;
 pub mod error;
 pub mod events;
 pub mod gate;
@@ -44,6 +45,8 @@ pub struct HttpState {
     pub read_token: Option<crate::secret::Secret>,
     /// Alerting, when the daemon runs it.
     pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
+    /// The dashboards read at start.
+    pub dashboards: Arc<Vec<crate::dashboard::model::Dashboard>>,
 }
 
 /// The largest request body read (a POSTed render form, an event): what
@@ -97,6 +100,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
             get(alerts::silences).post(alerts::add_silence),
         )
         .route("/api/silences/{id}", delete(alerts::delete_silence))
+        .route("/api/dashboards", get(dashboards::list))
+        .route("/d/{name}/grafana.json", get(dashboards::grafana))
         .route("/check", get(alerts::check_adhoc))
         .route("/check/{rule}", get(alerts::check_rule))
         .route("/health", get(ops::health))
@@ -298,6 +303,7 @@ mod tests {
             gate,
             read_token: None,
             alerts: None,
+            dashboards: Default::default(),
         }))
     }
 

@@ -29,6 +29,7 @@ fn app_with(token: Option<&str>, limits: EventLimits) -> (Router, Arc<EventStore
         gate: crate::http::gate::Gate::new(4, std::time::Duration::from_secs(30)),
         read_token: None,
         alerts: None,
+        dashboards: Default::default(),
     });
     (super::super::router(state), events)
 }
