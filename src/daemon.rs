@@ -87,6 +87,8 @@ pub struct Daemon {
     maintenance: Option<JoinHandle<()>>,
     alerts: Arc<crate::alert::engine::Alerts>,
     alerts_thread: Option<JoinHandle<()>>,
+    dashboards: Arc<parking_lot::RwLock<Arc<Vec<crate::dashboard::model::Dashboard>>>>,
+    config: Config,
     _lock: File,
     pub healthy: Arc<AtomicBool>,
     pub udp_addr: Option<SocketAddr>,
@@ -257,6 +259,7 @@ impl Daemon {
         let alerts_thread = alerts
             .start(shutdown.clone())
             .map_err(DaemonError::Thread)?;
+        let dashboards = Arc::new(parking_lot::RwLock::new(Arc::new(load_dashboards(&cfg))));
         let http = match http_listener {
             Some(l) => {
                 let http_limits = crate::http::ServeLimits {
@@ -283,7 +286,7 @@ impl Daemon {
                     ),
                     read_token: cfg.server.read_token.clone(),
                     alerts: Some(alerts.clone()),
-                    dashboards: Arc::new(load_dashboards(&cfg)),
+                    dashboards: dashboards.clone(),
                 });
                 Some(
                     crate::http::start(l, state, http_limits, shutdown.clone())
@@ -361,6 +364,8 @@ impl Daemon {
             maintenance: Some(maintenance),
             alerts,
             alerts_thread: Some(alerts_thread),
+            dashboards,
+            config: cfg.clone(),
             _lock: lock,
             healthy,
             udp_addr,
@@ -377,9 +382,20 @@ impl Daemon {
         &self.store
     }
 
-    /// SIGHUP: rule files read again. Returns one line per bad file.
-    pub fn reload_alerts(&self) -> Vec<String> {
-        self.alerts.reload()
+    /// SIGHUP: alert rule files and dashboards read again. Returns one
+    /// line per bad file (the old rules of a bad rule file keep running; a
+    /// bad dashboard is left out).
+    pub fn reload(&self) -> Vec<String> {
+        let mut errors = self.alerts.reload();
+        let loaded = crate::dashboard::load::load_all(Path::new("."), &self.config.dashboards);
+        for e in &loaded.errors {
+            tracing::error!(error = %e, "dashboard not loaded");
+        }
+        tracing::info!(dashboards = loaded.dashboards.len(), "dashboards reloaded");
+        *self.dashboards.write() =
+            Arc::new(loaded.dashboards.into_iter().map(|(_, d)| d).collect());
+        errors.extend(loaded.errors);
+        errors
     }
 
     /// Stops in the order that loses nothing, and waits for it. The flush,

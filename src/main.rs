@@ -190,10 +190,14 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     for sig in signals.forever() {
         tracing::info!(signal = sig, "signal received");
         if sig == SIGHUP {
-            // Alert rule files are read again; a bad one keeps its old
-            // rules running (the log names the file, rule and field).
-            let errors = daemon.reload_alerts();
-            tracing::info!(bad_files = errors.len(), "alert rules reloaded");
+            // Alert rule files and dashboards are read again; a bad rule
+            // file keeps its old rules running (the log names the file,
+            // rule and field).
+            let errors = daemon.reload();
+            tracing::info!(
+                bad_files = errors.len(),
+                "alert rules and dashboards reloaded"
+            );
             continue;
         }
         break;

@@ -264,6 +264,25 @@ fn dashboards_are_listed_and_exported_for_grafana() {
         get(&format!("http://{}/d/nope/grafana.json", d.http)).0,
         404
     );
+    // A new file is served after SIGHUP.
+    std::fs::write(
+        mine.join("later.toml"),
+        "title = \"Later\"\n[[row]]\n[[row.panel]]\ntitle = \"L\"\ntargets = [\"stats.later\"]\n",
+    )
+    .unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let served = poll_until(Duration::from_secs(10), || {
+        (get(&format!("http://{}/d/later/grafana.json", d.http)).0 == 200).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "later.toml not served after SIGHUP: {}",
+        d.log()
+    );
     d.stop();
     let log = d.log();
     assert!(

@@ -1,6 +1,6 @@
 //! Dashboards over HTTP: the list, and each one exported for Grafana
 //! (`/d/<name>/grafana.json`, Graphite datasource, deploy events as
-//! annotations). The dashboards are the files read at start
+//! annotations). The dashboards are the files read at start and on SIGHUP
 //! (`dashboards/*.toml` beside the working directory, `[dashboards] paths`).
 
 use std::sync::Arc;
@@ -19,8 +19,8 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
-    let list: Vec<serde_json::Value> = st
-        .dashboards
+    let all = st.dashboards.read().clone();
+    let list: Vec<serde_json::Value> = all
         .iter()
         .map(|d| {
             serde_json::json!({
@@ -48,8 +48,8 @@ pub async fn grafana(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
-    let d = st
-        .dashboards
+    let all = st.dashboards.read().clone();
+    let d = all
         .iter()
         .find(|d| d.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no dashboard named {name:?}")))?;

@@ -45,8 +45,9 @@ pub struct HttpState {
     pub read_token: Option<crate::secret::Secret>,
     /// Alerting, when the daemon runs it.
     pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
-    /// The dashboards read at start.
-    pub dashboards: Arc<Vec<crate::dashboard::model::Dashboard>>,
+    /// The dashboards, read at start and again on SIGHUP (a read swaps
+    /// the whole list, so a request sees one list or the other).
+    pub dashboards: Arc<parking_lot::RwLock<Arc<Vec<crate::dashboard::model::Dashboard>>>>,
 }
 
 /// The largest request body read (a POSTed render form, an event): what
