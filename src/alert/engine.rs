@@ -205,15 +205,9 @@ fn unix_now() -> i64 {
 
 /// The worst of a set of states, for a rule's summary and `/check`.
 pub fn worst(states: impl Iterator<Item = State>) -> State {
-    let rank = |s: State| match s {
-        State::Ok => 0,
-        State::Pending => 1,
-        State::NoData => 2,
-        State::Error => 3,
-        State::Warning => 4,
-        State::Critical => 5,
-    };
-    states.max_by_key(|s| rank(*s)).unwrap_or(State::Ok)
+    states
+        .max_by_key(|s| super::check::rank(*s))
+        .unwrap_or(State::Ok)
 }
 
 impl Alerts {
@@ -715,22 +709,10 @@ impl Alerts {
     }
 
     fn read_deploys_before(&self, at: i64) -> Vec<Deploy> {
-        let from = at - self.cfg.deploy_window.as_secs() as i64;
-        let filter = TagFilter::AllOf(vec![self.cfg.deploy_tag.clone()]);
-        match self.events.query(from, at, &filter) {
-            Ok(mut evs) => {
-                evs.sort_by_key(|e| std::cmp::Reverse(e.when));
-                evs.into_iter()
-                    .take(5)
-                    .map(|e| Deploy {
-                        when: e.when,
-                        what: e.what,
-                        data: e.data,
-                    })
-                    .collect()
-            }
-            Err(_) => Vec::new(),
-        }
+        let mut d = self.deploys(at - self.cfg.deploy_window.as_secs() as i64, at);
+        d.sort_by_key(|e| std::cmp::Reverse(e.when));
+        d.truncate(5);
+        d
     }
 
     /// Each transition as a Graphite event tagged `alert`, the rule's name
@@ -939,20 +921,25 @@ impl Alerts {
         Ok(self.persist.history(rule, from, until, limit)?)
     }
 
+    /// Deploys (events tagged `deploy_tag`) in `[from, until]`. A read that
+    /// fails is logged and taken as none: a transition or a review is not
+    /// held back by the event store.
     pub fn deploys(&self, from: i64, until: i64) -> Vec<Deploy> {
         let filter = TagFilter::AllOf(vec![self.cfg.deploy_tag.clone()]);
-        self.events
-            .query(from, until, &filter)
-            .map(|evs| {
-                evs.into_iter()
-                    .map(|e| Deploy {
-                        when: e.when,
-                        what: e.what,
-                        data: e.data,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        match self.events.query(from, until, &filter) {
+            Ok(evs) => evs
+                .into_iter()
+                .map(|e| Deploy {
+                    when: e.when,
+                    what: e.what,
+                    data: e.data,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "deploy events could not be read for alerting");
+                Vec::new()
+            }
+        }
     }
 
     /// The signal-to-noise review over `[from, until)`, from the stored
