@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::events::{authorized, same_origin};
+use super::events::{authorized, bearer, same_origin};
 use super::render::Params;
 use super::HttpState;
 use crate::alert::engine::{AlertError, Alerts};
@@ -39,10 +39,7 @@ pub(crate) fn may_read(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiErr
     let Some(token) = &st.read_token else {
         return Ok(());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer(headers);
     let ok = given
         .is_some_and(|g| token.matches(g) || st.api_token.as_ref().is_some_and(|t| t.matches(g)));
     if ok {

@@ -18,15 +18,19 @@ use crate::events::QueuedEvent;
 use crate::query::time::parse_at_time;
 use crate::telemetry::unix_now;
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 pub(crate) fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &st.api_token else {
         return Ok(());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| token.matches(g)) {
+    if bearer(headers).is_some_and(|g| token.matches(g)) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
