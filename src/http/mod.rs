@@ -102,6 +102,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/api/silences/{id}", delete(alerts::delete_silence))
         .route("/api/dashboards", get(dashboards::list))
+        .route("/api/dashboards/{name}", get(dashboards::detail))
         .route("/d/{name}/grafana.json", get(dashboards::grafana))
         .route("/check", get(alerts::check_adhoc))
         .route("/check/{rule}", get(alerts::check_rule))
