@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod gate;
 pub mod ops;
+pub mod pages;
 pub mod render;
 pub mod reply;
 pub mod tags;
@@ -104,6 +105,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/dashboards", get(dashboards::list))
         .route("/api/dashboards/{name}", get(dashboards::detail))
         .route("/d/{name}/grafana.json", get(dashboards::grafana))
+        .route("/", get(pages::index))
+        .route("/d/{name}", get(pages::dashboard))
+        .route("/explore", get(pages::explore))
+        .route("/ui/{*file}", get(pages::asset))
         .route("/check", get(alerts::check_adhoc))
         .route("/check/{rule}", get(alerts::check_rule))
         .route("/health", get(ops::health))

@@ -333,11 +333,15 @@ fn render_blocking(
         spent: Default::default(),
     };
     let mut series: Vec<Series> = Vec::new();
-    for t in p.all("target") {
+    // Which target (its place among the `target` parameters, blanks
+    // counted) made each series: for `targetIndex`.
+    let mut origin: Vec<usize> = Vec::new();
+    for (i, t) in p.all("target").enumerate() {
         if t.trim().is_empty() {
             continue;
         }
         series.extend(evaluate(&mut ctx, t)?);
+        origin.resize(series.len(), i);
         slot.check()?;
     }
     if let (Some(fmt), Some(graph)) = (image_format, graph) {
@@ -355,7 +359,17 @@ fn render_blocking(
         })
         .transpose()?;
     let no_null_points = no_null_points(p);
-    let json = |series| text::JsonPieces::new(series, max_points, no_null_points, PIECE_BYTES);
+    // Opt-in and ours (graphite-web has no such key): present, each
+    // series carries `"targetIndex": N`; absent, the reply is graphite's.
+    let target_index = p.get("targetIndex").is_some();
+    let json = |series| {
+        let pieces = text::JsonPieces::new(series, max_points, no_null_points, PIECE_BYTES);
+        if target_index {
+            pieces.with_target_index(origin)
+        } else {
+            pieces
+        }
+    };
     let text = |series: Vec<Series>, csv| TextPieces {
         all: series.into_iter(),
         current: None,
