@@ -405,7 +405,7 @@ fn dashboards_work_in_a_real_browser() {
     let var = step("variable");
     assert_eq!(var["before"]["series"], 3, "{var}");
     assert_eq!(var["after"]["series"], 1, "{var}");
-    assert!(var["url"].as_str().unwrap().contains("host=b"), "{var}");
+    assert!(var["url"].as_str().unwrap().contains("var-host=b"), "{var}");
     let shared = step("shared");
     assert_eq!(shared["info"]["series"], 1, "{shared}");
     assert_eq!(shared["range"], "-6h", "{shared}");
