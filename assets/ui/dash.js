@@ -899,7 +899,7 @@
             change = before === 0 ? (after === 0 ? 0 : null) : ((after - before) / Math.abs(before)) * 100;
           }
           return { name, before, after, change };
-        });
+        }).filter((r) => r.before != null || r.after != null); // no data either side: nothing to say
         list.sort((a, b) => Math.abs(b.change ?? -1) - Math.abs(a.change ?? -1));
         list.forEach((r, k) => {
           const cls = r.change == null ? '' : Math.abs(r.change) >= 20 ? (r.change > 0 ? 'up big' : 'down big') : r.change > 0 ? 'up' : r.change < 0 ? 'down' : '';
