@@ -103,7 +103,8 @@
       window.addEventListener('popstate', () => {
         this.st = readState(this.model);
         this.syncControls();
-        this.reload();
+        this.setRefresh();
+        this.rebuild(); // the variables may differ: targets first
       });
       new ResizeObserver(() => this.resize()).observe(this.opts.container);
     }
@@ -231,37 +232,55 @@
       this.varSelects = {};
       if (!vars.length) return;
       const bar = el('div', { class: 'vars' });
+      this.varErrors = el('span', { class: 'error' });
       this.opts.container.before(bar);
       for (const v of vars) {
-        let opts = [];
-        try {
-          const q = this.substitute(v.query);
-          const nodes = await R.json('/metrics/find?query=' + encodeURIComponent(q));
-          opts = [...new Set(nodes.map((n) => n.text))].sort();
-        } catch (e) {
-          bar.append(el('span', { class: 'error' }, `$${v.name}: ${e.message}`));
-        }
-        this.varOptions[v.name] = opts;
-        const sel = el('select', { dataset: { var: v.name }, multiple: !!v.multi,
-          size: v.multi ? Math.min(4, opts.length + (v.include_all ? 1 : 0)) || 1 : null },
-          v.include_all ? el('option', { value: 'All' }, 'All') : null,
-          opts.map((o) => el('option', { value: o }, o)));
+        const sel = el('select', { dataset: { var: v.name }, multiple: !!v.multi });
         this.varSelects[v.name] = sel;
-        this.selectVar(sel, v.name);
-        sel.addEventListener('change', () => {
+        await this.fillOptions(v);
+        sel.addEventListener('change', async () => {
           let vals = [...sel.selectedOptions].map((o) => o.value);
-          // All with others: the others were just picked, so All goes.
+          // All with others: if All was on, the others were just picked
+          // (All goes); else All was (the others go).
           if (vals.length > 1 && vals.includes('All')) {
-            vals = this.st.vars[v.name] && this.st.vars[v.name].includes('All')
-              ? vals.filter((x) => x !== 'All') : ['All'];
+            vals = this.varValues(v.name).includes('All') ? vals.filter((x) => x !== 'All') : ['All'];
             this.selectVar(sel, v.name, vals);
           }
           this.st.vars[v.name] = vals;
+          // Later variables whose query names this one list other values.
+          const later = vars.slice(vars.indexOf(v) + 1).filter((w) => new RegExp('\\$\\{?' + v.name + '\\b').test(w.query));
+          for (const w of later) await this.fillOptions(w);
           this.push();
           this.rebuild();
         });
         bar.append(el('label', {}, el('span', {}, '$' + v.name), sel));
       }
+      bar.append(this.varErrors);
+    }
+
+    // A variable's options from /metrics/find (its query with the
+    // variables before it substituted); a chosen value no longer there is
+    // dropped.
+    async fillOptions(v) {
+      const sel = this.varSelects[v.name];
+      let opts = [];
+      try {
+        const nodes = await R.json('/metrics/find?query=' + encodeURIComponent(this.substitute(v.query)));
+        opts = [...new Set(nodes.map((n) => n.text))].sort();
+      } catch (e) {
+        this.varErrors.textContent = `$${v.name}: ${e.message}`;
+      }
+      this.varOptions[v.name] = opts;
+      const chosen = this.st.vars[v.name];
+      if (chosen) {
+        const kept = chosen.filter((x) => x === 'All' || opts.includes(x));
+        this.st.vars[v.name] = kept.length ? kept : null;
+      }
+      sel.replaceChildren(
+        v.include_all ? el('option', { value: 'All' }, 'All') : null,
+        ...opts.map((o) => el('option', { value: o }, o)));
+      if (v.multi) sel.size = Math.min(4, opts.length + (v.include_all ? 1 : 0)) || 1;
+      this.selectVar(sel, v.name);
     }
 
     varValues(name) {
