@@ -874,14 +874,19 @@
       const w = this.plotArea().width;
       this.overlay.replaceChildren(...(this.events || []).map((e) => {
         const x = u.valToPos(e.when, 'x');
-        const tip = el('div', { class: 'deploy-tip' + (x > w * 0.6 ? ' left' : '') },
+        // The tip exists only while its line is hovered: one .deploy-tip
+        // in the panel at a time, and none to lay out otherwise.
+        const tip = () => el('div', { class: 'deploy-tip' + (x > w * 0.6 ? ' left' : '') },
           el('div', { class: 'what' }, e.what),
           e.data ? el('div', { class: 'data' }, e.data) : null,
           el('div', { class: 'when' }, R.fmtTime(e.when, tz, true) + ' · ' + (e.tags || []).join(' ')));
-        return el('div', { class: 'deploy', dataset: { when: e.when }, style: `left:${x}px`,
+        const line = el('div', { class: 'deploy', dataset: { when: e.when }, style: `left:${x}px`,
           // uPlot starts a drag only on its own overlay: a drag that
           // starts on a deploy line zooms too.
-          onmousedown: (ev) => u.over.dispatchEvent(new MouseEvent('mousedown', ev)) }, tip);
+          onmousedown: (ev) => u.over.dispatchEvent(new MouseEvent('mousedown', ev)),
+          onmouseenter: () => line.append(tip()),
+          onmouseleave: () => line.replaceChildren() });
+        return line;
       }));
     }
 
