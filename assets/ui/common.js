@@ -102,7 +102,7 @@
           const j = JSON.parse(text);
           text = j.error || j.message || text;
         } catch (_) { /* plain text */ }
-        throw new HttpError(r.status, `${r.status}: ${text}`);
+        throw new HttpError(r.status, `${r.status}: ${text || r.statusText || 'no reason given'}`);
       }
       return r;
     }

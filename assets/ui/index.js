@@ -86,7 +86,7 @@
       list.sort((a, b) => b.when - a.when);
       const items = list.slice(0, 20).map((e) =>
         el('li', { dataset: { when: e.when } },
-          el('time', { title: R.fmtTime(e.when, 'local', true) }, R.ago(e.when)),
+          el('time', { title: R.fmtTime(e.when, 'local', true) }, R.fmtTime(e.when, 'local').slice(5), el('br'), R.ago(e.when)),
           el('span', { class: 'what' }, e.what),
           e.data ? el('span', { class: 'data' }, e.data) : null,
           el('span', { class: 'tags' }, (e.tags || []).filter((t) => t !== 'deploy').join(' '))));

@@ -117,6 +117,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/version/", get(|| async { "1.1.10" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(reply::nosniff))
+        .layer(axum::middleware::from_fn(pages::mark_compressible))
+        .layer(pages::compression())
         .with_state(state)
 }
 
