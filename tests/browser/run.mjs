@@ -102,7 +102,7 @@ await step('load', async () => {
 await step('text', async () => {
   return page.$eval('section.panel[data-kind="text"]', (el) => ({
     scripts: el.querySelectorAll('script').length,
-    heading: (el.querySelector('h1, h2, h3, h4, h5, h6') || {}).textContent || null,
+    heading: (el.querySelector('.body h1, .body h2, .body h3, .body h4, .body h5, .body h6') || {}).textContent || null,
     code: (el.querySelector('code') || {}).textContent || null,
     text: el.textContent,
   }));
