@@ -45,9 +45,10 @@ pub struct HttpState {
     pub read_token: Option<crate::secret::Secret>,
     /// Alerting, when the daemon runs it.
     pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
-    /// The dashboards, read at start and again on SIGHUP (a read swaps
-    /// the whole list, so a request sees one list or the other).
-    pub dashboards: Arc<parking_lot::RwLock<Arc<Vec<crate::dashboard::model::Dashboard>>>>,
+    /// The dashboards: files (read at start, on SIGHUP and when one
+    /// changes) and those saved over HTTP. `dashboards.read()` is the
+    /// list served, swapped whole, so a request sees one list or the other.
+    pub dashboards: Arc<crate::dashboard::registry::Dashboards>,
 }
 
 /// The largest request body read (a POSTed render form, an event): what
@@ -102,7 +103,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/api/silences/{id}", delete(alerts::delete_silence))
         .route("/api/dashboards", get(dashboards::list))
-        .route("/api/dashboards/{name}", get(dashboards::detail))
+        .route("/api/dashboards/import", post(dashboards::import))
+        .route(
+            "/api/dashboards/{name}",
+            get(dashboards::detail)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
+        )
+        .route("/api/dashboards/{name}/spec", get(dashboards::spec))
         .route("/d/{name}/grafana.json", get(dashboards::grafana))
         .route("/check", get(alerts::check_adhoc))
         .route("/check/{rule}", get(alerts::check_rule))
