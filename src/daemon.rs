@@ -272,6 +272,9 @@ impl Daemon {
         let dashboards_thread = dashboards
             .start(cfg.alerts.reload_check, shutdown.clone())
             .map_err(DaemonError::Thread)?;
+        // Shared by `/render` (which records) and the flush (which writes
+        // the interval's latencies as series).
+        let render_latency = Arc::new(crate::http::ops::RenderLatency::default());
         let http = match http_listener {
             Some(l) => {
                 let http_limits = crate::http::ServeLimits {
@@ -291,7 +294,7 @@ impl Daemon {
                     default_tz: crate::query::time::zone(&cfg.server.time_zone)
                         .unwrap_or(chrono_tz::Tz::UTC),
                     telemetry: telemetry.clone(),
-                    render_latency: Default::default(),
+                    render_latency: render_latency.clone(),
                     gate: crate::http::gate::Gate::new(
                         cfg.server.concurrent_renders(),
                         cfg.server.render_timeout,
@@ -307,7 +310,16 @@ impl Daemon {
             }
             None => None,
         };
-        let emitter = Emitter::new(&cfg, telemetry.clone()).with_store(store.clone());
+        // Created after alerting and HTTP, so its own figures can read
+        // their counts.
+        let mut own = crate::emit::own::OwnSources::default();
+        own.store = Some(store.clone());
+        own.data_dir = Some(data_dir.clone());
+        own.render = Some(render_latency.clone());
+        own.alerts = Some(alerts.clone());
+        let emitter = Emitter::new(&cfg, telemetry.clone())
+            .with_store(store.clone())
+            .with_own(own);
         let healthy = Arc::new(AtomicBool::new(true));
         let mut admin_addr = None;
         let admin = match cfg.server.admin_tcp {

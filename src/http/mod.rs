@@ -38,7 +38,8 @@ pub struct HttpState {
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
-    pub render_latency: ops::RenderLatency,
+    /// Shared with the flush, which writes its figures as series.
+    pub render_latency: Arc<ops::RenderLatency>,
     /// The bound on concurrent renders and their deadline.
     pub gate: gate::Gate,
     /// When set, alerting reads need it (or `api_token`).
@@ -120,6 +121,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/version/", get(|| async { "1.1.10" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(reply::nosniff))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_status,
+        ))
         .with_state(state)
 }
 
