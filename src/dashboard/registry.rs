@@ -216,6 +216,9 @@ impl Dashboards {
         inner.order = paths;
         inner.glob_errors = glob_errors;
         if changed {
+            for c in self.clashes(&inner) {
+                tracing::warn!(problem = %c, "dashboard name taken twice");
+            }
             let n = self.publish(&mut inner);
             if !force {
                 tracing::info!(

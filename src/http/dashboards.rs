@@ -82,8 +82,7 @@ fn find(st: &HttpState, name: &str) -> Result<Dashboard, ApiError> {
 }
 
 /// `GET /api/dashboards`: name, title, tags, panel count and source
-/// (`file` or `store`) of each, and the problems in force (bad files,
-/// names taken twice).
+/// (`file` or `store`) of each.
 pub async fn list(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
