@@ -236,4 +236,28 @@ mod tests {
         // No render in the interval: no latency figures, rather than 0.
         assert_eq!(get(&b.levels, "render.latency_p99_ms"), None);
     }
+
+    /// What `du` costs per flush on a data directory of many files
+    /// (`cargo test --release du_cost -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn du_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut made = 0;
+        for n in [100usize, 1_000, 10_000, 50_000] {
+            while made < n {
+                let sub = dir.path().join(format!("d{}", made / 1000));
+                std::fs::create_dir_all(&sub).unwrap();
+                std::fs::write(sub.join(format!("{made:06}.sst")), [0u8; 100]).unwrap();
+                made += 1;
+            }
+            let runs = 20;
+            let t = Instant::now();
+            for _ in 0..runs {
+                std::hint::black_box(du(dir.path()));
+            }
+            let each = t.elapsed() / runs;
+            println!("du of {n} files: {each:?} per walk");
+        }
+    }
 }
