@@ -312,11 +312,12 @@ impl Daemon {
         };
         // Created after alerting and HTTP, so its own figures can read
         // their counts.
-        let mut own = crate::emit::own::OwnSources::default();
-        own.store = Some(store.clone());
-        own.data_dir = Some(data_dir.clone());
-        own.render = Some(render_latency.clone());
-        own.alerts = Some(alerts.clone());
+        let own = crate::emit::own::OwnSources::new(
+            Some(store.clone()),
+            Some(data_dir.clone()),
+            Some(render_latency.clone()),
+            Some(alerts.clone()),
+        );
         let emitter = Emitter::new(&cfg, telemetry.clone())
             .with_store(store.clone())
             .with_own(own);

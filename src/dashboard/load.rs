@@ -247,8 +247,7 @@ mod tests {
             // latency figures are written only then).
             let render = Arc::new(crate::http::ops::RenderLatency::default());
             render.observe(std::time::Duration::from_millis(3));
-            let mut own = crate::emit::own::OwnSources::default();
-            own.render = Some(render);
+            let own = crate::emit::own::OwnSources::new(None, None, Some(render), None);
             naming.walk_own(&own.sample(), flush.interval, |n, _| {
                 names.push(n.to_string())
             });

@@ -87,6 +87,21 @@ pub fn du(dir: &Path) -> (u64, u64) {
 }
 
 impl OwnSources {
+    pub fn new(
+        store: Option<Arc<Store>>,
+        data_dir: Option<PathBuf>,
+        render: Option<Arc<RenderLatency>>,
+        alerts: Option<Arc<crate::alert::engine::Alerts>>,
+    ) -> OwnSources {
+        OwnSources {
+            store,
+            data_dir,
+            render,
+            alerts,
+            ..Default::default()
+        }
+    }
+
     /// The data directory's size: walked now, or the last walk's figures
     /// while the spacing after an expensive walk lasts.
     fn disk(&self) -> (u64, u64, std::time::Duration) {
@@ -216,7 +231,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn get<'a>(v: &'a [(String, f64)], name: &str) -> Option<f64> {
+    fn get(v: &[(String, f64)], name: &str) -> Option<f64> {
         v.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
 
@@ -228,12 +243,12 @@ mod tests {
         std::fs::write(dir.path().join("sub/b"), vec![1u8; 50_000]).unwrap();
         let store = Arc::new(Store::in_memory(&Default::default()).unwrap());
         let render = Arc::new(RenderLatency::default());
-        let src = OwnSources {
-            store: Some(store.clone()),
-            data_dir: Some(dir.path().to_path_buf()),
-            render: Some(render.clone()),
-            ..Default::default()
-        };
+        let src = OwnSources::new(
+            Some(store.clone()),
+            Some(dir.path().to_path_buf()),
+            Some(render.clone()),
+            None,
+        );
         store.stats.points_accepted.fetch_add(100, Relaxed);
         for ms in [1, 2, 3, 4, 100] {
             render.observe(Duration::from_millis(ms));
@@ -267,8 +282,7 @@ mod tests {
     #[test]
     fn a_slow_walk_is_not_repeated_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut src = OwnSources::default();
-        src.data_dir = Some(dir.path().to_path_buf());
+        let src = OwnSources::new(None, Some(dir.path().to_path_buf()), None, None);
         // As if the last walk took a second: its figures stand for 100 s.
         *src.walked.lock() = Some((12345, 7, Duration::from_secs(1), Instant::now()));
         let a = src.sample();

@@ -24,12 +24,33 @@ use super::events::{authorized, same_origin};
 use super::render::Params;
 use super::HttpState;
 
-/// A refusal as the other handlers word theirs (plain text, one line).
-fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, format!("{message}\n")).into_response()
+/// A refusal as the other handlers word theirs (plain text, one line):
+/// the API's own, or one with a status `ApiError` has no variant for.
+pub enum Refused {
+    Api(ApiError),
+    Status(StatusCode, String),
 }
 
-fn save_error(e: SaveError) -> Response {
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Api(e) => e.into_response(),
+            Refused::Status(status, message) => (status, format!("{message}\n")).into_response(),
+        }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Api(e)
+    }
+}
+
+fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Refused {
+    Refused::Status(status, message.to_string())
+}
+
+fn save_error(e: SaveError) -> Refused {
     let status = match &e {
         SaveError::Invalid(_) | SaveError::BadName(_) => StatusCode::BAD_REQUEST,
         SaveError::File(..) => StatusCode::CONFLICT,
@@ -44,15 +65,14 @@ fn save_error(e: SaveError) -> Response {
 }
 
 /// Writes need the API token and no cross-site origin (as alert rules).
-fn may_write(st: &HttpState, headers: &HeaderMap) -> Result<(), Response> {
-    authorized(st, headers)
-        .and_then(|_| same_origin(headers))
-        .map_err(IntoResponse::into_response)
+fn may_write(st: &HttpState, headers: &HeaderMap) -> Result<(), Refused> {
+    authorized(st, headers)?;
+    Ok(same_origin(headers)?)
 }
 
 /// The body must be JSON (415 for another content type; none is taken
 /// as JSON, as curl's `-d` sends a form type only when asked).
-fn json_body(headers: &HeaderMap) -> Result<(), Response> {
+fn json_body(headers: &HeaderMap) -> Result<(), Refused> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -177,7 +197,7 @@ pub async fn put(
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Response, Response> {
+) -> Result<Response, Refused> {
     may_write(&st, &headers)?;
     json_body(&headers)?;
     let spec: DashboardSpec = serde_json::from_slice(&body)
@@ -212,7 +232,7 @@ pub async fn delete(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Response, Response> {
+) -> Result<Response, Refused> {
     may_write(&st, &headers)?;
     st.dashboards.delete(&name).map_err(save_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -229,10 +249,10 @@ pub async fn import(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
     body: Bytes,
-) -> Result<Response, Response> {
+) -> Result<Response, Refused> {
     may_write(&st, &headers)?;
     json_body(&headers)?;
-    let p = Params::from_parts(q, vec![]).map_err(IntoResponse::into_response)?;
+    let p = Params::from_parts(q, vec![])?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
     let (d, left_out) = crate::dashboard::grafana::import_report(text)
