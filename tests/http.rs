@@ -484,4 +484,19 @@ fn the_daemons_own_figures_are_written_every_flush() {
     assert!(requests.is_some());
     let points = last_value(&d, "stats_counts.statsd.store.points_written").unwrap();
     assert!(points > 0.0, "{points}");
+    // A silence over the instance: counted as silenced at the next flush.
+    let (s, body) = send_json(
+        "POST",
+        &format!("http://{}/api/silences", d.http),
+        "",
+        &format!(
+            r#"{{"matchers":[{{"name":"series","value":"t.high"}}],"createdBy":"test","comment":"c","endsAt":{}}}"#,
+            now() + 3600
+        ),
+    );
+    assert_eq!(s, 200, "{body}");
+    let silenced = poll_until(Duration::from_secs(10), || {
+        last_value(&d, "stats.gauges.statsd.alerts.instances.silenced").filter(|v| *v == 1.0)
+    });
+    assert_eq!(silenced, Some(1.0), "{}", d.log());
 }

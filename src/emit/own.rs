@@ -202,15 +202,20 @@ impl OwnSources {
         let mut states = [0u64; ALERT_STATES.len()];
         let (mut sent, mut failed) = (0, 0);
         if let Some(a) = &self.alerts {
-            for rule in a.list() {
-                for i in &rule.instances {
-                    if let Some(k) = ALERT_STATES.iter().position(|s| *s == i.state.as_str()) {
-                        states[k] += 1;
-                    }
-                    if i.silenced {
-                        states[ALERT_STATES.len() - 1] += 1;
-                    }
+            for (state, n) in a.state_counts() {
+                if let Some(k) = ALERT_STATES.iter().position(|s| *s == state) {
+                    states[k] = n as u64;
                 }
+            }
+            // Which instances a silence covers takes each one's labels:
+            // worked out only while there are silences.
+            if !a.silences().is_empty() {
+                states[ALERT_STATES.len() - 1] = a
+                    .list()
+                    .iter()
+                    .flat_map(|r| &r.instances)
+                    .filter(|i| i.silenced)
+                    .count() as u64;
             }
             for rc in a.notify_stats().receivers() {
                 sent += rc.delivered;
