@@ -429,7 +429,8 @@ impl Default for StorageConfig {
 }
 
 /// `[dashboards]`: the user's dashboard files, beside the repo's own
-/// `dashboards/*.toml`.
+/// `dashboards/*.toml`. Looked at for changes every `[alerts]
+/// reload_check`, as rule files are.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardsConfig {
@@ -468,7 +469,8 @@ pub struct AlertsConfig {
     /// Instances (series) one rule may follow; a target matching more is
     /// an evaluation error for that rule, never a partial answer.
     pub max_instances_per_rule: usize,
-    /// How often rule files are looked at for changes.
+    /// How often rule files, and the dashboard files (`[dashboards]`), are
+    /// looked at for changes.
     #[serde(with = "duration_str")]
     pub reload_check: Duration,
     pub receivers: Vec<ReceiverConfig>,

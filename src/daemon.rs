@@ -87,8 +87,8 @@ pub struct Daemon {
     maintenance: Option<JoinHandle<()>>,
     alerts: Arc<crate::alert::engine::Alerts>,
     alerts_thread: Option<JoinHandle<()>>,
-    dashboards: Arc<parking_lot::RwLock<Arc<Vec<crate::dashboard::model::Dashboard>>>>,
-    config: Config,
+    dashboards: Arc<crate::dashboard::registry::Dashboards>,
+    dashboards_thread: Option<JoinHandle<()>>,
     _lock: File,
     pub healthy: Arc<AtomicBool>,
     pub udp_addr: Option<SocketAddr>,
@@ -259,7 +259,22 @@ impl Daemon {
         let alerts_thread = alerts
             .start(shutdown.clone())
             .map_err(DaemonError::Thread)?;
-        let dashboards = Arc::new(parking_lot::RwLock::new(Arc::new(load_dashboards(&cfg))));
+        // Dashboards: the files (looked at every `[alerts] reload_check`,
+        // as rule files are) and those saved in the store.
+        let dashboards = crate::dashboard::registry::Dashboards::open(
+            Path::new("."),
+            &cfg.dashboards,
+            Some(crate::dashboard::store::DashboardStore::new(
+                store.kv().clone(),
+            )),
+        );
+        tracing::info!(dashboards = dashboards.read().len(), "dashboards loaded");
+        let dashboards_thread = dashboards
+            .start(cfg.alerts.reload_check, shutdown.clone())
+            .map_err(DaemonError::Thread)?;
+        // Shared by `/render` (which records) and the flush (which writes
+        // the interval's latencies as series).
+        let render_latency = Arc::new(crate::http::ops::RenderLatency::default());
         let http = match http_listener {
             Some(l) => {
                 let http_limits = crate::http::ServeLimits {
@@ -279,7 +294,7 @@ impl Daemon {
                     default_tz: crate::query::time::zone(&cfg.server.time_zone)
                         .unwrap_or(chrono_tz::Tz::UTC),
                     telemetry: telemetry.clone(),
-                    render_latency: Default::default(),
+                    render_latency: render_latency.clone(),
                     gate: crate::http::gate::Gate::new(
                         cfg.server.concurrent_renders(),
                         cfg.server.render_timeout,
@@ -295,7 +310,17 @@ impl Daemon {
             }
             None => None,
         };
-        let emitter = Emitter::new(&cfg, telemetry.clone()).with_store(store.clone());
+        // Created after alerting and HTTP, so its own figures can read
+        // their counts.
+        let own = crate::emit::own::OwnSources::new(
+            Some(store.clone()),
+            Some(data_dir.clone()),
+            Some(render_latency.clone()),
+            Some(alerts.clone()),
+        );
+        let emitter = Emitter::new(&cfg, telemetry.clone())
+            .with_store(store.clone())
+            .with_own(own);
         let healthy = Arc::new(AtomicBool::new(true));
         let mut admin_addr = None;
         let admin = match cfg.server.admin_tcp {
@@ -365,7 +390,7 @@ impl Daemon {
             alerts,
             alerts_thread: Some(alerts_thread),
             dashboards,
-            config: cfg.clone(),
+            dashboards_thread: Some(dashboards_thread),
             _lock: lock,
             healthy,
             udp_addr,
@@ -387,14 +412,11 @@ impl Daemon {
     /// bad dashboard is left out).
     pub fn reload(&self) -> Vec<String> {
         let mut errors = self.alerts.reload();
-        let loaded = crate::dashboard::load::load_all(Path::new("."), &self.config.dashboards);
-        for e in &loaded.errors {
-            tracing::error!(error = %e, "dashboard not loaded");
-        }
-        tracing::info!(dashboards = loaded.dashboards.len(), "dashboards reloaded");
-        *self.dashboards.write() =
-            Arc::new(loaded.dashboards.into_iter().map(|(_, d)| d).collect());
-        errors.extend(loaded.errors);
+        errors.extend(self.dashboards.reload_files(true));
+        tracing::info!(
+            dashboards = self.dashboards.read().len(),
+            "dashboards reloaded"
+        );
         errors
     }
 
@@ -426,6 +448,10 @@ impl Daemon {
         if let Some(h) = self.alerts_thread.take() {
             let _ = h.join();
         }
+        // The file watcher touches only files: it ends within 200 ms.
+        if let Some(h) = self.dashboards_thread.take() {
+            let _ = h.join();
+        }
         // A checkpoint now makes the next start-up replay nothing; if the
         // disk is full, `close` logs or spills what the log lacks and says
         // where every point is.
@@ -448,18 +474,6 @@ impl Daemon {
         }
         tracing::info!("rollupd stopped");
     }
-}
-
-/// The dashboards of `dashboards/*.toml` under the working directory and
-/// `[dashboards] paths`; a bad file is logged (file, panel, field) and the
-/// others load.
-fn load_dashboards(cfg: &Config) -> Vec<crate::dashboard::model::Dashboard> {
-    let loaded = crate::dashboard::load::load_all(Path::new("."), &cfg.dashboards);
-    for e in &loaded.errors {
-        tracing::error!(error = %e, "dashboard not loaded");
-    }
-    tracing::info!(dashboards = loaded.dashboards.len(), "dashboards loaded");
-    loaded.dashboards.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Where people reach the HTTP API, for links in notifications:

@@ -290,3 +290,213 @@ fn dashboards_are_listed_and_exported_for_grafana() {
         "{log}"
     );
 }
+
+/// A request with a JSON body and the API token: status and body.
+fn send_json(method: &str, url: &str, token: &str, body: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let r = match method {
+        "PUT" => ureq::put(url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("authorization", &auth)
+            .content_type("application/json")
+            .send(body),
+        "POST" => ureq::post(url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("authorization", &auth)
+            .content_type("application/json")
+            .send(body),
+        _ => ureq::delete(url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("authorization", &auth)
+            .call(),
+    }
+    .expect("request");
+    let status = r.status().as_u16();
+    (status, r.into_body().read_to_string().unwrap_or_default())
+}
+
+fn title_of(d: &Daemon, name: &str) -> Option<String> {
+    let (s, body) = get(&format!("http://{}/api/dashboards/{name}", d.http));
+    if s != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["title"].as_str().map(str::to_string)
+}
+
+/// Dashboard files are looked at every `[alerts] reload_check` with no
+/// signal: an edit is served within the period, a broken edit is logged
+/// (file, panel, field) while the last good version keeps serving; and a
+/// dashboard saved over HTTP is in the store after a restart.
+#[test]
+fn dashboard_files_are_reread_when_they_change_and_saved_ones_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    let team = |title: &str, target: &str| {
+        format!(
+            "title = {title:?}\n[[row]]\n[[row.panel]]\ntitle = \"Hits\"\ntargets = [{target:?}]\n"
+        )
+    };
+    std::fs::write(mine.join("team.toml"), team("Team", "stats.hits")).unwrap();
+    let o = Options::new("1s")
+        .server("api_token = \"tok\"")
+        .storage(&format!(
+            "[dashboards]\npaths = [{}]\n\n[alerts]\nreload_check = \"1s\"",
+            common::toml_str(&format!("{}/*.toml", mine.display()))
+        ));
+    let mut d = Daemon::start(dir.path(), &o);
+    assert_eq!(title_of(&d, "team").as_deref(), Some("Team"));
+    std::fs::write(mine.join("team.toml"), team("Team, edited", "stats.hits")).unwrap();
+    let seen = poll_until(Duration::from_secs(5), || {
+        (title_of(&d, "team").as_deref() == Some("Team, edited")).then_some(())
+    });
+    assert!(seen.is_some(), "the edit was not seen: {}", d.log());
+    // A new file appears, and a broken edit keeps the last good version.
+    std::fs::write(mine.join("new.toml"), team("New", "stats.new")).unwrap();
+    std::fs::write(mine.join("team.toml"), team("Team, broken", "sum(")).unwrap();
+    let seen = poll_until(Duration::from_secs(5), || title_of(&d, "new").map(|_| ()));
+    assert!(seen.is_some(), "new.toml not served: {}", d.log());
+    let logged = poll_until(Duration::from_secs(5), || {
+        let log = d.log();
+        (log.contains("team.toml") && log.contains("targets[0]") && log.contains("last good"))
+            .then_some(())
+    });
+    assert!(logged.is_some(), "{}", d.log());
+    assert_eq!(title_of(&d, "team").as_deref(), Some("Team, edited"));
+
+    // Saved over HTTP: 201, then a file's name is 409, then it survives
+    // a restart.
+    let url = format!("http://{}/api/dashboards/saved", d.http);
+    let spec =
+        r#"{"title": "Saved", "row": [{"panel": [{"title": "p", "targets": ["stats.hits"]}]}]}"#;
+    assert_eq!(send_json("PUT", &url, "nope", spec).0, 401);
+    let (s, body) = send_json("PUT", &url, "tok", spec);
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = send_json(
+        "PUT",
+        &format!("http://{}/api/dashboards/team", d.http),
+        "tok",
+        spec,
+    );
+    assert_eq!(s, 409);
+    let grafana = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/dashboards/web-service.json"
+    ))
+    .unwrap();
+    let (s, body) = send_json(
+        "POST",
+        &format!("http://{}/api/dashboards/import?name=imported", d.http),
+        "tok",
+        &grafana,
+    );
+    assert_eq!(s, 201, "{body}");
+    d.stop();
+    let mut d = Daemon::start(dir.path(), &o);
+    assert_eq!(title_of(&d, "saved").as_deref(), Some("Saved"));
+    assert!(title_of(&d, "imported").is_some());
+    let (_, body) = get(&format!("http://{}/api/dashboards", d.http));
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let source = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .map(|x| x["source"].clone())
+    };
+    assert_eq!(source("saved"), Some(serde_json::json!("store")));
+    assert_eq!(source("rollupd"), Some(serde_json::json!("file")));
+    let url = format!("http://{}/api/dashboards/saved", d.http);
+    let (s, _) = send_json("DELETE", &url, "tok", "");
+    assert_eq!(s, 204);
+    assert_eq!(title_of(&d, "saved"), None);
+    d.stop();
+}
+
+/// The last non-null value of `target` over the last minute.
+fn last_value(d: &Daemon, target: &str) -> Option<f64> {
+    let (s, body) = get(&format!(
+        "http://{}/render?target={target}&from=-1min&format=json",
+        d.http
+    ));
+    assert_eq!(s, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v.get(0)?["datapoints"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find_map(|p| p[0].as_f64())
+}
+
+/// The daemon's own figures are series: after a flush the render API has
+/// the data directory's size and the count of critical alert instances
+/// that `/api/alerts` reports.
+#[test]
+fn the_daemons_own_figures_are_written_every_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    // Critical for the next ten minutes: its window holds a point over 1.
+    std::fs::write(
+        dir.path().join("rules/r.toml"),
+        "[[rule]]\nname = \"high\"\ntarget = \"t.high\"\nreducer = \"max\"\nwindow = \"10min\"\ndirection = \"above\"\ncrit = 1\ninterval = \"1s\"\n",
+    )
+    .unwrap();
+    let o = Options::new("1s").storage(&format!(
+        "[alerts]\nrules = [{}]",
+        common::toml_str(&format!("{}/*.toml", dir.path().join("rules").display()))
+    ));
+    let d = Daemon::start(dir.path(), &o);
+    let mut c = TcpStream::connect(d.carbon_tcp).unwrap();
+    writeln!(c, "t.high 5 {}", now() - 5).unwrap();
+    drop(c);
+    let critical = || -> Option<u64> {
+        let (_, body) = get(&format!("http://{}/api/alerts", d.http));
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["states"]["critical"].as_u64()
+    };
+    let n = poll_until(Duration::from_secs(15), || critical().filter(|n| *n > 0));
+    assert_eq!(n, Some(1), "{}", d.log());
+    // Flushes after that write the count; a render in between gives the
+    // next flush a latency.
+    let written = poll_until(Duration::from_secs(15), || {
+        let v = last_value(&d, "stats.gauges.statsd.alerts.instances.critical")?;
+        (v == critical()? as f64).then_some(v)
+    });
+    assert_eq!(written, Some(1.0), "{}", d.log());
+    let disk = last_value(&d, "stats.gauges.statsd.store.disk_bytes").unwrap();
+    assert!(disk > 0.0, "{disk}");
+    let rss = last_value(&d, "stats.gauges.statsd.process.rss_bytes").unwrap();
+    assert!(rss > 1e6, "{rss}");
+    let p99 = poll_until(Duration::from_secs(5), || {
+        last_value(&d, "stats.gauges.statsd.render.latency_p99_ms")
+    });
+    assert!(p99.is_some_and(|v| v >= 0.0), "{}", d.log());
+    let requests = poll_until(Duration::from_secs(5), || {
+        last_value(&d, "stats_counts.statsd.render.requests").filter(|v| *v > 0.0)
+    });
+    assert!(requests.is_some());
+    let points = last_value(&d, "stats_counts.statsd.store.points_written").unwrap();
+    assert!(points > 0.0, "{points}");
+    // A silence over the instance: counted as silenced at the next flush.
+    let (s, body) = send_json(
+        "POST",
+        &format!("http://{}/api/silences", d.http),
+        "",
+        &format!(
+            r#"{{"matchers":[{{"name":"series","value":"t.high"}}],"createdBy":"test","comment":"c","endsAt":{}}}"#,
+            now() + 3600
+        ),
+    );
+    assert_eq!(s, 200, "{body}");
+    let silenced = poll_until(Duration::from_secs(10), || {
+        last_value(&d, "stats.gauges.statsd.alerts.instances.silenced").filter(|v| *v == 1.0)
+    });
+    assert_eq!(silenced, Some(1.0), "{}", d.log());
+}

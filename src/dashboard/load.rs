@@ -243,6 +243,14 @@ mod tests {
             naming.walk(&flush, &layout, &BackendStats::default(), |n, _| {
                 names.push(n.to_string())
             });
+            // The daemon's own figures, with a render in the interval (the
+            // latency figures are written only then).
+            let render = Arc::new(crate::http::ops::RenderLatency::default());
+            render.observe(std::time::Duration::from_millis(3));
+            let own = crate::emit::own::OwnSources::new(None, None, Some(render), None);
+            naming.walk_own(&own.sample(), flush.interval, |n, _| {
+                names.push(n.to_string())
+            });
         }
         names.sort();
         names.dedup();

@@ -1,9 +1,12 @@
-//! Dashboards as files: the TOML model and its checks ([`model`]), reading
-//! `dashboards/*.toml` and the configured globs ([`load`]), and Grafana's
-//! dashboard JSON both ways ([`grafana`]).
+//! Dashboards: the TOML model and its checks ([`model`]), reading
+//! `dashboards/*.toml` and the configured globs ([`load`]), Grafana's
+//! dashboard JSON both ways ([`grafana`]), those saved over HTTP in the
+//! store ([`store`]), and the set served, kept current ([`registry`]).
 
 pub mod grafana;
 pub mod load;
 pub mod model;
+pub mod registry;
+pub mod store;
 
 pub use model::{Dashboard, DashboardError};

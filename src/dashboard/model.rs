@@ -4,6 +4,7 @@
 //! where to look; the loader adds the file.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -107,11 +108,36 @@ pub struct ThresholdSpec {
     pub op: Option<String>,
 }
 
+/// Where a dashboard comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A TOML file (`dashboards/*.toml`, `[dashboards] paths`).
+    #[default]
+    File,
+    /// Saved over HTTP, kept in the store's `dashboards` family.
+    Store,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Store => "store",
+        }
+    }
+}
+
 /// A checked dashboard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dashboard {
-    /// Its name in URLs: the file's stem.
+    /// Its name in URLs: the file's stem, or the name it was saved under.
     pub name: String,
+    pub source: Source,
+    /// The dashboard as written (before defaults), as `Rule` keeps its
+    /// spec: what `GET /api/dashboards/<name>/spec` answers and the store
+    /// keeps.
+    pub spec: Arc<DashboardSpec>,
     pub title: String,
     pub tags: Vec<String>,
     pub from: String,
@@ -368,6 +394,7 @@ fn check_time(field: &str, t: &str) -> Result<(), DashboardError> {
 impl Dashboard {
     /// Checks a written dashboard named `name` (its file's stem).
     pub fn from_spec(name: &str, spec: DashboardSpec) -> Result<Dashboard, DashboardError> {
+        let written = Arc::new(spec.clone());
         check_text("title", &spec.title, MAX_TITLE, true)?;
         if spec.tags.len() > MAX_TAGS {
             return Err(err("tags", format!("more than {MAX_TAGS} tags")));
@@ -468,6 +495,8 @@ impl Dashboard {
         }
         Ok(Dashboard {
             name: name.to_string(),
+            source: Source::File,
+            spec: written,
             title: spec.title,
             tags: spec.tags,
             from,

@@ -253,6 +253,27 @@ impl Naming {
         }
     }
 
+    /// The daemon's own figures ([`super::own`]) under `prefix_stats`:
+    /// counts as counters (a rate and, with `flush_counts`, the count),
+    /// levels as gauges, as Etsy names `statsd.timestamp_lag`.
+    pub fn walk_own(
+        &self,
+        own: &super::own::Own,
+        interval: std::time::Duration,
+        mut out: impl FnMut(&str, f64),
+    ) {
+        let secs = interval.as_millis() as f64 / 1000.0;
+        let p = &self.prefix_stats;
+        let mut name = String::with_capacity(128);
+        for (what, n) in &own.counts {
+            self.counter_lines(&mut name, &format!("{p}.{what}"), *n, secs, &mut out);
+        }
+        for (what, v) in &own.levels {
+            self.format(&mut name, &self.gauge, &format!("{p}.{what}"), &[]);
+            out(&name, *v);
+        }
+    }
+
     fn counter_lines(
         &self,
         name: &mut String,
@@ -376,6 +397,30 @@ mod tests {
         f.counters = vec![("a b/c;tag=x y".into(), 1.0)];
         let n = names("[statsd]\nkey_name_sanitize = false\n", &f);
         assert!(n.contains_key("stats_counts.a_b-c;tag=x y"), "{n:?}");
+    }
+
+    #[test]
+    fn own_figures_are_named_as_counters_and_gauges() {
+        let own = super::super::own::Own {
+            counts: vec![("store.points_written".into(), 50.0)],
+            levels: vec![("store.disk_bytes".into(), 4096.0)],
+        };
+        let walk = |toml: &str| {
+            let naming = Naming::new(&Config::parse(toml).unwrap().statsd);
+            let mut out = BTreeMap::new();
+            naming.walk_own(&own, Duration::from_secs(10), |n, v| {
+                out.insert(n.to_string(), v);
+            });
+            out
+        };
+        let n = walk("[statsd]\nglobal_suffix = \"web1\"\n");
+        assert_eq!(n["stats.statsd.store.points_written.web1"], 5.0);
+        assert_eq!(n["stats_counts.statsd.store.points_written.web1"], 50.0);
+        assert_eq!(n["stats.gauges.statsd.store.disk_bytes.web1"], 4096.0);
+        assert_eq!(n.len(), 3);
+        let n = walk("[statsd]\nlegacy_namespace = false\nprefix_stats = \"rollupd\"\n");
+        assert_eq!(n["stats.counters.rollupd.store.points_written.rate"], 5.0);
+        assert_eq!(n["stats.gauges.rollupd.store.disk_bytes"], 4096.0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod forward;
 pub mod graphite;
+pub mod own;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct Emitter {
     backend: Arc<BackendStats>,
     forward: Option<Forwarder>,
     store: Option<Arc<Store>>,
+    own: Option<own::OwnSources>,
 }
 
 impl Emitter {
@@ -47,7 +49,15 @@ impl Emitter {
             backend,
             forward,
             store: None,
+            own: None,
         }
+    }
+
+    /// Also writes the daemon's own figures (store, disk, RSS, render,
+    /// alerts) at every flush.
+    pub fn with_own(mut self, sources: own::OwnSources) -> Self {
+        self.own = Some(sources);
+        self
     }
 
     /// Also writes every flush into `store`.
@@ -59,11 +69,18 @@ impl Emitter {
     /// Writes one flush to the store: every series Etsy would send, plus a
     /// histogram per timer with samples (rollups take percentiles from it).
     pub fn store_flush(&self, store: &Store, flush: &Flush) {
+        self.store_flush_with(store, flush, &own::Own::default());
+    }
+
+    fn store_flush_with(&self, store: &Store, flush: &Flush, own: &own::Own) {
         let mut names: Vec<(String, f64)> = Vec::with_capacity(flush.num_stats() * 4 + 64);
         self.naming
             .walk(flush, &self.layout, &self.backend, |name, value| {
                 names.push((name.to_string(), value));
             });
+        self.naming.walk_own(own, flush.interval, |name, value| {
+            names.push((name.to_string(), value));
+        });
         let ts = flush.timestamp;
         let points: Vec<Point<'_>> = names
             .iter()
@@ -97,6 +114,10 @@ impl Emitter {
     /// Renders one flush as carbon plaintext: `name value timestamp\n`, the
     /// value as JavaScript prints it (as Etsy sends it).
     pub fn render(&self, flush: &Flush) -> Payload {
+        self.render_with(flush, &own::Own::default())
+    }
+
+    fn render_with(&self, flush: &Flush, own: &own::Own) -> Payload {
         let mut data = Vec::with_capacity(64 * (flush.num_stats() + 32));
         let mut lines = 0u64;
         let ts = flush.timestamp;
@@ -106,6 +127,10 @@ impl Emitter {
                 let _ = writeln!(data, "{name} {} {ts}", num.format(value));
                 lines += 1;
             });
+        self.naming.walk_own(own, flush.interval, |name, value| {
+            let _ = writeln!(data, "{name} {} {ts}", num.format(value));
+            lines += 1;
+        });
         Payload { data, lines }
     }
 
@@ -115,12 +140,19 @@ impl Emitter {
     }
 
     /// Emits a flush to every configured destination.
+    /// The daemon's own figures are sampled once here (one walk of the
+    /// data directory, each counter's change counted once) for both.
     pub fn emit(&self, flush: &Flush) {
+        let own = self
+            .own
+            .as_ref()
+            .map(own::OwnSources::sample)
+            .unwrap_or_default();
         if let Some(s) = &self.store {
-            self.store_flush(s, flush);
+            self.store_flush_with(s, flush, &own);
         }
         if let Some(f) = &self.forward {
-            f.send(self.render(flush));
+            f.send(self.render_with(flush, &own));
         }
     }
 

@@ -39,16 +39,18 @@ pub struct HttpState {
     pub limits: Limits,
     pub default_tz: chrono_tz::Tz,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
-    pub render_latency: ops::RenderLatency,
+    /// Shared with the flush, which writes its figures as series.
+    pub render_latency: Arc<ops::RenderLatency>,
     /// The bound on concurrent renders and their deadline.
     pub gate: gate::Gate,
     /// When set, alerting reads need it (or `api_token`).
     pub read_token: Option<crate::secret::Secret>,
     /// Alerting, when the daemon runs it.
     pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
-    /// The dashboards, read at start and again on SIGHUP (a read swaps
-    /// the whole list, so a request sees one list or the other).
-    pub dashboards: Arc<parking_lot::RwLock<Arc<Vec<crate::dashboard::model::Dashboard>>>>,
+    /// The dashboards: files (read at start, on SIGHUP and when one
+    /// changes) and those saved over HTTP. `dashboards.read()` is the
+    /// list served, swapped whole, so a request sees one list or the other.
+    pub dashboards: Arc<crate::dashboard::registry::Dashboards>,
 }
 
 /// The largest request body read (a POSTed render form, an event): what
@@ -103,7 +105,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/api/silences/{id}", delete(alerts::delete_silence))
         .route("/api/dashboards", get(dashboards::list))
-        .route("/api/dashboards/{name}", get(dashboards::detail))
+        .route("/api/dashboards/import", post(dashboards::import))
+        .route(
+            "/api/dashboards/{name}",
+            get(dashboards::detail)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
+        )
+        .route("/api/dashboards/{name}/spec", get(dashboards::spec))
         .route("/d/{name}/grafana.json", get(dashboards::grafana))
         .route("/", get(pages::index))
         .route("/d/{name}", get(pages::dashboard))
@@ -119,6 +128,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .layer(axum::middleware::map_response(reply::nosniff))
         .layer(axum::middleware::from_fn(pages::mark_compressible))
         .layer(pages::compression())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_status,
+        ))
         .with_state(state)
 }
 

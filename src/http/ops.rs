@@ -16,12 +16,39 @@ pub const RENDER_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
 ];
 
-/// Render latencies, as a Prometheus histogram.
+/// Latencies a flush interval keeps for its percentiles at most: past
+/// it, new ones overwrite old ones in turn (16 KiB; a flush of 10 s at
+/// 6,500 renders a second fills it).
+pub const WINDOW_SAMPLES: usize = 4096;
+
+/// Render latencies, as a Prometheus histogram; the responses of the
+/// render family (`/render`, `/metrics/find`, `/metrics/expand`) by status
+/// class; and the latencies of the current flush interval, for the
+/// internal series' p50, p99 and max.
 #[derive(Debug, Default)]
 pub struct RenderLatency {
     buckets: [AtomicU64; RENDER_BUCKETS.len()],
     count: AtomicU64,
     micros: AtomicU64,
+    /// 1xx .. 5xx.
+    classes: [AtomicU64; 5],
+    window: parking_lot::Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    micros: Vec<u32>,
+    seen: usize,
+    max: u32,
+}
+
+/// One interval's render latencies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowStats {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub count: usize,
 }
 
 impl RenderLatency {
@@ -34,7 +61,69 @@ impl RenderLatency {
         }
         self.count.fetch_add(1, Relaxed);
         self.micros.fetch_add(d.as_micros() as u64, Relaxed);
+        let us = d.as_micros().min(u32::MAX as u128) as u32;
+        let mut w = self.window.lock();
+        if w.micros.len() < WINDOW_SAMPLES {
+            w.micros.push(us);
+        } else {
+            let at = w.seen % WINDOW_SAMPLES;
+            w.micros[at] = us;
+        }
+        w.seen += 1;
+        w.max = w.max.max(us);
     }
+
+    /// A response of the render family, by its status.
+    pub fn status(&self, code: u16) {
+        if let Some(c) = self.classes.get(usize::from(code / 100).wrapping_sub(1)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Responses so far, in all.
+    pub fn requests(&self) -> u64 {
+        self.by_class().iter().sum()
+    }
+
+    /// Responses so far by status class, 1xx first.
+    pub fn by_class(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.classes[i].load(Relaxed))
+    }
+
+    /// The interval's percentiles (nearest rank) and maximum, and a new
+    /// interval begun; `None` when there was no render.
+    pub fn take_window(&self) -> Option<WindowStats> {
+        let w = std::mem::take(&mut *self.window.lock());
+        let mut v = w.micros;
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Some(WindowStats {
+            p50_ms: f64::from(rank(0.5)) / 1000.0,
+            p99_ms: f64::from(rank(0.99)) / 1000.0,
+            max_ms: f64::from(w.max) / 1000.0,
+            count: w.seen,
+        })
+    }
+}
+
+/// Counts the render family's responses by status class (a middleware:
+/// the handlers answer from several places, a 503 from the gate among
+/// them).
+pub async fn count_status(
+    State(st): State<Arc<HttpState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let counted = path.starts_with("/render") || path.starts_with("/metrics/");
+    let r = next.run(req).await;
+    if counted {
+        st.render_latency.status(r.status().as_u16());
+    }
+    r
 }
 
 pub async fn health(State(st): State<Arc<HttpState>>) -> Response {

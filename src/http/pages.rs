@@ -454,7 +454,7 @@ mod tests {
             gate: super::super::gate::Gate::new(2, Duration::from_secs(30)),
             read_token: read_token.map(Into::into),
             alerts: None,
-            dashboards: Arc::new(parking_lot::RwLock::new(Arc::new(vec![dash]))),
+            dashboards: crate::dashboard::registry::Dashboards::fixed(vec![dash]),
         }))
     }
 

@@ -33,12 +33,14 @@ pub enum Space {
     /// Alerting: rules saved over HTTP, instance states, transition
     /// history and silences (`alert::persist` owns the key layout).
     Alerts,
+    /// Dashboards saved over HTTP (`dashboard::store` owns the key layout).
+    Dashboards,
 }
 
 impl Space {
     /// Every space, in the order the spill file numbers them (new ones
     /// go last, so old spill files keep their meaning).
-    pub const ALL: [Space; 9] = [
+    pub const ALL: [Space; 10] = [
         Space::Meta,
         Space::Series,
         Space::Log,
@@ -48,6 +50,7 @@ impl Space {
         Space::Heads,
         Space::HistHeads,
         Space::Alerts,
+        Space::Dashboards,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Space {
             Space::Heads => "heads",
             Space::HistHeads => "hist_heads",
             Space::Alerts => "alerts",
+            Space::Dashboards => "dashboards",
         }
     }
 }

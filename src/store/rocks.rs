@@ -386,6 +386,35 @@ impl RocksKv {
 mod tests {
     use super::*;
 
+    /// A store written before a family existed (here: without
+    /// `dashboards`) opens, keeps its records, and has the new family.
+    #[test]
+    fn a_store_without_a_newer_family_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let older: Vec<&str> = Space::ALL
+                .iter()
+                .filter(|s| **s != Space::Dashboards)
+                .map(|s| s.name())
+                .collect();
+            let db = DB::open_cf(&opts, dir.path(), older).unwrap();
+            let cf = db.cf_handle(Space::Alerts.name()).unwrap();
+            db.put_cf(cf, b"r\0rule", b"{}").unwrap();
+        }
+        let kv = RocksKv::open(dir.path()).unwrap();
+        assert_eq!(
+            kv.get(Space::Alerts, b"r\0rule").unwrap().as_deref(),
+            Some(&b"{}"[..])
+        );
+        let mut b = Batch::default();
+        b.put(Space::Dashboards, b"d\0x".to_vec(), b"{}".to_vec());
+        kv.write(b).unwrap();
+        assert!(kv.get(Space::Dashboards, b"d\0x").unwrap().is_some());
+    }
+
     #[test]
     fn shedding_shrinks_the_block_cache_and_lets_it_grow_back() {
         let dir = tempfile::tempdir().unwrap();
