@@ -22,6 +22,10 @@
   const REFRESH = [0, 10, 30, 60, 300, 900];
   const CHANGED = [5, 10, 15, 30, 60];
   const PLOT_HEIGHT = 220;
+  // "What changed" rows per deploy: the largest changes are what the
+  // on-call engineer needs; 10 series x 3 deploys x 12 panels of rows
+  // cost a tenth of a big dashboard's first draw.
+  const CHANGED_ROWS = 8;
   // Series of a batch: many small panels' targets go together, but not so
   // many that one slow target holds every panel (two cores serve them).
   const MAX_BATCH_TARGETS = 60;
@@ -925,7 +929,9 @@
           return { name, before, after, change };
         }).filter((r) => r.before != null || r.after != null); // no data either side: nothing to say
         list.sort((a, b) => Math.abs(b.change ?? -1) - Math.abs(a.change ?? -1));
-        list.forEach((r, k) => {
+        // The largest changes; the rest (smaller by the sort) are counted.
+        const rest = list.length - CHANGED_ROWS;
+        list.slice(0, CHANGED_ROWS).forEach((r, k) => {
           const cls = r.change == null ? '' : Math.abs(r.change) >= 20 ? (r.change > 0 ? 'up big' : 'down big') : r.change > 0 ? 'up' : r.change < 0 ? 'down' : '';
           rows.push(el('tr', { dataset: { series: r.name, when: e.when } },
             el('td', { class: 'deploy-cell' }, k === 0 ? el('span', { title: e.data || '' }, e.what) : ''),
@@ -934,6 +940,9 @@
             el('td', { class: 'after', title: R.fmt(r.after, this.spec.unit) }, numText(r.after)),
             el('td', { class: 'change ' + cls }, r.change == null ? '–' : (r.change > 0 ? '+' : '') + r.change.toFixed(1) + '%')));
         });
+        if (rest > 0) {
+          rows.push(el('tr', { class: 'more' }, el('td'), el('td', { colspan: 4 }, `${rest} more series, smaller changes`)));
+        }
       }
       const mins = this.dash.st.changed;
       this.changed.replaceChildren(el('details', { open: true },
