@@ -918,6 +918,7 @@
         return c ? s / c : null;
       };
       const rows = [];
+      let biggest = 0;
       for (const e of evs) {
         const list = d.names.map((name, i) => {
           const before = mean(d.ys[i], e.when - n, e.when);
@@ -929,10 +930,13 @@
           return { name, before, after, change };
         }).filter((r) => r.before != null || r.after != null); // no data either side: nothing to say
         list.sort((a, b) => Math.abs(b.change ?? -1) - Math.abs(a.change ?? -1));
+        for (const r of list) if (r.change != null) biggest = Math.max(biggest, Math.abs(r.change));
         // The largest changes; the rest (smaller by the sort) are counted.
         const rest = list.length - CHANGED_ROWS;
         list.slice(0, CHANGED_ROWS).forEach((r, k) => {
-          const cls = r.change == null ? '' : Math.abs(r.change) >= 20 ? (r.change > 0 ? 'up big' : 'down big') : r.change > 0 ? 'up' : r.change < 0 ? 'down' : '';
+          // Under 1% is noise: no colour. From 20%, bold.
+          const a = Math.abs(r.change ?? 0);
+          const cls = a < 1 ? '' : (r.change > 0 ? 'up' : 'down') + (a >= 20 ? ' big' : '');
           rows.push(el('tr', { dataset: { series: r.name, when: e.when } },
             el('td', { class: 'deploy-cell' }, k === 0 ? el('span', { title: e.data || '' }, e.what) : ''),
             el('td', { class: 'series' }, r.name),
@@ -945,11 +949,19 @@
         }
       }
       const mins = this.dash.st.changed;
-      this.changed.replaceChildren(el('details', { open: true },
-        el('summary', {}, `What changed: ${evs.length} deploy${evs.length > 1 ? 's' : ''} in view, mean ${mins} min before and after`),
+      // Open when a deploy moved something by 5% or more; folded (one
+      // line) when nothing did, so quiet deploys do not crowd the graphs.
+      // A fold the user opened or closed stays so across refreshes.
+      const open = this.changedOpen ?? biggest >= 5;
+      const details = el('details', { open });
+      this.changed.replaceChildren(details);
+      details.append(
+        el('summary', { onclick: () => { this.changedOpen = !details.open; } },
+          `What changed: ${evs.length} deploy${evs.length > 1 ? 's' : ''} in view, mean ${mins} min before and after` +
+          (biggest >= 5 ? '' : ' (nothing moved 5% or more)')),
         el('table', { class: 'changed' },
           el('thead', {}, el('tr', {}, ['Deploy', 'Series', 'Before', 'After', 'Change'].map((h) => el('th', {}, h)))),
-          el('tbody', {}, rows))));
+          el('tbody', {}, rows)));
     }
 
     // ---- alert strip ----------------------------------------------------
