@@ -673,8 +673,9 @@
         this.drawAlerts(a);
         return;
       }
-      // A data panel without targets.
+      // A data panel without targets: drawn empty.
       this.fetches++;
+      this.el.dataset.fetches = String(this.fetches);
       this.take([], this.dash.window(), { list: [] });
     }
 
