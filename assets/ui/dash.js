@@ -22,6 +22,10 @@
   const REFRESH = [0, 10, 30, 60, 300, 900];
   const CHANGED = [5, 10, 15, 30, 60];
   const PLOT_HEIGHT = 220;
+  // "What changed" rows per deploy: the largest changes are what the
+  // on-call engineer needs; 10 series x 3 deploys x 12 panels of rows
+  // cost a tenth of a big dashboard's first draw.
+  const CHANGED_ROWS = 8;
   // Series of a batch: many small panels' targets go together, but not so
   // many that one slow target holds every panel (two cores serve them).
   const MAX_BATCH_TARGETS = 60;
@@ -669,8 +673,9 @@
         this.drawAlerts(a);
         return;
       }
-      // A data panel without targets.
+      // A data panel without targets: drawn empty.
       this.fetches++;
+      this.el.dataset.fetches = String(this.fetches);
       this.take([], this.dash.window(), { list: [] });
     }
 
@@ -914,6 +919,7 @@
         return c ? s / c : null;
       };
       const rows = [];
+      let biggest = 0;
       for (const e of evs) {
         const list = d.names.map((name, i) => {
           const before = mean(d.ys[i], e.when - n, e.when);
@@ -925,8 +931,13 @@
           return { name, before, after, change };
         }).filter((r) => r.before != null || r.after != null); // no data either side: nothing to say
         list.sort((a, b) => Math.abs(b.change ?? -1) - Math.abs(a.change ?? -1));
-        list.forEach((r, k) => {
-          const cls = r.change == null ? '' : Math.abs(r.change) >= 20 ? (r.change > 0 ? 'up big' : 'down big') : r.change > 0 ? 'up' : r.change < 0 ? 'down' : '';
+        for (const r of list) if (r.change != null) biggest = Math.max(biggest, Math.abs(r.change));
+        // The largest changes; the rest (smaller by the sort) are counted.
+        const rest = list.length - CHANGED_ROWS;
+        list.slice(0, CHANGED_ROWS).forEach((r, k) => {
+          // Under 1% is noise: no colour. From 20%, bold.
+          const a = Math.abs(r.change ?? 0);
+          const cls = a < 1 ? '' : (r.change > 0 ? 'up' : 'down') + (a >= 20 ? ' big' : '');
           rows.push(el('tr', { dataset: { series: r.name, when: e.when } },
             el('td', { class: 'deploy-cell' }, k === 0 ? el('span', { title: e.data || '' }, e.what) : ''),
             el('td', { class: 'series' }, r.name),
@@ -934,13 +945,24 @@
             el('td', { class: 'after', title: R.fmt(r.after, this.spec.unit) }, numText(r.after)),
             el('td', { class: 'change ' + cls }, r.change == null ? '–' : (r.change > 0 ? '+' : '') + r.change.toFixed(1) + '%')));
         });
+        if (rest > 0) {
+          rows.push(el('tr', { class: 'more' }, el('td'), el('td', { colspan: 4 }, `${rest} more series, smaller changes`)));
+        }
       }
       const mins = this.dash.st.changed;
-      this.changed.replaceChildren(el('details', { open: true },
-        el('summary', {}, `What changed: ${evs.length} deploy${evs.length > 1 ? 's' : ''} in view, mean ${mins} min before and after`),
+      // Open when a deploy moved something by 5% or more; folded (one
+      // line) when nothing did, so quiet deploys do not crowd the graphs.
+      // A fold the user opened or closed stays so across refreshes.
+      const open = this.changedOpen ?? biggest >= 5;
+      const details = el('details', { open });
+      this.changed.replaceChildren(details);
+      details.append(
+        el('summary', { onclick: () => { this.changedOpen = !details.open; } },
+          `What changed: ${evs.length} deploy${evs.length > 1 ? 's' : ''} in view, mean ${mins} min before and after` +
+          (biggest >= 5 ? '' : ' (nothing moved 5% or more)')),
         el('table', { class: 'changed' },
           el('thead', {}, el('tr', {}, ['Deploy', 'Series', 'Before', 'After', 'Change'].map((h) => el('th', {}, h)))),
-          el('tbody', {}, rows))));
+          el('tbody', {}, rows)));
     }
 
     // ---- alert strip ----------------------------------------------------
