@@ -414,6 +414,23 @@ fn dashboards_work_in_a_real_browser() {
     assert_eq!(shared["range"], "-6h", "{shared}");
     assert_eq!(shared["variable"], serde_json::json!(["b"]), "{shared}");
 
+    // The shipped dashboard of the daemon's own series draws on a daemon
+    // without `global_suffix` (its `$host` finds nothing and drops out):
+    // no panel fails, and the intake, store, render and alert panels have
+    // series.
+    let own = step("own");
+    let panels = own["panels"].as_array().unwrap();
+    for p in panels {
+        assert_eq!(p["state"], "drawn", "{p}");
+    }
+    for id in ["0.0", "3.0", "3.3", "3.4", "4.0", "5.0"] {
+        let p = panels.iter().find(|p| p["id"] == id).unwrap();
+        assert!(
+            p["series"].as_u64().unwrap() >= 1,
+            "panel {id} has no series: {p}"
+        );
+    }
+
     let explore = step("explore");
     assert_eq!(explore["series"], 3, "{explore}");
 

@@ -304,13 +304,20 @@
     }
 
     // `$name` / `${name}` → the value, `{a,b}` for several, `*` for All.
+    // A variable whose query found nothing at all drops the path segment it
+    // stands for (`a.b.$host` → `a.b`): the shipped rollupd dashboard's
+    // `$host` is `[statsd] global_suffix`, which a single daemon usually
+    // leaves unset, and its series then have no host segment.
     substitute(target) {
-      return target.replace(/\$\{(\w+)\}|\$(\w+)/g, (m, a, b) => {
+      return target.replace(/(\.?)\$\{(\w+)\}|(\.?)\$(\w+)/g, (m, d1, a, d2, b) => {
         const name = a || b;
+        const dot = d1 || d2 || '';
         if (!(this.model.variables || []).some((v) => v.name === name)) return m;
+        const found = this.varOptions[name];
+        if (dot && found && found.length === 0) return '';
         const vals = this.varValues(name);
-        if (!vals.length || vals.includes('All')) return '*';
-        return vals.length === 1 ? vals[0] : '{' + vals.join(',') + '}';
+        if (!vals.length || vals.includes('All')) return dot + '*';
+        return dot + (vals.length === 1 ? vals[0] : '{' + vals.join(',') + '}');
       });
     }
 

@@ -227,6 +227,27 @@ await step('explore', async () => {
   return info;
 });
 
+await step('own', async () => {
+  // The shipped dashboard of the daemon's own series.
+  // Tall enough that every panel is on screen, so every panel draws.
+  const tall = await browser.newContext({ viewport: { width: 1400, height: 3400 } });
+  const p = await tall.newPage();
+  watch(p);
+  await p.goto(`${plan.base}/d/rollupd?from=-15min`, { waitUntil: 'load' });
+  await p.waitForFunction(() => {
+    const els = Array.from(document.querySelectorAll('section.panel'));
+    return els.length > 0 && els.every((e) => e.dataset.state === 'drawn' || e.dataset.state === 'error');
+  }, null, { timeout: 20000 });
+  await p.screenshot({ path: `${plan.out}/rollupd.png`, fullPage: true });
+  const panels = await p.$$eval('section.panel', (els) => els.map((e) => ({
+    id: e.dataset.panel, title: (e.querySelector('header') || {}).textContent,
+    state: e.dataset.state || null, series: Number(e.dataset.series || 0),
+    error: (e.querySelector('.panel-error') || {}).textContent || null,
+  })));
+  await tall.close();
+  return { panels };
+});
+
 await page.close();
 
 if (plan.big) {
