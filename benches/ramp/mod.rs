@@ -36,6 +36,10 @@
 //!   disk so far (`/proc/self/io`), so the disk is seen between level ends.
 //! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
 //!   the store's log lines on stderr.
+//! - `RAMP_ROCKS_<FAMILY>` (unset): mutable RocksDB options of one
+//!   family (`RAMP_ROCKS_HEADS="level0_file_num_compaction_trigger=8"`,
+//!   `;` between settings), set after each open: settings measured
+//!   without a rebuild.
 //! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
 //!   quarter the rows in memory may hold before a checkpoint is forced.
 
@@ -242,9 +246,24 @@ fn open_engine(dir: &Path) -> super::Engine {
             cache_bytes: env::<usize>("RAMP_CACHE_MB", opts.cache_bytes >> 20) << 20,
             memtable_bytes: env::<usize>("RAMP_MEMTABLE_MB", opts.memtable_bytes >> 20) << 20,
         };
-        super::Engine::Rocks(Arc::new(
-            rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb"),
-        ))
+        let kv = rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb");
+        // `RAMP_ROCKS_LOG="level0_file_num_compaction_trigger=8;..."`: a
+        // family's mutable RocksDB options, set after open.
+        for s in Space::ALL {
+            let var = format!("RAMP_ROCKS_{}", s.name().to_uppercase());
+            let Ok(text) = std::env::var(&var) else {
+                continue;
+            };
+            let pairs: Vec<(&str, &str)> = text
+                .split(';')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.split_once('=').unwrap_or_else(|| panic!("{var}: {p}: not name=value")))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            kv.set_options(s, &pairs)
+                .unwrap_or_else(|e| panic!("{var}={text}: {e}"));
+        }
+        super::Engine::Rocks(Arc::new(kv))
     }
     #[cfg(not(feature = "rocksdb"))]
     {
@@ -286,20 +305,62 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
     }
     #[cfg(not(feature = "rocksdb"))]
     let _ = engine;
-    #[cfg(feature = "rocksdb")]
-    if let super::Engine::Rocks(k) = engine {
-        for s in [Space::Log, Space::Heads, Space::Rows] {
-            if let Some(w) = k.compaction_written(s) {
-                let _ = write!(text, "; {}: {w}", s.name());
-            }
-        }
-    }
     let _ = write!(
         text,
         ", rocksdb's wal {:.1} MB, other {:.1} MB",
         mb(wal),
         mb(other)
     );
+    text
+}
+
+/// What RocksDB wrote since it opened, per family with writes, in bytes
+/// per point written since then (`points`): its WAL, flushes, and
+/// compactions' output by level; then the process's own `write_bytes`
+/// over the same points beside their sum (the kernel's count also holds
+/// RocksDB's LOG and MANIFEST, and misses what was deleted before
+/// writeback).
+fn write_lines(engine: &super::Engine, points: u64, process_written: u64) -> String {
+    let mut text = String::new();
+    #[cfg(feature = "rocksdb")]
+    if let super::Engine::Rocks(k) = engine {
+        let per = |b: u64| b as f64 / points.max(1) as f64;
+        let mut sum = (0u64, 0u64, 0u64);
+        for s in Space::ALL {
+            let w = k.writes(s);
+            if w.wal + w.flushed + w.compacted_total() == 0 {
+                continue;
+            }
+            sum = (sum.0 + w.wal, sum.1 + w.flushed, sum.2 + w.compacted_total());
+            let levels: Vec<String> = w
+                .compacted
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b > 0)
+                .map(|(l, b)| format!("L{l} {:.2}", per(*b)))
+                .collect();
+            let _ = writeln!(
+                text,
+                "ramp:   {:<10} wal {:6.2}  flushed {:6.2}  compacted {:6.2} ({}) B/point",
+                s.name(),
+                per(w.wal),
+                per(w.flushed),
+                per(w.compacted_total()),
+                if levels.is_empty() { "-".into() } else { levels.join(", ") },
+            );
+        }
+        let _ = writeln!(
+            text,
+            "ramp:   {:<10} wal {:6.2}  flushed {:6.2}  compacted {:6.2} = {:.2} B/point over {points} points since open; the process wrote {:.2}",
+            "all",
+            per(sum.0),
+            per(sum.1),
+            per(sum.2),
+            per(sum.0 + sum.1 + sum.2),
+            per(process_written),
+        );
+    }
+    let _ = (engine, points, process_written);
     text
 }
 
@@ -337,6 +398,7 @@ fn snapshot(
     k: i64,
     steps: &VecDeque<(i64, u64)>,
     written_at_start: u64,
+    since_open: (u64, u64),
 ) {
     let disk = du(dir);
     let rows = row_bytes(&*engine.kv());
@@ -361,6 +423,14 @@ fn snapshot(
         mb(written),
         written as f64 / all.max(1) as f64,
         disk_split(engine, dir),
+    );
+    print!(
+        "{}",
+        write_lines(
+            engine,
+            since_open.0,
+            write_bytes().saturating_sub(since_open.1)
+        )
     );
 }
 
@@ -473,6 +543,9 @@ pub fn ramp() {
     let levels = levels(max);
     let every: i64 = env("RAMP_EVERY_MINUTES", 0);
     let written_at_start = write_bytes();
+    // Points written, and the process's write_bytes, when the engine
+    // opened: RocksDB's counts start from zero at each open.
+    let mut opened_at = (0u64, written_at_start);
     'levels: for (li, &series) in levels.iter().enumerate() {
         let top = li + 1 == levels.len();
         let minutes = if top { top_minutes } else { lower_minutes };
@@ -514,7 +587,14 @@ pub fn ramp() {
             level_points += series as u64;
             steps.push_back((t, series as u64));
             if every > 0 && k % (every * 6) == 0 {
-                snapshot(&run.engine, dir.path(), k, &steps, written_at_start);
+                snapshot(
+                    &run.engine,
+                    dir.path(),
+                    k,
+                    &steps,
+                    written_at_start,
+                    (total + level_points - opened_at.0, opened_at.1),
+                );
             }
             let rss = status_mb("VmRSS");
             if rss > rss_limit {
@@ -569,6 +649,14 @@ pub fn ramp() {
             mb(level_written),
             level_written as f64 / level_points as f64,
         );
+        print!(
+            "{}",
+            write_lines(
+                &run.engine,
+                total - opened_at.0,
+                write_bytes().saturating_sub(opened_at.1)
+            )
+        );
         if let Some(rss) = stopped {
             println!(
                 "ramp: STOPPED at {series} series, simulated minute {}: RSS {rss:.0} MB passed RAMP_RSS_LIMIT_MB={rss_limit:.0}",
@@ -613,6 +701,7 @@ pub fn ramp() {
             mb(du(dir.path()))
         );
         run = r;
+        opened_at = (total, write_bytes());
     }
     run.upkeep.stop();
 }

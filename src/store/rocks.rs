@@ -16,6 +16,7 @@
 //! memtable_bytes` bounds both.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, ErrorKind,
@@ -64,6 +65,25 @@ pub struct RocksKv {
     cache: Cache,
     /// The block cache's configured size (`cache_bytes + memtable_bytes`).
     cache_capacity: usize,
+    /// Bytes of each space's records handed to RocksDB's WAL since open
+    /// (by `Space::ALL` index), for [`RocksKv::writes`].
+    wal_bytes: [AtomicU64; Space::ALL.len()],
+}
+
+/// What RocksDB wrote for one space since it opened, in bytes: its records
+/// in the WAL, its memtables flushed to level 0, and compactions' output
+/// per level (index 0: intra-L0 compactions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpaceWrites {
+    pub wal: u64,
+    pub flushed: u64,
+    pub compacted: Vec<u64>,
+}
+
+impl SpaceWrites {
+    pub fn compacted_total(&self) -> u64 {
+        self.compacted.iter().sum()
+    }
 }
 
 fn convert(e: rocksdb::Error) -> KvError {
@@ -87,15 +107,15 @@ impl RocksKv {
 
     /// Opens (or creates) the database in `dir` within `limits`.
     pub fn open_with(dir: &Path, limits: &RocksOptions) -> Result<RocksKv, KvError> {
-        Self::open_tuned(dir, limits, |_| {})
+        Self::open_tuned(dir, limits, |_, _| {})
     }
 
-    /// `open_with`, with `tune` applied last to every family's options
+    /// `open_with`, with `tune` applied last to each family's options
     /// (tests make small files with it).
     fn open_tuned(
         dir: &Path,
         limits: &RocksOptions,
-        tune: impl Fn(&mut Options),
+        tune: impl Fn(Space, &mut Options),
     ) -> Result<RocksKv, KvError> {
         let cache = Cache::new_lru_cache(limits.cache_bytes + limits.memtable_bytes);
         // No stall: past the budget RocksDB flushes; stalling every writer
@@ -143,7 +163,7 @@ impl RocksKv {
                 _ => 16,
             };
             o.set_write_buffer_size((limits.memtable_bytes / share).max(1 << 20));
-            tune(&mut o);
+            tune(s, &mut o);
             ColumnFamilyDescriptor::new(s.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(convert)?;
@@ -152,6 +172,7 @@ impl RocksKv {
             db,
             cache,
             cache_capacity,
+            wal_bytes: Default::default(),
         })
     }
 
@@ -201,16 +222,37 @@ impl Kv for RocksKv {
 
     fn write(&self, batch: Batch) -> Result<(), KvError> {
         let mut wb = WriteBatch::default();
+        let mut sizes = [0u64; Space::ALL.len()];
         for op in &batch.ops {
-            match op {
-                Op::Put(s, k, v) => wb.put_cf(self.cf(*s), k, v),
-                Op::Delete(s, k) => wb.delete_cf(self.cf(*s), k),
-                Op::DeleteRange(s, from, to) => wb.delete_range_cf(self.cf(*s), from, to),
-            }
+            // A WriteBatch record: a tag byte, the family's id (one byte
+            // here), then each of key and value (or range ends) as a
+            // varint length and its bytes.
+            let (s, a, b) = match op {
+                Op::Put(s, k, v) => {
+                    wb.put_cf(self.cf(*s), k, v);
+                    (s, k.len(), Some(v.len()))
+                }
+                Op::Delete(s, k) => {
+                    wb.delete_cf(self.cf(*s), k);
+                    (s, k.len(), None)
+                }
+                Op::DeleteRange(s, from, to) => {
+                    wb.delete_range_cf(self.cf(*s), from, to);
+                    (s, from.len(), Some(to.len()))
+                }
+            };
+            let field = |n: usize| n + (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7);
+            sizes[space_index(*s)] += (2 + field(a) + b.map_or(0, field)) as u64;
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
-        self.db.write_opt(wb, &wo).map_err(convert)
+        self.db.write_opt(wb, &wo).map_err(convert)?;
+        for (total, n) in self.wal_bytes.iter().zip(sizes) {
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
+        }
+        Ok(())
     }
 
     fn scan(
@@ -291,6 +333,68 @@ impl Kv for RocksKv {
     }
 }
 
+fn space_index(space: Space) -> usize {
+    Space::ALL
+        .iter()
+        .position(|s| *s == space)
+        .expect("every space is in Space::ALL")
+}
+
+/// From a family's `rocksdb.cfstats` text: the bytes its flushes wrote
+/// ("Flush(GB): cumulative", to the MB), and the bytes written into each
+/// level (flushes included at level 0). The per-level table prints
+/// "Write(GB)" to a tenth of a GB only, useless below gigabytes; its
+/// "Wr(MB/s)" (bytes written ÷ 2^20 ÷ seconds) times "Comp(sec)" gives
+/// the bytes to a fraction of a percent.
+fn parse_cfstats(text: &str) -> (u64, Vec<u64>) {
+    const MB: f64 = (1u64 << 20) as f64;
+    let flushed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Flush(GB): cumulative "))
+        .and_then(|rest| rest.split(',').next()?.trim().parse::<f64>().ok())
+        .map_or(0, |gb| (gb * 1024.0 * MB) as u64);
+    let mut lines = text.lines();
+    let Some(header) = lines.find(|l| l.trim_start().starts_with("Level")) else {
+        return (flushed, Vec::new());
+    };
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(wr), Some(secs)) = (col("Wr(MB/s)"), col("Comp(sec)")) else {
+        return (flushed, Vec::new());
+    };
+    let mut levels = Vec::new();
+    for line in lines {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix('L') else {
+            if line.starts_with("Sum") {
+                break;
+            }
+            continue;
+        };
+        let Some(level) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        // The size column is a number and a unit ("39.9 MB"): the unit
+        // has no header of its own.
+        let vals: Vec<&str> = line
+            .split_whitespace()
+            .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
+            .collect();
+        let num = |i: usize| vals.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(rate), Some(s)) = (num(wr), num(secs)) {
+            if levels.len() <= level {
+                levels.resize(level + 1, 0);
+            }
+            levels[level] = (rate * s * MB) as u64;
+        }
+    }
+    (flushed, levels)
+}
+
 /// A key that sorts before `to` such that every key up to it does too (the
 /// inclusive end of `[.., to)`, or a little short of it): `to` less its
 /// last byte if that is 0, else with its last byte one lower. None for the
@@ -341,36 +445,37 @@ impl RocksKv {
             .unwrap_or(0)
     }
 
-    /// Bytes RocksDB wrote for one space since it opened: flushes and
-    /// compactions (its "Sum" row of compaction stats; the WAL apart), in
-    /// GB as it prints them, for telling where the writes go.
-    pub fn compaction_written(&self, space: Space) -> Option<String> {
+    /// What RocksDB wrote for one space since it opened, for telling where
+    /// the writes go: the WAL from our own count of the records handed to
+    /// it, flushes and compactions from its `rocksdb.cfstats`.
+    pub fn writes(&self, space: Space) -> SpaceWrites {
         let text = self
             .db
             .property_value_cf(self.cf(space), "rocksdb.cfstats")
             .ok()
-            .flatten()?;
-        let mut lines = text.lines();
-        let header = lines.find(|l| l.trim_start().starts_with("Level"))?;
-        let sum = text.lines().find(|l| l.trim_start().starts_with("Sum"))?;
-        let cols: Vec<&str> = header.split_whitespace().collect();
-        // The size column is a number and a unit ("39.9 MB"): the unit
-        // has no header of its own.
-        let vals: Vec<&str> = sum
-            .split_whitespace()
-            .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
-            .collect();
-        let at = |name: &str| {
-            cols.iter()
-                .position(|c| *c == name)
-                .and_then(|i| vals.get(i))
-        };
-        Some(format!(
-            "{} GB written, {} GB read in compactions, W-Amp {}",
-            at("Write(GB)")?,
-            at("Rn(GB)").map_or("?", |v| v),
-            at("W-Amp").map_or("?", |v| v)
-        ))
+            .flatten()
+            .unwrap_or_default();
+        let (flushed, by_level) = parse_cfstats(&text);
+        let mut compacted = by_level;
+        // Level 0's output is the flushes, and intra-L0 compactions if any.
+        if let Some(l0) = compacted.first_mut() {
+            *l0 = l0.saturating_sub(flushed);
+        }
+        SpaceWrites {
+            wal: self.wal_bytes[space_index(space)].load(Relaxed),
+            flushed,
+            compacted,
+        }
+    }
+
+    /// Changes mutable options of one space's family while it runs
+    /// (RocksDB's `SetOptions`, names as in its OPTIONS file), so a
+    /// benchmark can measure a setting without a rebuild (the ramp bench's
+    /// `RAMP_ROCKS_<FAMILY>`).
+    pub fn set_options(&self, space: Space, opts: &[(&str, &str)]) -> Result<(), KvError> {
+        self.db
+            .set_options_cf(self.cf(space), opts)
+            .map_err(convert)
     }
 
     /// Compacts every space fully (benchmarks measure size after this).
@@ -436,7 +541,7 @@ mod tests {
 
     /// 40,000 rows of 100 B in files of about 256 KiB at the bottom level.
     fn filled(dir: &Path) -> RocksKv {
-        let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |o| {
+        let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |_, o| {
             o.set_target_file_size_base(256 << 10);
         })
         .unwrap();
