@@ -165,6 +165,13 @@ impl Store {
                 )
                 .map(|p| h + p)
             });
+        // The fragments were written unlogged: on disk before the batch
+        // that deletes the log entries whose points they hold.
+        let fragments = fragments.and_then(|n| {
+            self.kv
+                .persist(&[Space::Heads, Space::HistHeads])
+                .map(|()| n)
+        });
         let fragments = match fragments {
             Ok(n) => n,
             Err(e) => {
@@ -306,10 +313,19 @@ impl Store {
                 );
                 return Ok(n);
             }
+            // Records pending (a log write failed) are written before
+            // every chunk, through the engine's log, so no fragment names
+            // a series whose record is not stored: the chunk itself is
+            // written unlogged and may reach the disk first.
+            let mut records = Batch::default();
+            self.pending.lock().add_to(&mut records);
+            if !records.is_empty() {
+                if let Err(e) = self.kv.write(records) {
+                    lane(&mut self.inner.lock()).chunk_done(false);
+                    return Err(e);
+                }
+            }
             let mut batch = Batch::default();
-            // Records pending (a log write failed) go with every chunk, so
-            // no fragment names a series whose record is not stored.
-            self.pending.lock().add_to(&mut batch);
             let t = Instant::now();
             let again: HashSet<RowKey> = chunk
                 .iter()
@@ -357,7 +373,11 @@ impl Store {
             merge_time += t.elapsed();
             n += chunk.len();
             drop(chunk);
-            let written = stored.and_then(|_| self.kv.write(batch));
+            // Unlogged (RocksDB's WAL would write every fragment once more
+            // before the flush): the checkpoint persists the fragments
+            // before its last batch deletes the log entries that hold
+            // their points, and a crash before that replays those.
+            let written = stored.and_then(|_| self.kv.write_unlogged(batch));
             lane(&mut self.inner.lock()).chunk_done(written.is_ok());
             written?;
         }

@@ -163,6 +163,27 @@ impl RocksKv {
                 _ => 16,
             };
             o.set_write_buffer_size((limits.memtable_bytes / share).max(1 << 20));
+            if s == Space::Log {
+                // No compaction of its own: a log entry lives until the
+                // next checkpoint, which range-deletes it and compacts that
+                // range (`Kv::compact`), so a compaction before that would
+                // rewrite entries about to be deleted. It bounds the log's
+                // cost to its WAL write, plus a flush and one rewrite for
+                // the entries written while a checkpoint runs or that
+                // outgrow the memtable; it saves nothing measurable at 50k
+                // series (ramp bench: 0.54-0.58 B a point compacted with
+                // or without, even with a 1 MiB log memtable, flushed 3-4
+                // times an interval as at 1M series by default), where the
+                // checkpoint's own compaction of the range comes first.
+                // Level-0 files then pile up between checkpoints (at most
+                // `checkpoint_log_bytes` of them, which forces one), and
+                // writes never stall on them: RocksDB applies its L0 and
+                // pending-compaction stall triggers only to families with
+                // automatic compactions (`GetWriteStallConditionAndCause`);
+                // the memtable count is the one limit left, and flushes
+                // lift it.
+                o.set_disable_auto_compactions(true);
+            }
             tune(s, &mut o);
             ColumnFamilyDescriptor::new(s.name(), o)
         });
@@ -221,36 +242,20 @@ impl Kv for RocksKv {
     }
 
     fn write(&self, batch: Batch) -> Result<(), KvError> {
-        let mut wb = WriteBatch::default();
-        let mut sizes = [0u64; Space::ALL.len()];
-        for op in &batch.ops {
-            // A WriteBatch record: a tag byte, the family's id (one byte
-            // here), then each of key and value (or range ends) as a
-            // varint length and its bytes.
-            let (s, a, b) = match op {
-                Op::Put(s, k, v) => {
-                    wb.put_cf(self.cf(*s), k, v);
-                    (s, k.len(), Some(v.len()))
-                }
-                Op::Delete(s, k) => {
-                    wb.delete_cf(self.cf(*s), k);
-                    (s, k.len(), None)
-                }
-                Op::DeleteRange(s, from, to) => {
-                    wb.delete_range_cf(self.cf(*s), from, to);
-                    (s, from.len(), Some(to.len()))
-                }
-            };
-            let field = |n: usize| n + (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7);
-            sizes[space_index(*s)] += (2 + field(a) + b.map_or(0, field)) as u64;
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        self.db.write_opt(wb, &wo).map_err(convert)?;
-        for (total, n) in self.wal_bytes.iter().zip(sizes) {
-            if n > 0 {
-                total.fetch_add(n, Relaxed);
-            }
+        self.write_batch(batch, true)
+    }
+
+    /// Without RocksDB's WAL: the checkpoint's fragments, 5-6.6 B a point
+    /// at 50k statsd-shaped series (ramp bench), a quarter of all the
+    /// bytes written, were written there once before the flush that
+    /// `persist` makes anyway.
+    fn write_unlogged(&self, batch: Batch) -> Result<(), KvError> {
+        self.write_batch(batch, false)
+    }
+
+    fn persist(&self, spaces: &[Space]) -> Result<(), KvError> {
+        for s in spaces {
+            self.db.flush_cf(self.cf(*s)).map_err(convert)?;
         }
         Ok(())
     }
@@ -409,6 +414,46 @@ fn key_before(to: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl RocksKv {
+    /// Writes `batch` atomically, through RocksDB's WAL when `logged`,
+    /// counting each family's records handed to the WAL.
+    fn write_batch(&self, batch: Batch, logged: bool) -> Result<(), KvError> {
+        let mut wb = WriteBatch::default();
+        let mut sizes = [0u64; Space::ALL.len()];
+        for op in &batch.ops {
+            // A WriteBatch record: a tag byte, the family's id (one byte
+            // here), then each of key and value (or range ends) as a
+            // varint length and its bytes.
+            let (s, a, b) = match op {
+                Op::Put(s, k, v) => {
+                    wb.put_cf(self.cf(*s), k, v);
+                    (s, k.len(), Some(v.len()))
+                }
+                Op::Delete(s, k) => {
+                    wb.delete_cf(self.cf(*s), k);
+                    (s, k.len(), None)
+                }
+                Op::DeleteRange(s, from, to) => {
+                    wb.delete_range_cf(self.cf(*s), from, to);
+                    (s, from.len(), Some(to.len()))
+                }
+            };
+            let field = |n: usize| n + (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7);
+            sizes[space_index(*s)] += (2 + field(a) + b.map_or(0, field)) as u64;
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        wo.disable_wal(!logged);
+        self.db.write_opt(wb, &wo).map_err(convert)?;
+        if logged {
+            for (total, n) in self.wal_bytes.iter().zip(sizes) {
+                if n > 0 {
+                    total.fetch_add(n, Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes of SST files alone, after flushing memtables: what the data
     /// costs at rest.
     pub fn sst_bytes(&self) -> u64 {
@@ -490,6 +535,7 @@ impl RocksKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn shedding_shrinks_the_block_cache_and_lets_it_grow_back() {
@@ -623,5 +669,130 @@ mod tests {
         // Nothing was compacted; the files wholly inside are gone.
         let after = kv.space_sst_bytes(Space::Rows);
         assert!(after * 2 < before, "{after} of {before} B left");
+    }
+
+    fn log_files(kv: &RocksKv) -> Vec<rocksdb::LiveFile> {
+        kv.db
+            .live_files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.column_family_name == Space::Log.name())
+            .collect()
+    }
+
+    /// The log has no automatic compaction, and writes go on however many
+    /// level-0 files it holds: well past RocksDB's stop trigger, which
+    /// would hold every writer until a compaction that never comes.
+    #[test]
+    fn the_log_takes_writes_past_the_level0_stop_trigger() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Arc::new(
+            RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
+                if s == Space::Log {
+                    o.set_level_zero_slowdown_writes_trigger(2);
+                    o.set_level_zero_stop_writes_trigger(3);
+                }
+            })
+            .unwrap(),
+        );
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                for seq in 0u64..12 {
+                    let mut b = Batch::default();
+                    b.put(Space::Log, seq.to_be_bytes().to_vec(), vec![7u8; 1000]);
+                    kv.write(b).unwrap();
+                    kv.db.flush_cf(kv.cf(Space::Log)).unwrap();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("log writes stalled on its level-0 files");
+        writer.join().unwrap();
+        let files = log_files(&kv);
+        assert_eq!(files.len(), 12, "no compaction merged them");
+        assert!(files.iter().all(|f| f.level == 0));
+    }
+
+    /// After a checkpoint, `log` holds no table file whose entries it
+    /// covers: the files its memtable flushed along the way (a small write
+    /// buffer here) leave the disk with the entries, and the points are
+    /// all in the rows, across a restart.
+    #[test]
+    fn a_checkpoint_leaves_no_log_file_of_covered_entries() {
+        use crate::config::StorageConfig;
+        use crate::store::{Point, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let open = || -> Arc<RocksKv> {
+            Arc::new(
+                RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
+                    if s == Space::Log {
+                        o.set_write_buffer_size(64 << 10);
+                    }
+                })
+                .unwrap(),
+            )
+        };
+        let t0 = 1_700_006_400i64;
+        let names: Vec<String> = (0..200).map(|i| format!("s.{i}")).collect();
+        let cfg = StorageConfig::default();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let kv = open();
+        {
+            let store = Store::open(kv.clone(), dir.path(), &cfg, t0).unwrap();
+            for step in 0..200i64 {
+                let points: Vec<Point<'_>> = names
+                    .iter()
+                    .map(|n| Point {
+                        name: n,
+                        timestamp: t0 + step * 10,
+                        value: rng.f64(),
+                    })
+                    .collect();
+                store.write(&points, &[], t0 + step * 10).unwrap();
+            }
+            assert!(
+                log_files(&kv).len() >= 3,
+                "the log's memtable was flushed along the way"
+            );
+            store.checkpoint().unwrap();
+            let covered = kv.get(Space::Meta, b"checkpoint").unwrap().unwrap();
+            for f in log_files(&kv) {
+                let end = f.end_key.clone().unwrap_or_default();
+                assert!(
+                    end.as_slice() >= covered.as_slice(),
+                    "{} (level {}) holds only covered entries",
+                    f.name,
+                    f.level
+                );
+            }
+            assert_eq!(kv.live_sst_bytes(Space::Log), 0, "{:?}", log_files(&kv));
+            // A batch after the checkpoint, in the log only: as after
+            // kill -9, the store is dropped without closing.
+            let points: Vec<Point<'_>> = names
+                .iter()
+                .map(|n| Point {
+                    name: n,
+                    timestamp: t0 + 2000,
+                    value: 1.5,
+                })
+                .collect();
+            store.write(&points, &[], t0 + 2000).unwrap();
+        }
+        drop(kv);
+        let kv = open();
+        let store = Store::open(kv, dir.path(), &cfg, t0 + 2000).unwrap();
+        for n in &names {
+            let id = store.index().id(n).unwrap();
+            let f = store
+                .fetch(id, t0 - 1, t0 + 2000, t0 + 2000)
+                .unwrap()
+                .unwrap();
+            let known = f.values.iter().filter(|v| !v.is_nan()).count();
+            assert_eq!(known, 201, "{n}: {:?}", f.values);
+        }
     }
 }
