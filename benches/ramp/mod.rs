@@ -36,6 +36,11 @@
 //!   disk so far (`/proc/self/io`), so the disk is seen between level ends.
 //! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
 //!   the store's log lines on stderr.
+//! - `RAMP_MAX_LAG` (60): simulated seconds the writer may run ahead of
+//!   the upkeep thread before it waits (0: never waits), so checkpoints
+//!   come every 5 simulated minutes, as the daemon's do, however long
+//!   each takes. The write rate then includes that wait; "store alone"
+//!   leaves it out.
 //! - `RAMP_ROCKS_<FAMILY>` (unset): mutable RocksDB options of one
 //!   family (`RAMP_ROCKS_HEADS="level0_file_num_compaction_trigger=8"`,
 //!   `;` between settings), set after each open: settings measured
@@ -70,7 +75,8 @@ const CHECKPOINT_EVERY: i64 = 300;
 /// Simulated seconds between retention passes.
 const RETENTION_EVERY: i64 = 600;
 /// Simulated seconds the writer may run ahead of the upkeep thread's last
-/// finished `maintain`. Unbounded, a checkpoint of a few wall seconds let
+/// finished `maintain` (`RAMP_MAX_LAG`; 0: unbounded, as before it had a
+/// bound, for write rates comparable with older runs). Unbounded, a checkpoint of a few wall seconds let
 /// the writer run on for 20 simulated minutes (13 checkpoints in 260
 /// minutes at 50k series, where the daemon on a real clock makes 52): the
 /// log outgrew its memtable before a checkpoint covered it, and fragments
@@ -270,7 +276,10 @@ fn open_engine(dir: &Path) -> super::Engine {
             let pairs: Vec<(&str, &str)> = text
                 .split(';')
                 .filter(|p| !p.trim().is_empty())
-                .map(|p| p.split_once('=').unwrap_or_else(|| panic!("{var}: {p}: not name=value")))
+                .map(|p| {
+                    p.split_once('=')
+                        .unwrap_or_else(|| panic!("{var}: {p}: not name=value"))
+                })
                 .map(|(k, v)| (k.trim(), v.trim()))
                 .collect();
             kv.set_options(s, &pairs)
@@ -344,7 +353,11 @@ fn write_lines(engine: &super::Engine, points: u64, process_written: u64) -> Str
             if w.wal + w.flushed + w.compacted_total() == 0 {
                 continue;
             }
-            sum = (sum.0 + w.wal, sum.1 + w.flushed, sum.2 + w.compacted_total());
+            sum = (
+                sum.0 + w.wal,
+                sum.1 + w.flushed,
+                sum.2 + w.compacted_total(),
+            );
             let levels: Vec<String> = w
                 .compacted
                 .iter()
@@ -359,7 +372,11 @@ fn write_lines(engine: &super::Engine, points: u64, process_written: u64) -> Str
                 per(w.wal),
                 per(w.flushed),
                 per(w.compacted_total()),
-                if levels.is_empty() { "-".into() } else { levels.join(", ") },
+                if levels.is_empty() {
+                    "-".into()
+                } else {
+                    levels.join(", ")
+                },
             );
         }
         let _ = writeln!(
@@ -555,6 +572,7 @@ pub fn ramp() {
     let ret10 = 6 * 3600;
     let levels = levels(max);
     let every: i64 = env("RAMP_EVERY_MINUTES", 0);
+    let max_lag: i64 = env("RAMP_MAX_LAG", MAX_LAG);
     let written_at_start = write_bytes();
     // Points written, and the process's write_bytes, when the engine
     // opened: RocksDB's counts start from zero at each open.
@@ -571,7 +589,7 @@ pub fn ramp() {
         for _ in 0..minutes * 6 {
             let t = T0 + k * 10;
             let w = Instant::now();
-            while t - up.upkept.load(Relaxed) > MAX_LAG {
+            while max_lag > 0 && t - up.upkept.load(Relaxed) > max_lag {
                 std::thread::sleep(Duration::from_millis(1));
             }
             busy_wait += w.elapsed();
