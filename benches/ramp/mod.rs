@@ -36,6 +36,15 @@
 //!   disk so far (`/proc/self/io`), so the disk is seen between level ends.
 //! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
 //!   the store's log lines on stderr.
+//! - `RAMP_MAX_LAG` (60): simulated seconds the writer may run ahead of
+//!   the upkeep thread before it waits (0: never waits), so checkpoints
+//!   come every 5 simulated minutes, as the daemon's do, however long
+//!   each takes. The write rate then includes that wait; "store alone"
+//!   leaves it out.
+//! - `RAMP_ROCKS_<FAMILY>` (unset): mutable RocksDB options of one
+//!   family (`RAMP_ROCKS_HEADS="level0_file_num_compaction_trigger=8"`,
+//!   `;` between settings), set after each open: settings measured
+//!   without a rebuild.
 //! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
 //!   quarter the rows in memory may hold before a checkpoint is forced.
 
@@ -65,6 +74,14 @@ const LEVELS: [usize; 4] = [100_000, 250_000, 500_000, 1_000_000];
 const CHECKPOINT_EVERY: i64 = 300;
 /// Simulated seconds between retention passes.
 const RETENTION_EVERY: i64 = 600;
+/// Simulated seconds the writer may run ahead of the upkeep thread's last
+/// finished `maintain` (`RAMP_MAX_LAG`; 0: unbounded, as before it had a
+/// bound, for write rates comparable with older runs). Unbounded, a checkpoint of a few wall seconds let
+/// the writer run on for 20 simulated minutes (13 checkpoints in 260
+/// minutes at 50k series, where the daemon on a real clock makes 52): the
+/// log outgrew its memtable before a checkpoint covered it, and fragments
+/// held four times the points, which no daemon sees.
+const MAX_LAG: i64 = 60;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
@@ -155,6 +172,10 @@ struct UpkeepStats {
     checkpoint_max_ms: AtomicU64,
     retention_passes: AtomicU64,
     retention_max_ms: AtomicU64,
+    /// The simulated time of the last `maintain` finished.
+    upkept: AtomicI64,
+    /// Wall time the writer waited for the upkeep thread ([`MAX_LAG`]).
+    waited_ms: AtomicU64,
 }
 
 impl Upkeep {
@@ -169,6 +190,7 @@ impl Upkeep {
                 // replay, as a crash at a random moment would on average.
                 let (mut last, mut last_ckpt, mut last_ret) =
                     (start, start - CHECKPOINT_EVERY / 2, start);
+                stats.upkept.store(start, Relaxed);
                 while !stop.load(Relaxed) {
                     let now = clock.load(Relaxed);
                     if now <= last {
@@ -193,6 +215,7 @@ impl Upkeep {
                         let ms = t.elapsed().as_millis() as u64;
                         stats.retention_max_ms.fetch_max(ms, Relaxed);
                     }
+                    stats.upkept.store(now, Relaxed);
                 }
             })
         };
@@ -242,9 +265,27 @@ fn open_engine(dir: &Path) -> super::Engine {
             cache_bytes: env::<usize>("RAMP_CACHE_MB", opts.cache_bytes >> 20) << 20,
             memtable_bytes: env::<usize>("RAMP_MEMTABLE_MB", opts.memtable_bytes >> 20) << 20,
         };
-        super::Engine::Rocks(Arc::new(
-            rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb"),
-        ))
+        let kv = rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb");
+        // `RAMP_ROCKS_LOG="level0_file_num_compaction_trigger=8;..."`: a
+        // family's mutable RocksDB options, set after open.
+        for s in Space::ALL {
+            let var = format!("RAMP_ROCKS_{}", s.name().to_uppercase());
+            let Ok(text) = std::env::var(&var) else {
+                continue;
+            };
+            let pairs: Vec<(&str, &str)> = text
+                .split(';')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.split_once('=')
+                        .unwrap_or_else(|| panic!("{var}: {p}: not name=value"))
+                })
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            kv.set_options(s, &pairs)
+                .unwrap_or_else(|e| panic!("{var}={text}: {e}"));
+        }
+        super::Engine::Rocks(Arc::new(kv))
     }
     #[cfg(not(feature = "rocksdb"))]
     {
@@ -286,20 +327,70 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
     }
     #[cfg(not(feature = "rocksdb"))]
     let _ = engine;
-    #[cfg(feature = "rocksdb")]
-    if let super::Engine::Rocks(k) = engine {
-        for s in [Space::Log, Space::Heads, Space::Rows] {
-            if let Some(w) = k.compaction_written(s) {
-                let _ = write!(text, "; {}: {w}", s.name());
-            }
-        }
-    }
     let _ = write!(
         text,
         ", rocksdb's wal {:.1} MB, other {:.1} MB",
         mb(wal),
         mb(other)
     );
+    text
+}
+
+/// What RocksDB wrote since it opened, per family with writes, in bytes
+/// per point written since then (`points`): its WAL, flushes, and
+/// compactions' output by level; then the process's own `write_bytes`
+/// over the same points beside their sum (the kernel's count also holds
+/// RocksDB's LOG and MANIFEST, and misses what was deleted before
+/// writeback).
+fn write_lines(engine: &super::Engine, points: u64, process_written: u64) -> String {
+    let mut text = String::new();
+    #[cfg(feature = "rocksdb")]
+    if let super::Engine::Rocks(k) = engine {
+        let per = |b: u64| b as f64 / points.max(1) as f64;
+        let mut sum = (0u64, 0u64, 0u64);
+        for s in Space::ALL {
+            let w = k.writes(s);
+            if w.wal + w.flushed + w.compacted_total() == 0 {
+                continue;
+            }
+            sum = (
+                sum.0 + w.wal,
+                sum.1 + w.flushed,
+                sum.2 + w.compacted_total(),
+            );
+            let levels: Vec<String> = w
+                .compacted
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b > 0)
+                .map(|(l, b)| format!("L{l} {:.2}", per(*b)))
+                .collect();
+            let _ = writeln!(
+                text,
+                "ramp:   {:<10} wal {:6.2}  flushed {:6.2}  compacted {:6.2} ({}) B/point",
+                s.name(),
+                per(w.wal),
+                per(w.flushed),
+                per(w.compacted_total()),
+                if levels.is_empty() {
+                    "-".into()
+                } else {
+                    levels.join(", ")
+                },
+            );
+        }
+        let _ = writeln!(
+            text,
+            "ramp:   {:<10} wal {:6.2}  flushed {:6.2}  compacted {:6.2} = {:.2} B/point over {points} points since open; the process wrote {:.2}",
+            "all",
+            per(sum.0),
+            per(sum.1),
+            per(sum.2),
+            per(sum.0 + sum.1 + sum.2),
+            per(process_written),
+        );
+    }
+    let _ = (engine, points, process_written);
     text
 }
 
@@ -337,6 +428,7 @@ fn snapshot(
     k: i64,
     steps: &VecDeque<(i64, u64)>,
     written_at_start: u64,
+    since_open: (u64, u64),
 ) {
     let disk = du(dir);
     let rows = row_bytes(&*engine.kv());
@@ -361,6 +453,14 @@ fn snapshot(
         mb(written),
         written as f64 / all.max(1) as f64,
         disk_split(engine, dir),
+    );
+    print!(
+        "{}",
+        write_lines(
+            engine,
+            since_open.0,
+            write_bytes().saturating_sub(since_open.1)
+        )
     );
 }
 
@@ -472,17 +572,29 @@ pub fn ramp() {
     let ret10 = 6 * 3600;
     let levels = levels(max);
     let every: i64 = env("RAMP_EVERY_MINUTES", 0);
+    let max_lag: i64 = env("RAMP_MAX_LAG", MAX_LAG);
     let written_at_start = write_bytes();
+    // Points written, and the process's write_bytes, when the engine
+    // opened: RocksDB's counts start from zero at each open.
+    let mut opened_at = (0u64, written_at_start);
     'levels: for (li, &series) in levels.iter().enumerate() {
         let top = li + 1 == levels.len();
         let minutes = if top { top_minutes } else { lower_minutes };
         let started = Instant::now();
         let written_before = write_bytes();
         let mut busy_gen = Duration::ZERO;
+        let mut busy_wait = Duration::ZERO;
         let mut level_points = 0u64;
         let mut stopped = None;
         for _ in 0..minutes * 6 {
             let t = T0 + k * 10;
+            let w = Instant::now();
+            while max_lag > 0 && t - up.upkept.load(Relaxed) > max_lag {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            busy_wait += w.elapsed();
+            up.waited_ms
+                .fetch_add(w.elapsed().as_millis() as u64, Relaxed);
             let mut i = 0;
             while i < series {
                 let g = Instant::now();
@@ -514,7 +626,14 @@ pub fn ramp() {
             level_points += series as u64;
             steps.push_back((t, series as u64));
             if every > 0 && k % (every * 6) == 0 {
-                snapshot(&run.engine, dir.path(), k, &steps, written_at_start);
+                snapshot(
+                    &run.engine,
+                    dir.path(),
+                    k,
+                    &steps,
+                    written_at_start,
+                    (total + level_points - opened_at.0, opened_at.1),
+                );
             }
             let rss = status_mb("VmRSS");
             if rss > rss_limit {
@@ -550,17 +669,18 @@ pub fn ramp() {
             );
         }
         println!(
-            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention, du/(rows + keys) {:.2}, written to disk over the level {:.0} MB = {:.1} B/point",
+            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone, without making the points or waiting for upkeep, {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), writer waited {} ms for upkeep, du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention, du/(rows + keys) {:.2}, written to disk over the level {:.0} MB = {:.1} B/point",
             took,
             level_points / series as u64 / 6,
             level_points as f64 / took / 1e6,
-            level_points as f64 / (took - busy_gen.as_secs_f64()) / 1e6,
+            level_points as f64 / (took - busy_gen.as_secs_f64() - busy_wait.as_secs_f64()) / 1e6,
             rss * 1048576.0 / series as f64,
             up.checkpoints.load(Relaxed),
             run.store.stats.last_checkpoint_ms.load(Relaxed),
             up.checkpoint_max_ms.load(Relaxed),
             up.retention_passes.load(Relaxed),
             up.retention_max_ms.load(Relaxed),
+            up.waited_ms.load(Relaxed),
             mb(disk),
             mb(row_total),
             disk as f64 / in_retention as f64,
@@ -568,6 +688,14 @@ pub fn ramp() {
             disk as f64 / rows.iter().map(|r| r.1 + r.2).sum::<u64>().max(1) as f64,
             mb(level_written),
             level_written as f64 / level_points as f64,
+        );
+        print!(
+            "{}",
+            write_lines(
+                &run.engine,
+                total - opened_at.0,
+                write_bytes().saturating_sub(opened_at.1)
+            )
         );
         if let Some(rss) = stopped {
             println!(
@@ -613,6 +741,7 @@ pub fn ramp() {
             mb(du(dir.path()))
         );
         run = r;
+        opened_at = (total, write_bytes());
     }
     run.upkeep.stop();
 }

@@ -165,6 +165,13 @@ impl Store {
                 )
                 .map(|p| h + p)
             });
+        // The fragments were written unlogged: on disk before the batch
+        // that deletes the log entries whose points they hold.
+        let fragments = fragments.and_then(|n| {
+            self.kv
+                .persist(&[Space::Heads, Space::HistHeads])
+                .map(|()| n)
+        });
         let fragments = match fragments {
             Ok(n) => n,
             Err(e) => {
@@ -306,10 +313,23 @@ impl Store {
                 );
                 return Ok(n);
             }
+            // Records pending (a log write failed) are written before
+            // every chunk, through the engine's log, so no fragment names
+            // a series whose record is not stored: the chunk itself is
+            // written unlogged and may reach the disk first. So is the
+            // fragment sequence: a checkpoint cut short by a crash left
+            // fragments under `frag` while `meta/fragseq` still said the
+            // one before, and the next checkpoint after the restart took
+            // `frag` again, its fragments replacing those under the same
+            // keys (a merged one among them, holding older points).
+            let mut records = Batch::default();
+            self.pending.lock().add_to(&mut records);
+            records.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
+            if let Err(e) = self.kv.write(records) {
+                lane(&mut self.inner.lock()).chunk_done(false);
+                return Err(e);
+            }
             let mut batch = Batch::default();
-            // Records pending (a log write failed) go with every chunk, so
-            // no fragment names a series whose record is not stored.
-            self.pending.lock().add_to(&mut batch);
             let t = Instant::now();
             let again: HashSet<RowKey> = chunk
                 .iter()
@@ -357,7 +377,11 @@ impl Store {
             merge_time += t.elapsed();
             n += chunk.len();
             drop(chunk);
-            let written = stored.and_then(|_| self.kv.write(batch));
+            // Unlogged (RocksDB's WAL would write every fragment once more
+            // before the flush): the checkpoint persists the fragments
+            // before its last batch deletes the log entries that hold
+            // their points, and a crash before that replays those.
+            let written = stored.and_then(|_| self.kv.write_unlogged(batch));
             lane(&mut self.inner.lock()).chunk_done(written.is_ok());
             written?;
         }
@@ -530,5 +554,47 @@ mod tests {
         let f = store.fetch(id, t0, t0 + 60, now).unwrap().unwrap();
         let at = |t: i64| f.values[((t - f.from) / i64::from(f.step)) as usize];
         assert_eq!((at(t0 + 10), at(t0 + 20)), (1.0, 2.0), "{:?}", f.values);
+    }
+
+    /// A checkpoint cut short after writing fragments (a crash before its
+    /// last batch) has stored its fragment sequence: the store opened
+    /// after it never takes that sequence again, so no later fragment
+    /// lands on the same key as one of its fragments.
+    #[test]
+    fn a_checkpoint_cut_short_never_has_its_fragment_sequence_taken_again() {
+        let kv = Arc::new(crate::store::mem::MemKv::new());
+        let cfg = StorageConfig::default();
+        let t0 = 1_700_000_000 - 1_700_000_000 % 3600;
+        let now = t0 + 100;
+        let frag = {
+            let store = Store::open(kv.clone(), Path::new(":memory:"), &cfg, 0).unwrap();
+            let p = Point {
+                name: "a.b",
+                timestamp: t0 + 10,
+                value: 1.0,
+            };
+            store.write(&[p], &[], now).unwrap();
+            let frag = store.inner.lock().next_frag();
+            let shapes: Vec<Shape> = store.schemas.read().shapes.clone();
+            let n = store
+                .write_heads(
+                    |i| &mut i.points,
+                    frag,
+                    row::encode_xor,
+                    &shapes,
+                    &mut HashSet::new(),
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+            // Dropped here, as by kill -9 before the checkpoint's last
+            // batch: the log still holds the point.
+            frag
+        };
+        let store = Store::open(kv, Path::new(":memory:"), &cfg, 0).unwrap();
+        let again = store.inner.lock().next_frag();
+        assert!(again > frag, "sequence {frag} taken again as {again}");
+        let id = store.index().id("a.b").unwrap();
+        let f = store.fetch(id, t0, t0 + 60, now).unwrap().unwrap();
+        assert_eq!(f.values[0], 1.0, "{:?}", f.values);
     }
 }

@@ -150,6 +150,22 @@ pub trait Kv: Send + Sync + 'static {
 
     fn write(&self, batch: Batch) -> Result<(), KvError>;
 
+    /// `write`, for a batch that need survive the process being killed
+    /// only once [`Kv::persist`] has returned for its spaces: the engine
+    /// may leave it out of its own log (RocksDB's WAL). A checkpoint
+    /// writes its fragments so: the store's log, which it deletes only
+    /// after persisting them, holds every point they hold until then.
+    fn write_unlogged(&self, batch: Batch) -> Result<(), KvError> {
+        self.write(batch)
+    }
+
+    /// Makes every batch written to `spaces` so far survive the process
+    /// being killed (RocksDB flushes those families' memtables and waits).
+    /// Nothing to do for an engine that logs every batch.
+    fn persist(&self, _spaces: &[Space]) -> Result<(), KvError> {
+        Ok(())
+    }
+
     /// Calls `f` for each key in `[from, to)` in ascending order until it
     /// returns false.
     fn scan(

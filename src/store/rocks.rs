@@ -16,6 +16,7 @@
 //! memtable_bytes` bounds both.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, ErrorKind,
@@ -64,6 +65,25 @@ pub struct RocksKv {
     cache: Cache,
     /// The block cache's configured size (`cache_bytes + memtable_bytes`).
     cache_capacity: usize,
+    /// Bytes of each space's records handed to RocksDB's WAL since open
+    /// (by `Space::ALL` index), for [`RocksKv::writes`].
+    wal_bytes: [AtomicU64; Space::ALL.len()],
+}
+
+/// What RocksDB wrote for one space since it opened, in bytes: its records
+/// in the WAL, its memtables flushed to level 0, and compactions' output
+/// per level (index 0: intra-L0 compactions).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpaceWrites {
+    pub wal: u64,
+    pub flushed: u64,
+    pub compacted: Vec<u64>,
+}
+
+impl SpaceWrites {
+    pub fn compacted_total(&self) -> u64 {
+        self.compacted.iter().sum()
+    }
 }
 
 fn convert(e: rocksdb::Error) -> KvError {
@@ -87,15 +107,15 @@ impl RocksKv {
 
     /// Opens (or creates) the database in `dir` within `limits`.
     pub fn open_with(dir: &Path, limits: &RocksOptions) -> Result<RocksKv, KvError> {
-        Self::open_tuned(dir, limits, |_| {})
+        Self::open_tuned(dir, limits, |_, _| {})
     }
 
-    /// `open_with`, with `tune` applied last to every family's options
+    /// `open_with`, with `tune` applied last to each family's options
     /// (tests make small files with it).
     fn open_tuned(
         dir: &Path,
         limits: &RocksOptions,
-        tune: impl Fn(&mut Options),
+        tune: impl Fn(Space, &mut Options),
     ) -> Result<RocksKv, KvError> {
         let cache = Cache::new_lru_cache(limits.cache_bytes + limits.memtable_bytes);
         // No stall: past the budget RocksDB flushes; stalling every writer
@@ -136,14 +156,41 @@ impl RocksKv {
             }
             o.set_block_based_table_factory(&table);
             // A family's memtable is flushed at this size, or sooner when
-            // all of them together pass the budget. The log and the rows
-            // take nearly every write; the other families are small.
+            // all of them together pass the budget. The log takes a write
+            // per batch and the rows a seal's; `heads`, which takes every
+            // checkpoint's fragments, stays at a sixteenth on purpose: a
+            // quarter (16 MiB) halved its compactions (10.0 to 4.5 B
+            // written a point at 50k series, ramp bench) but took `du`
+            // from 1.2 to 2.0 times the live rows, merged-away fragments
+            // staying until compacted (docs/storage-format.md, Engine
+            // settings).
             let share = match s {
                 Space::Log | Space::Rows => 4,
                 _ => 16,
             };
             o.set_write_buffer_size((limits.memtable_bytes / share).max(1 << 20));
-            tune(&mut o);
+            if s == Space::Log {
+                // No compaction of its own: a log entry lives until the
+                // next checkpoint, which range-deletes it and compacts that
+                // range (`Kv::compact`), so a compaction before that would
+                // rewrite entries about to be deleted. It bounds the log's
+                // cost to its WAL write, plus a flush and one rewrite for
+                // the entries written while a checkpoint runs or that
+                // outgrow the memtable; it saves nothing measurable at 50k
+                // series (ramp bench: 0.54-0.58 B a point compacted with
+                // or without, even with a 1 MiB log memtable, flushed 3-4
+                // times an interval as at 1M series by default), where the
+                // checkpoint's own compaction of the range comes first.
+                // Level-0 files then pile up between checkpoints (at most
+                // `checkpoint_log_bytes` of them, which forces one), and
+                // writes never stall on them: RocksDB applies its L0 and
+                // pending-compaction stall triggers only to families with
+                // automatic compactions (`GetWriteStallConditionAndCause`);
+                // the memtable count is the one limit left, and flushes
+                // lift it.
+                o.set_disable_auto_compactions(true);
+            }
+            tune(s, &mut o);
             ColumnFamilyDescriptor::new(s.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(convert)?;
@@ -152,6 +199,7 @@ impl RocksKv {
             db,
             cache,
             cache_capacity,
+            wal_bytes: Default::default(),
         })
     }
 
@@ -200,17 +248,22 @@ impl Kv for RocksKv {
     }
 
     fn write(&self, batch: Batch) -> Result<(), KvError> {
-        let mut wb = WriteBatch::default();
-        for op in &batch.ops {
-            match op {
-                Op::Put(s, k, v) => wb.put_cf(self.cf(*s), k, v),
-                Op::Delete(s, k) => wb.delete_cf(self.cf(*s), k),
-                Op::DeleteRange(s, from, to) => wb.delete_range_cf(self.cf(*s), from, to),
-            }
+        self.write_batch(batch, true)
+    }
+
+    /// Without RocksDB's WAL: the checkpoint's fragments, 5-6.6 B a point
+    /// at 50k statsd-shaped series (ramp bench), a quarter of all the
+    /// bytes written, were written there once before the flush that
+    /// `persist` makes anyway.
+    fn write_unlogged(&self, batch: Batch) -> Result<(), KvError> {
+        self.write_batch(batch, false)
+    }
+
+    fn persist(&self, spaces: &[Space]) -> Result<(), KvError> {
+        for s in spaces {
+            self.db.flush_cf(self.cf(*s)).map_err(convert)?;
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        self.db.write_opt(wb, &wo).map_err(convert)
+        Ok(())
     }
 
     fn scan(
@@ -291,6 +344,68 @@ impl Kv for RocksKv {
     }
 }
 
+fn space_index(space: Space) -> usize {
+    Space::ALL
+        .iter()
+        .position(|s| *s == space)
+        .expect("every space is in Space::ALL")
+}
+
+/// From a family's `rocksdb.cfstats` text: the bytes its flushes wrote
+/// ("Flush(GB): cumulative", to the MB), and the bytes written into each
+/// level (flushes included at level 0). The per-level table prints
+/// "Write(GB)" to a tenth of a GB only, useless below gigabytes; its
+/// "Wr(MB/s)" (bytes written ÷ 2^20 ÷ seconds) times "Comp(sec)" gives
+/// the bytes to a fraction of a percent.
+fn parse_cfstats(text: &str) -> (u64, Vec<u64>) {
+    const MB: f64 = (1u64 << 20) as f64;
+    let flushed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Flush(GB): cumulative "))
+        .and_then(|rest| rest.split(',').next()?.trim().parse::<f64>().ok())
+        .map_or(0, |gb| (gb * 1024.0 * MB) as u64);
+    let mut lines = text.lines();
+    let Some(header) = lines.find(|l| l.trim_start().starts_with("Level")) else {
+        return (flushed, Vec::new());
+    };
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(wr), Some(secs)) = (col("Wr(MB/s)"), col("Comp(sec)")) else {
+        return (flushed, Vec::new());
+    };
+    let mut levels = Vec::new();
+    for line in lines {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix('L') else {
+            if line.starts_with("Sum") {
+                break;
+            }
+            continue;
+        };
+        let Some(level) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        // The size column is a number and a unit ("39.9 MB"): the unit
+        // has no header of its own.
+        let vals: Vec<&str> = line
+            .split_whitespace()
+            .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
+            .collect();
+        let num = |i: usize| vals.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(rate), Some(s)) = (num(wr), num(secs)) {
+            if levels.len() <= level {
+                levels.resize(level + 1, 0);
+            }
+            levels[level] = (rate * s * MB) as u64;
+        }
+    }
+    (flushed, levels)
+}
+
 /// A key that sorts before `to` such that every key up to it does too (the
 /// inclusive end of `[.., to)`, or a little short of it): `to` less its
 /// last byte if that is 0, else with its last byte one lower. None for the
@@ -305,6 +420,46 @@ fn key_before(to: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl RocksKv {
+    /// Writes `batch` atomically, through RocksDB's WAL when `logged`,
+    /// counting each family's records handed to the WAL.
+    fn write_batch(&self, batch: Batch, logged: bool) -> Result<(), KvError> {
+        let mut wb = WriteBatch::default();
+        let mut sizes = [0u64; Space::ALL.len()];
+        for op in &batch.ops {
+            // A WriteBatch record: a tag byte, the family's id (one byte
+            // here), then each of key and value (or range ends) as a
+            // varint length and its bytes.
+            let (s, a, b) = match op {
+                Op::Put(s, k, v) => {
+                    wb.put_cf(self.cf(*s), k, v);
+                    (s, k.len(), Some(v.len()))
+                }
+                Op::Delete(s, k) => {
+                    wb.delete_cf(self.cf(*s), k);
+                    (s, k.len(), None)
+                }
+                Op::DeleteRange(s, from, to) => {
+                    wb.delete_range_cf(self.cf(*s), from, to);
+                    (s, from.len(), Some(to.len()))
+                }
+            };
+            let field = |n: usize| n + (64 - (n as u64 | 1).leading_zeros() as usize).div_ceil(7);
+            sizes[space_index(*s)] += (2 + field(a) + b.map_or(0, field)) as u64;
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        wo.disable_wal(!logged);
+        self.db.write_opt(wb, &wo).map_err(convert)?;
+        if logged {
+            for (total, n) in self.wal_bytes.iter().zip(sizes) {
+                if n > 0 {
+                    total.fetch_add(n, Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes of SST files alone, after flushing memtables: what the data
     /// costs at rest.
     pub fn sst_bytes(&self) -> u64 {
@@ -341,36 +496,37 @@ impl RocksKv {
             .unwrap_or(0)
     }
 
-    /// Bytes RocksDB wrote for one space since it opened: flushes and
-    /// compactions (its "Sum" row of compaction stats; the WAL apart), in
-    /// GB as it prints them, for telling where the writes go.
-    pub fn compaction_written(&self, space: Space) -> Option<String> {
+    /// What RocksDB wrote for one space since it opened, for telling where
+    /// the writes go: the WAL from our own count of the records handed to
+    /// it, flushes and compactions from its `rocksdb.cfstats`.
+    pub fn writes(&self, space: Space) -> SpaceWrites {
         let text = self
             .db
             .property_value_cf(self.cf(space), "rocksdb.cfstats")
             .ok()
-            .flatten()?;
-        let mut lines = text.lines();
-        let header = lines.find(|l| l.trim_start().starts_with("Level"))?;
-        let sum = text.lines().find(|l| l.trim_start().starts_with("Sum"))?;
-        let cols: Vec<&str> = header.split_whitespace().collect();
-        // The size column is a number and a unit ("39.9 MB"): the unit
-        // has no header of its own.
-        let vals: Vec<&str> = sum
-            .split_whitespace()
-            .filter(|v| !matches!(*v, "B" | "KB" | "MB" | "GB" | "TB"))
-            .collect();
-        let at = |name: &str| {
-            cols.iter()
-                .position(|c| *c == name)
-                .and_then(|i| vals.get(i))
-        };
-        Some(format!(
-            "{} GB written, {} GB read in compactions, W-Amp {}",
-            at("Write(GB)")?,
-            at("Rn(GB)").map_or("?", |v| v),
-            at("W-Amp").map_or("?", |v| v)
-        ))
+            .flatten()
+            .unwrap_or_default();
+        let (flushed, by_level) = parse_cfstats(&text);
+        let mut compacted = by_level;
+        // Level 0's output is the flushes, and intra-L0 compactions if any.
+        if let Some(l0) = compacted.first_mut() {
+            *l0 = l0.saturating_sub(flushed);
+        }
+        SpaceWrites {
+            wal: self.wal_bytes[space_index(space)].load(Relaxed),
+            flushed,
+            compacted,
+        }
+    }
+
+    /// Changes mutable options of one space's family while it runs
+    /// (RocksDB's `SetOptions`, names as in its OPTIONS file), so a
+    /// benchmark can measure a setting without a rebuild (the ramp bench's
+    /// `RAMP_ROCKS_<FAMILY>`).
+    pub fn set_options(&self, space: Space, opts: &[(&str, &str)]) -> Result<(), KvError> {
+        self.db
+            .set_options_cf(self.cf(space), opts)
+            .map_err(convert)
     }
 
     /// Compacts every space fully (benchmarks measure size after this).
@@ -385,6 +541,7 @@ impl RocksKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// A store written before a family existed (here: without
     /// `dashboards`) opens, keeps its records, and has the new family.
@@ -465,7 +622,7 @@ mod tests {
 
     /// 40,000 rows of 100 B in files of about 256 KiB at the bottom level.
     fn filled(dir: &Path) -> RocksKv {
-        let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |o| {
+        let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |_, o| {
             o.set_target_file_size_base(256 << 10);
         })
         .unwrap();
@@ -547,5 +704,130 @@ mod tests {
         // Nothing was compacted; the files wholly inside are gone.
         let after = kv.space_sst_bytes(Space::Rows);
         assert!(after * 2 < before, "{after} of {before} B left");
+    }
+
+    fn log_files(kv: &RocksKv) -> Vec<rocksdb::LiveFile> {
+        kv.db
+            .live_files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.column_family_name == Space::Log.name())
+            .collect()
+    }
+
+    /// The log has no automatic compaction, and writes go on however many
+    /// level-0 files it holds: well past RocksDB's stop trigger, which
+    /// would hold every writer until a compaction that never comes.
+    #[test]
+    fn the_log_takes_writes_past_the_level0_stop_trigger() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Arc::new(
+            RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
+                if s == Space::Log {
+                    o.set_level_zero_slowdown_writes_trigger(2);
+                    o.set_level_zero_stop_writes_trigger(3);
+                }
+            })
+            .unwrap(),
+        );
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                for seq in 0u64..12 {
+                    let mut b = Batch::default();
+                    b.put(Space::Log, seq.to_be_bytes().to_vec(), vec![7u8; 1000]);
+                    kv.write(b).unwrap();
+                    kv.db.flush_cf(kv.cf(Space::Log)).unwrap();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("log writes stalled on its level-0 files");
+        writer.join().unwrap();
+        let files = log_files(&kv);
+        assert_eq!(files.len(), 12, "no compaction merged them");
+        assert!(files.iter().all(|f| f.level == 0));
+    }
+
+    /// After a checkpoint, `log` holds no table file whose entries it
+    /// covers: the files its memtable flushed along the way (a small write
+    /// buffer here) leave the disk with the entries, and the points are
+    /// all in the rows, across a restart.
+    #[test]
+    fn a_checkpoint_leaves_no_log_file_of_covered_entries() {
+        use crate::config::StorageConfig;
+        use crate::store::{Point, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let open = || -> Arc<RocksKv> {
+            Arc::new(
+                RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
+                    if s == Space::Log {
+                        o.set_write_buffer_size(64 << 10);
+                    }
+                })
+                .unwrap(),
+            )
+        };
+        let t0 = 1_700_006_400i64;
+        let names: Vec<String> = (0..200).map(|i| format!("s.{i}")).collect();
+        let cfg = StorageConfig::default();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let kv = open();
+        {
+            let store = Store::open(kv.clone(), dir.path(), &cfg, t0).unwrap();
+            for step in 0..200i64 {
+                let points: Vec<Point<'_>> = names
+                    .iter()
+                    .map(|n| Point {
+                        name: n,
+                        timestamp: t0 + step * 10,
+                        value: rng.f64(),
+                    })
+                    .collect();
+                store.write(&points, &[], t0 + step * 10).unwrap();
+            }
+            assert!(
+                log_files(&kv).len() >= 3,
+                "the log's memtable was flushed along the way"
+            );
+            store.checkpoint().unwrap();
+            let covered = kv.get(Space::Meta, b"checkpoint").unwrap().unwrap();
+            for f in log_files(&kv) {
+                let end = f.end_key.clone().unwrap_or_default();
+                assert!(
+                    end.as_slice() >= covered.as_slice(),
+                    "{} (level {}) holds only covered entries",
+                    f.name,
+                    f.level
+                );
+            }
+            assert_eq!(kv.live_sst_bytes(Space::Log), 0, "{:?}", log_files(&kv));
+            // A batch after the checkpoint, in the log only: as after
+            // kill -9, the store is dropped without closing.
+            let points: Vec<Point<'_>> = names
+                .iter()
+                .map(|n| Point {
+                    name: n,
+                    timestamp: t0 + 2000,
+                    value: 1.5,
+                })
+                .collect();
+            store.write(&points, &[], t0 + 2000).unwrap();
+        }
+        drop(kv);
+        let kv = open();
+        let store = Store::open(kv, dir.path(), &cfg, t0 + 2000).unwrap();
+        for n in &names {
+            let id = store.index().id(n).unwrap();
+            let f = store
+                .fetch(id, t0 - 1, t0 + 2000, t0 + 2000)
+                .unwrap()
+                .unwrap();
+            let known = f.values.iter().filter(|v| !v.is_nan()).count();
+            assert_eq!(known, 201, "{n}: {:?}", f.values);
+        }
     }
 }

@@ -114,8 +114,14 @@ impl Store {
                     // One fragment sequence for every coarser fragment the
                     // seal writes, taken before any checkpoint that runs
                     // while it does: a late point's rollup, which such a
-                    // checkpoint writes, sorts after it and wins.
-                    self.inner.lock().next_frag()
+                    // checkpoint writes, sorts after it and wins. Stored
+                    // before any of them, so a store opened after a crash
+                    // mid-seal never takes it again (as a checkpoint does).
+                    let frag = self.inner.lock().next_frag();
+                    let mut b = Batch::default();
+                    b.put(Space::Meta, META_FRAGSEQ, frag.to_be_bytes().to_vec());
+                    self.kv.write(b).map_err(StoreError::Write)?;
+                    frag
                 };
                 let began = Instant::now();
                 tracing::info!(
