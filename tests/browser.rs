@@ -129,6 +129,11 @@ fn dashboards_work_in_a_real_browser() {
     std::fs::create_dir_all(&boards).unwrap();
     std::fs::write(boards.join("shop.toml"), SHOP).unwrap();
     std::fs::write(boards.join("big.toml"), big_dashboard()).unwrap();
+    std::fs::write(
+        boards.join("broken.toml"),
+        "title = \"Broken\"\n[[row]]\n[[row.panel]]\ntitle = \"x\"\ntargets = [\"sum(a\"]\n",
+    )
+    .unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
@@ -275,6 +280,12 @@ fn dashboards_work_in_a_real_browser() {
     for n in ["shop", "big", "rollupd", "web-service"] {
         assert!(names.contains(&n), "{n} not in {names:?}");
     }
+    assert!(!names.contains(&"broken"), "{names:?}");
+    let file_errors = index["fileErrors"].to_string();
+    assert!(
+        file_errors.contains("broken.toml") && file_errors.contains("targets[0]"),
+        "the broken file says why on the index: {index}"
+    );
     assert_eq!(index["shown"], serde_json::json!(["shop"]), "{index}");
     assert_eq!(
         index["firing"],

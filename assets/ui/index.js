@@ -11,8 +11,11 @@
     const ul = document.getElementById('dashboards');
     const search = document.getElementById('search');
     let all = [];
+    let fileErrors = [];
     try {
-      all = await R.json('/api/dashboards');
+      const j = await R.json('/api/dashboards?errors=1');
+      all = j.dashboards;
+      fileErrors = j.file_errors || [];
     } catch (e) {
       ul.replaceChildren(el('li', { class: 'error' }, e.message));
       return;
@@ -36,7 +39,9 @@
       empty.hidden = shown > 0;
     }
     const empty = el('li', { class: 'empty', hidden: true }, 'No dashboard matches.');
-    ul.replaceChildren(...items, empty);
+    // A dashboard file that does not load says why, where it would be.
+    const broken = fileErrors.map((msg) => el('li', { class: 'error file-error' }, msg));
+    ul.replaceChildren(...broken, ...items, empty);
     if (!all.length) {
       empty.hidden = false;
       empty.textContent = 'No dashboards. Put TOML files in dashboards/ or [dashboards] paths.';

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -103,11 +103,26 @@ fn find(st: &HttpState, name: &str) -> Result<Dashboard, ApiError> {
 
 /// `GET /api/dashboards`: name, title, tags, panel count and source
 /// (`file` or `store`) of each.
+///
+/// With `?errors=1` the answer is `{"dashboards": [...], "file_errors":
+/// [...]}`: the list, and why each file (or stored dashboard) that is not
+/// served as written was refused, as the log says it (file, panel, field).
+/// Without it, the plain list, as before.
 pub async fn list(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     may_read(&st, &headers)?;
+    let with_errors = match q.get("errors").map(String::as_str) {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "errors must be 1 or 0, not {other:?}"
+            )))
+        }
+    };
     let all = st.dashboards.read().clone();
     let list: Vec<serde_json::Value> = all
         .iter()
@@ -122,7 +137,11 @@ pub async fn list(
             })
         })
         .collect();
-    let body = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+    let body = if with_errors {
+        serde_json::json!({"dashboards": list, "file_errors": st.dashboards.errors()}).to_string()
+    } else {
+        serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -575,6 +594,40 @@ alert = "lat"
             }]}]
         })
         .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_list_says_why_a_file_was_refused_when_asked() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("dashboards")).unwrap();
+        std::fs::write(repo.path().join("dashboards/filed.toml"), FILED).unwrap();
+        std::fs::write(
+            repo.path().join("dashboards/broken.toml"),
+            "title = \"B\"\n[[row]]\n[[row.panel]]\ntitle = \"x\"\ntargets = [\"sum(a\"]\n",
+        )
+        .unwrap();
+        let a = app_on(
+            Arc::new(Store::in_memory(&StorageConfig::default()).unwrap()),
+            repo,
+        );
+        // The plain list by default, without the broken file.
+        let (s, b) = call(&a, "GET", "/api/dashboards", &[], "").await;
+        assert_eq!(s, StatusCode::OK);
+        let l: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(l.as_array().map(Vec::len), Some(1), "{b}");
+        assert_eq!(l[0]["name"], "filed");
+        // Asked, the list and why the other file was refused.
+        let (s, b) = call(&a, "GET", "/api/dashboards?errors=1", &[], "").await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["dashboards"][0]["name"], "filed", "{b}");
+        let errors = v["file_errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{b}");
+        let e = errors[0].as_str().unwrap();
+        assert!(e.contains("broken.toml") && e.contains("targets[0]"), "{e}");
+        let (s, b) = call(&a, "GET", "/api/dashboards?errors=maybe", &[], "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b.contains("errors must be 1 or 0"), "{b}");
     }
 
     #[tokio::test]

@@ -73,6 +73,7 @@ await step('index', async () => {
   await page.goto(`${plan.base}/`, { waitUntil: 'networkidle' });
   await page.waitForSelector('li.dashboard');
   const names = await page.$$eval('li.dashboard', (els) => els.map((e) => e.dataset.name));
+  const fileErrors = await page.$$eval('#dashboards li.file-error', (els) => els.map((e) => e.textContent));
   await page.screenshot({ path: `${plan.out}/index.png`, fullPage: true });
   await page.fill('input#search', plan.search);
   await page.waitForTimeout(300);
@@ -81,7 +82,7 @@ await step('index', async () => {
   const firing = await page.$$eval('#firing li[data-rule]', (els) => els.map((e) => e.dataset.rule));
   const deploys = await page.$$eval('#deploys li', (els) => els.map((e) => e.textContent));
   await page.close();
-  return { names, shown, firing, deploys };
+  return { names, fileErrors, shown, firing, deploys };
 });
 
 const page = await ctx.newPage();
