@@ -89,18 +89,47 @@ fn main() {
         );
         for level in [0, 1, 2, 4] {
             let b = pco_at(&values, level);
-            line += &format!(", level {level}: {} B {:.1} µs", b.len(), time(|| pco_at(&values, level)));
+            line += &format!(
+                ", level {level}: {} B {:.1} µs",
+                b.len(),
+                time(|| pco_at(&values, level))
+            );
         }
         use pco::{DeltaSpec, ModeSpec};
         for (name, cfg) in [
-            ("classic+noop", row::pco_config().with_mode_spec(ModeSpec::Classic).with_delta_spec(DeltaSpec::NoOp)),
-            ("classic+d1", row::pco_config().with_mode_spec(ModeSpec::Classic).with_delta_spec(DeltaSpec::TryConsecutive(1))),
-            ("auto+noop", row::pco_config().with_delta_spec(DeltaSpec::NoOp)),
-            ("auto+d1", row::pco_config().with_delta_spec(DeltaSpec::TryConsecutive(1))),
-            ("l0 auto+d1", row::pco_config().with_compression_level(0).with_delta_spec(DeltaSpec::TryConsecutive(1))),
+            (
+                "classic+noop",
+                row::pco_config()
+                    .with_mode_spec(ModeSpec::Classic)
+                    .with_delta_spec(DeltaSpec::NoOp),
+            ),
+            (
+                "classic+d1",
+                row::pco_config()
+                    .with_mode_spec(ModeSpec::Classic)
+                    .with_delta_spec(DeltaSpec::TryConsecutive(1)),
+            ),
+            (
+                "auto+noop",
+                row::pco_config().with_delta_spec(DeltaSpec::NoOp),
+            ),
+            (
+                "auto+d1",
+                row::pco_config().with_delta_spec(DeltaSpec::TryConsecutive(1)),
+            ),
+            (
+                "l0 auto+d1",
+                row::pco_config()
+                    .with_compression_level(0)
+                    .with_delta_spec(DeltaSpec::TryConsecutive(1)),
+            ),
         ] {
             let b = pco_with(&values, &cfg);
-            line += &format!(", {name}: {} B {:.1} µs", b.len(), time(|| pco_with(&values, &cfg)));
+            line += &format!(
+                ", {name}: {} B {:.1} µs",
+                b.len(),
+                time(|| pco_with(&values, &cfg))
+            );
         }
         println!("{line}");
     }
