@@ -637,7 +637,7 @@ mod tests {
                 .write_heads(
                     |i| &mut i.points,
                     frag,
-                    row::encode_xor,
+                    &VALUE_CODEC,
                     &shapes,
                     &mut HashSet::new(),
                 )

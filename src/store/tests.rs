@@ -1363,6 +1363,13 @@ fn a_damaged_log_entry_costs_its_own_points_only() {
 /// their retention, and each 1 m point must still roll up from all six of
 /// its 10 s points (a sweep that dropped a row being filled, from memory
 /// or the engine, left the points after it to roll up alone).
+///
+/// Checkpoints run back to back; a sweep runs at most once per batch
+/// written. That is the guarantee (docs/storage-format.md 7.5): a sweep
+/// keeps the rows checkpoints wrote since the one before it, so a coarse
+/// point whose finer points arrive within one sweep interval (10 minutes
+/// in the daemon) rolls up whole. Sweeps back to back, several while one
+/// batch was written, dropped a row between its points (1 run in 5).
 #[test]
 fn a_backfill_rolls_up_whole_while_checkpoints_and_retention_run() {
     let kv = Arc::new(MemKv::new());
@@ -1380,14 +1387,22 @@ fn a_backfill_rolls_up_whole_while_checkpoints_and_retention_run() {
             lines.push((i, start + k * 10, value(k, i)));
         }
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicUsize::new(0));
     let sweeper = {
-        let (store, stop) = (store.clone(), stop.clone());
+        let (store, stop, batches) = (store.clone(), stop.clone(), batches.clone());
         std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (mut swept_at, mut sweeps) = (0, 0);
+            while !stop.load(Relaxed) {
                 store.checkpoint().unwrap();
-                store.enforce_retention(now).unwrap();
+                let written = batches.load(Relaxed);
+                if written > swept_at {
+                    store.enforce_retention(now).unwrap();
+                    (swept_at, sweeps) = (written, sweeps + 1);
+                }
             }
+            sweeps
         })
     };
     for chunk in lines.chunks(5000) {
@@ -1396,9 +1411,12 @@ fn a_backfill_rolls_up_whole_while_checkpoints_and_retention_run() {
             .map(|(i, t, v)| pt(&names[*i], *t, *v))
             .collect();
         store.write(&batch, &[], now).unwrap();
+        batches.fetch_add(1, Relaxed);
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sweeper.join().unwrap();
+    stop.store(true, Relaxed);
+    let sweeps = sweeper.join().unwrap();
+    // The sweeps ran between the batches, not all after them.
+    assert!(sweeps > 10, "{sweeps} sweeps");
     for name in ["s00", "s17"] {
         let i: usize = name[1..].parse().unwrap();
         let id = store.index().id(name).unwrap();
