@@ -65,7 +65,15 @@ impl Store {
                 && rows > 0
                 && inner.last_checkpoint.elapsed() >= PRESSURE_CHECKPOINT_EVERY
         };
-        if pressed || force_checkpoint || self.checkpoint_due() {
+        let why = if force_checkpoint {
+            Some("asked")
+        } else if pressed {
+            Some("memory pressure")
+        } else {
+            self.checkpoint_due_why()
+        };
+        if let Some(why) = why {
+            tracing::debug!(why, "checkpoint: due");
             self.checkpoint()?;
         }
         Ok(())
@@ -76,13 +84,27 @@ impl Store {
     /// many unsaved rows, or rows in memory past their share of
     /// `max_memory` (a checkpoint empties the heads).
     pub(super) fn checkpoint_due(&self) -> bool {
+        self.checkpoint_due_why().is_some()
+    }
+
+    /// What makes a checkpoint due now, if anything (see `checkpoint_due`).
+    fn checkpoint_due_why(&self) -> Option<&'static str> {
         let inner = self.inner.lock();
-        inner.log_gap
-            || inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval
-            || inner.log_bytes >= self.opts.checkpoint_log_bytes
-            || inner.points.unsaved.len() + inner.hists.unsaved.len()
-                >= self.opts.checkpoint_unsaved_rows
-            || inner.points.bytes() + inner.hists.bytes() >= self.opts.rows_budget()
+        if inner.log_gap {
+            Some("a write failed")
+        } else if inner.last_checkpoint.elapsed() >= self.opts.checkpoint_interval {
+            Some("checkpoint_interval")
+        } else if inner.log_bytes >= self.opts.checkpoint_log_bytes {
+            Some("checkpoint_log_bytes")
+        } else if inner.points.unsaved.len() + inner.hists.unsaved.len()
+            >= self.opts.checkpoint_unsaved_rows
+        {
+            Some("unsaved rows")
+        } else if inner.points.bytes() + inner.hists.bytes() >= self.opts.rows_budget() {
+            Some("rows in memory past a quarter of max_memory")
+        } else {
+            None
+        }
     }
 
     /// Writes what changed and drops the log it covers, atomically. Heads
@@ -227,6 +249,12 @@ impl Store {
             self.kv.flush();
             self.kv
                 .compact(Space::Log, &wal::key(0), &wal::key(covered));
+            // The fragments families have no compaction of their own: one
+            // here, a rewrite of the current row spans' fragments, drops
+            // what this checkpoint's merges replaced (docs/storage-format.md,
+            // Engine settings).
+            self.kv.settle(Space::Heads);
+            self.kv.settle(Space::HistHeads);
         }
         let mut inner = self.inner.lock();
         match result {

@@ -182,6 +182,11 @@ pub trait Kv: Send + Sync + 'static {
     /// Asks the engine to reclaim space from deleted ranges now.
     fn compact(&self, space: Space, from: &[u8], to: &[u8]);
 
+    /// Compacts everything `space` holds into one sorted run now, for a
+    /// space with no automatic compaction (RocksDB's `heads` families: a
+    /// checkpoint calls it once, after its fragments). Nothing for memory.
+    fn settle(&self, _space: Space) {}
+
     /// Asks the engine to move what it holds in memory to its files, so its
     /// own log of those writes can go (a checkpoint calls this: the store's
     /// log entries a checkpoint deleted would otherwise keep RocksDB's WAL

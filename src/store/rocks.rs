@@ -158,12 +158,13 @@ impl RocksKv {
             // A family's memtable is flushed at this size, or sooner when
             // all of them together pass the budget. The log takes a write
             // per batch and the rows a seal's; `heads`, which takes every
-            // checkpoint's fragments, stays at a sixteenth on purpose: a
-            // quarter (16 MiB) halved its compactions (10.0 to 4.5 B
-            // written a point at 50k series, ramp bench) but took `du`
-            // from 1.2 to 2.0 times the live rows, merged-away fragments
-            // staying until compacted (docs/storage-format.md, Engine
-            // settings).
+            // checkpoint's fragments and is compacted once per checkpoint
+            // (below), gets a sixteenth: its size only sets how many
+            // level-0 files a checkpoint leaves until then. (With
+            // RocksDB's compactions there, a quarter halved them, 10.0 to
+            // 4.5 B written a point at 50k series, but took `du` from 1.2
+            // to 2.0 times the live rows: docs/storage-format.md, Engine
+            // settings.)
             let share = match s {
                 Space::Log | Space::Rows => 4,
                 _ => 16,
@@ -188,6 +189,19 @@ impl RocksKv {
                 // automatic compactions (`GetWriteStallConditionAndCause`);
                 // the memtable count is the one limit left, and flushes
                 // lift it.
+                o.set_disable_auto_compactions(true);
+            }
+            if matches!(s, Space::Heads | Space::HistHeads) {
+                // Compacted once per checkpoint, after its fragments
+                // (`Kv::settle`), not by RocksDB whenever 4 files are in
+                // level 0. Every checkpoint's fragments interleave with
+                // the whole current row span's in key order (and its
+                // merges delete keys all over it), so each level-0
+                // compaction rewrote that span, and a checkpoint made
+                // more of them the more series it held: at 500,000
+                // statsd-shaped series the ramp bench wrote 160 B a point
+                // to disk (heads' compactions 121), and the writer waited
+                // on the upkeep thread 216 s of the level's 233.
                 o.set_disable_auto_compactions(true);
             }
             tune(s, &mut o);
@@ -333,6 +347,14 @@ impl Kv for RocksKv {
         let mut cache = self.cache.clone();
         let floor = (self.cache_capacity / 8).max(8 << 20);
         cache.set_capacity(if short { floor } else { self.cache_capacity });
+    }
+
+    fn settle(&self, space: Space) {
+        // Level 0 into the last level (where a family this small lives,
+        // with dynamic level sizes), in one compaction; the last level is
+        // not rewritten on its own (no compaction filter).
+        self.db
+            .compact_range_cf(self.cf(space), None::<&[u8]>, None::<&[u8]>);
     }
 
     fn flush(&self) {
@@ -750,6 +772,100 @@ mod tests {
         let files = log_files(&kv);
         assert_eq!(files.len(), 12, "no compaction merged them");
         assert!(files.iter().all(|f| f.level == 0));
+    }
+
+    fn files_of(kv: &RocksKv, space: Space) -> Vec<rocksdb::LiveFile> {
+        kv.db
+            .live_files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.column_family_name == space.name())
+            .collect()
+    }
+
+    /// `heads` has no automatic compaction: its level-0 files stay until
+    /// `settle`, which puts everything in one level, every key still there.
+    #[test]
+    fn heads_files_wait_for_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksKv::open(dir.path()).unwrap();
+        for round in 0u32..8 {
+            let mut b = Batch::default();
+            for i in 0u32..100 {
+                let k = [i.to_be_bytes(), round.to_be_bytes()].concat();
+                b.put(Space::Heads, k, vec![3u8; 100]);
+            }
+            kv.write_unlogged(b).unwrap();
+            kv.persist(&[Space::Heads]).unwrap();
+        }
+        let files = files_of(&kv, Space::Heads);
+        assert_eq!(files.len(), 8, "no compaction merged them");
+        assert!(files.iter().all(|f| f.level == 0));
+        kv.settle(Space::Heads);
+        let files = files_of(&kv, Space::Heads);
+        assert!(
+            !files.is_empty() && files.iter().all(|f| f.level > 0),
+            "{files:?}"
+        );
+        let mut n = 0;
+        kv.scan(Space::Heads, &[], &[0xff; 9], &mut |_, _| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 800);
+    }
+
+    /// Each checkpoint ends with `heads` in one level: its fragments
+    /// (flushed as many level-0 files through a small write buffer here)
+    /// and what its merges replaced are compacted once, by the checkpoint.
+    #[test]
+    fn a_checkpoint_leaves_heads_in_one_level() {
+        use crate::config::StorageConfig;
+        use crate::store::{Point, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Arc::new(
+            RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
+                if s == Space::Heads {
+                    o.set_write_buffer_size(64 << 10);
+                }
+            })
+            .unwrap(),
+        );
+        let t0 = 1_700_006_400i64;
+        let names: Vec<String> = (0..2000).map(|i| format!("s.{i}")).collect();
+        let store = Store::open(kv.clone(), dir.path(), &StorageConfig::default(), t0).unwrap();
+        let mut rng = fastrand::Rng::with_seed(9);
+        for step in 0..40i64 {
+            let points: Vec<Point<'_>> = names
+                .iter()
+                .map(|n| Point {
+                    name: n,
+                    timestamp: t0 + step * 10,
+                    value: rng.f64(),
+                })
+                .collect();
+            store.write(&points, &[], t0 + step * 10).unwrap();
+            if step % 5 == 4 {
+                store.checkpoint().unwrap();
+                let files = files_of(&kv, Space::Heads);
+                assert!(!files.is_empty());
+                assert!(
+                    files.iter().all(|f| f.level > 0),
+                    "after checkpoint at step {step}: {:?}",
+                    files.iter().map(|f| f.level).collect::<Vec<_>>()
+                );
+            }
+        }
+        for n in names.iter().step_by(97) {
+            let id = store.index().id(n).unwrap();
+            let f = store
+                .fetch(id, t0 - 1, t0 + 400, t0 + 400)
+                .unwrap()
+                .unwrap();
+            let known = f.values.iter().filter(|v| !v.is_nan()).count();
+            assert_eq!(known, 40, "{n}: {:?}", f.values);
+        }
     }
 
     /// After a checkpoint, `log` holds no table file whose entries it
