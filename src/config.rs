@@ -12,6 +12,13 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+use crate::units::{duration_str, opt_duration_str};
+
+// The store owns its section; it is re-exported here because `[storage]` is
+// read with the rest of the file.
+pub use crate::store::config::{
+    default_max_memory, AggregationRule, RetentionRule, StorageConfig, MIN_MAX_MEMORY,
+};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -347,87 +354,6 @@ fn default_forward_queue() -> usize {
     64 << 20
 }
 
-/// Where points are kept: carbon's storage-schemas and storage-aggregation
-/// as ordered rule lists. The user's rules are tried first, in order; the
-/// built-in statsd-aware rules catch whatever none of them matches.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    pub retention: Vec<RetentionRule>,
-    pub aggregation: Vec<AggregationRule>,
-    /// Points further ahead of the clock than this are rejected and counted.
-    #[serde(with = "duration_str")]
-    pub max_future: Duration,
-    /// How often open rows are written out so the write-ahead log can be
-    /// dropped; a longer interval writes less, a restart replays more.
-    #[serde(with = "duration_str")]
-    pub checkpoint_interval: Duration,
-    /// Write-ahead bytes that force a checkpoint sooner.
-    pub checkpoint_log_bytes: u64,
-    /// How long Graphite events (deploy lines) are kept.
-    #[serde(with = "duration_str")]
-    pub events_retention: Duration,
-    /// Most Graphite events kept; past it new ones are refused, counted
-    /// and logged.
-    pub max_events: u64,
-    /// Series (value and timer histogram series) the store holds at most;
-    /// points of a new series past it are counted and dropped.
-    pub max_series: usize,
-    /// New series the store creates per minute at most (carbon plaintext
-    /// is unauthenticated); past it, as `max_series`.
-    pub max_new_series_per_minute: usize,
-    /// Memory the whole daemon may use, in bytes (`"1GiB"`, `"512MiB"` or
-    /// a number). Past it the store refuses new series (counted and logged,
-    /// as past `max_series`) while the existing ones keep writing. Default:
-    /// a quarter of the machine's RAM, at least 256 MiB (1 GiB when
-    /// /proc/meminfo cannot be read).
-    #[serde(with = "size_str")]
-    pub max_memory: u64,
-}
-
-/// The least `[storage] max_memory` accepted: the daemon with an empty
-/// store (its threads, sockets, buffers and RocksDB's caches) already
-/// holds tens of MiB, so a smaller cap would refuse every series.
-pub const MIN_MAX_MEMORY: u64 = 64 << 20;
-
-/// `max_memory`'s default: a quarter of `MemTotal` in /proc/meminfo, at
-/// least 256 MiB; 1 GiB when it cannot be read (not Linux, no /proc).
-pub fn default_max_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| mem_total(&m))
-        .map_or(1 << 30, |total| (total / 4).max(256 << 20))
-}
-
-/// `MemTotal:` of /proc/meminfo text, in bytes.
-fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut words = line["MemTotal:".len()..].split_whitespace();
-    let n: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => n.checked_mul(1024),
-        None => Some(n),
-        Some(_) => None,
-    }
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            retention: vec![],
-            aggregation: vec![],
-            max_future: Duration::from_secs(600),
-            checkpoint_interval: Duration::from_secs(300),
-            checkpoint_log_bytes: 256 << 20,
-            events_retention: Duration::from_secs(5 * 365 * 86400),
-            max_events: 1_000_000,
-            max_series: 10_000_000,
-            max_new_series_per_minute: 1_000_000,
-            max_memory: default_max_memory(),
-        }
-    }
-}
-
 /// `[dashboards]`: the user's dashboard files, beside the repo's own
 /// `dashboards/*.toml`. Looked at for changes every `[alerts]
 /// reload_check`, as rule files are.
@@ -600,33 +526,6 @@ fn default_receiver_queue() -> usize {
     1000
 }
 
-/// `[[storage.retention]]`: series whose name matches `pattern` (a regex)
-/// keep `retentions`, e.g. `"10s:6h,1m:7d,10m:5y"`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionRule {
-    pub pattern: String,
-    pub retentions: String,
-}
-
-/// `[[storage.aggregation]]`: how a coarser point is made from finer ones.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AggregationRule {
-    pub pattern: String,
-    /// `average`, `sum`, `min`, `max`, `last` (also whisper's `avg_zero`,
-    /// `absmax`, `absmin`).
-    pub method: String,
-    /// Fraction of finer points that must be known for a coarser point to
-    /// be written (whisper's xFilesFactor).
-    #[serde(default = "default_xff")]
-    pub x_files_factor: f64,
-}
-
-fn default_xff() -> f64 {
-    0.5
-}
-
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -694,26 +593,7 @@ impl Config {
                 "server.max_line_length must be at least 64".into(),
             ));
         }
-        // Series ids are 32 bits (docs/storage-format.md).
-        if self.storage.max_series == 0 || self.storage.max_series > u32::MAX as usize {
-            return Err(ConfigError::Invalid(format!(
-                "storage.max_series must be between 1 and {}",
-                u32::MAX
-            )));
-        }
-        if self.storage.max_memory < MIN_MAX_MEMORY {
-            return Err(ConfigError::Invalid(format!(
-                "storage.max_memory must be at least {} ({} bytes); it is {} bytes",
-                size_str::show(MIN_MAX_MEMORY),
-                MIN_MAX_MEMORY,
-                self.storage.max_memory
-            )));
-        }
-        if self.storage.max_new_series_per_minute == 0 {
-            return Err(ConfigError::Invalid(
-                "storage.max_new_series_per_minute must be at least 1".into(),
-            ));
-        }
+        self.storage.validate().map_err(ConfigError::Invalid)?;
         for h in &s.histogram {
             let mut last = f64::NEG_INFINITY;
             for (i, b) in h.bins.iter().enumerate() {
@@ -735,10 +615,13 @@ impl Config {
                 }
             }
         }
-        crate::query::time::zone(&self.server.time_zone)
-            .map_err(|e| ConfigError::Invalid(format!("server.time_zone: {e}")))?;
-        crate::store::schema::Rules::from_config(&self.storage)
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        // A name chrono-tz knows, as the render API's `tz` parameter takes.
+        if self.server.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "server.time_zone: unknown time zone {:?}",
+                self.server.time_zone
+            )));
+        }
         if let Some(f) = &self.forward.graphite {
             if !f.address.contains(':') {
                 return Err(ConfigError::Invalid(format!(
@@ -806,99 +689,6 @@ mod opt_addr {
                 "{s:?} is not an address of the form \"IP:PORT\" (or \"\" to disable)"
             ))
         })
-    }
-}
-
-/// Durations written like `"10s"`, `"2000ms"`, `"1m"`.
-mod duration_str {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", v.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            de::Error::custom(format!(
-                "{s:?} is not a duration like \"10s\" or \"2000ms\" ({e})"
-            ))
-        })
-    }
-}
-
-/// An optional duration: absent, or like `"10s"`.
-mod opt_duration_str {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&format!("{}ms", v.as_millis())),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration_str::deserialize(d).map(Some)
-    }
-}
-
-/// A size in bytes: a TOML integer, or a string of a whole number and a
-/// binary unit (`"512MiB"`, `"1 GiB"`, `"4096"`, `"100B"`). Decimal units
-/// (`"1GB"`) are refused rather than guessed at: 7% apart at GiB.
-mod size_str {
-    use super::*;
-
-    const UNITS: [(&str, u32); 5] = [("B", 0), ("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40)];
-
-    /// The largest unit that divides `v` whole (`"2GiB"`, `"1536MiB"`),
-    /// so what the admin `config` prints reads back the same.
-    pub fn show(v: u64) -> String {
-        let (unit, shift) = UNITS
-            .iter()
-            .rev()
-            .find(|&&(_, sh)| v != 0 && v.trailing_zeros() >= sh)
-            .copied()
-            .unwrap_or(("B", 0));
-        format!("{}{unit}", v >> shift)
-    }
-
-    pub fn parse(s: &str) -> Result<u64, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = (&t[..split], t[split..].trim());
-        let bad = || format!("{s:?} is not a size like \"512MiB\", \"1GiB\" or a number of bytes");
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let shift = match unit {
-            "" => 0,
-            u => {
-                UNITS
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(u))
-                    .ok_or_else(bad)?
-                    .1
-            }
-        };
-        n.checked_mul(1 << shift)
-            .ok_or_else(|| format!("{s:?} is more bytes than 64 bits hold"))
-    }
-
-    pub fn serialize<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&show(*v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => u64::try_from(n)
-                .map_err(|_| de::Error::custom(format!("{n} is not a size: it is negative"))),
-            Raw::Text(t) => parse(&t).map_err(de::Error::custom),
-        }
     }
 }
 
@@ -1100,13 +890,16 @@ mod tests {
         let again = Config::parse(&format!("[storage]\n{line}\n")).unwrap();
         assert_eq!(again.storage.max_memory, c.storage.max_memory);
         assert_eq!(
-            mem_total("MemTotal:       16314224 kB\nMemFree: 1 kB\n"),
+            crate::store::config::mem_total("MemTotal:       16314224 kB\nMemFree: 1 kB\n"),
             Some(16314224 * 1024)
         );
-        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
-        assert_eq!(size_str::show(3 << 30), "3GiB");
-        assert_eq!(size_str::show((1 << 30) + (512 << 20)), "1536MiB");
-        assert_eq!(size_str::show(1000), "1000B");
-        assert_eq!(size_str::show(0), "0B");
+        assert_eq!(crate::store::config::mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(crate::units::size_str::show(3 << 30), "3GiB");
+        assert_eq!(
+            crate::units::size_str::show((1 << 30) + (512 << 20)),
+            "1536MiB"
+        );
+        assert_eq!(crate::units::size_str::show(1000), "1000B");
+        assert_eq!(crate::units::size_str::show(0), "0B");
     }
 }

@@ -274,7 +274,7 @@ impl Daemon {
             .map_err(DaemonError::Thread)?;
         // Shared by `/render` (which records) and the flush (which writes
         // the interval's latencies as series).
-        let render_latency = Arc::new(crate::http::ops::RenderLatency::default());
+        let render_latency = Arc::new(crate::telemetry::render::RenderLatency::default());
         let http = match http_listener {
             Some(l) => {
                 let http_limits = crate::http::ServeLimits {

@@ -22,3 +22,4 @@ pub mod secret;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod units;

@@ -7,11 +7,9 @@ use hdrhistogram::Histogram;
 
 use crate::telemetry::Snapshot;
 
-/// Timer samples are milliseconds by convention; histograms record them in
-/// microseconds so sub-millisecond timings keep three significant digits.
-pub const HISTOGRAM_UNITS_PER_MS: f64 = 1000.0;
-/// Significant decimal digits kept by each timer histogram (0.1% error).
-pub const HISTOGRAM_SIGFIGS: u8 = 3;
+// The histogram's units are the store's format (`store::hist`); the
+// aggregator records into it.
+pub use crate::store::hist::{histogram_of, HISTOGRAM_SIGFIGS, HISTOGRAM_UNITS_PER_MS};
 
 /// The state of one interval, taken by [`super::Aggregator::flush`].
 #[derive(Debug, Default)]
@@ -67,24 +65,6 @@ impl Flush {
     pub fn num_stats(&self) -> usize {
         self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len()
     }
-}
-
-/// Builds the histogram of one interval's samples (ms -> µs, rounded).
-pub fn histogram_of(samples: &[f64]) -> Option<Histogram<u64>> {
-    let mut h = Histogram::<u64>::new(HISTOGRAM_SIGFIGS).ok()?;
-    for &v in samples {
-        // Samples are finite and >= 0, but above ~1.8e305 ms the product
-        // overflows to +inf: clamp it like any other too-large value.
-        let units = (v * HISTOGRAM_UNITS_PER_MS).round();
-        let units = if units >= 0.0 {
-            units.min(u64::MAX as f64 / 4.0) as u64
-        } else {
-            0
-        };
-        // auto-resizing histograms accept any u64
-        let _ = h.record(units);
-    }
-    Some(h)
 }
 
 #[cfg(test)]

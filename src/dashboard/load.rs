@@ -245,7 +245,7 @@ mod tests {
             });
             // The daemon's own figures, with a render in the interval (the
             // latency figures are written only then).
-            let render = Arc::new(crate::http::ops::RenderLatency::default());
+            let render = Arc::new(crate::telemetry::render::RenderLatency::default());
             render.observe(std::time::Duration::from_millis(3));
             let own = crate::emit::own::OwnSources::new(None, None, Some(render), None);
             naming.walk_own(&own.sample(), flush.interval, |n, _| {

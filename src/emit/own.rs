@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::http::ops::RenderLatency;
 use crate::store::Store;
+use crate::telemetry::render::RenderLatency;
 
 /// The states alert instances are counted in, as `/api/alerts` names them,
 /// and `silenced` (instances in any state that a silence covers).

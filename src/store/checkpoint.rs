@@ -602,7 +602,7 @@ fn merge_fragments<T: Slot>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StorageConfig;
+    use crate::store::config::StorageConfig;
 
     /// A row taken twice in one checkpoint (its head with one chunk, a new
     /// head from a late point with a later one) keeps both takes' points:

@@ -16,7 +16,13 @@ use hdrhistogram::Histogram;
 use super::row::{
     decode_presence, decompress_exact, encode_presence, get_varint, put_varint, RowError,
 };
-use crate::aggregate::{HISTOGRAM_SIGFIGS, HISTOGRAM_UNITS_PER_MS};
+
+/// Timer samples are milliseconds by convention; the histograms (the aggregator's and
+/// the store's alike) record them in
+/// microseconds so sub-millisecond timings keep three significant digits.
+pub const HISTOGRAM_UNITS_PER_MS: f64 = 1000.0;
+/// Significant decimal digits kept by each timer histogram (0.1% error).
+pub const HISTOGRAM_SIGFIGS: u8 = 3;
 
 /// Bucket arithmetic only (no counts are ever recorded into it).
 fn template() -> &'static Histogram<u64> {
@@ -33,6 +39,19 @@ fn to_units(ms: f64) -> u64 {
     } else {
         0
     }
+}
+
+/// The histogram of one interval's samples (ms, recorded as µs rounded),
+/// as the aggregator flushes it for each timer.
+pub fn histogram_of(samples: &[f64]) -> Option<Histogram<u64>> {
+    let mut h = Histogram::<u64>::new(HISTOGRAM_SIGFIGS).ok()?;
+    for &v in samples {
+        // Samples are finite and >= 0, but above ~1.8e305 ms the product
+        // overflows to +inf: to_units clamps it like any other too-large
+        // value, and auto-resizing histograms accept any u64.
+        let _ = h.record(to_units(v));
+    }
+    Some(h)
 }
 
 /// Sample counts per bucket; buckets are each bucket's lowest value in
@@ -419,7 +438,6 @@ fn decode_packed(buf: &mut &[u8], want: usize) -> Result<Vec<Hist>, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::histogram_of;
 
     #[test]
     fn sparse_quantiles_equal_hdrhistogram() {

@@ -22,6 +22,7 @@
 
 pub mod caps;
 mod checkpoint;
+pub mod config;
 pub mod derive;
 pub mod glob;
 pub mod hist;
@@ -59,7 +60,7 @@ use self::kv::{Batch, Kv, KvError, KvErrorKind, Space};
 use self::open::{Lane, Shape};
 use self::row::RowKey;
 use self::schema::{Method, Retention, Rules, SchemaError};
-use crate::config::StorageConfig;
+use crate::store::config::StorageConfig;
 
 /// Written to `Meta` at creation; a store with another value is refused.
 pub const FORMAT_VERSION: &[u8] = b"rollupd-store-3";

@@ -821,7 +821,7 @@ mod tests {
     /// and what its merges replaced are compacted once, by the checkpoint.
     #[test]
     fn a_checkpoint_leaves_heads_in_one_level() {
-        use crate::config::StorageConfig;
+        use crate::store::config::StorageConfig;
         use crate::store::{Point, Store};
         let dir = tempfile::tempdir().unwrap();
         let kv = Arc::new(
@@ -874,7 +874,7 @@ mod tests {
     /// all in the rows, across a restart.
     #[test]
     fn a_checkpoint_leaves_no_log_file_of_covered_entries() {
-        use crate::config::StorageConfig;
+        use crate::store::config::StorageConfig;
         use crate::store::{Point, Store};
         let dir = tempfile::tempdir().unwrap();
         let open = || -> Arc<RocksKv> {

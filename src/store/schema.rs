@@ -7,7 +7,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::config::StorageConfig;
+use crate::store::config::StorageConfig;
 
 /// Points per row the store aims for. Rows this long compress to well under
 /// a byte and a half per statsd-shaped point with pco; memory holds only the
@@ -387,7 +387,7 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AggregationRule, RetentionRule};
+    use crate::store::config::{AggregationRule, RetentionRule};
 
     #[test]
     fn parses_carbon_retention_syntax() {

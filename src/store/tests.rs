@@ -12,7 +12,7 @@ use super::kv::{Kv, Space};
 use super::mem::MemKv;
 use super::schema::{Method, Retention};
 use super::{Point, Store};
-use crate::config::{AggregationRule, RetentionRule, StorageConfig};
+use crate::store::config::{AggregationRule, RetentionRule, StorageConfig};
 
 const T0: i64 = 1_700_006_400; // a multiple of every span used here
 

@@ -6,6 +6,8 @@
 //! once per batch of datagrams: two cores incrementing one shared atomic per
 //! line would bounce its cache line on every metric.
 
+pub mod render;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
