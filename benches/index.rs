@@ -10,6 +10,7 @@
 //! build only: live heap bytes by a counting global allocator (what the
 //! index asked for), and the RSS delta from /proc/self/status (what the
 //! process paid, malloc's rounding and growth slack included).
+#![allow(unsafe_code)] // a counting global allocator
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;

@@ -96,6 +96,7 @@ pub struct Daemon {
     pub admin_addr: Option<SocketAddr>,
 }
 
+#[allow(unsafe_code)] // flock(2): the data dir lock, through libc
 fn lock_data_dir(dir: &Path) -> Result<File, DaemonError> {
     let err = |source| DaemonError::DataDir {
         path: dir.to_owned(),

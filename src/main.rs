@@ -211,6 +211,7 @@ fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
 /// soft limit of 1024 descriptors: a flood of connections would make
 /// RocksDB's next file open fail before any cap refused a connection.
 /// Raise the soft limit to the hard one, as Go's runtime does at start.
+#[allow(unsafe_code)] // setrlimit(2), through libc
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

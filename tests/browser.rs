@@ -469,6 +469,7 @@ fn dashboards_work_in_a_real_browser() {
 
 /// Waits for the script; at the deadline kills its whole process group
 /// (node and the Chromium it started) and fails.
+#[allow(unsafe_code)] // kill(2) of a process group, through libc
 fn wait_group(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + timeout;
     loop {

@@ -468,6 +468,7 @@ fn snapshot(
 /// printed after a reopen is the new store's, not the old one's garbage
 /// (without it RSS after a clean restart read 482 MB where the store
 /// before it had 257 MB).
+#[allow(unsafe_code)] // malloc_trim(3), through libc
 fn trim() {
     // SAFETY: malloc_trim takes no pointers and is thread-safe.
     unsafe {

@@ -17,6 +17,7 @@
 //!
 //! Only loopback addresses are accepted: this is a benchmark tool, not a
 //! traffic generator for other people's networks.
+#![allow(unsafe_code)] // sendmmsg(2) and setsockopt(2), through libc
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -31,6 +31,7 @@ pub(crate) fn drain_over(started: &mut Option<std::time::Instant>) -> bool {
 
 /// Accepts connections until `shutdown` is set, polling so the loop notices
 /// shutdown without a connection arriving.
+#[allow(unsafe_code)] // poll(2) on the listener, through libc
 pub fn accept_loop(
     listener: &TcpListener,
     shutdown: &AtomicBool,

@@ -5,6 +5,7 @@
 //! `libc` directly: the batch buffers are allocated once per thread and
 //! reused for every call, and the kernel's per-socket drop counter arrives
 //! with each datagram, which the std and socket2 APIs do not expose.
+#![allow(unsafe_code)] // recvmmsg(2), setsockopt(2) and the SO_RXQ_OVFL control messages, through libc
 
 use std::io;
 use std::mem;

@@ -454,6 +454,7 @@ impl Daemon {
 
     /// Sends SIGTERM. Through libc, not the `kill` command: a minimal
     /// Debian has no procps (found by .ci/fresh-machine).
+    #[allow(unsafe_code)] // kill(2), through libc
     pub fn sigterm(&self) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
         // SAFETY: kill(2) with a pid we spawned and still own (not yet
