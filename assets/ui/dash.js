@@ -787,7 +787,9 @@
           label: n,
           stroke: colors[i],
           width: 1.5,
-          points: { show: false },
+          // A point with no neighbour draws no line: a series that has one
+          // (a daemon just started, a metric sent once) shows its points.
+          points: { show: hasIsolated(d.ys[i]), size: 5 },
           spanGaps: false,
           value: (u, v, si, idx) => R.fmt(idx == null ? null : self.data.ys[si - 1][idx], unit),
         };
@@ -1155,6 +1157,15 @@
     let [a, b] = uPlot.rangeNum(min, max, 0.1, true);
     if (min >= 0 && a < 0) a = 0;
     return [spec.y_min ?? a, spec.y_max ?? b];
+  }
+
+  // Whether `ys` has a value with no value on either side.
+  function hasIsolated(ys) {
+    const at = (i) => i >= 0 && i < ys.length && Number.isFinite(ys[i]);
+    for (let i = 0; i < ys.length; i++) {
+      if (at(i) && !at(i - 1) && !at(i + 1)) return true;
+    }
+    return false;
   }
 
   function logRange(min, max, spec) {
