@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod aggregate;
 pub mod alert;
+pub mod clickhouse;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;

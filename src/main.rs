@@ -61,6 +61,21 @@ enum Command {
         #[arg(long, env = "ROLLUPD_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Print the ClickHouse schema for the config's `[storage]` rules: the
+    /// SQL (idempotent; run it on every server), or with `--xml` the rollup
+    /// sections for the server's config.d.
+    ClickhouseSchema {
+        /// The database the tables go in.
+        #[arg(long, default_value = "rollupd")]
+        database: String,
+        /// A cluster of the servers' `remote_servers`: tables become
+        /// `<name>_local` with a `Distributed` table `<name>` over them.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Print the rollup sections instead of the SQL.
+        #[arg(long)]
+        xml: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +112,11 @@ fn main() -> ExitCode {
             server,
             token,
         }) => post_event(&server, token.as_deref(), &what, &tags, &data, when),
+        Some(Command::ClickhouseSchema {
+            database,
+            cluster,
+            xml,
+        }) => clickhouse_schema(cli.config.as_deref(), database, cluster, xml),
         Some(Command::Run) | None => run(cli.config),
     };
     match result {
@@ -141,6 +161,28 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         anyhow::bail!("{} problem(s) in the dashboard files", loaded.errors.len());
     }
     println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn clickhouse_schema(
+    config: Option<&std::path::Path>,
+    database: String,
+    cluster: Option<String>,
+    xml: bool,
+) -> anyhow::Result<()> {
+    use rollupd::clickhouse::schema;
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let rollups = schema::rollups_of(&cfg.storage)?;
+    if xml {
+        print!("{}", schema::rollup_xml(&rollups));
+    } else {
+        for statement in schema::ddl(&schema::Target { database, cluster }, &rollups)? {
+            println!("{statement};");
+        }
+    }
     Ok(())
 }
 

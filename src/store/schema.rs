@@ -361,6 +361,18 @@ impl Rules {
         })
     }
 
+    /// Every retention a series can be given: the user's rules in order,
+    /// then the built-in one.
+    pub fn retentions(&self) -> impl Iterator<Item = &Retention> + '_ {
+        self.retention.iter().map(|(_, r)| r)
+    }
+
+    /// Every aggregation method a series can be given, in rule order (with
+    /// repeats).
+    pub fn methods(&self) -> impl Iterator<Item = Method> + '_ {
+        self.aggregation.iter().map(|(_, m, _)| *m)
+    }
+
     /// The first matching rule of each list, for a series name (tags and
     /// all, as carbon matches them).
     pub fn assign(&self, name: &str) -> Assignment {

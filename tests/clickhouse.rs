@@ -1,0 +1,268 @@
+//! `rollupd clickhouse-schema` against real ClickHouse: two servers of
+//! Debian's `clickhouse-server` (installed by `./dev setup`) on loopback
+//! ports, each a shard of a cluster, with the rollup sections the command
+//! prints in their `config.d` and its SQL run on both (twice: it is
+//! idempotent). Points written through the `Distributed` tables land on
+//! both shards, and after a final merge each series is thinned with the
+//! function and precision the embedded store rolls it up with.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{run_bin, unix_now, wait_until};
+use rollupd::clickhouse::schema::table_of;
+use rollupd::config::StorageConfig;
+use rollupd::store::schema::Rules;
+
+const CLUSTER: &str = "rollupd_test";
+const DB: &str = "rollupd";
+
+fn server_binary() -> PathBuf {
+    let p = std::env::var_os("ROLLUPD_CLICKHOUSE_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/clickhouse-server"));
+    assert!(
+        p.exists(),
+        "{} is missing: ./dev setup installs Debian's clickhouse-server",
+        p.display()
+    );
+    p
+}
+
+/// One server; killed when dropped.
+struct Server {
+    child: Child,
+    http: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let p = l.local_addr().unwrap().port();
+    (l, p)
+}
+
+impl Server {
+    fn start(dir: &Path, http: u16, tcp: u16, shards: [u16; 2], rollup_xml: &str) -> Server {
+        for d in ["data", "tmp", "log", "config.d"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let shard = |port: u16| {
+            format!("<shard><replica><host>127.0.0.1</host><port>{port}</port></replica></shard>")
+        };
+        let d = dir.display();
+        let config = format!(
+            "<yandex>
+  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/error.log</errorlog></logger>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <users_config>/etc/clickhouse-server/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>67108864</mark_cache_size>
+  <max_server_memory_usage>1000000000</max_server_memory_usage>
+  <remote_servers><{CLUSTER}>{}{}</{CLUSTER}></remote_servers>
+</yandex>
+",
+            shard(shards[0]),
+            shard(shards[1])
+        );
+        std::fs::write(dir.join("config.xml"), config).unwrap();
+        std::fs::write(dir.join("config.d/rollupd.xml"), rollup_xml).unwrap();
+        let child = Command::new(server_binary())
+            .arg(format!(
+                "--config-file={}",
+                dir.join("config.xml").display()
+            ))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log/stderr")).unwrap())
+            .spawn()
+            .expect("start clickhouse-server");
+        let s = Server {
+            child,
+            http,
+            dir: dir.to_path_buf(),
+        };
+        wait_until(Duration::from_secs(60), "clickhouse-server answers", || {
+            s.try_query("SELECT version()").ok()
+        });
+        s
+    }
+
+    fn try_query(&self, sql: &str) -> Result<String, String> {
+        let url = format!("http://127.0.0.1:{}/?insert_distributed_sync=1", self.http);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut r = agent.post(&url).send(sql).map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    }
+
+    fn query(&self, sql: &str) -> String {
+        self.try_query(sql).unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(self.dir.join("log/error.log")).unwrap_or_default();
+            panic!("{sql}\n-> {e}\nserver log:\n{log}")
+        })
+    }
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = run_bin(args, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "rollupd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn date(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn two_shards_thin_each_series_as_the_embedded_store_rolls_it_up() {
+    let xml = stdout_of(&["clickhouse-schema", "--xml"]);
+    let sql = stdout_of(&["clickhouse-schema", "--database", DB, "--cluster", CLUSTER]);
+    let statements: Vec<&str> = sql
+        .split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(statements.len() > 5, "{sql}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    // Hold all four ports until both servers are configured, so they differ.
+    let ports: Vec<(TcpListener, u16)> = (0..4).map(|_| free_port()).collect();
+    let p: Vec<u16> = ports.iter().map(|x| x.1).collect();
+    drop(ports);
+    let shards = [p[1], p[3]];
+    let a = Server::start(&tmp.path().join("a"), p[0], p[1], shards, &xml);
+    let b = Server::start(&tmp.path().join("b"), p[2], p[3], shards, &xml);
+    println!("clickhouse {}", a.query("SELECT version()").trim());
+
+    for _ in 0..2 {
+        for s in [&a, &b] {
+            for st in &statements {
+                s.query(st);
+            }
+        }
+    }
+
+    // Series of every default method, 7 hours old (past the 10 s archive's
+    // 6 hours: thinned to 1 min), and one series 10 minutes old (kept at 10 s).
+    let rules = Rules::from_config(&StorageConfig::default()).unwrap();
+    let now = unix_now();
+    let old = (now - 7 * 3600) / 60 * 60;
+    let young = (now - 600) / 60 * 60;
+    let mut names = Vec::new();
+    for i in 0..16 {
+        names.push(format!("stats_counts.shop.orders.{i}"));
+        names.push(format!("stats.timers.api{i}.upper"));
+        names.push(format!("stats.timers.api{i}.lower"));
+        names.push(format!("stats.gauges.queue{i}"));
+        names.push(format!("web.latency.{i}"));
+    }
+    let values = |i: usize, k: usize| ((i * 7 + k * 13) % 17) as f64 * 1.25 + k as f64 / 8.0;
+    let mut by_table: std::collections::BTreeMap<String, String> = Default::default();
+    let mut want: Vec<(String, String, f64)> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let assigned = rules.assign(name);
+        let table = table_of(&assigned);
+        let rows = by_table.entry(table.clone()).or_default();
+        let vals: Vec<f64> = (0..6).map(|k| values(i, k)).collect();
+        for (k, v) in vals.iter().enumerate() {
+            let t = old + 10 * k as i64;
+            rows.push_str(&format!("{name}\t{v}\t{t}\t{}\t{now}\n", date(t)));
+        }
+        let rolled = assigned.method.aggregate(&vals, 0.0).unwrap();
+        want.push((table, name.clone(), rolled));
+    }
+    let young_table = table_of(&rules.assign("web.young"));
+    for k in 0..6 {
+        let t = young + 10 * k;
+        by_table
+            .entry(young_table.clone())
+            .or_default()
+            .push_str(&format!("web.young\t{k}\t{t}\t{}\t{now}\n", date(t)));
+    }
+    assert_eq!(
+        by_table.len(),
+        5,
+        "one table per default method: {by_table:?}"
+    );
+    for (table, rows) in &by_table {
+        a.query(&format!(
+            "INSERT INTO {DB}.{table} FORMAT TabSeparated\n{rows}"
+        ));
+    }
+    // Both shards got rows.
+    for s in [&a, &b] {
+        let n: u64 = s
+            .query(&format!("SELECT count() FROM {DB}.{}_local", want[0].0))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n > 0, "a shard got no rows of {}", want[0].0);
+    }
+    for table in by_table.keys() {
+        for s in [&a, &b] {
+            s.query(&format!("OPTIMIZE TABLE {DB}.{table}_local FINAL"));
+        }
+    }
+
+    for (table, name, rolled) in &want {
+        let got = b.query(&format!(
+            "SELECT Time, Value FROM {DB}.{table} WHERE Path = '{name}' ORDER BY Time FORMAT TabSeparated"
+        ));
+        let rows: Vec<(i64, f64)> = got
+            .lines()
+            .map(|l| {
+                let (t, v) = l.split_once('\t').unwrap();
+                (t.parse().unwrap(), v.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            rows.len(),
+            1,
+            "{name} in {table}: one 1-minute point, got {got:?}"
+        );
+        assert_eq!(rows[0].0, old, "{name}: the minute it starts");
+        let (g, w) = (rows[0].1, *rolled);
+        assert!(
+            (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+            "{name} in {table}: ClickHouse {g}, embedded {w}"
+        );
+    }
+    let kept = b.query(&format!(
+        "SELECT count() FROM {DB}.{young_table} WHERE Path = 'web.young'"
+    ));
+    assert_eq!(kept.trim(), "6", "points younger than 6 h keep their 10 s");
+}
