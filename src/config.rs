@@ -43,6 +43,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub alerts: AlertsConfig,
     pub dashboards: DashboardsConfig,
+    pub relay: RelayConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -365,6 +366,100 @@ pub struct DashboardsConfig {
     pub paths: Vec<String>,
 }
 
+/// `[relay]`: what `rollupd relay` listens on and the aggregators it
+/// forwards to, each statsd line to the member that owns its metric name
+/// on a consistent-hash ring (`relay::ring`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// statsd over UDP, in.
+    #[serde(with = "opt_addr")]
+    pub statsd_udp: Option<SocketAddr>,
+    /// How often each member's admin port is asked `health`.
+    #[serde(with = "duration_str")]
+    pub health_interval: Duration,
+    /// Packets waiting for one member at most; past it new ones are
+    /// dropped and counted.
+    pub queue: usize,
+    /// Bytes of lines per forwarded datagram at most (Etsy's
+    /// `mtu`-sized packets).
+    pub packet_size: usize,
+    pub member: Vec<RelayMember>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            statsd_udp: None,
+            health_interval: Duration::from_secs(1),
+            queue: 10_000,
+            packet_size: 1432,
+            member: vec![],
+        }
+    }
+}
+
+/// Members a relay forwards to at most (its ring asks them by bits of a
+/// u64 when one is down).
+pub const RELAY_MAX_MEMBERS: usize = 64;
+
+/// `[[relay.member]]`: one aggregator.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayMember {
+    /// Its place on the ring: keep it when the address changes, or its
+    /// metrics move.
+    pub name: String,
+    /// Its statsd UDP listener.
+    pub statsd: SocketAddr,
+    /// Its admin port, asked `health` (Etsy's management command).
+    pub admin: SocketAddr,
+    /// Its share of the names, relative to the others'.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RelayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.member.len() > RELAY_MAX_MEMBERS {
+            return bad(format!(
+                "relay.member: {} members, at most {}",
+                self.member.len(),
+                RELAY_MAX_MEMBERS
+            ));
+        }
+        for (i, m) in self.member.iter().enumerate() {
+            if m.name.is_empty() {
+                return bad(format!("relay.member[{i}].name is empty"));
+            }
+            if self.member[..i].iter().any(|o| o.name == m.name) {
+                return bad(format!("relay.member[{i}].name {:?} is used twice", m.name));
+            }
+            if m.weight == 0 || m.weight > 100 {
+                return bad(format!("relay.member[{i}].weight must be 1 to 100"));
+            }
+        }
+        if self.statsd_udp.is_some() && self.member.is_empty() {
+            return bad("relay.statsd_udp is set but relay.member lists no aggregator".into());
+        }
+        if self.queue == 0 {
+            return bad("relay.queue must be at least 1".into());
+        }
+        if !(64..=65_000).contains(&self.packet_size) {
+            return bad("relay.packet_size must be 64 to 65000".into());
+        }
+        if self.health_interval.is_zero() {
+            return bad("relay.health_interval must be more than 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// `[alerts]`: threshold and forecast rules evaluated from the store, and
 /// where their notifications go.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -631,6 +726,7 @@ impl Config {
             }
         }
         self.alerts.validate()?;
+        self.relay.validate()?;
         Ok(())
     }
 
@@ -695,6 +791,45 @@ mod opt_addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_members_are_checked_by_name_and_weight() {
+        let member = |name: &str, weight: u32| {
+            format!(
+                "[[relay.member]]\nname = \"{name}\"\nstatsd = \"127.0.0.1:8125\"\n\
+                 admin = \"127.0.0.1:8126\"\nweight = {weight}\n"
+            )
+        };
+        let head = "[relay]\nstatsd_udp = \"127.0.0.1:9125\"\n";
+        let ok = Config::parse(&format!("{head}{}{}", member("a", 1), member("b", 3))).unwrap();
+        assert_eq!(ok.relay.member[1].weight, 3);
+        for (text, says) in [
+            (
+                format!("{head}{}{}", member("a", 1), member("a", 1)),
+                "used twice",
+            ),
+            (
+                format!("{head}{}", member("a", 0)),
+                "weight must be 1 to 100",
+            ),
+            (format!("{head}{}", member("", 1)), "name is empty"),
+            (head.to_string(), "lists no aggregator"),
+            (
+                format!("{head}packet_size = 10\n{}", member("a", 1)),
+                "packet_size",
+            ),
+        ] {
+            let e = Config::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let many: String = (0..=RELAY_MAX_MEMBERS)
+            .map(|i| member(&format!("m{i}"), 1))
+            .collect();
+        let e = Config::parse(&format!("{head}{many}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 64"), "{e}");
+    }
 
     #[test]
     fn empty_config_is_etsy_defaults() {

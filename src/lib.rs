@@ -18,6 +18,7 @@ pub mod http;
 pub mod ingest;
 pub mod protocol;
 pub mod query;
+pub mod relay;
 pub mod render;
 pub mod secret;
 pub mod snapshot;

@@ -61,6 +61,9 @@ enum Command {
         #[arg(long, env = "ROLLUPD_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Forward statsd lines to the aggregators of `[relay]`, each to the
+    /// one that owns its metric name on a consistent-hash ring.
+    Relay,
     /// Print the ClickHouse schema for the config's `[storage]` rules: the
     /// SQL (idempotent; run it on every server), or with `--xml` the rollup
     /// sections for the server's config.d.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             cluster,
             xml,
         }) => clickhouse_schema(cli.config.as_deref(), database, cluster, xml),
+        Some(Command::Relay) => relay(cli.config.as_deref()),
         Some(Command::Run) | None => run(cli.config),
     };
     match result {
@@ -161,6 +165,19 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         anyhow::bail!("{} problem(s) in the dashboard files", loaded.errors.len());
     }
     println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn relay(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let path = config.context("rollupd relay needs --config FILE with a [relay] table")?;
+    let cfg = Config::load(path)?;
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
+    let relay = rollupd::relay::Relay::start(&cfg.relay)?;
+    println!("relay listening on {}", relay.local_addr);
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "relay: stopping");
+    }
+    drop(relay);
     Ok(())
 }
 

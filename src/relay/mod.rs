@@ -1,0 +1,311 @@
+//! `rollupd relay`: statsd over UDP in, each line forwarded to the
+//! aggregator that owns its metric name on a consistent-hash ring, so all
+//! of one metric's samples meet in one aggregator (Etsy's statsd proxy,
+//! without its one-process-per-core JavaScript).
+//!
+//! One thread reads datagrams and sorts their lines into one packet buffer
+//! per member (no allocation per line: a line is copied into its member's
+//! buffer, and a full buffer goes to that member's bounded queue whole); a
+//! thread per member sends its queue; a thread asks each member's admin port
+//! `health` every `health_interval`. A member that does not answer `up` is
+//! down: its names go to the next live member clockwise until it is back
+//! (for that while, a timer's samples are split across two aggregators,
+//! each flushing its share). Lines that failed over, packets dropped at a
+//! full queue and lines with no live member are counted and logged.
+
+pub mod ring;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::RelayConfig;
+use ring::Ring;
+
+// The ring holds every member the config allows (checked at compile time).
+const _: () = assert!(crate::config::RELAY_MAX_MEMBERS <= ring::MAX_MEMBERS);
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("relay: [relay] statsd_udp is not set: nothing to listen on")]
+    NoListener,
+    #[error("relay: cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What the relay has done since it started.
+#[derive(Debug, Default)]
+pub struct RelayCounts {
+    pub datagrams: AtomicU64,
+    pub lines: AtomicU64,
+    /// Lines sent to a member other than their owner, which was down.
+    pub failed_over: AtomicU64,
+    /// Lines dropped because no member was up.
+    pub no_member: AtomicU64,
+    /// Packets dropped at a member's full queue.
+    pub queue_full: AtomicU64,
+}
+
+struct Member {
+    name: String,
+    up: AtomicBool,
+    lines: AtomicU64,
+    queue: SyncSender<Vec<u8>>,
+}
+
+/// A running relay; stops and joins its threads when dropped.
+pub struct Relay {
+    pub local_addr: SocketAddr,
+    pub counts: Arc<RelayCounts>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    pub fn start(cfg: &RelayConfig) -> Result<Relay, RelayError> {
+        let addr = cfg.statsd_udp.ok_or(RelayError::NoListener)?;
+        let sock = UdpSocket::bind(addr).map_err(|source| RelayError::Bind { addr, source })?;
+        let local_addr = sock
+            .local_addr()
+            .map_err(|source| RelayError::Bind { addr, source })?;
+        // The read timeout is how soon the reader sees `stop`.
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(RelayCounts::default());
+        let mut threads = Vec::new();
+        let mut members = Vec::new();
+        for m in &cfg.member {
+            let (tx, rx) = sync_channel(cfg.queue);
+            members.push(Member {
+                name: m.name.clone(),
+                up: AtomicBool::new(true),
+                lines: AtomicU64::new(0),
+                queue: tx,
+            });
+            let to = m.statsd;
+            threads.push(std::thread::spawn(move || send_loop(rx, to)));
+        }
+        let members = Arc::new(members);
+        let names: Vec<&str> = cfg.member.iter().map(|m| m.name.as_str()).collect();
+        let weights: Vec<u32> = cfg.member.iter().map(|m| m.weight).collect();
+        let ring = Ring::new(&names, &weights);
+        {
+            let (members, stop) = (members.clone(), stop.clone());
+            let admins: Vec<SocketAddr> = cfg.member.iter().map(|m| m.admin).collect();
+            let every = cfg.health_interval;
+            threads.push(std::thread::spawn(move || {
+                health_loop(&members, &admins, every, &stop)
+            }));
+        }
+        {
+            let (members, stop, counts) = (members.clone(), stop.clone(), counts.clone());
+            let packet = cfg.packet_size;
+            threads.push(std::thread::spawn(move || {
+                read_loop(&sock, &ring, &members, packet, &counts, &stop);
+                log_counts(&counts, &members);
+                // Dropping the members closes the queues; the senders drain
+                // them and end.
+            }));
+        }
+        tracing::info!(%local_addr, members = cfg.member.len(), "relay: listening for statsd over UDP");
+        Ok(Relay {
+            local_addr,
+            counts,
+            stop,
+            threads,
+        })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The metric name of a statsd line: what comes before its first `:`.
+fn metric_name(line: &[u8]) -> &[u8] {
+    let end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+    &line[..end]
+}
+
+fn read_loop(
+    sock: &UdpSocket,
+    ring: &Ring,
+    members: &[Member],
+    packet: usize,
+    counts: &RelayCounts,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut out: Vec<Vec<u8>> = members.iter().map(|_| Vec::with_capacity(packet)).collect();
+    let mut last_log = Instant::now();
+    while !stop.load(Relaxed) {
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if last_log.elapsed() >= Duration::from_secs(60) {
+                    log_counts(counts, members);
+                    last_log = Instant::now();
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: receive failed");
+                continue;
+            }
+        };
+        counts.datagrams.fetch_add(1, Relaxed);
+        for line in buf[..n].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            counts.lines.fetch_add(1, Relaxed);
+            let name = metric_name(line);
+            let Some(home) = ring.owner(name, |_| true) else {
+                counts.no_member.fetch_add(1, Relaxed);
+                continue;
+            };
+            let m = if members[home].up.load(Relaxed) {
+                home
+            } else {
+                match ring.owner(name, |m| members[m].up.load(Relaxed)) {
+                    Some(m) => {
+                        counts.failed_over.fetch_add(1, Relaxed);
+                        m
+                    }
+                    None => {
+                        counts.no_member.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                }
+            };
+            members[m].lines.fetch_add(1, Relaxed);
+            if !out[m].is_empty() && out[m].len() + 1 + line.len() > packet {
+                send(&members[m], &mut out[m], packet, counts);
+            }
+            if !out[m].is_empty() {
+                out[m].push(b'\n');
+            }
+            out[m].extend_from_slice(line);
+        }
+        for (m, o) in out.iter_mut().enumerate() {
+            if !o.is_empty() {
+                send(&members[m], o, packet, counts);
+            }
+        }
+    }
+}
+
+/// Hands a member its packet; the buffer is replaced by an empty one.
+fn send(member: &Member, out: &mut Vec<u8>, packet: usize, counts: &RelayCounts) {
+    let p = std::mem::replace(out, Vec::with_capacity(packet));
+    match member.queue.try_send(p) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            if counts.queue_full.fetch_add(1, Relaxed) == 0 {
+                tracing::warn!(member = %member.name, "relay: a member's queue is full; packets for it are dropped and counted");
+            }
+        }
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+fn send_loop(rx: Receiver<Vec<u8>>, to: SocketAddr) {
+    let bind: SocketAddr = if to.is_ipv4() {
+        "0.0.0.0:0".parse().expect("an address")
+    } else {
+        "[::]:0".parse().expect("an address")
+    };
+    let sock = match UdpSocket::bind(bind) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "relay: cannot open a socket to send from");
+            return;
+        }
+    };
+    for p in rx {
+        // A refused send (nothing listening yet) is UDP's loss, as for any
+        // statsd client; the health check says when a member is gone.
+        let _ = sock.send_to(&p, to);
+    }
+}
+
+/// Etsy's management `health` command: `up` if the answer says so.
+fn healthy(admin: SocketAddr, timeout: Duration) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&admin, timeout) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    if s.write_all(b"health\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).is_ok() && line.trim() == "health: up"
+}
+
+fn health_loop(members: &[Member], admins: &[SocketAddr], every: Duration, stop: &AtomicBool) {
+    let timeout = every.min(Duration::from_secs(2));
+    while !stop.load(Relaxed) {
+        let started = Instant::now();
+        for (m, &admin) in members.iter().zip(admins) {
+            let up = healthy(admin, timeout);
+            if m.up.swap(up, Relaxed) != up {
+                if up {
+                    tracing::info!(member = %m.name, "relay: member is up again; its names come back to it");
+                } else {
+                    tracing::warn!(member = %m.name, %admin, "relay: member is down; its names go to the next member on the ring");
+                }
+            }
+        }
+        while !stop.load(Relaxed) && started.elapsed() < every {
+            std::thread::sleep(Duration::from_millis(20).min(every));
+        }
+    }
+}
+
+fn log_counts(counts: &RelayCounts, members: &[Member]) {
+    let per: Vec<String> = members
+        .iter()
+        .map(|m| format!("{} {}", m.name, m.lines.load(Relaxed)))
+        .collect();
+    tracing::info!(
+        datagrams = counts.datagrams.load(Relaxed),
+        lines = counts.lines.load(Relaxed),
+        per_member = %per.join(", "),
+        failed_over = counts.failed_over.load(Relaxed),
+        no_member = counts.no_member.load(Relaxed),
+        queue_full = counts.queue_full.load(Relaxed),
+        "relay: counts"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metric_name_is_what_comes_before_the_colon() {
+        assert_eq!(metric_name(b"api.latency:320|ms|@0.1"), b"api.latency");
+        assert_eq!(metric_name(b"no_colon"), b"no_colon");
+        assert_eq!(metric_name(b":1|c"), b"");
+    }
+}

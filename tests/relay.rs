@@ -1,0 +1,147 @@
+//! `rollupd relay` end to end: two real aggregators (the daemon) on loopback
+//! ports and a relay in front of them. Every counter reaches the aggregator
+//! that owns its name on the ring, whole; when one aggregator dies the
+//! relay sees it through `health`, sends its names to the other, and counts
+//! the lines it failed over.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{wait_until, Daemon, Options, BIN};
+use rollupd::relay::ring::Ring;
+
+struct Relay {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send_counters(relay: std::net::SocketAddr, names: &[String]) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for chunk in names.chunks(20) {
+        let body: Vec<String> = chunk.iter().map(|n| format!("{n}:1|c")).collect();
+        sock.send_to(body.join("\n").as_bytes(), relay).unwrap();
+        // Loopback drops nothing at this pace; a burst could fill the
+        // relay's socket buffer on a loaded machine.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn counters(d: &Daemon, prefix: &str) -> BTreeMap<String, f64> {
+    d.admin()
+        .numbers("counters")
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new("60s");
+    for d in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let a = Daemon::start(&dir.path().join("a"), &opts);
+    let mut b = Daemon::start(&dir.path().join("b"), &opts);
+    let config = format!(
+        "[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n\
+         [[relay.member]]\nname = \"a\"\nstatsd = \"{}\"\nadmin = \"{}\"\n\
+         [[relay.member]]\nname = \"b\"\nstatsd = \"{}\"\nadmin = \"{}\"\n",
+        a.udp.unwrap(),
+        a.admin,
+        b.udp.unwrap(),
+        b.admin
+    );
+    let path = dir.path().join("relay.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("relay.log");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("relay")
+        .env("ROLLUPD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the relay");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let relay = Relay { child, log };
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .strip_prefix("relay listening on ")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .parse()
+        .unwrap();
+
+    let ring = Ring::new(&["a", "b"], &[1, 1]);
+    let names: Vec<String> = (0..200).map(|i| format!("relay.t.{i}")).collect();
+    send_counters(addr, &names);
+    send_counters(addr, &names);
+    let (at_a, at_b) = wait_until(Duration::from_secs(10), "every counter arrives", || {
+        let (x, y) = (counters(&a, "relay.t."), counters(&b, "relay.t."));
+        let all = x.values().chain(y.values()).sum::<f64>();
+        (all == 400.0).then_some((x, y))
+    });
+    for n in &names {
+        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
+        let (here, there) = if owner == 0 {
+            (&at_a, &at_b)
+        } else {
+            (&at_b, &at_a)
+        };
+        // Both samples of a name met in its owner.
+        assert_eq!(here.get(n), Some(&2.0), "{n} owned by {owner}");
+        assert!(!there.contains_key(n), "{n} also reached the other");
+    }
+    assert!(!at_a.is_empty() && !at_b.is_empty(), "{at_a:?} {at_b:?}");
+
+    // b dies; the relay hears it through `health` and sends b's names to a.
+    b.kill_hard();
+    wait_until(Duration::from_secs(10), "the relay sees b down", || {
+        let text = std::fs::read_to_string(&relay.log).unwrap_or_default();
+        text.contains("member is down").then_some(())
+    });
+    let later: Vec<String> = (0..100).map(|i| format!("relay.u.{i}")).collect();
+    send_counters(addr, &later);
+    wait_until(Duration::from_secs(10), "a has every later counter", || {
+        let x = counters(&a, "relay.u.");
+        (x.len() == later.len() && x.values().all(|&v| v == 1.0)).then_some(())
+    });
+    let b_owned = later
+        .iter()
+        .filter(|n| ring.owner(n.as_bytes(), |_| true) == Some(1))
+        .count();
+    assert!(b_owned > 0);
+
+    // On SIGTERM the relay logs its counts.
+    // SAFETY: signalling our own child process.
+    #[allow(unsafe_code)] // kill(2), through libc
+    let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let text = wait_until(Duration::from_secs(10), "the relay's counts", || {
+        let t = std::fs::read_to_string(&relay.log).unwrap_or_default();
+        t.contains("relay: counts").then_some(t)
+    });
+    assert!(
+        text.contains(&format!("failed_over={b_owned} ")),
+        "{b_owned} lines failed over: {text}"
+    );
+    assert!(text.contains("lines=500 "), "{text}");
+}
