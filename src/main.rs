@@ -172,7 +172,7 @@ fn relay(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let path = config.context("rollupd relay needs --config FILE with a [relay] table")?;
     let cfg = Config::load(path)?;
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
-    let relay = rollupd::relay::Relay::start(&cfg.relay)?;
+    let relay = rollupd::relay::Relay::start(&cfg.relay, cfg.server.udp_recv_buffer)?;
     println!("relay listening on {}", relay.local_addr);
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "relay: stopping");
