@@ -375,6 +375,10 @@ pub struct RelayConfig {
     /// statsd over UDP, in.
     #[serde(with = "opt_addr")]
     pub statsd_udp: Option<SocketAddr>,
+    /// carbon plaintext over TCP, in; each line goes to its owner's
+    /// `carbon` address.
+    #[serde(with = "opt_addr")]
+    pub carbon_tcp: Option<SocketAddr>,
     /// How often each member's admin port is asked `health`.
     #[serde(with = "duration_str")]
     pub health_interval: Duration,
@@ -391,6 +395,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             statsd_udp: None,
+            carbon_tcp: None,
             health_interval: Duration::from_secs(1),
             queue: 10_000,
             packet_size: 1432,
@@ -414,6 +419,9 @@ pub struct RelayMember {
     pub statsd: SocketAddr,
     /// Its admin port, asked `health` (Etsy's management command).
     pub admin: SocketAddr,
+    /// Its carbon plaintext TCP listener (needed with `carbon_tcp`).
+    #[serde(default, with = "opt_addr", skip_serializing_if = "Option::is_none")]
+    pub carbon: Option<SocketAddr>,
     /// Its share of the names, relative to the others'.
     #[serde(default = "one")]
     pub weight: u32,
@@ -444,8 +452,15 @@ impl RelayConfig {
                 return bad(format!("relay.member[{i}].weight must be 1 to 100"));
             }
         }
-        if self.statsd_udp.is_some() && self.member.is_empty() {
-            return bad("relay.statsd_udp is set but relay.member lists no aggregator".into());
+        if (self.statsd_udp.is_some() || self.carbon_tcp.is_some()) && self.member.is_empty() {
+            return bad("relay: a listener is set but relay.member lists no aggregator".into());
+        }
+        if self.carbon_tcp.is_some() {
+            if let Some(i) = self.member.iter().position(|m| m.carbon.is_none()) {
+                return bad(format!(
+                    "relay.member[{i}].carbon is needed: relay.carbon_tcp is set"
+                ));
+            }
         }
         if self.queue == 0 {
             return bad("relay.queue must be at least 1".into());
@@ -814,6 +829,10 @@ mod tests {
             ),
             (format!("{head}{}", member("", 1)), "name is empty"),
             (head.to_string(), "lists no aggregator"),
+            (
+                format!("{head}carbon_tcp = \"127.0.0.1:2003\"\n{}", member("a", 1)),
+                "relay.member[0].carbon is needed",
+            ),
             (
                 format!("{head}packet_size = 10\n{}", member("a", 1)),
                 "packet_size",

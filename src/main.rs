@@ -61,8 +61,8 @@ enum Command {
         #[arg(long, env = "ROLLUPD_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
-    /// Forward statsd lines to the aggregators of `[relay]`, each to the
-    /// one that owns its metric name on a consistent-hash ring.
+    /// Forward statsd (and carbon) lines to the aggregators of `[relay]`,
+    /// each to the one that owns its metric name on a consistent-hash ring.
     Relay,
     /// Print the ClickHouse schema for the config's `[storage]` rules: the
     /// SQL (idempotent; run it on every server), or with `--xml` the rollup
@@ -174,6 +174,9 @@ fn relay(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
     let relay = rollupd::relay::Relay::start(&cfg.relay, cfg.server.udp_recv_buffer)?;
     println!("relay listening on {}", relay.local_addr);
+    if let Some(c) = relay.carbon_addr {
+        println!("relay carbon on {c}");
+    }
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "relay: stopping");
     }

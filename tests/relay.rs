@@ -46,27 +46,35 @@ fn counters(d: &Daemon, prefix: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-#[test]
-fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = Options::new("60s");
-    for d in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(d)).unwrap();
+/// Starts `rollupd relay` in front of `a` and `b` (members "a" and "b");
+/// returns it with its statsd and, with `carbon`, carbon addresses.
+fn start_relay(
+    dir: &std::path::Path,
+    a: &Daemon,
+    b: &Daemon,
+    carbon: bool,
+) -> (Relay, std::net::SocketAddr, Option<std::net::SocketAddr>) {
+    let member = |name: &str, d: &Daemon| {
+        let mut m = format!(
+            "[[relay.member]]\nname = \"{name}\"\nstatsd = \"{}\"\nadmin = \"{}\"\n",
+            d.udp.unwrap(),
+            d.admin
+        );
+        if carbon {
+            m.push_str(&format!("carbon = \"{}\"\n", d.carbon_tcp));
+        }
+        m
+    };
+    let mut config =
+        String::from("[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n");
+    if carbon {
+        config.push_str("carbon_tcp = \"127.0.0.1:0\"\n");
     }
-    let a = Daemon::start(&dir.path().join("a"), &opts);
-    let mut b = Daemon::start(&dir.path().join("b"), &opts);
-    let config = format!(
-        "[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n\
-         [[relay.member]]\nname = \"a\"\nstatsd = \"{}\"\nadmin = \"{}\"\n\
-         [[relay.member]]\nname = \"b\"\nstatsd = \"{}\"\nadmin = \"{}\"\n",
-        a.udp.unwrap(),
-        a.admin,
-        b.udp.unwrap(),
-        b.admin
-    );
-    let path = dir.path().join("relay.toml");
+    config.push_str(&member("a", a));
+    config.push_str(&member("b", b));
+    let path = dir.join("relay.toml");
     std::fs::write(&path, config).unwrap();
-    let log = dir.path().join("relay.log");
+    let log = dir.join("relay.log");
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&path)
@@ -78,17 +86,44 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start the relay");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let relay = Relay { child, log };
-    let addr: std::net::SocketAddr = first
-        .trim()
-        .strip_prefix("relay listening on ")
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .parse()
-        .unwrap();
+    let mut addr_after = |prefix: &str| -> std::net::SocketAddr {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let udp = addr_after("relay listening on ");
+    let tcp = carbon.then(|| addr_after("relay carbon on "));
+    (relay, udp, tcp)
+}
+
+/// Sends SIGTERM and returns the relay's log once it has logged its counts.
+fn stop_relay(relay: &Relay) -> String {
+    // SAFETY: signalling our own child process.
+    #[allow(unsafe_code)] // kill(2), through libc
+    let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    wait_until(Duration::from_secs(10), "the relay's counts", || {
+        let t = std::fs::read_to_string(&relay.log).unwrap_or_default();
+        t.contains("relay: counts").then_some(t)
+    })
+}
+
+#[test]
+fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new("60s");
+    for d in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let a = Daemon::start(&dir.path().join("a"), &opts);
+    let mut b = Daemon::start(&dir.path().join("b"), &opts);
+    let (relay, addr, _) = start_relay(dir.path(), &a, &b, false);
 
     let ring = Ring::new(&["a", "b"], &[1, 1]);
     let names: Vec<String> = (0..200).map(|i| format!("relay.t.{i}")).collect();
@@ -131,17 +166,70 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
     assert!(b_owned > 0);
 
     // On SIGTERM the relay logs its counts.
-    // SAFETY: signalling our own child process.
-    #[allow(unsafe_code)] // kill(2), through libc
-    let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let text = wait_until(Duration::from_secs(10), "the relay's counts", || {
-        let t = std::fs::read_to_string(&relay.log).unwrap_or_default();
-        t.contains("relay: counts").then_some(t)
-    });
+    let text = stop_relay(&relay);
     assert!(
         text.contains(&format!("failed_over={b_owned} ")),
         "{b_owned} lines failed over: {text}"
     );
     assert!(text.contains("lines=500 "), "{text}");
+}
+
+#[test]
+fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new("60s");
+    for d in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let a = Daemon::start(&dir.path().join("a"), &opts);
+    let b = Daemon::start(&dir.path().join("b"), &opts);
+    let (relay, _, carbon) = start_relay(dir.path(), &a, &b, true);
+    let now = common::unix_now() / 10 * 10;
+    let names: Vec<String> = (0..100).map(|i| format!("relay.c.m{i}")).collect();
+    let mut text = String::new();
+    for (i, n) in names.iter().enumerate() {
+        text.push_str(&format!("{n} {i} {now}\n"));
+        if i == 50 {
+            // One line past the relay's limit, dropped whole.
+            text.push_str(&format!("relay.c.long {} {now}\n", "9".repeat(5000)));
+        }
+    }
+    let mut s = std::net::TcpStream::connect(carbon.unwrap()).unwrap();
+    std::io::Write::write_all(&mut s, text.as_bytes()).unwrap();
+    drop(s);
+    let find = |d: &Daemon| -> Vec<String> {
+        let (status, body) =
+            common::http_get(&format!("http://{}/metrics/find?query=relay.c.*", d.http));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (at_a, at_b) = wait_until(
+        Duration::from_secs(10),
+        "every carbon line is stored",
+        || {
+            let (x, y) = (find(&a), find(&b));
+            (x.len() + y.len() >= names.len()).then_some((x, y))
+        },
+    );
+    let ring = Ring::new(&["a", "b"], &[1, 1]);
+    for n in &names {
+        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
+        let (here, there) = if owner == 0 {
+            (&at_a, &at_b)
+        } else {
+            (&at_b, &at_a)
+        };
+        assert!(here.contains(n), "{n} not stored by its owner {owner}");
+        assert!(!there.contains(n), "{n} stored by both");
+    }
+    assert!(!at_a.iter().chain(&at_b).any(|n| n.ends_with("long")));
+    let log = stop_relay(&relay);
+    assert!(log.contains("carbon_lines=100 "), "{log}");
+    assert!(log.contains("carbon_too_long=1 "), "{log}");
+    assert!(log.contains("carbon_undelivered=0"), "{log}");
 }

@@ -1,7 +1,15 @@
-//! `rollupd relay`: statsd over UDP in, each line forwarded to the
-//! aggregator that owns its metric name on a consistent-hash ring, so all
-//! of one metric's samples meet in one aggregator (Etsy's statsd proxy,
-//! without its one-process-per-core JavaScript).
+//! `rollupd relay`: statsd over UDP and carbon plaintext over TCP in, each
+//! line forwarded to the aggregator that owns its metric name on a
+//! consistent-hash ring, so all of one metric's samples meet in one
+//! aggregator (Etsy's statsd proxy, without its one-process-per-core
+//! JavaScript; carbon-relay's consistent hashing, for carbon lines).
+//!
+//! carbon: a thread per client connection reads lines (at most
+//! `MAX_CARBON_LINE` bytes; longer ones are dropped and counted), sorts them
+//! into per-member buffers and hands each member's buffer to that member's
+//! carbon sender (one TCP connection, reopened when it breaks; what it
+//! cannot deliver is dropped and counted) once the client's data so far is
+//! read.
 //!
 //! One thread reads datagrams and sorts their lines into one packet buffer
 //! per member (no allocation per line: a line is copied into its member's
@@ -15,7 +23,7 @@
 
 pub mod ring;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -52,18 +60,33 @@ pub struct RelayCounts {
     pub no_member: AtomicU64,
     /// Packets dropped at a member's full queue.
     pub queue_full: AtomicU64,
+    pub carbon_lines: AtomicU64,
+    /// carbon lines longer than [`MAX_CARBON_LINE`], dropped.
+    pub carbon_too_long: AtomicU64,
+    /// carbon buffers a member's sender could not deliver.
+    pub carbon_undelivered: AtomicU64,
 }
+
+/// Longest carbon line relayed, newline included.
+pub const MAX_CARBON_LINE: usize = 4096;
+/// carbon client connections at once; more are closed unread.
+const MAX_CARBON_CONNECTIONS: usize = 1024;
+/// Bytes of carbon lines buffered for one member before they are handed on.
+const CARBON_CHUNK: usize = 64 * 1024;
 
 struct Member {
     name: String,
     up: AtomicBool,
     lines: AtomicU64,
     queue: SyncSender<Vec<u8>>,
+    carbon: Option<SyncSender<Vec<u8>>>,
 }
 
 /// A running relay; stops and joins its threads when dropped.
 pub struct Relay {
     pub local_addr: SocketAddr,
+    /// The carbon listener, when `carbon_tcp` is set.
+    pub carbon_addr: Option<SocketAddr>,
     pub counts: Arc<RelayCounts>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -85,15 +108,28 @@ impl Relay {
         // the reader sees `stop`.
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(RelayCounts::default());
+        let mut carbon_addr = None;
         let mut threads = Vec::new();
         let mut members = Vec::new();
         for m in &cfg.member {
             let (tx, rx) = sync_channel(cfg.queue);
+            let carbon = match (cfg.carbon_tcp, m.carbon) {
+                (Some(_), Some(to)) => {
+                    let (ctx, crx) = sync_channel(cfg.queue);
+                    let counts = counts.clone();
+                    threads.push(std::thread::spawn(move || {
+                        carbon_send_loop(crx, to, &counts)
+                    }));
+                    Some(ctx)
+                }
+                _ => None,
+            };
             members.push(Member {
                 name: m.name.clone(),
                 up: AtomicBool::new(true),
                 lines: AtomicU64::new(0),
                 queue: tx,
+                carbon,
             });
             let to = m.statsd;
             threads.push(std::thread::spawn(move || send_loop(rx, to)));
@@ -110,6 +146,25 @@ impl Relay {
                 health_loop(&members, &admins, every, &stop)
             }));
         }
+        let ring = Arc::new(ring);
+        if let Some(caddr) = cfg.carbon_tcp {
+            let listener =
+                std::net::TcpListener::bind(caddr).map_err(|source| RelayError::Bind {
+                    addr: caddr,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| RelayError::Bind {
+                addr: caddr,
+                source,
+            })?;
+            let (members, stop, counts, ring) =
+                (members.clone(), stop.clone(), counts.clone(), ring.clone());
+            threads.push(std::thread::spawn(move || {
+                carbon_accept(&listener, &ring, &members, &counts, &stop)
+            }));
+            tracing::info!(%bound, "relay: listening for carbon over TCP");
+            carbon_addr = Some(bound);
+        }
         {
             let (members, stop, counts) = (members.clone(), stop.clone(), counts.clone());
             let packet = cfg.packet_size;
@@ -123,6 +178,7 @@ impl Relay {
         tracing::info!(%local_addr, members = cfg.member.len(), "relay: listening for statsd over UDP");
         Ok(Relay {
             local_addr,
+            carbon_addr,
             counts,
             stop,
             threads,
@@ -184,23 +240,8 @@ fn read_loop(
             }
             counts.lines.fetch_add(1, Relaxed);
             let name = metric_name(line);
-            let Some(home) = ring.owner(name, |_| true) else {
-                counts.no_member.fetch_add(1, Relaxed);
+            let Some(m) = route(ring, members, name, counts) else {
                 continue;
-            };
-            let m = if members[home].up.load(Relaxed) {
-                home
-            } else {
-                match ring.owner(name, |m| members[m].up.load(Relaxed)) {
-                    Some(m) => {
-                        counts.failed_over.fetch_add(1, Relaxed);
-                        m
-                    }
-                    None => {
-                        counts.no_member.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                }
             };
             members[m].lines.fetch_add(1, Relaxed);
             if !out[m].is_empty() && out[m].len() + 1 + line.len() > packet {
@@ -215,6 +256,176 @@ fn read_loop(
             if !o.is_empty() {
                 send(&members[m], o, packet, counts);
             }
+        }
+    }
+}
+
+/// The member a name goes to: its owner, or the next live member when the
+/// owner is down (counted); `None` (counted) when no member is up.
+fn route(ring: &Ring, members: &[Member], name: &[u8], counts: &RelayCounts) -> Option<usize> {
+    let Some(home) = ring.owner(name, |_| true) else {
+        counts.no_member.fetch_add(1, Relaxed);
+        return None;
+    };
+    if members[home].up.load(Relaxed) {
+        return Some(home);
+    }
+    match ring.owner(name, |m| members[m].up.load(Relaxed)) {
+        Some(m) => {
+            counts.failed_over.fetch_add(1, Relaxed);
+            Some(m)
+        }
+        None => {
+            counts.no_member.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+fn carbon_accept(
+    listener: &std::net::TcpListener,
+    ring: &Arc<Ring>,
+    members: &Arc<Vec<Member>>,
+    counts: &Arc<RelayCounts>,
+    stop: &Arc<AtomicBool>,
+) {
+    let open = Arc::new(AtomicU64::new(0));
+    let mut conns: Vec<JoinHandle<()>> = Vec::new();
+    crate::ingest::accept_loop(listener, stop, |stream| {
+        conns.retain(|h| !h.is_finished());
+        if open.load(Relaxed) as usize >= MAX_CARBON_CONNECTIONS {
+            tracing::warn!("relay: carbon connection refused: {MAX_CARBON_CONNECTIONS} open");
+            return;
+        }
+        open.fetch_add(1, Relaxed);
+        let (ring, members, counts, stop, open) = (
+            ring.clone(),
+            members.clone(),
+            counts.clone(),
+            stop.clone(),
+            open.clone(),
+        );
+        conns.push(std::thread::spawn(move || {
+            carbon_conn(stream, &ring, &members, &counts, &stop);
+            open.fetch_sub(1, Relaxed);
+        }));
+    });
+    for h in conns {
+        let _ = h.join();
+    }
+}
+
+/// One carbon client: its lines, sorted by owner, handed on whenever what
+/// it has sent so far is read.
+fn carbon_conn(
+    stream: TcpStream,
+    ring: &Ring,
+    members: &[Member],
+    counts: &RelayCounts,
+    stop: &AtomicBool,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut r = BufReader::with_capacity(CARBON_CHUNK, stream);
+    let mut out: Vec<Vec<u8>> = members.iter().map(|_| Vec::new()).collect();
+    let mut line = Vec::with_capacity(256);
+    // Inside a line past MAX_CARBON_LINE: dropped up to its newline.
+    let mut skipping = false;
+    loop {
+        let room = (MAX_CARBON_LINE - line.len()) as u64;
+        match (&mut r).take(room).read_until(b'\n', &mut line) {
+            Ok(0) if room > 0 => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                flush_carbon(members, &mut out, counts);
+                if stop.load(Relaxed) {
+                    break;
+                }
+                continue;
+            }
+            Err(_) => break,
+        }
+        if line.last() != Some(&b'\n') {
+            if line.len() >= MAX_CARBON_LINE {
+                skipping = true;
+                line.clear();
+            }
+            // Otherwise the rest of the line is still to come.
+            continue;
+        }
+        if std::mem::take(&mut skipping) {
+            counts.carbon_too_long.fetch_add(1, Relaxed);
+            line.clear();
+            continue;
+        }
+        let body = line.trim_ascii();
+        if !body.is_empty() {
+            counts.carbon_lines.fetch_add(1, Relaxed);
+            let end = body.iter().position(|&b| b == b' ').unwrap_or(body.len());
+            if let Some(m) = route(ring, members, &body[..end], counts) {
+                members[m].lines.fetch_add(1, Relaxed);
+                out[m].extend_from_slice(body);
+                out[m].push(b'\n');
+                if out[m].len() >= CARBON_CHUNK {
+                    hand_carbon(&members[m], &mut out[m], counts);
+                }
+            }
+        }
+        line.clear();
+        if r.buffer().is_empty() {
+            flush_carbon(members, &mut out, counts);
+        }
+    }
+    flush_carbon(members, &mut out, counts);
+}
+
+fn flush_carbon(members: &[Member], out: &mut [Vec<u8>], counts: &RelayCounts) {
+    for (m, o) in out.iter_mut().enumerate() {
+        if !o.is_empty() {
+            hand_carbon(&members[m], o, counts);
+        }
+    }
+}
+
+fn hand_carbon(member: &Member, out: &mut Vec<u8>, counts: &RelayCounts) {
+    let buf = std::mem::take(out);
+    let Some(q) = &member.carbon else { return };
+    if let Err(TrySendError::Full(_)) = q.try_send(buf) {
+        if counts.queue_full.fetch_add(1, Relaxed) == 0 {
+            tracing::warn!(member = %member.name, "relay: a member's carbon queue is full; lines for it are dropped and counted");
+        }
+    }
+}
+
+/// One member's carbon connection: each buffer written whole; a broken
+/// connection is reopened once for the buffer that found it broken, and a
+/// buffer that still cannot go is dropped and counted.
+fn carbon_send_loop(rx: Receiver<Vec<u8>>, to: SocketAddr, counts: &RelayCounts) {
+    let mut conn: Option<TcpStream> = None;
+    let connect = || {
+        let s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
+        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+        Some(s)
+    };
+    for buf in rx {
+        let mut sent = false;
+        for _ in 0..2 {
+            if conn.is_none() {
+                conn = connect();
+            }
+            let Some(c) = conn.as_mut() else { break };
+            if c.write_all(&buf).is_ok() {
+                sent = true;
+                break;
+            }
+            conn = None;
+        }
+        if !sent && counts.carbon_undelivered.fetch_add(1, Relaxed) == 0 {
+            tracing::warn!(%to, "relay: carbon lines could not be delivered to a member; dropped and counted");
         }
     }
 }
@@ -299,6 +510,9 @@ fn log_counts(counts: &RelayCounts, members: &[Member]) {
         failed_over = counts.failed_over.load(Relaxed),
         no_member = counts.no_member.load(Relaxed),
         queue_full = counts.queue_full.load(Relaxed),
+        carbon_lines = counts.carbon_lines.load(Relaxed),
+        carbon_too_long = counts.carbon_too_long.load(Relaxed),
+        carbon_undelivered = counts.carbon_undelivered.load(Relaxed),
         "relay: counts"
     );
 }
