@@ -71,6 +71,8 @@ pub struct RelayCounts {
 pub const MAX_CARBON_LINE: usize = 4096;
 /// carbon client connections at once; more are closed unread.
 const MAX_CARBON_CONNECTIONS: usize = 1024;
+/// How often the counts are logged while the relay runs.
+const COUNTS_EVERY: Duration = Duration::from_secs(60);
 /// Bytes of carbon lines buffered for one member before they are handed on.
 const CARBON_CHUNK: usize = 64 * 1024;
 
@@ -89,7 +91,13 @@ pub struct Relay {
     pub carbon_addr: Option<SocketAddr>,
     pub counts: Arc<RelayCounts>,
     stop: Arc<AtomicBool>,
+    /// The intake threads: the statsd reader, the carbon acceptor (which
+    /// joins its connections) and the health checker.
     threads: Vec<JoinHandle<()>>,
+    /// Held until the intake threads are joined; dropping the last handle
+    /// closes the queues.
+    members: Option<Arc<Vec<Member>>>,
+    senders: Vec<JoinHandle<()>>,
 }
 
 impl Relay {
@@ -104,11 +112,28 @@ impl Relay {
         let local_addr = sock
             .local_addr()
             .map_err(|source| RelayError::Bind { addr, source })?;
+        // Both listeners are bound before any thread starts, so a failed
+        // bind leaves nothing running.
+        let carbon_listener = match cfg.carbon_tcp {
+            Some(caddr) => {
+                let l = std::net::TcpListener::bind(caddr).map_err(|source| RelayError::Bind {
+                    addr: caddr,
+                    source,
+                })?;
+                let bound = l.local_addr().map_err(|source| RelayError::Bind {
+                    addr: caddr,
+                    source,
+                })?;
+                Some((l, bound))
+            }
+            None => None,
+        };
         // The socket's read timeout (ingest's poll interval) is how soon
         // the reader sees `stop`.
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(RelayCounts::default());
-        let mut carbon_addr = None;
+        // Senders end when their queues close, after the intake threads.
+        let mut senders = Vec::new();
         let mut threads = Vec::new();
         let mut members = Vec::new();
         for m in &cfg.member {
@@ -117,7 +142,7 @@ impl Relay {
                 (Some(_), Some(to)) => {
                     let (ctx, crx) = sync_channel(cfg.queue);
                     let counts = counts.clone();
-                    threads.push(std::thread::spawn(move || {
+                    senders.push(std::thread::spawn(move || {
                         carbon_send_loop(crx, to, &counts)
                     }));
                     Some(ctx)
@@ -132,7 +157,7 @@ impl Relay {
                 carbon,
             });
             let to = m.statsd;
-            threads.push(std::thread::spawn(move || send_loop(rx, to)));
+            senders.push(std::thread::spawn(move || send_loop(rx, to)));
         }
         let members = Arc::new(members);
         let names: Vec<&str> = cfg.member.iter().map(|m| m.name.as_str()).collect();
@@ -147,32 +172,20 @@ impl Relay {
             }));
         }
         let ring = Arc::new(ring);
-        if let Some(caddr) = cfg.carbon_tcp {
-            let listener =
-                std::net::TcpListener::bind(caddr).map_err(|source| RelayError::Bind {
-                    addr: caddr,
-                    source,
-                })?;
-            let bound = listener.local_addr().map_err(|source| RelayError::Bind {
-                addr: caddr,
-                source,
-            })?;
+        let carbon_addr = carbon_listener.map(|(listener, bound)| {
             let (members, stop, counts, ring) =
                 (members.clone(), stop.clone(), counts.clone(), ring.clone());
             threads.push(std::thread::spawn(move || {
                 carbon_accept(&listener, &ring, &members, &counts, &stop)
             }));
             tracing::info!(%bound, "relay: listening for carbon over TCP");
-            carbon_addr = Some(bound);
-        }
+            bound
+        });
         {
             let (members, stop, counts) = (members.clone(), stop.clone(), counts.clone());
             let packet = cfg.packet_size;
             threads.push(std::thread::spawn(move || {
-                read_loop(&sock, &ring, &members, packet, &counts, &stop);
-                log_counts(&counts, &members);
-                // Dropping the members closes the queues; the senders drain
-                // them and end.
+                read_loop(&sock, &ring, &members, packet, &counts, &stop)
             }));
         }
         tracing::info!(%local_addr, members = cfg.member.len(), "relay: listening for statsd over UDP");
@@ -182,6 +195,8 @@ impl Relay {
             counts,
             stop,
             threads,
+            members: Some(members),
+            senders,
         })
     }
 }
@@ -190,6 +205,14 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
         for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Every line read has been handed to a queue: the counts are final.
+        if let Some(members) = self.members.take() {
+            log_counts(&self.counts, &members);
+        }
+        // The queues close; each sender sends what it holds and ends.
+        for t in self.senders.drain(..) {
             let _ = t.join();
         }
     }
@@ -213,6 +236,12 @@ fn read_loop(
     let mut out: Vec<Vec<u8>> = members.iter().map(|_| Vec::with_capacity(packet)).collect();
     let mut last_log = Instant::now();
     while !stop.load(Relaxed) {
+        // Checked every datagram and every idle poll, so the counts are
+        // logged under load too.
+        if last_log.elapsed() >= COUNTS_EVERY {
+            log_counts(counts, members);
+            last_log = Instant::now();
+        }
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -221,10 +250,6 @@ fn read_loop(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if last_log.elapsed() >= Duration::from_secs(60) {
-                    log_counts(counts, members);
-                    last_log = Instant::now();
-                }
                 continue;
             }
             Err(e) => {
