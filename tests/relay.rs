@@ -46,6 +46,17 @@ fn counters(d: &Daemon, prefix: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Two daemons, "a" and "b", flushing every minute (so the counters the
+/// test reads are whole), each in its own directory under `dir`.
+fn two_aggregators(dir: &std::path::Path) -> (Daemon, Daemon) {
+    let opts = Options::new("60s");
+    let start = |name: &str| {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        Daemon::start(&dir.join(name), &opts)
+    };
+    (start("a"), start("b"))
+}
+
 /// Starts `rollupd relay` in front of `a` and `b` (members "a" and "b");
 /// returns it with its statsd and, with `carbon`, carbon addresses.
 fn start_relay(
@@ -102,28 +113,25 @@ fn start_relay(
     (relay, udp, tcp)
 }
 
-/// Sends SIGTERM and returns the relay's log once it has logged its counts.
-fn stop_relay(relay: &Relay) -> String {
+/// Sends SIGTERM; the relay must exit cleanly within 10 s, its counts
+/// logged. Returns its log.
+fn stop_relay(relay: &mut Relay) -> String {
     // SAFETY: signalling our own child process.
     #[allow(unsafe_code)] // kill(2), through libc
     let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);
-    wait_until(Duration::from_secs(10), "the relay's counts", || {
-        let t = std::fs::read_to_string(&relay.log).unwrap_or_default();
-        t.contains("relay: counts").then_some(t)
-    })
+    let status = common::wait_child(&mut relay.child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&relay.log).unwrap();
+    assert!(text.contains("relay: counts"), "{text}");
+    text
 }
 
 #[test]
 fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options::new("60s");
-    for d in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(d)).unwrap();
-    }
-    let a = Daemon::start(&dir.path().join("a"), &opts);
-    let mut b = Daemon::start(&dir.path().join("b"), &opts);
-    let (relay, addr, _) = start_relay(dir.path(), &a, &b, false);
+    let (a, mut b) = two_aggregators(dir.path());
+    let (mut relay, addr, _) = start_relay(dir.path(), &a, &b, false);
 
     let ring = Ring::new(&["a", "b"], &[1, 1]);
     let names: Vec<String> = (0..200).map(|i| format!("relay.t.{i}")).collect();
@@ -166,7 +174,7 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
     assert!(b_owned > 0);
 
     // On SIGTERM the relay logs its counts.
-    let text = stop_relay(&relay);
+    let text = stop_relay(&mut relay);
     assert!(
         text.contains(&format!("failed_over={b_owned} ")),
         "{b_owned} lines failed over: {text}"
@@ -177,13 +185,8 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
 #[test]
 fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options::new("60s");
-    for d in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(d)).unwrap();
-    }
-    let a = Daemon::start(&dir.path().join("a"), &opts);
-    let b = Daemon::start(&dir.path().join("b"), &opts);
-    let (relay, _, carbon) = start_relay(dir.path(), &a, &b, true);
+    let (a, b) = two_aggregators(dir.path());
+    let (mut relay, _, carbon) = start_relay(dir.path(), &a, &b, true);
     let now = common::unix_now() / 10 * 10;
     let names: Vec<String> = (0..100).map(|i| format!("relay.c.m{i}")).collect();
     let mut text = String::new();
@@ -228,7 +231,7 @@ fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
         assert!(!there.contains(n), "{n} stored by both");
     }
     assert!(!at_a.iter().chain(&at_b).any(|n| n.ends_with("long")));
-    let log = stop_relay(&relay);
+    let log = stop_relay(&mut relay);
     assert!(log.contains("carbon_lines=100 "), "{log}");
     assert!(log.contains("carbon_too_long=1 "), "{log}");
     assert!(log.contains("carbon_undelivered=0"), "{log}");
