@@ -783,6 +783,24 @@ mod tests {
             .collect()
     }
 
+    /// One point for each of `names` at `t`, written as one flush.
+    fn write_flush(
+        store: &crate::store::Store,
+        names: &[String],
+        t: i64,
+        mut value: impl FnMut() -> f64,
+    ) {
+        let points: Vec<crate::store::Point<'_>> = names
+            .iter()
+            .map(|n| crate::store::Point {
+                name: n,
+                timestamp: t,
+                value: value(),
+            })
+            .collect();
+        store.write(&points, &[], t).unwrap();
+    }
+
     /// `heads` has no automatic compaction: its level-0 files stay until
     /// `settle`, which puts everything in one level, every key still there.
     #[test]
@@ -822,7 +840,7 @@ mod tests {
     #[test]
     fn a_checkpoint_leaves_heads_in_one_level() {
         use crate::store::config::StorageConfig;
-        use crate::store::{Point, Store};
+        use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let kv = Arc::new(
             RocksKv::open_tuned(dir.path(), &RocksOptions::default(), |s, o| {
@@ -837,15 +855,7 @@ mod tests {
         let store = Store::open(kv.clone(), dir.path(), &StorageConfig::default(), t0).unwrap();
         let mut rng = fastrand::Rng::with_seed(9);
         for step in 0..40i64 {
-            let points: Vec<Point<'_>> = names
-                .iter()
-                .map(|n| Point {
-                    name: n,
-                    timestamp: t0 + step * 10,
-                    value: rng.f64(),
-                })
-                .collect();
-            store.write(&points, &[], t0 + step * 10).unwrap();
+            write_flush(&store, &names, t0 + step * 10, || rng.f64());
             if step % 5 == 4 {
                 store.checkpoint().unwrap();
                 let files = files_of(&kv, Space::Heads);
@@ -875,7 +885,7 @@ mod tests {
     #[test]
     fn a_checkpoint_leaves_no_log_file_of_covered_entries() {
         use crate::store::config::StorageConfig;
-        use crate::store::{Point, Store};
+        use crate::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let open = || -> Arc<RocksKv> {
             Arc::new(
@@ -895,15 +905,7 @@ mod tests {
         {
             let store = Store::open(kv.clone(), dir.path(), &cfg, t0).unwrap();
             for step in 0..200i64 {
-                let points: Vec<Point<'_>> = names
-                    .iter()
-                    .map(|n| Point {
-                        name: n,
-                        timestamp: t0 + step * 10,
-                        value: rng.f64(),
-                    })
-                    .collect();
-                store.write(&points, &[], t0 + step * 10).unwrap();
+                write_flush(&store, &names, t0 + step * 10, || rng.f64());
             }
             assert!(
                 log_files(&kv).len() >= 3,
@@ -923,15 +925,7 @@ mod tests {
             assert_eq!(kv.live_sst_bytes(Space::Log), 0, "{:?}", log_files(&kv));
             // A batch after the checkpoint, in the log only: as after
             // kill -9, the store is dropped without closing.
-            let points: Vec<Point<'_>> = names
-                .iter()
-                .map(|n| Point {
-                    name: n,
-                    timestamp: t0 + 2000,
-                    value: 1.5,
-                })
-                .collect();
-            store.write(&points, &[], t0 + 2000).unwrap();
+            write_flush(&store, &names, t0 + 2000, || 1.5);
         }
         drop(kv);
         let kv = open();
