@@ -375,6 +375,10 @@ pub struct RelayConfig {
     /// statsd over UDP, in.
     #[serde(with = "opt_addr")]
     pub statsd_udp: Option<SocketAddr>,
+    /// statsd over TCP, in (newline-ended lines, as Etsy's `tcp`
+    /// server reads them); forwarded as UDP datagrams like the rest.
+    #[serde(with = "opt_addr")]
+    pub statsd_tcp: Option<SocketAddr>,
     /// carbon plaintext over TCP, in; each line goes to its owner's
     /// `carbon` address.
     #[serde(with = "opt_addr")]
@@ -388,6 +392,12 @@ pub struct RelayConfig {
     /// Bytes of lines per forwarded datagram at most (Etsy's
     /// `mtu`-sized packets).
     pub packet_size: usize,
+    /// The relay's own counts are sent as statsd counters and gauges under
+    /// this prefix, to their owners like any line (empty: not sent).
+    pub stats_prefix: String,
+    /// How often the relay sends its own counts.
+    #[serde(with = "duration_str")]
+    pub stats_interval: Duration,
     pub member: Vec<RelayMember>,
 }
 
@@ -395,10 +405,13 @@ impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             statsd_udp: None,
+            statsd_tcp: None,
             carbon_tcp: None,
             health_interval: Duration::from_secs(1),
             queue: 10_000,
             packet_size: 1432,
+            stats_prefix: "rollupd.relay".into(),
+            stats_interval: Duration::from_secs(10),
             member: vec![],
         }
     }
@@ -452,7 +465,9 @@ impl RelayConfig {
                 return bad(format!("relay.member[{i}].weight must be 1 to 100"));
             }
         }
-        if (self.statsd_udp.is_some() || self.carbon_tcp.is_some()) && self.member.is_empty() {
+        let listens =
+            self.statsd_udp.is_some() || self.statsd_tcp.is_some() || self.carbon_tcp.is_some();
+        if listens && self.member.is_empty() {
             return bad("relay: a listener is set but relay.member lists no aggregator".into());
         }
         if self.carbon_tcp.is_some() {
@@ -470,6 +485,19 @@ impl RelayConfig {
         }
         if self.health_interval.is_zero() {
             return bad("relay.health_interval must be more than 0".into());
+        }
+        if self.stats_interval.is_zero() {
+            return bad("relay.stats_interval must be more than 0".into());
+        }
+        if self
+            .stats_prefix
+            .bytes()
+            .any(|b| matches!(b, b':' | b'|' | b'@' | b'#') || b.is_ascii_whitespace())
+        {
+            return bad(format!(
+                "relay.stats_prefix {:?}: no ':', '|', '@', '#' or spaces in a metric name",
+                self.stats_prefix
+            ));
         }
         Ok(())
     }

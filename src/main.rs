@@ -174,6 +174,9 @@ fn relay(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
     let relay = rollupd::relay::Relay::start(&cfg.relay, cfg.server.udp_recv_buffer)?;
     println!("relay listening on {}", relay.local_addr);
+    if let Some(c) = relay.statsd_tcp_addr {
+        println!("relay statsd tcp on {c}");
+    }
     if let Some(c) = relay.carbon_addr {
         println!("relay carbon on {c}");
     }

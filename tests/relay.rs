@@ -57,14 +57,17 @@ fn two_aggregators(dir: &std::path::Path) -> (Daemon, Daemon) {
     (start("a"), start("b"))
 }
 
+/// The relay's listeners.
+struct Listeners {
+    statsd_udp: std::net::SocketAddr,
+    /// With `tcp`: statsd and carbon over TCP.
+    tcp: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
 /// Starts `rollupd relay` in front of `a` and `b` (members "a" and "b");
-/// returns it with its statsd and, with `carbon`, carbon addresses.
-fn start_relay(
-    dir: &std::path::Path,
-    a: &Daemon,
-    b: &Daemon,
-    carbon: bool,
-) -> (Relay, std::net::SocketAddr, Option<std::net::SocketAddr>) {
+/// with `tcp`, it listens for statsd and carbon over TCP too.
+fn start_relay(dir: &std::path::Path, a: &Daemon, b: &Daemon, tcp: bool) -> (Relay, Listeners) {
+    let carbon = tcp;
     let member = |name: &str, d: &Daemon| {
         let mut m = format!(
             "[[relay.member]]\nname = \"{name}\"\nstatsd = \"{}\"\nadmin = \"{}\"\n",
@@ -76,10 +79,12 @@ fn start_relay(
         }
         m
     };
-    let mut config =
-        String::from("[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n");
+    let mut config = String::from(
+        "[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n\
+         stats_prefix = \"relayself\"\nstats_interval = \"200ms\"\n",
+    );
     if carbon {
-        config.push_str("carbon_tcp = \"127.0.0.1:0\"\n");
+        config.push_str("carbon_tcp = \"127.0.0.1:0\"\nstatsd_tcp = \"127.0.0.1:0\"\n");
     }
     config.push_str(&member("a", a));
     config.push_str(&member("b", b));
@@ -108,9 +113,12 @@ fn start_relay(
             .parse()
             .unwrap()
     };
-    let udp = addr_after("relay listening on ");
-    let tcp = carbon.then(|| addr_after("relay carbon on "));
-    (relay, udp, tcp)
+    let statsd_udp = addr_after("relay listening on ");
+    let tcp = tcp.then(|| {
+        let statsd = addr_after("relay statsd tcp on ");
+        (statsd, addr_after("relay carbon on "))
+    });
+    (relay, Listeners { statsd_udp, tcp })
 }
 
 /// Sends SIGTERM; the relay must exit cleanly within 10 s, its counts
@@ -131,7 +139,8 @@ fn stop_relay(relay: &mut Relay) -> String {
 fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let (a, mut b) = two_aggregators(dir.path());
-    let (mut relay, addr, _) = start_relay(dir.path(), &a, &b, false);
+    let (mut relay, listeners) = start_relay(dir.path(), &a, &b, false);
+    let addr = listeners.statsd_udp;
 
     let ring = Ring::new(&["a", "b"], &[1, 1]);
     let names: Vec<String> = (0..200).map(|i| format!("relay.t.{i}")).collect();
@@ -154,6 +163,15 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
         assert!(!there.contains_key(n), "{n} also reached the other");
     }
     assert!(!at_a.is_empty() && !at_b.is_empty(), "{at_a:?} {at_b:?}");
+    // The relay's own counts reach their owners as statsd counters, like
+    // any line: every line it read, and each member's share.
+    wait_until(Duration::from_secs(10), "the relay's own counts", || {
+        let mut own = counters(&a, "relayself.");
+        own.extend(counters(&b, "relayself."));
+        let got = |k: &str| own.get(k).copied().unwrap_or(0.0);
+        let shares = got("relayself.member.a.lines") + got("relayself.member.b.lines");
+        (got("relayself.lines") == 400.0 && shares == 400.0).then_some(())
+    });
 
     // b dies; the relay hears it through `health` and sends b's names to a.
     b.kill_hard();
@@ -183,10 +201,11 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
 }
 
 #[test]
-fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
+fn tcp_lines_reach_their_owner_and_too_long_ones_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = two_aggregators(dir.path());
-    let (mut relay, _, carbon) = start_relay(dir.path(), &a, &b, true);
+    let (mut relay, listeners) = start_relay(dir.path(), &a, &b, true);
+    let (statsd_tcp, carbon) = listeners.tcp.unwrap();
     let now = common::unix_now() / 10 * 10;
     let names: Vec<String> = (0..100).map(|i| format!("relay.c.m{i}")).collect();
     let mut text = String::new();
@@ -197,7 +216,21 @@ fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
             text.push_str(&format!("relay.c.long {} {now}\n", "9".repeat(5000)));
         }
     }
-    let mut s = std::net::TcpStream::connect(carbon.unwrap()).unwrap();
+    let mut s = std::net::TcpStream::connect(carbon).unwrap();
+    std::io::Write::write_all(&mut s, text.as_bytes()).unwrap();
+    drop(s);
+    // statsd over TCP: newline-ended lines, two samples of each counter
+    // (one line each, and one line with both), and one line too long.
+    let counters_tcp: Vec<String> = (0..50).map(|i| format!("relay.s.m{i}")).collect();
+    let mut text = String::new();
+    for n in &counters_tcp {
+        text.push_str(&format!("{n}:1|c\n"));
+    }
+    text.push_str(&format!("relay.s.long:{}|c\n", "1".repeat(5000)));
+    for n in &counters_tcp {
+        text.push_str(&format!("{n}:2|c\r\n"));
+    }
+    let mut s = std::net::TcpStream::connect(statsd_tcp).unwrap();
     std::io::Write::write_all(&mut s, text.as_bytes()).unwrap();
     drop(s);
     let find = |d: &Daemon| -> Vec<String> {
@@ -231,8 +264,25 @@ fn carbon_lines_reach_their_owner_and_too_long_ones_are_counted() {
         assert!(!there.contains(n), "{n} stored by both");
     }
     assert!(!at_a.iter().chain(&at_b).any(|n| n.ends_with("long")));
+    let (sa, sb) = wait_until(
+        Duration::from_secs(10),
+        "every statsd TCP counter arrives",
+        || {
+            let (x, y) = (counters(&a, "relay.s."), counters(&b, "relay.s."));
+            let all = x.values().chain(y.values()).sum::<f64>();
+            (all >= 150.0).then_some((x, y))
+        },
+    );
+    for n in &counters_tcp {
+        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
+        let (here, there) = if owner == 0 { (&sa, &sb) } else { (&sb, &sa) };
+        assert_eq!(here.get(n), Some(&3.0), "{n} owned by {owner}");
+        assert!(!there.contains_key(n), "{n} also reached the other");
+    }
+    assert!(!sa.keys().chain(sb.keys()).any(|n| n.ends_with("long")));
     let log = stop_relay(&mut relay);
     assert!(log.contains("carbon_lines=100 "), "{log}");
-    assert!(log.contains("carbon_too_long=1 "), "{log}");
+    assert!(log.contains("tcp_lines=100 "), "{log}");
+    assert!(log.contains("too_long=2 "), "{log}");
     assert!(log.contains("carbon_undelivered=0"), "{log}");
 }

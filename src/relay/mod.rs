@@ -1,15 +1,16 @@
-//! `rollupd relay`: statsd over UDP and carbon plaintext over TCP in, each
+//! `rollupd relay`: statsd over UDP and TCP, and carbon plaintext over TCP in, each
 //! line forwarded to the aggregator that owns its metric name on a
 //! consistent-hash ring, so all of one metric's samples meet in one
 //! aggregator (Etsy's statsd proxy, without its one-process-per-core
 //! JavaScript; carbon-relay's consistent hashing, for carbon lines).
 //!
-//! carbon: a thread per client connection reads lines (at most
-//! `MAX_CARBON_LINE` bytes; longer ones are dropped and counted), sorts them
-//! into per-member buffers and hands each member's buffer to that member's
-//! carbon sender (one TCP connection, reopened when it breaks; what it
-//! cannot deliver is dropped and counted) once the client's data so far is
-//! read.
+//! TCP (statsd or carbon): a thread per client connection reads lines (at
+//! most `MAX_TCP_LINE` bytes; longer ones are dropped and counted), sorts
+//! them into per-member buffers (a [`Sorter`], the same as for UDP) and
+//! hands each member's buffer on once the client's data so far is read:
+//! statsd lines as datagrams to the member's statsd sender, carbon lines to
+//! its carbon sender (one TCP connection, reopened when it breaks; what it
+//! cannot deliver is dropped and counted).
 //!
 //! One thread reads datagrams and sorts their lines into one packet buffer
 //! per member (no allocation per line: a line is copied into its member's
@@ -61,16 +62,19 @@ pub struct RelayCounts {
     /// Packets dropped at a member's full queue.
     pub queue_full: AtomicU64,
     pub carbon_lines: AtomicU64,
-    /// carbon lines longer than [`MAX_CARBON_LINE`], dropped.
-    pub carbon_too_long: AtomicU64,
+    /// statsd lines read over TCP (also in `lines`).
+    pub tcp_lines: AtomicU64,
+    /// Lines longer than [`MAX_TCP_LINE`] over TCP (statsd or carbon),
+    /// dropped.
+    pub too_long: AtomicU64,
     /// carbon buffers a member's sender could not deliver.
     pub carbon_undelivered: AtomicU64,
 }
 
-/// Longest carbon line relayed, newline included.
-pub const MAX_CARBON_LINE: usize = 4096;
-/// carbon client connections at once; more are closed unread.
-const MAX_CARBON_CONNECTIONS: usize = 1024;
+/// Longest line relayed over TCP (statsd or carbon), newline included.
+pub const MAX_TCP_LINE: usize = 4096;
+/// Client connections at once per TCP listener; more are closed unread.
+const MAX_TCP_CONNECTIONS: usize = 1024;
 /// How often the counts are logged while the relay runs.
 const COUNTS_EVERY: Duration = Duration::from_secs(60);
 /// Bytes of carbon lines buffered for one member before they are handed on.
@@ -89,6 +93,8 @@ pub struct Relay {
     pub local_addr: SocketAddr,
     /// The carbon listener, when `carbon_tcp` is set.
     pub carbon_addr: Option<SocketAddr>,
+    /// The statsd TCP listener, when `statsd_tcp` is set.
+    pub statsd_tcp_addr: Option<SocketAddr>,
     pub counts: Arc<RelayCounts>,
     stop: Arc<AtomicBool>,
     /// The intake threads: the statsd reader, the carbon acceptor (which
@@ -112,22 +118,17 @@ impl Relay {
         let local_addr = sock
             .local_addr()
             .map_err(|source| RelayError::Bind { addr, source })?;
-        // Both listeners are bound before any thread starts, so a failed
+        // Every listener is bound before any thread starts, so a failed
         // bind leaves nothing running.
-        let carbon_listener = match cfg.carbon_tcp {
-            Some(caddr) => {
-                let l = std::net::TcpListener::bind(caddr).map_err(|source| RelayError::Bind {
-                    addr: caddr,
-                    source,
-                })?;
-                let bound = l.local_addr().map_err(|source| RelayError::Bind {
-                    addr: caddr,
-                    source,
-                })?;
-                Some((l, bound))
-            }
-            None => None,
+        let bind_tcp = |a: Option<SocketAddr>| -> Result<_, RelayError> {
+            let Some(addr) = a else { return Ok(None) };
+            let bad = |source| RelayError::Bind { addr, source };
+            let l = std::net::TcpListener::bind(addr).map_err(bad)?;
+            let bound = l.local_addr().map_err(bad)?;
+            Ok(Some((l, bound)))
         };
+        let carbon_listener = bind_tcp(cfg.carbon_tcp)?;
+        let statsd_tcp_listener = bind_tcp(cfg.statsd_tcp)?;
         // The socket's read timeout (ingest's poll interval) is how soon
         // the reader sees `stop`.
         let stop = Arc::new(AtomicBool::new(false));
@@ -172,26 +173,45 @@ impl Relay {
             }));
         }
         let ring = Arc::new(ring);
-        let carbon_addr = carbon_listener.map(|(listener, bound)| {
-            let (members, stop, counts, ring) =
-                (members.clone(), stop.clone(), counts.clone(), ring.clone());
-            threads.push(std::thread::spawn(move || {
-                carbon_accept(&listener, &ring, &members, &counts, &stop)
-            }));
-            tracing::info!(%bound, "relay: listening for carbon over TCP");
-            bound
-        });
+        let mut listen_tcp = |l: Option<(std::net::TcpListener, SocketAddr)>, proto: Proto| {
+            l.map(|(listener, bound)| {
+                let (members, stop, counts, ring) =
+                    (members.clone(), stop.clone(), counts.clone(), ring.clone());
+                threads.push(std::thread::spawn(move || {
+                    tcp_accept(&listener, proto, &ring, &members, &counts, &stop)
+                }));
+                match proto {
+                    Proto::Carbon => tracing::info!(%bound, "relay: listening for carbon over TCP"),
+                    Proto::Statsd { .. } => {
+                        tracing::info!(%bound, "relay: listening for statsd over TCP")
+                    }
+                }
+                bound
+            })
+        };
+        let carbon_addr = listen_tcp(carbon_listener, Proto::Carbon);
+        let statsd_tcp_addr = listen_tcp(
+            statsd_tcp_listener,
+            Proto::Statsd {
+                packet: cfg.packet_size,
+            },
+        );
         {
             let (members, stop, counts) = (members.clone(), stop.clone(), counts.clone());
             let packet = cfg.packet_size;
+            let own = Own {
+                prefix: cfg.stats_prefix.clone(),
+                interval: cfg.stats_interval,
+            };
             threads.push(std::thread::spawn(move || {
-                read_loop(&sock, &ring, &members, packet, &counts, &stop)
+                read_loop(&sock, &ring, &members, packet, &counts, &own, &stop)
             }));
         }
         tracing::info!(%local_addr, members = cfg.member.len(), "relay: listening for statsd over UDP");
         Ok(Relay {
             local_addr,
             carbon_addr,
+            statsd_tcp_addr,
             counts,
             stop,
             threads,
@@ -224,23 +244,37 @@ fn metric_name(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
+/// Where and how often the relay sends its own counts (`[relay]
+/// stats_prefix`, `stats_interval`).
+struct Own {
+    prefix: String,
+    interval: Duration,
+}
+
 fn read_loop(
     sock: &UdpSocket,
     ring: &Ring,
     members: &[Member],
     packet: usize,
     counts: &RelayCounts,
+    own: &Own,
     stop: &AtomicBool,
 ) {
     let mut buf = vec![0u8; 65_536];
-    let mut out: Vec<Vec<u8>> = members.iter().map(|_| Vec::with_capacity(packet)).collect();
+    let mut sorter = StatsdSorter::new(ring, members, packet, counts);
     let mut last_log = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut sent = OwnStats::default();
     while !stop.load(Relaxed) {
         // Checked every datagram and every idle poll, so the counts are
-        // logged under load too.
+        // logged and sent under load too.
         if last_log.elapsed() >= COUNTS_EVERY {
             log_counts(counts, members);
             last_log = Instant::now();
+        }
+        if !own.prefix.is_empty() && last_stats.elapsed() >= own.interval {
+            sent.send(&own.prefix, counts, &mut sorter);
+            last_stats = Instant::now();
         }
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
@@ -260,36 +294,209 @@ fn read_loop(
         counts.datagrams.fetch_add(1, Relaxed);
         for line in buf[..n].split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
+            if !line.is_empty() {
+                sorter.line(line);
             }
-            counts.lines.fetch_add(1, Relaxed);
-            let name = metric_name(line);
-            let Some(m) = route(ring, members, name, counts) else {
-                continue;
-            };
-            members[m].lines.fetch_add(1, Relaxed);
-            if !out[m].is_empty() && out[m].len() + 1 + line.len() > packet {
-                send(&members[m], &mut out[m], packet, counts);
-            }
-            if !out[m].is_empty() {
-                out[m].push(b'\n');
-            }
-            out[m].extend_from_slice(line);
         }
-        for (m, o) in out.iter_mut().enumerate() {
+        sorter.flush();
+    }
+}
+
+/// The counts as last sent as the relay's own series, so each send is the
+/// change since the one before (statsd counters).
+#[derive(Default)]
+struct OwnStats {
+    last: Vec<u64>,
+    member_lines: Vec<u64>,
+}
+
+impl OwnStats {
+    /// Sends the counts' changes as statsd counters, and each member's
+    /// state as a gauge, through `sorter` like any line (not counted as
+    /// lines read): `<prefix>.lines`, `<prefix>.member.<name>.lines`,
+    /// `<prefix>.member.<name>.up` and the rest.
+    fn send(&mut self, prefix: &str, counts: &RelayCounts, sorter: &mut StatsdSorter<'_>) {
+        let now = [
+            ("datagrams", counts.datagrams.load(Relaxed)),
+            ("lines", counts.lines.load(Relaxed)),
+            ("tcp_lines", counts.tcp_lines.load(Relaxed)),
+            ("carbon_lines", counts.carbon_lines.load(Relaxed)),
+            ("failed_over", counts.failed_over.load(Relaxed)),
+            ("no_member", counts.no_member.load(Relaxed)),
+            ("queue_full", counts.queue_full.load(Relaxed)),
+            ("too_long", counts.too_long.load(Relaxed)),
+            (
+                "carbon_undelivered",
+                counts.carbon_undelivered.load(Relaxed),
+            ),
+        ];
+        self.last.resize(now.len(), 0);
+        let members = sorter.members;
+        self.member_lines.resize(members.len(), 0);
+        let mut line = String::with_capacity(96);
+        let mut b = itoa::Buffer::new();
+        let mut put = |line: &mut String, name: &[&str], value: u64, kind: &str| {
+            line.clear();
+            line.push_str(prefix);
+            for part in name {
+                line.push('.');
+                line.push_str(part);
+            }
+            line.push(':');
+            line.push_str(b.format(value));
+            line.push('|');
+            line.push_str(kind);
+            sorter.route(line.as_bytes(), false);
+        };
+        for ((name, v), last) in now.iter().zip(&mut self.last) {
+            put(&mut line, &[name], v - *last, "c");
+            *last = *v;
+        }
+        for (m, last) in members.iter().zip(&mut self.member_lines) {
+            let v = m.lines.load(Relaxed);
+            put(&mut line, &["member", &m.name, "lines"], v - *last, "c");
+            *last = v;
+            let up = u64::from(m.up.load(Relaxed));
+            put(&mut line, &["member", &m.name, "up"], up, "g");
+        }
+        sorter.flush();
+    }
+}
+
+/// Sorts lines by the member that owns them into one buffer per member,
+/// and hands the buffers on. A line is copied into its member's buffer: no
+/// allocation per line.
+trait Sorter {
+    /// One line, without its newline; not empty.
+    fn line(&mut self, line: &[u8]);
+    /// Everything read so far has been sorted: hand on what is buffered.
+    fn flush(&mut self);
+}
+
+/// statsd lines, into datagrams of at most `packet` bytes per member.
+struct StatsdSorter<'a> {
+    ring: &'a Ring,
+    members: &'a [Member],
+    counts: &'a RelayCounts,
+    packet: usize,
+    out: Vec<Vec<u8>>,
+    /// Read over TCP (counted as such too).
+    tcp: bool,
+}
+
+impl<'a> StatsdSorter<'a> {
+    fn new(ring: &'a Ring, members: &'a [Member], packet: usize, counts: &'a RelayCounts) -> Self {
+        StatsdSorter {
+            ring,
+            members,
+            counts,
+            packet,
+            out: members.iter().map(|_| Vec::with_capacity(packet)).collect(),
+            tcp: false,
+        }
+    }
+}
+
+impl Sorter for StatsdSorter<'_> {
+    fn line(&mut self, line: &[u8]) {
+        self.counts.lines.fetch_add(1, Relaxed);
+        if self.tcp {
+            self.counts.tcp_lines.fetch_add(1, Relaxed);
+        }
+        self.route(line, true);
+    }
+
+    fn flush(&mut self) {
+        for (m, o) in self.out.iter_mut().enumerate() {
             if !o.is_empty() {
-                send(&members[m], o, packet, counts);
+                send(&self.members[m], o, self.packet, self.counts);
+            }
+        }
+    }
+}
+
+impl StatsdSorter<'_> {
+    /// Puts `line` in its owner's packet (a full packet goes first);
+    /// counted as a line read (per member, failed over, no member) with
+    /// `counted`, and not for the relay's own lines.
+    fn route(&mut self, line: &[u8], counted: bool) {
+        let counts = counted.then_some(self.counts);
+        let Some(m) = route(self.ring, self.members, metric_name(line), counts) else {
+            return;
+        };
+        if counted {
+            self.members[m].lines.fetch_add(1, Relaxed);
+        }
+        let out = &mut self.out[m];
+        if !out.is_empty() && out.len() + 1 + line.len() > self.packet {
+            send(&self.members[m], out, self.packet, self.counts);
+        }
+        if !out.is_empty() {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(line);
+    }
+}
+
+/// carbon lines, into buffers of up to [`CARBON_CHUNK`] bytes per member
+/// for its carbon connection.
+struct CarbonSorter<'a> {
+    ring: &'a Ring,
+    members: &'a [Member],
+    counts: &'a RelayCounts,
+    out: Vec<Vec<u8>>,
+}
+
+impl<'a> CarbonSorter<'a> {
+    fn new(ring: &'a Ring, members: &'a [Member], counts: &'a RelayCounts) -> Self {
+        CarbonSorter {
+            ring,
+            members,
+            counts,
+            out: members.iter().map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+impl Sorter for CarbonSorter<'_> {
+    fn line(&mut self, body: &[u8]) {
+        self.counts.carbon_lines.fetch_add(1, Relaxed);
+        let end = body.iter().position(|&b| b == b' ').unwrap_or(body.len());
+        if let Some(m) = route(self.ring, self.members, &body[..end], Some(self.counts)) {
+            self.members[m].lines.fetch_add(1, Relaxed);
+            let out = &mut self.out[m];
+            out.extend_from_slice(body);
+            out.push(b'\n');
+            if out.len() >= CARBON_CHUNK {
+                hand_carbon(&self.members[m], out, self.counts);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for (m, o) in self.out.iter_mut().enumerate() {
+            if !o.is_empty() {
+                hand_carbon(&self.members[m], o, self.counts);
             }
         }
     }
 }
 
 /// The member a name goes to: its owner, or the next live member when the
-/// owner is down (counted); `None` (counted) when no member is up.
-fn route(ring: &Ring, members: &[Member], name: &[u8], counts: &RelayCounts) -> Option<usize> {
+/// owner is down (counted, with `counts`); `None` (counted) when no member is up.
+fn route(
+    ring: &Ring,
+    members: &[Member],
+    name: &[u8],
+    counts: Option<&RelayCounts>,
+) -> Option<usize> {
+    let count = |c: fn(&RelayCounts) -> &AtomicU64| {
+        if let Some(counts) = counts {
+            c(counts).fetch_add(1, Relaxed);
+        }
+    };
     let Some(home) = ring.owner(name, |_| true) else {
-        counts.no_member.fetch_add(1, Relaxed);
+        count(|c| &c.no_member);
         return None;
     };
     if members[home].up.load(Relaxed) {
@@ -297,18 +504,30 @@ fn route(ring: &Ring, members: &[Member], name: &[u8], counts: &RelayCounts) -> 
     }
     match ring.owner(name, |m| members[m].up.load(Relaxed)) {
         Some(m) => {
-            counts.failed_over.fetch_add(1, Relaxed);
+            count(|c| &c.failed_over);
             Some(m)
         }
         None => {
-            counts.no_member.fetch_add(1, Relaxed);
+            count(|c| &c.no_member);
             None
         }
     }
 }
 
-fn carbon_accept(
+/// What one TCP listener reads.
+#[derive(Clone, Copy)]
+enum Proto {
+    /// statsd lines, forwarded over UDP in datagrams of `packet` bytes.
+    Statsd { packet: usize },
+    /// carbon plaintext lines, forwarded over each member's carbon TCP.
+    Carbon,
+}
+
+/// Accepts clients of one TCP listener, a thread each, at most
+/// [`MAX_TCP_CONNECTIONS`] at once.
+fn tcp_accept(
     listener: &std::net::TcpListener,
+    proto: Proto,
     ring: &Arc<Ring>,
     members: &Arc<Vec<Member>>,
     counts: &Arc<RelayCounts>,
@@ -318,8 +537,8 @@ fn carbon_accept(
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     crate::ingest::accept_loop(listener, stop, |stream| {
         conns.retain(|h| !h.is_finished());
-        if open.load(Relaxed) as usize >= MAX_CARBON_CONNECTIONS {
-            tracing::warn!("relay: carbon connection refused: {MAX_CARBON_CONNECTIONS} open");
+        if open.load(Relaxed) as usize >= MAX_TCP_CONNECTIONS {
+            tracing::warn!("relay: connection refused: {MAX_TCP_CONNECTIONS} open");
             return;
         }
         open.fetch_add(1, Relaxed);
@@ -331,7 +550,17 @@ fn carbon_accept(
             open.clone(),
         );
         conns.push(std::thread::spawn(move || {
-            carbon_conn(stream, &ring, &members, &counts, &stop);
+            match proto {
+                Proto::Statsd { packet } => {
+                    let mut s = StatsdSorter::new(&ring, &members, packet, &counts);
+                    s.tcp = true;
+                    tcp_conn(stream, &mut s, &counts, &stop);
+                }
+                Proto::Carbon => {
+                    let mut s = CarbonSorter::new(&ring, &members, &counts);
+                    tcp_conn(stream, &mut s, &counts, &stop);
+                }
+            }
             open.fetch_sub(1, Relaxed);
         }));
     });
@@ -340,23 +569,17 @@ fn carbon_accept(
     }
 }
 
-/// One carbon client: its lines, sorted by owner, handed on whenever what
-/// it has sent so far is read.
-fn carbon_conn(
-    stream: TcpStream,
-    ring: &Ring,
-    members: &[Member],
-    counts: &RelayCounts,
-    stop: &AtomicBool,
-) {
+/// One TCP client: its lines (at most [`MAX_TCP_LINE`] bytes; longer ones
+/// dropped and counted) sorted by owner and handed on whenever what it has
+/// sent so far is read.
+fn tcp_conn(stream: TcpStream, sorter: &mut dyn Sorter, counts: &RelayCounts, stop: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut r = BufReader::with_capacity(CARBON_CHUNK, stream);
-    let mut out: Vec<Vec<u8>> = members.iter().map(|_| Vec::new()).collect();
     let mut line = Vec::with_capacity(256);
-    // Inside a line past MAX_CARBON_LINE: dropped up to its newline.
+    // Inside a line past MAX_TCP_LINE: dropped up to its newline.
     let mut skipping = false;
     loop {
-        let room = (MAX_CARBON_LINE - line.len()) as u64;
+        let room = (MAX_TCP_LINE - line.len()) as u64;
         match (&mut r).take(room).read_until(b'\n', &mut line) {
             Ok(0) if room > 0 => break,
             Ok(_) => {}
@@ -366,7 +589,7 @@ fn carbon_conn(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                flush_carbon(members, &mut out, counts);
+                sorter.flush();
                 if stop.load(Relaxed) {
                     break;
                 }
@@ -375,7 +598,7 @@ fn carbon_conn(
             Err(_) => break,
         }
         if line.last() != Some(&b'\n') {
-            if line.len() >= MAX_CARBON_LINE {
+            if line.len() >= MAX_TCP_LINE {
                 skipping = true;
                 line.clear();
             }
@@ -383,37 +606,20 @@ fn carbon_conn(
             continue;
         }
         if std::mem::take(&mut skipping) {
-            counts.carbon_too_long.fetch_add(1, Relaxed);
+            counts.too_long.fetch_add(1, Relaxed);
             line.clear();
             continue;
         }
         let body = line.trim_ascii();
         if !body.is_empty() {
-            counts.carbon_lines.fetch_add(1, Relaxed);
-            let end = body.iter().position(|&b| b == b' ').unwrap_or(body.len());
-            if let Some(m) = route(ring, members, &body[..end], counts) {
-                members[m].lines.fetch_add(1, Relaxed);
-                out[m].extend_from_slice(body);
-                out[m].push(b'\n');
-                if out[m].len() >= CARBON_CHUNK {
-                    hand_carbon(&members[m], &mut out[m], counts);
-                }
-            }
+            sorter.line(body);
         }
         line.clear();
         if r.buffer().is_empty() {
-            flush_carbon(members, &mut out, counts);
+            sorter.flush();
         }
     }
-    flush_carbon(members, &mut out, counts);
-}
-
-fn flush_carbon(members: &[Member], out: &mut [Vec<u8>], counts: &RelayCounts) {
-    for (m, o) in out.iter_mut().enumerate() {
-        if !o.is_empty() {
-            hand_carbon(&members[m], o, counts);
-        }
-    }
+    sorter.flush();
 }
 
 fn hand_carbon(member: &Member, out: &mut Vec<u8>, counts: &RelayCounts) {
@@ -536,7 +742,8 @@ fn log_counts(counts: &RelayCounts, members: &[Member]) {
         no_member = counts.no_member.load(Relaxed),
         queue_full = counts.queue_full.load(Relaxed),
         carbon_lines = counts.carbon_lines.load(Relaxed),
-        carbon_too_long = counts.carbon_too_long.load(Relaxed),
+        tcp_lines = counts.tcp_lines.load(Relaxed),
+        too_long = counts.too_long.load(Relaxed),
         carbon_undelivered = counts.carbon_undelivered.load(Relaxed),
         "relay: counts"
     );
