@@ -476,17 +476,28 @@ fn sustained() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(600),
     );
-    // The store's own thread, as in the daemon: sealing, checkpoints and
-    // retention run beside the writer, on the simulated clock.
+    // The store's own threads, as in the daemon: sealing on one,
+    // checkpoints and retention on the other, beside the writer, on the
+    // simulated clock.
     let clock = Arc::new(AtomicI64::new(T0));
     let stop = Arc::new(AtomicBool::new(false));
+    let sealer = {
+        let (store, clock, stop) = (store.clone(), clock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let now = clock.load(Ordering::Relaxed);
+                store.seal_ended_rows(now).expect("seal");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
     let upkeep = {
         let (store, clock, stop) = (store.clone(), clock.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut last_retention = T0;
             while !stop.load(Ordering::Relaxed) {
                 let now = clock.load(Ordering::Relaxed);
-                store.maintain(now, false).expect("maintain");
+                store.checkpoint_when_due(false).expect("checkpoint");
                 if now - last_retention >= 3600 {
                     store.enforce_retention(now).expect("retention");
                     last_retention = now;
@@ -542,6 +553,7 @@ fn sustained() {
     }
     stop.store(true, Ordering::Relaxed);
     upkeep.join().expect("upkeep thread");
+    sealer.join().expect("seal thread");
 }
 
 /// Latency percentiles of `v` (sorted in place), as text.

@@ -85,6 +85,7 @@ pub struct Daemon {
     http: Option<JoinHandle<()>>,
     store: Arc<Store>,
     maintenance: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
     alerts: Arc<crate::alert::engine::Alerts>,
     alerts_thread: Option<JoinHandle<()>>,
     dashboards: Arc<crate::dashboard::registry::Dashboards>,
@@ -357,6 +358,13 @@ impl Daemon {
                 .spawn(move || maintain_loop(&store, &control))
                 .map_err(DaemonError::Thread)?
         };
+        let sealer = {
+            let (store, control) = (store.clone(), control.clone());
+            std::thread::Builder::new()
+                .name("seal".into())
+                .spawn(move || seal_loop(&store, &control))
+                .map_err(DaemonError::Thread)?
+        };
         let flusher = {
             let (agg, control) = (agg.clone(), control.clone());
             let interval = cfg.statsd.flush_interval;
@@ -388,6 +396,7 @@ impl Daemon {
             http,
             store,
             maintenance: Some(maintenance),
+            sealer: Some(sealer),
             alerts,
             alerts_thread: Some(alerts_thread),
             dashboards,
@@ -441,6 +450,12 @@ impl Daemon {
             let _ = h.join();
         }
         if let Some(h) = self.maintenance.take() {
+            let _ = h.join();
+        }
+        // A seal in progress is finished, not cut short: its rows are
+        // written before the closing checkpoint (a seal cut short is
+        // redone from its fragments at the next start, at the same cost).
+        if let Some(h) = self.sealer.take() {
             let _ = h.join();
         }
         // Alerting reads and writes the store: it ends (its round in
@@ -579,10 +594,14 @@ fn open_store(data_dir: &Path, cfg: &Config) -> Result<Store, DaemonError> {
     Ok(store)
 }
 
-/// Seals idle rows, checkpoints when due and enforces retention, until the
-/// flusher stops.
-fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
-    let mut last_retention: Option<Instant> = None;
+/// Waits `every` (or until the stop), then runs `job`, until the flusher
+/// stops; a failure is logged, loudly but not once a second for an hour
+/// of full disk.
+fn upkeep_loop(
+    control: &(Mutex<FlushControl>, Condvar),
+    what: &'static str,
+    mut job: impl FnMut() -> Result<(), StoreError>,
+) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         {
@@ -595,20 +614,36 @@ fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
                 return;
             }
         }
-        let now = unix_now() as i64;
-        let mut result = store.maintain(now, false);
-        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
-            last_retention = Some(Instant::now());
-            result = result.and(store.enforce_retention(now).map(|_| ()));
-        }
-        if let Err(e) = result {
-            // Loud, but not once a second for an hour of full disk.
+        if let Err(e) = job() {
             if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
                 last_error_log = Some(Instant::now());
-                tracing::error!(error = %e, "store maintenance failed; points stay in memory and are retried");
+                tracing::error!(error = %e, what, "store upkeep failed; points stay in memory and are retried");
             }
         }
     }
+}
+
+/// Checkpoints when due (and on memory pressure) and enforces retention.
+/// Sealing runs on its own thread ([`seal_loop`]), so a seal of minutes
+/// never holds a checkpoint back.
+fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
+    let mut last_retention: Option<Instant> = None;
+    upkeep_loop(control, "checkpoint", || {
+        let mut result = store.checkpoint_when_due(false);
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(Instant::now());
+            let now = unix_now() as i64;
+            result = result.and(store.enforce_retention(now).map(|_| ()));
+        }
+        result
+    });
+}
+
+/// Seals rows whose span has ended.
+fn seal_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
+    upkeep_loop(control, "seal", || {
+        store.seal_ended_rows(unix_now() as i64).map(|_| ())
+    });
 }
 
 fn flush_loop(

@@ -6,10 +6,12 @@
 //! point per 10 s of simulated time, and simulated time runs as fast as the
 //! store takes the points. The writer sends batches of [`BATCH`] points, as
 //! the carbon listener hands a read's points to `Store::write` (at most
-//! `ingest::carbon::MAX_BATCH`, 4,096). An upkeep thread, as the daemon's,
-//! calls `maintain(now, false)` each simulated second, forces a checkpoint
-//! every 5 simulated minutes (the configured interval is wall-clock, so it
-//! is set out of the way) and enforces retention every 10 simulated minutes.
+//! `ingest::carbon::MAX_BATCH`, 4,096). Two upkeep threads, as the
+//! daemon's: one calls `checkpoint_when_due` each simulated second, forces
+//! a checkpoint every 5 simulated minutes (the configured interval is
+//! wall-clock, so it is set out of the way) and enforces retention every
+//! 10 simulated minutes; the other calls `seal_ended_rows` as simulated
+//! time passes.
 //!
 //! After each level (100k, 250k, 500k, 1M live series, up to `RAMP_MAX`) it
 //! prints one line: series, points, write rate over the level, RSS now and
@@ -158,11 +160,12 @@ impl Values {
     }
 }
 
-/// Upkeep beside the writer, as the daemon's maintenance thread, on the
-/// simulated clock.
+/// Upkeep beside the writer, as the daemon's two upkeep threads, on the
+/// simulated clock: one checkpoints and enforces retention, one seals.
 struct Upkeep {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    sealer: JoinHandle<()>,
 }
 
 /// What the upkeep thread measured.
@@ -182,7 +185,7 @@ impl Upkeep {
     fn start(store: Arc<Store>, clock: Arc<AtomicI64>, stats: Arc<UpkeepStats>) -> Upkeep {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let stop = stop.clone();
+            let (stop, store, clock) = (stop.clone(), store.clone(), clock.clone());
             std::thread::spawn(move || {
                 let start = clock.load(Relaxed);
                 // Checkpoints fall half-way between level ends, so a crash
@@ -200,7 +203,7 @@ impl Upkeep {
                     last = now;
                     let force = now - last_ckpt >= CHECKPOINT_EVERY;
                     let t = Instant::now();
-                    store.maintain(now, force).expect("maintain");
+                    store.checkpoint_when_due(force).expect("checkpoint");
                     if force {
                         last_ckpt = now;
                         stats.checkpoints.fetch_add(1, Relaxed);
@@ -219,12 +222,32 @@ impl Upkeep {
                 }
             })
         };
-        Upkeep { stop, thread }
+        let sealer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut last = i64::MIN;
+                while !stop.load(Relaxed) {
+                    let now = clock.load(Relaxed);
+                    if now <= last {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    last = now;
+                    store.seal_ended_rows(now).expect("seal");
+                }
+            })
+        };
+        Upkeep {
+            stop,
+            thread,
+            sealer,
+        }
     }
 
     fn stop(self) {
         self.stop.store(true, Relaxed);
         self.thread.join().expect("upkeep thread");
+        self.sealer.join().expect("seal thread");
     }
 }
 

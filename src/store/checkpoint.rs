@@ -18,6 +18,10 @@ use super::*;
 /// encoded) however many series are live.
 const CHUNK_HEADS: usize = 16_384;
 
+/// Heads in a chunk from which its encoding and merges run on two threads
+/// (below it, a thread costs more than it saves).
+const PARALLEL_HEADS: usize = 4096;
+
 /// Each checkpoint merges the fragments of one row in this many (those of
 /// series `frag mod CONSOLIDATE_EVERY`, `frag` its fragment sequence) into
 /// one, compressed like a sealed row, where that pays ([`merge_fragments`]):
@@ -32,14 +36,36 @@ const CONSOLIDATE_EVERY: u64 = 4;
 const PRESSURE_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
 impl Store {
-    /// Seals rows whose time has passed, checkpoints when due. Called
-    /// every second or so by the maintenance thread.
+    /// Seals rows whose time has passed, then checkpoints when due: both
+    /// halves of upkeep on one thread, for callers with one (tests, tools).
+    /// The daemon runs the halves on two threads
+    /// ([`Store::seal_ended_rows`], [`Store::checkpoint_when_due`]).
     pub fn maintain(&self, now: i64, force_checkpoint: bool) -> Result<(), StoreError> {
+        self.seal_ended_rows(now)?;
+        self.checkpoint_when_due(force_checkpoint)
+    }
+
+    /// Seals every row whose span ended a grace period before `now`, if
+    /// any did; returns the rows sealed. The long half of upkeep: a seal
+    /// of a million rows takes minutes, and run on the thread that
+    /// checkpoints it held back checkpoints and the answer to memory
+    /// pressure all that time (the ramp bench's writer waited 4 minutes
+    /// at 1M series). On a thread of its own it takes the checkpoint lock
+    /// only for each batch it writes, so checkpoints run between them.
+    pub fn seal_ended_rows(&self, now: i64) -> Result<usize, StoreError> {
         // Whether a seal is due is a comparison per (schema, archive), on
         // the caller's clock, so a simulated clock seals as time passes.
-        if self.seal_due(now) {
-            self.seal(now)?;
+        if !self.seal_due(now) {
+            return Ok(0);
         }
+        let _one_seal_at_a_time = self.sealing_one.lock();
+        self.seal(now)
+    }
+
+    /// The short half of upkeep, called every second or so: memory
+    /// pressure weighed (caches shed, new series refused past the
+    /// budget) and a checkpoint written when one is due or `force`d.
+    pub fn checkpoint_when_due(&self, force_checkpoint: bool) -> Result<(), StoreError> {
         // `[storage] max_memory`, weighed by the resident set: from 90 % the
         // rows in memory go out now; past it new series are refused too,
         // until back under 80 % (`memory.rs`).
@@ -250,11 +276,10 @@ impl Store {
             self.kv
                 .compact(Space::Log, &wal::key(0), &wal::key(covered));
             // The fragments families have no compaction of their own: one
-            // here, a rewrite of the current row spans' fragments, drops
-            // what this checkpoint's merges replaced (docs/storage-format.md,
-            // Engine settings).
-            self.kv.settle(Space::Heads);
-            self.kv.settle(Space::HistHeads);
+            // after each checkpoint, a rewrite of the current row spans'
+            // fragments, drops what its merges replaced
+            // (docs/storage-format.md, Engine settings).
+            self.settle_heads();
         }
         let mut inner = self.inner.lock();
         match result {
@@ -306,6 +331,47 @@ impl Store {
                 inner.log_gap = true;
                 Err(StoreError::Write(e))
             }
+        }
+    }
+
+    /// Settles the fragments families (`Kv::settle`) on a thread of its
+    /// own, one settle at a time: a checkpoint that finds the last one
+    /// still running leaves its fragments to the next. At 1M series a
+    /// settle rewrites the current row spans' fragments, 300-460 MB, and
+    /// run inside the checkpoint it held the upkeep thread (and the
+    /// writer, past the ramp bench's lag bound) for most of each 11-15 s
+    /// checkpoint.
+    fn settle_heads(&self) {
+        let mut slot = self.settler.lock();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(h) = slot.take() {
+            let _ = h.join();
+        }
+        let kv = self.kv.clone();
+        let spawned = std::thread::Builder::new()
+            .name("settle".into())
+            .spawn(move || {
+                kv.settle(Space::Heads);
+                kv.settle(Space::HistHeads);
+            });
+        match spawned {
+            Ok(h) => *slot = Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a settle thread; settling here");
+                self.kv.settle(Space::Heads);
+                self.kv.settle(Space::HistHeads);
+            }
+        }
+    }
+
+    /// Waits for a settle in progress (a closing store leaves its files
+    /// settled, and an engine's files are not held by a thread past the
+    /// store's end).
+    pub(super) fn wait_for_settle(&self) {
+        if let Some(h) = self.settler.lock().take() {
+            let _ = h.join();
         }
     }
 
@@ -378,33 +444,59 @@ impl Store {
             read_time += t.elapsed();
             let t = Instant::now();
             if let Ok(stored) = &stored {
-                for (key, h) in &chunk {
-                    let row = h.as_row();
-                    let fresh = row.iter().any(T::present).then(|| (codec.plain)(&row));
-                    let slots = shapes
-                        .get(key.schema as usize)
-                        .and_then(|s| s.slots.get(key.archive as usize));
-                    if let (Some(old), Some(&slots)) = (stored.get(key), slots) {
-                        let f = fresh.as_deref().unwrap_or(&[]);
-                        if merge_fragments(
-                            *key,
-                            h,
-                            f,
-                            old,
-                            slots as usize,
-                            frag,
-                            codec,
-                            again.contains(key),
-                            &mut batch,
-                        ) {
-                            merged += 1;
-                            continue;
+                // Encoding and merging is CPU only, in two halves on two
+                // threads for a large chunk: at 1M series a checkpoint's
+                // merges (a pco pack of each row whose turn it is) were
+                // most of its 8-14 s, with the writer waiting on it.
+                let encode = |part: &[(RowKey, Head<T>)]| {
+                    let mut batch = Batch::default();
+                    let mut merged = 0usize;
+                    for (key, h) in part {
+                        let row = h.as_row();
+                        let fresh = row.iter().any(T::present).then(|| (codec.plain)(&row));
+                        let slots = shapes
+                            .get(key.schema as usize)
+                            .and_then(|s| s.slots.get(key.archive as usize));
+                        if let (Some(old), Some(&slots)) = (stored.get(key), slots) {
+                            let f = fresh.as_deref().unwrap_or(&[]);
+                            if merge_fragments(
+                                *key,
+                                h,
+                                f,
+                                old,
+                                slots as usize,
+                                frag,
+                                codec,
+                                again.contains(key),
+                                &mut batch,
+                            ) {
+                                merged += 1;
+                                continue;
+                            }
+                        }
+                        if let Some(f) = fresh {
+                            batch.put(T::HEADS, fragment_key(*key, frag), f);
                         }
                     }
-                    if let Some(f) = fresh {
-                        batch.put(T::HEADS, fragment_key(*key, frag), f);
-                    }
-                }
+                    (batch, merged)
+                };
+                let (first, second) = if chunk.len() >= PARALLEL_HEADS {
+                    let (a, b) = chunk.split_at(chunk.len() / 2);
+                    std::thread::scope(|s| {
+                        let other = s.spawn(|| encode(b));
+                        let mine = encode(a);
+                        // A panic there is one here, as before the split.
+                        let theirs = other
+                            .join()
+                            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                        (mine, theirs)
+                    })
+                } else {
+                    (encode(&chunk), (Batch::default(), 0))
+                };
+                batch = first.0;
+                batch.ops.extend(second.0.ops);
+                merged += first.1 + second.1;
             }
             merge_time += t.elapsed();
             n += chunk.len();

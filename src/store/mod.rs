@@ -385,6 +385,12 @@ pub struct Store {
     /// Held for a whole checkpoint (and for each write of a seal), so two
     /// never interleave.
     checkpointing: Mutex<()>,
+    /// Held for a whole seal: the seal thread and a caller of `maintain`
+    /// never seal at once.
+    sealing_one: Mutex<()>,
+    /// The fragments families' settle running after a checkpoint, if any
+    /// (`checkpoint.rs`).
+    settler: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Batches are applied under its read side; a stop's final checkpoint
     /// holds the write side, so nothing changes while it writes.
     gate: RwLock<()>,
@@ -473,3 +479,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+impl Drop for Store {
+    /// A settle still running holds the engine: waited for, so the
+    /// engine's files are free once the store is gone (a reopen of the
+    /// same directory would find RocksDB's lock held).
+    fn drop(&mut self) {
+        self.wait_for_settle();
+    }
+}

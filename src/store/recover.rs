@@ -190,6 +190,8 @@ impl Store {
                 next_seq: checkpoint_seq,
             }),
             checkpointing: Mutex::new(()),
+            sealing_one: Mutex::new(()),
+            settler: Mutex::new(None),
             gate: RwLock::new(()),
             stats: StoreStats::default(),
         };
@@ -236,7 +238,10 @@ impl Store {
     /// where the points are, or how many are lost.
     pub fn close(&self) -> Closed {
         let first = match self.checkpoint_compact() {
-            Ok(()) => return Closed::Checkpointed,
+            Ok(()) => {
+                self.wait_for_settle();
+                return Closed::Checkpointed;
+            }
             Err(e) => e,
         };
         tracing::warn!(error = %first, "final checkpoint failed; retrying once");

@@ -834,9 +834,10 @@ mod tests {
         assert_eq!(n, 800);
     }
 
-    /// Each checkpoint ends with `heads` in one level: its fragments
+    /// Each checkpoint's settle leaves `heads` in one level: its fragments
     /// (flushed as many level-0 files through a small write buffer here)
-    /// and what its merges replaced are compacted once, by the checkpoint.
+    /// and what its merges replaced are compacted once, after the
+    /// checkpoint, on the settle's thread.
     #[test]
     fn a_checkpoint_leaves_heads_in_one_level() {
         use crate::store::config::StorageConfig;
@@ -858,6 +859,7 @@ mod tests {
             write_flush(&store, &names, t0 + step * 10, || rng.f64());
             if step % 5 == 4 {
                 store.checkpoint().unwrap();
+                store.wait_for_settle();
                 let files = files_of(&kv, Space::Heads);
                 assert!(!files.is_empty());
                 assert!(

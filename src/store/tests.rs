@@ -1537,3 +1537,100 @@ fn a_late_point_written_while_its_row_is_sealed_is_kept_once() {
     let store = open(&mem, &c);
     check(&store);
 }
+
+/// The daemon seals on one thread while another checkpoints and writers
+/// go on: late points for the rows being sealed and new points for the
+/// next rows, written while the seal runs with checkpoints between its
+/// batches, are each kept once, in the fine rows and in the coarser sums
+/// rolled up from them, before and after a restart.
+#[test]
+fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let mem = Arc::new(MemKv::new());
+    let c = cfg("10s:1h,1m:1d", "sum", 0.0);
+    let store = Arc::new(open(&mem, &c));
+    let names: Vec<String> = (0..300).map(|i| format!("sealed.s{i:03}")).collect();
+    for k in 0..360 {
+        let batch: Vec<Point<'_>> = names.iter().map(|n| pt(n, T0 + k * 10, 1.0)).collect();
+        store.write(&batch, &[], T0 + k * 10).unwrap();
+    }
+    store.checkpoint().unwrap();
+    let now = T0 + 3600 + 300;
+    // Series i's late point replaces its point at slot i % 360 with 5.
+    let late_at = |i: usize| T0 + (i as i64 % 360) * 10;
+    let stop = Arc::new(AtomicBool::new(false));
+    let checkpoints = Arc::new(AtomicUsize::new(0));
+    let checkpointer = {
+        let (store, stop, checkpoints) = (store.clone(), stop.clone(), checkpoints.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                store.checkpoint_when_due(true).unwrap();
+                checkpoints.fetch_add(1, Relaxed);
+            }
+        })
+    };
+    let writer = {
+        let (store, names) = (store.clone(), names.clone());
+        std::thread::spawn(move || {
+            for (i, n) in names.iter().enumerate() {
+                let k = (i / 10) as i64;
+                store
+                    .write(
+                        &[pt(n, late_at(i), 5.0), pt(n, T0 + 3600 + k * 10, 2.0)],
+                        &[],
+                        now,
+                    )
+                    .unwrap();
+            }
+        })
+    };
+    while checkpoints.load(Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    let before = checkpoints.load(Relaxed);
+    let sealed = store.seal_ended_rows(now).unwrap();
+    let during = checkpoints.load(Relaxed) - before;
+    writer.join().unwrap();
+    stop.store(true, Relaxed);
+    checkpointer.join().unwrap();
+    assert!(sealed >= names.len(), "{sealed} rows sealed");
+    // The other thread's checkpoints ran while the seal did.
+    assert!(during > 0, "no checkpoint while the seal ran");
+    store.maintain(now, true).unwrap();
+    let check = |store: &Store| {
+        for (i, n) in names.iter().enumerate() {
+            let id = store.index().id(n).unwrap();
+            let fine = store
+                .fetch(id, T0 - 1, T0 + 3590, T0 + 3590)
+                .unwrap()
+                .unwrap();
+            assert_eq!(fine.step, 10);
+            let known: Vec<f64> = fine
+                .values
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .collect();
+            assert_eq!(known.len(), 360, "{n}: {:?}", fine.values);
+            assert_eq!(known.iter().sum::<f64>(), 359.0 + 5.0, "{n}");
+            let coarse = store
+                .fetch(id, now - 7200, T0 + 3599, now)
+                .unwrap()
+                .unwrap();
+            assert_eq!(coarse.step, 60);
+            let minute = late_at(i) - late_at(i).rem_euclid(60);
+            let at = |t: i64| coarse.values[((t - coarse.from) / 60) as usize];
+            assert_eq!(at(minute), 10.0, "{n}: {:?}", coarse.values);
+            let total: f64 = coarse.values.iter().filter(|v| !v.is_nan()).sum();
+            assert_eq!(total, 359.0 + 5.0, "{n}: {:?}", coarse.values);
+            let next = store.fetch(id, now - 600, now, now).unwrap().unwrap();
+            let k = (i / 10) as i64;
+            let at = |t: i64| next.values[((t - next.from) / i64::from(next.step)) as usize];
+            assert_eq!(at(T0 + 3600 + k * 10), 2.0, "{n}: {:?}", next.values);
+        }
+    };
+    check(&store);
+    drop(store);
+    let store = open(&mem, &c);
+    check(&store);
+}
