@@ -137,20 +137,36 @@ impl Naming {
         backend: &BackendStats,
         mut out: impl FnMut(&str, f64),
     ) {
+        self.walk_fields(flush, layout, backend, |name, v, _| out(name, v));
+    }
+
+    /// [`Naming::walk`], also saying of each timer field which timer
+    /// (its index in `flush.timers`) and which field (`upper_90`, `mean`)
+    /// it is: the store links a timer's statistics to its histogram by
+    /// that, not by parsing the names back.
+    pub fn walk_fields(
+        &self,
+        flush: &Flush,
+        layout: &TimerLayout,
+        backend: &BackendStats,
+        mut out: impl FnMut(&str, f64, Option<(usize, &str)>),
+    ) {
         let started = std::time::Instant::now();
         let secs = flush.interval.as_millis() as f64 / 1000.0;
         let mut name = String::with_capacity(128);
         for (key, value) in &flush.counters {
-            self.counter_lines(&mut name, key, *value, secs, &mut out);
+            let mut plain = |n: &str, v: f64| out(n, v, None);
+            self.counter_lines(&mut name, key, *value, secs, &mut plain);
         }
-        for t in &flush.timers {
+        for (i, t) in flush.timers.iter().enumerate() {
             // `histogram.bin_N` arrives as one part holding its own dot,
             // which joins to the same name as Etsy's two levels.
             layout.fields(&t.key, &t.samples, t.count, |field, v| {
                 self.format(&mut name, &self.timer, &t.key, &[field]);
-                out(&name, v);
+                out(&name, v, Some((i, field)));
             });
         }
+        let mut out = |n: &str, v: f64| out(n, v, None);
         for (key, value) in &flush.gauges {
             self.format(&mut name, &self.gauge, key, &[]);
             out(&name, *value);

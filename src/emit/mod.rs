@@ -13,7 +13,7 @@ use crate::aggregate::timer::TimerLayout;
 use crate::aggregate::Flush;
 use crate::config::Config;
 use crate::store::hist::Hist;
-use crate::store::{Point, Store};
+use crate::store::{Point, StatLink, Store};
 use crate::telemetry::Telemetry;
 use forward::{Forwarder, Payload};
 use graphite::{BackendStats, Naming};
@@ -73,40 +73,60 @@ impl Emitter {
     }
 
     fn store_flush_with(&self, store: &Store, flush: &Flush, own: &own::Own) {
+        let ts = flush.timestamp;
+        // A timer with samples has a histogram, `hists[hist_of[timer]]`.
+        let mut hist_of: Vec<Option<usize>> = Vec::with_capacity(flush.timers.len());
+        let mut branches: Vec<(String, Hist)> = Vec::new();
+        for t in &flush.timers {
+            if t.samples.is_empty() {
+                hist_of.push(None);
+            } else {
+                hist_of.push(Some(branches.len()));
+                branches.push((
+                    self.naming.timer_branch(&t.key),
+                    Hist::from_sorted_samples(&t.samples),
+                ));
+            }
+        }
+        // Non-finite values (Etsy's NaN for an empty lower set) are not
+        // stored; a timer's statistics are linked to its histogram.
         let mut names: Vec<(String, f64)> = Vec::with_capacity(flush.num_stats() * 4 + 64);
+        let mut links: Vec<StatLink> = Vec::new();
         self.naming
-            .walk(flush, &self.layout, &self.backend, |name, value| {
+            .walk_fields(flush, &self.layout, &self.backend, |name, value, field| {
+                if !value.is_finite() {
+                    return;
+                }
+                if let Some((timer, field)) = field {
+                    let stat = crate::store::index::StatCode::of_field(field);
+                    if let (Some(hist), Some(stat)) = (hist_of[timer], stat) {
+                        links.push(StatLink {
+                            point: names.len(),
+                            hist,
+                            stat,
+                        });
+                    }
+                }
                 names.push((name.to_string(), value));
             });
         self.naming.walk_own(own, flush.interval, |name, value| {
-            names.push((name.to_string(), value));
+            if value.is_finite() {
+                names.push((name.to_string(), value));
+            }
         });
-        let ts = flush.timestamp;
         let points: Vec<Point<'_>> = names
             .iter()
-            .filter(|(_, v)| v.is_finite())
             .map(|(n, v)| Point {
                 name: n,
                 timestamp: ts,
                 value: *v,
             })
             .collect();
-        let mut branches: Vec<(String, Hist)> = flush
-            .timers
-            .iter()
-            .filter(|t| !t.samples.is_empty())
-            .map(|t| {
-                (
-                    self.naming.timer_branch(&t.key),
-                    Hist::from_sorted_samples(&t.samples),
-                )
-            })
-            .collect();
         let hists: Vec<(&str, i64, Hist)> = branches
             .iter_mut()
             .map(|(n, h)| (n.as_str(), ts, std::mem::take(h)))
             .collect();
-        if let Err(e) = store.write(&points, &hists, ts) {
+        if let Err(e) = store.write_linked(&points, &hists, &links, ts) {
             tracing::error!(error = %e, points = points.len(), "flush could not be logged; it is kept in memory until a checkpoint succeeds");
         }
     }
@@ -160,6 +180,89 @@ impl Emitter {
     pub fn shutdown(self, grace: Duration) {
         if let Some(f) = self.forward {
             f.shutdown(grace);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::TimerFlush;
+    use crate::store::index::Stat;
+
+    /// The flush links each timer's statistics to its histogram by what it
+    /// emitted, so the names Etsy's naming cannot be parsed back from (a
+    /// tagged timer, a global suffix, the new namespace) roll up from the
+    /// merged histogram too.
+    #[test]
+    fn timer_stats_are_linked_to_their_histogram_whatever_their_names() {
+        for toml in [
+            "",
+            "[statsd]\nlegacy_namespace = false\nglobal_suffix = \"sfx\"\npercent_threshold = [90, 99.9]\n",
+        ] {
+            let cfg = Config::parse(toml).unwrap();
+            let emitter = Emitter::new(&cfg, Arc::new(Telemetry::new()));
+            let store = Store::in_memory(&cfg.storage).unwrap();
+            let key = "api.lat;env=prod";
+            let flush = Flush {
+                timestamp: 1_700_000_000,
+                interval: Duration::from_secs(10),
+                counters: vec![],
+                timers: vec![TimerFlush {
+                    key: key.into(),
+                    samples: (1..=100).map(f64::from).collect(),
+                    count: 100.0,
+                }],
+                gauges: vec![],
+                sets: vec![],
+                internal: Default::default(),
+                aggregation_time: Duration::ZERO,
+            };
+            emitter.store_flush(&store, &flush);
+            let ix = store.index();
+            let h = ix.hist_id(&emitter.naming.timer_branch(key)).unwrap();
+            let mut linked: Vec<(String, Stat)> = ix
+                .linked_to_hist(h)
+                .into_iter()
+                .map(|id| {
+                    let (hist, stat) = ix.series[id as usize].link().unwrap();
+                    assert_eq!(hist, h);
+                    (ix.name(id).to_string(), stat)
+                })
+                .collect();
+            linked.sort_by(|a, b| a.0.cmp(&b.0));
+            // The field a stored name ends in, under its suffix and tags.
+            let field_of = |n: &str| -> String {
+                let base = n.split(';').next().unwrap();
+                let base = base.strip_suffix(".sfx").unwrap_or(base);
+                base.rsplit('.').next().unwrap().to_string()
+            };
+            let stat = |field: &str| {
+                linked
+                    .iter()
+                    .find(|(n, _)| field_of(n) == field)
+                    .map(|(_, s)| *s)
+            };
+            assert_eq!(stat("upper_90"), Some(Stat::Quantile(0.9)), "{toml}: {linked:?}");
+            assert_eq!(stat("median"), Some(Stat::Quantile(0.5)), "{toml}: {linked:?}");
+            assert_eq!(stat("mean"), Some(Stat::Mean), "{toml}: {linked:?}");
+            assert_eq!(stat("std"), Some(Stat::Std), "{toml}: {linked:?}");
+            if !toml.is_empty() {
+                assert!(
+                    matches!(stat("upper_99_9"), Some(Stat::Quantile(q)) if (q - 0.999).abs() < 1e-12),
+                    "{linked:?}"
+                );
+            }
+            // Nothing else: count, sum, upper and the like roll up by their
+            // method.
+            let want = if toml.is_empty() { 4 } else { 5 };
+            assert_eq!(linked.len(), want, "{toml}: {linked:?}");
+            for (n, _) in &linked {
+                assert!(n.ends_with(";env=prod"), "{n}");
+                if !toml.is_empty() {
+                    assert!(n.contains(".sfx;"), "{n}");
+                }
+            }
         }
     }
 }

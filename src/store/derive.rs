@@ -566,11 +566,13 @@ mod tests {
     use crate::store::schema::Method;
 
     /// Etsy's names for one timer (legacy and new namespaces), counters in
-    /// both namespaces, a tagged timer and bystanders.
+    /// both namespaces, a tagged timer and bystanders. Both timers' stats
+    /// are linked to their histograms, as the emitter links them.
     fn index() -> Index {
         let mut ix = Index::default();
         let add = |ix: &mut Index, n: &str| ix.add_series(n, 0, Method::Average, 0.0);
-        ix.add_hist("stats.timers.api", 0);
+        let api = ix.add_hist("stats.timers.api", 0);
+        let tagged = ix.add_hist("stats.timers.tagged;env=prod", 0);
         for stat in [
             "count",
             "count_ps",
@@ -591,8 +593,11 @@ mod tests {
             "sum_99_9",
             "count_99_9",
         ] {
-            add(&mut ix, &format!("stats.timers.api.{stat}"));
-            add(&mut ix, &format!("stats.timers.tagged.{stat};env=prod"));
+            let a = add(&mut ix, &format!("stats.timers.api.{stat}"));
+            let t = add(&mut ix, &format!("stats.timers.tagged.{stat};env=prod"));
+            if let Some(code) = crate::store::index::StatCode::of_field(stat) {
+                assert!(ix.link(a, api, code) && ix.link(t, tagged, code));
+            }
         }
         for n in [
             "stats.hits",
@@ -645,6 +650,12 @@ mod tests {
         assert!(matches!(
             pred("stats.timers.api.upper_90", 1),
             Some(Predictor::Hist { stat: Stat::Quantile(q), .. }) if (q - 0.9).abs() < 1e-12
+        ));
+        // A tagged timer's stats too: the emitter links them, where Etsy's
+        // naming (`<timer>.upper_90;env=prod`) could not be parsed back.
+        assert!(matches!(
+            pred("stats.timers.tagged.upper_99_9;env=prod", 1),
+            Some(Predictor::Hist { stat: Stat::Quantile(q), .. }) if (q - 0.999).abs() < 1e-12
         ));
         assert_eq!(
             pred("stats.hits;dc=eu", 0),

@@ -132,6 +132,11 @@ impl SeriesInfo {
     pub fn link(&self) -> Option<(u32, Stat)> {
         (self.hist != NONE).then(|| (self.hist, self.stat.stat()))
     }
+
+    /// [`SeriesInfo::link`] as stored.
+    pub fn link_code(&self) -> Option<(u32, StatCode)> {
+        (self.hist != NONE).then_some((self.hist, self.stat))
+    }
 }
 
 /// A [`Stat`] in 4 bytes and exact: a quantile is kept as the decimal its
@@ -140,12 +145,43 @@ impl SeriesInfo {
 /// the float nearest the same decimal, since 999 and 10^1 (any power up to
 /// 10^22) are exact in an f64 and a division rounds once.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct StatCode(u32);
+pub struct StatCode(u32);
 
 const CODE_MEAN: u32 = 0;
 const CODE_STD: u32 = 1;
 
 impl StatCode {
+    /// The stat a timer field names, as the emitter writes the field
+    /// (`upper_90`, `upper_99_9`, `median`, `mean`, `std`); `None` for any
+    /// other field (`count`, `sum`, `lower_10`: rolled up by its method).
+    pub fn of_field(field: &str) -> Option<StatCode> {
+        match field {
+            "median" => StatCode::percentile("50"),
+            "mean" => Some(StatCode(CODE_MEAN)),
+            "std" => Some(StatCode(CODE_STD)),
+            // `upper_99_9` is the 99.9th percentile.
+            _ => StatCode::percentile(field.strip_prefix("upper_")?),
+        }
+    }
+
+    /// As stored in a series record.
+    pub fn to_bits(self) -> u32 {
+        self.0
+    }
+
+    /// From a series record; `None` for bits no stat has.
+    pub fn from_bits(bits: u32) -> Option<StatCode> {
+        match bits {
+            CODE_MEAN | CODE_STD => Some(StatCode(bits)),
+            _ => {
+                let c = StatCode(bits);
+                let digits = bits >> 5;
+                let pct = c.percent();
+                (digits < 1 << 27 && (bits & 31) <= 22 && pct > 0.0 && pct <= 100.0).then_some(c)
+            }
+        }
+    }
+
     /// A percentile as a name writes it, `_` for the point (`90`,
     /// `99_9`), in (0, 100]. At most 2^27 for its digits (8 significant
     /// ones: `99_999999`); beyond, or in any other spelling, it is not a
@@ -335,6 +371,11 @@ pub struct Index {
     kids: Vec<Kids>,
     /// tag → value → series ids (ascending), for tagged names.
     tags: BTreeMap<String, BTreeMap<String, Vec<u32>>>,
+    /// histogram id → the stat series linked to it ([`Index::link`]): the
+    /// rows to bring into memory before a stored histogram row changes.
+    /// Only timers with links have an entry (about 70 bytes a timer with
+    /// eight stats, against the ~5 KB its series take).
+    hist_stats: HashMap<u32, Vec<u32>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -352,6 +393,7 @@ impl Default for Index {
             nodes: vec![EMPTY_NODE],
             kids: Vec::new(),
             tags: BTreeMap::new(),
+            hist_stats: HashMap::default(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -399,17 +441,12 @@ pub fn parse_tagged(name: &str) -> Option<(&str, Vec<(&str, &str)>)> {
     Some((path, tags))
 }
 
-/// The timer stat a series name ends in, with the timer's branch name.
+/// The timer stat a series name ends in, with the timer's branch name,
+/// by Etsy's naming: only for series stored before links were
+/// ([`Index::link_legacy`]).
 fn timer_stat(name: &str) -> Option<(&str, StatCode)> {
     let (base, last) = name.rsplit_once('.')?;
-    let stat = match last {
-        "median" => StatCode::percentile("50")?,
-        "mean" => StatCode(CODE_MEAN),
-        "std" => StatCode(CODE_STD),
-        // `upper_99_9` is the 99.9th percentile.
-        _ => StatCode::percentile(last.strip_prefix("upper_")?)?,
-    };
-    Some((base, stat))
+    Some((base, StatCode::of_field(last)?))
 }
 
 /// A child's path: its name under the root, else `parent.name`.
@@ -459,17 +496,8 @@ impl Index {
     pub fn add_series(&mut self, name: &str, schema: u16, method: Method, xff: f32) -> u32 {
         let id = self.names.push(name);
         debug_assert_eq!(id as usize, self.series.len());
-        let mut info = SeriesInfo::new(schema, method, xff, false);
-        // Linked only when both share a schema, so the histogram's archives
-        // are the stat's archives.
-        if let Some((h, stat)) = timer_stat(name).and_then(|(base, stat)| {
-            self.hist_id(base)
-                .filter(|&h| self.hists[h as usize].schema == schema)
-                .map(|h| (h, stat))
-        }) {
-            (info.hist, info.stat) = (h, stat);
-        }
-        self.series.push(info);
+        self.series
+            .push(SeriesInfo::new(schema, method, xff, false));
         put(&mut self.by_name, &self.names, &self.hasher, name, id);
         if let Some((_, tags)) = parse_tagged(name) {
             for (k, v) in tags {
@@ -550,13 +578,6 @@ impl Index {
         self.nodes[node as usize].kids != NONE
     }
 
-    /// Series stored right below `node`.
-    fn child_series(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
-        self.children(node)
-            .map(|(_, c)| self.nodes[c as usize].series)
-            .filter(|&s| s != NONE)
-    }
-
     /// Takes the next point (or histogram, with `hist`) id without a
     /// series: for an id whose record was lost, or one that log entries
     /// name but no record does, so that no new series is ever given an id
@@ -578,8 +599,49 @@ impl Index {
         }
     }
 
-    /// Adds a histogram series and links the timer stats already indexed
-    /// under it.
+    /// Links point series `series` to histogram series `hist` as its stat
+    /// `code`: its rollups come from the merged histogram. Returns whether
+    /// that changed anything; nothing is linked (false) when either id is
+    /// unknown or a hole, or their schemas differ (the histogram's archives
+    /// must be the stat's).
+    pub fn link(&mut self, series: u32, hist: u32, code: StatCode) -> bool {
+        let (Some(s), Some(h)) = (
+            self.series.get(series as usize),
+            self.hists.get(hist as usize),
+        ) else {
+            return false;
+        };
+        if s.hole || h.hole || s.schema != h.schema || s.link_code() == Some((hist, code)) {
+            return false;
+        }
+        if let Some((old, _)) = s.link_code() {
+            if let Some(v) = self.hist_stats.get_mut(&old) {
+                v.retain(|&x| x != series);
+            }
+        }
+        let s = &mut self.series[series as usize];
+        (s.hist, s.stat) = (hist, code);
+        let v = self.hist_stats.entry(hist).or_default();
+        if !v.contains(&series) {
+            v.push(series);
+        }
+        true
+    }
+
+    /// The link of a series stored before links were stored (a series
+    /// record of 11 bytes): taken from Etsy's naming, as those versions
+    /// did (`<timer>.upper_90` to histogram `<timer>`). Only the loader
+    /// calls it, once every record is loaded; new series are linked by
+    /// the emitter ([`Index::link`]).
+    pub fn link_legacy(&mut self, series: u32) {
+        let found = timer_stat(self.names.get(series))
+            .and_then(|(base, code)| self.hist_id(base).map(|h| (h, code)));
+        if let Some((h, code)) = found {
+            self.link(series, h, code);
+        }
+    }
+
+    /// Adds a histogram series.
     pub fn add_hist(&mut self, name: &str, schema: u16) -> u32 {
         let id = self.hist_names.push(name);
         debug_assert_eq!(id as usize, self.hists.len());
@@ -594,47 +656,12 @@ impl Index {
             name,
             id,
         );
-        // Stats indexed before their histogram (an upgrade, or a restart
-        // that loads series first) are children of the timer's node.
-        if let Some(node) = self.find_node(name) {
-            let kids: Vec<u32> = self.child_series(node).collect();
-            for sid in kids {
-                if let Some((base, stat)) = timer_stat(self.names.get(sid)) {
-                    let s = &mut self.series[sid as usize];
-                    if base == name && s.schema == schema {
-                        (s.hist, s.stat) = (id, stat);
-                    }
-                }
-            }
-        }
         id
     }
 
-    /// The timer stats whose rollups come from histogram series `hist`
-    /// (they are children of the timer's node).
+    /// The timer stats whose rollups come from histogram series `hist`.
     pub fn linked_to_hist(&self, hist: u32) -> Vec<u32> {
-        if hist as usize >= self.hists.len() {
-            return Vec::new();
-        }
-        let Some(node) = self.find_node(self.hist_names.get(hist)) else {
-            return Vec::new();
-        };
-        self.child_series(node)
-            .filter(|&sid| {
-                self.series[sid as usize]
-                    .link()
-                    .is_some_and(|(h, _)| h == hist)
-            })
-            .collect()
-    }
-
-    /// The tree node of a dotted path.
-    fn find_node(&self, path: &str) -> Option<u32> {
-        let mut node = 0u32;
-        for part in path.split('.') {
-            node = self.child(node, self.atom(part)?)?;
-        }
-        Some(node)
+        self.hist_stats.get(&hist).cloned().unwrap_or_default()
     }
 
     /// Graphite's find: every path matching `pattern` level by level, in
@@ -970,12 +997,15 @@ mod tests {
     }
 
     #[test]
-    fn timer_stats_link_to_their_histogram_in_either_order() {
+    fn stats_link_to_their_histogram_and_back() {
         let mut ix = Index::default();
-        let h = ix.add_hist("stats.timers.api", 0);
-        let p90 = ix.add_series("stats.timers.api.upper_90", 0, Method::Max, 0.1);
-        let p999 = ix.add_series("stats.timers.api.upper_99_9", 0, Method::Max, 0.1);
-        let upper = ix.add_series("stats.timers.api.upper", 0, Method::Max, 0.1);
+        let h = ix.add_hist("stats.timers.api;env=prod", 0);
+        let p90 = ix.add_series("stats.timers.api.upper_90;env=prod", 0, Method::Max, 0.1);
+        let p999 = ix.add_series("stats.timers.api.upper_99_9;env=prod", 0, Method::Max, 0.1);
+        let code = |f: &str| StatCode::of_field(f).unwrap();
+        assert!(ix.link(p90, h, code("upper_90")));
+        assert!(!ix.link(p90, h, code("upper_90")), "the same link twice");
+        assert!(ix.link(p999, h, code("upper_99_9")));
         assert_eq!(
             ix.series[p90 as usize].link(),
             Some((h, Stat::Quantile(0.9)))
@@ -984,13 +1014,68 @@ mod tests {
             panic!("99.9 is a quantile");
         };
         assert!((q - 0.999).abs() < 1e-12);
-        assert_eq!(ix.series[upper as usize].link(), None);
-        let med = ix.add_series("stats.timers.web.median", 0, Method::Average, 0.3);
+        let mut back = ix.linked_to_hist(h);
+        back.sort_unstable();
+        assert_eq!(back, vec![p90, p999]);
+        // Relinked elsewhere, it leaves the first histogram's list.
         let h2 = ix.add_hist("stats.timers.web", 0);
+        assert!(ix.link(p999, h2, code("mean")));
+        assert_eq!(ix.linked_to_hist(h), vec![p90]);
+        assert_eq!(ix.linked_to_hist(h2), vec![p999]);
+        // Not across schemas, nor to what is not there.
+        let other = ix.add_series("x.upper_90", 1, Method::Max, 0.1);
+        assert!(!ix.link(other, h, code("upper_90")));
+        assert!(!ix.link(other, 99, code("upper_90")));
+        for f in [
+            "upper",
+            "lower_90",
+            "count",
+            "upper_0",
+            "upper_101",
+            "upper_9x",
+        ] {
+            assert_eq!(StatCode::of_field(f), None, "{f}");
+        }
+        for f in [
+            "upper_90",
+            "upper_99_9",
+            "median",
+            "mean",
+            "std",
+            "upper_100",
+        ] {
+            let c = code(f);
+            assert_eq!(StatCode::from_bits(c.to_bits()), Some(c), "{f}");
+        }
+        assert_eq!(StatCode::from_bits(2), None, "0.0 % is no stat");
+    }
+
+    /// Series stored before links were stored are linked by Etsy's naming
+    /// when loaded, whichever came first.
+    #[test]
+    fn legacy_series_link_by_name() {
+        let mut ix = Index::default();
+        let p90 = ix.add_series("stats.timers.api.upper_90", 0, Method::Max, 0.1);
+        let upper = ix.add_series("stats.timers.api.upper", 0, Method::Max, 0.1);
+        let h = ix.add_hist("stats.timers.api", 0);
+        let med = ix.add_series("stats.timers.api.median", 0, Method::Average, 0.3);
+        assert_eq!(
+            ix.series[p90 as usize].link(),
+            None,
+            "not linked by name any more"
+        );
+        for id in [p90, upper, med] {
+            ix.link_legacy(id);
+        }
+        assert_eq!(
+            ix.series[p90 as usize].link(),
+            Some((h, Stat::Quantile(0.9)))
+        );
         assert_eq!(
             ix.series[med as usize].link(),
-            Some((h2, Stat::Quantile(0.5)))
+            Some((h, Stat::Quantile(0.5)))
         );
+        assert_eq!(ix.series[upper as usize].link(), None);
     }
 
     /// The layout the memory figures rest on.

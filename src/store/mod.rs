@@ -63,12 +63,13 @@ use self::schema::{Method, Retention, Rules, SchemaError};
 use crate::store::config::StorageConfig;
 
 /// Written to `Meta` at creation; a store with another value is refused.
-pub const FORMAT_VERSION: &[u8] = b"rollupd-store-3";
+pub const FORMAT_VERSION: &[u8] = b"rollupd-store-4";
 /// Older formats this version reads, and upgrades (by rewriting the
 /// marker) at open: `rollupd-store-1` lacked packed histogram rows and
-/// derived rows, and `rollupd-store-2` row fragments, which each would
-/// misread, so it must refuse the store once they may be in it.
-const FORMAT_UPGRADES: &[&[u8]] = &[b"rollupd-store-1", b"rollupd-store-2"];
+/// derived rows, `rollupd-store-2` row fragments, and `rollupd-store-3`
+/// linked series records (19 bytes), which each would misread or skip,
+/// so it must refuse the store once they may be in it.
+const FORMAT_UPGRADES: &[&[u8]] = &[b"rollupd-store-1", b"rollupd-store-2", b"rollupd-store-3"];
 const META_FORMAT: &[u8] = b"format";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_SCHEMA: &[u8] = b"schema/";
@@ -136,6 +137,21 @@ pub struct Written {
 
 /// Histograms read from one archive: first slot's time, step, slots.
 pub type HistWindow = (i64, u32, Vec<Option<Hist>>);
+
+/// A timer statistic among a write's points, linked to the timer's
+/// histogram among its histograms: the emitter's word that
+/// `points[point]` is statistic `stat` of `hists[hist]`
+/// ([`index::StatCode::of_field`]: `upper_90`, `upper_99_9`, `median`,
+/// `mean`, `std`). The store then rolls that series up from the merged
+/// histogram, so its percentiles stay true at every resolution, whatever
+/// its name looks like (tags, suffixes, namespaces). A link across
+/// schemas, or to an index out of range, is ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct StatLink {
+    pub point: usize,
+    pub hist: usize,
+    pub stat: index::StatCode,
+}
 
 /// One point to store.
 #[derive(Debug, Clone, Copy)]
@@ -411,6 +427,8 @@ fn meta_schema_key(id: u16) -> Vec<u8> {
     [META_SCHEMA, &id.to_be_bytes()].concat()
 }
 
+/// A series record (docs/storage-format.md Section 3): 11 bytes, and 8
+/// more for a point series linked to a histogram (its id and stat code).
 fn series_record(
     kind: u8,
     name: &str,
@@ -418,15 +436,20 @@ fn series_record(
     schema: u16,
     method: Method,
     xff: f32,
+    link: Option<(u32, index::StatCode)>,
 ) -> (Vec<u8>, Vec<u8>) {
     let mut key = Vec::with_capacity(name.len() + 1);
     key.push(kind);
     key.extend_from_slice(name.as_bytes());
-    let mut v = Vec::with_capacity(11);
+    let mut v = Vec::with_capacity(19);
     v.extend_from_slice(&id.to_be_bytes());
     v.extend_from_slice(&schema.to_be_bytes());
     v.push(method.code());
     v.extend_from_slice(&xff.to_le_bytes());
+    if let Some((hist, code)) = link {
+        v.extend_from_slice(&hist.to_be_bytes());
+        v.extend_from_slice(&code.to_bits().to_be_bytes());
+    }
     (key, v)
 }
 

@@ -75,12 +75,15 @@ impl Store {
                 Retention::parse(&text).map_err(|e| damaged(format!("stored schema {id}: {e}")))?;
             schemas.add(r);
         }
-        // Series, then histograms (so links are made), each in id order.
+        // Series, then histograms, each in id order; then the links.
         let mut index = Index::default();
+        // Point series' links as stored (`None`: a record from before links
+        // were stored, linked by its name).
+        let mut links: Vec<(u32, Option<(u32, u32)>)> = Vec::new();
         for kind in [SERIES_POINTS, SERIES_HISTS] {
             let mut recs: Vec<(u32, String, u16, u8, f32)> = Vec::new();
             kv.scan(Space::Series, &[kind], &[kind + 1], &mut |k, v| {
-                if v.len() == 11 {
+                if v.len() == 11 || (v.len() == 19 && kind == SERIES_POINTS) {
                     let id = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
                     let schema = u16::from_be_bytes([v[4], v[5]]);
                     let xff = f32::from_le_bytes([v[7], v[8], v[9], v[10]]);
@@ -91,6 +94,15 @@ impl Store {
                         v[6],
                         xff,
                     ));
+                    if kind == SERIES_POINTS {
+                        let link = (v.len() == 19).then(|| {
+                            (
+                                u32::from_be_bytes([v[11], v[12], v[13], v[14]]),
+                                u32::from_be_bytes([v[15], v[16], v[17], v[18]]),
+                            )
+                        });
+                        links.push((id, link));
+                    }
                 }
                 true
             })
@@ -128,6 +140,18 @@ impl Store {
                 } else {
                     index.add_hist(&name, schema);
                 }
+            }
+        }
+        for (id, link) in links {
+            match link {
+                Some((hist, bits)) => {
+                    // A stat code no version writes is damage to one link:
+                    // the series then rolls up by its method.
+                    if let Some(code) = index::StatCode::from_bits(bits) {
+                        index.link(id, hist, code);
+                    }
+                }
+                None => index.link_legacy(id),
             }
         }
         let checkpoint_seq = match kv.get(Space::Meta, META_CHECKPOINT).map_err(read_err)? {

@@ -11,7 +11,7 @@ use super::hist::Hist;
 use super::kv::{Kv, Space};
 use super::mem::MemKv;
 use super::schema::{Method, Retention};
-use super::{Point, Store};
+use super::{Point, StatLink, Store};
 use crate::store::config::{AggregationRule, RetentionRule, StorageConfig};
 
 const T0: i64 = 1_700_006_400; // a multiple of every span used here
@@ -34,6 +34,15 @@ fn cfg(retentions: &str, method: &str, xff: f64) -> StorageConfig {
 fn open(kv: &Arc<MemKv>, c: &StorageConfig) -> Store {
     let dynkv: Arc<dyn Kv> = kv.clone();
     Store::open(dynkv, Path::new("mem"), c, 0).unwrap()
+}
+
+/// Point `point` of a write is stat `field` of its first histogram.
+fn link(point: usize, field: &str) -> StatLink {
+    StatLink {
+        point,
+        hist: 0,
+        stat: super::index::StatCode::of_field(field).unwrap(),
+    }
 }
 
 fn pt(name: &str, timestamp: i64, value: f64) -> Point<'_> {
@@ -349,9 +358,10 @@ fn timer_percentiles_at_10m_are_true_percentiles() {
         let h = Hist::from_sorted_samples(&s);
         let med = etsy_upper(&s, 50.0);
         store
-            .write(
+            .write_linked(
                 &[pt(&p90, now, v), pt(&median, now, med)],
                 &[(base, now, h)],
+                &[link(0, "upper_90"), link(1, "median")],
                 now,
             )
             .unwrap();
@@ -811,8 +821,22 @@ fn write_etsy(store: &Store, flushes: i64) -> BTreeMap<String, BTreeMap<i64, f64
         let ts = T0 + k * 10;
         let (points, h) = etsy_flush(k, &mut rng);
         let batch: Vec<Point<'_>> = points.iter().map(|(n, v)| pt(n, ts, *v)).collect();
+        // The timer's statistics linked to its histogram, as the emitter
+        // links them.
+        let links: Vec<StatLink> = points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (n, _))| {
+                let field = n.strip_prefix("stats.timers.api.lat.")?;
+                Some(StatLink {
+                    point: i,
+                    hist: 0,
+                    stat: super::index::StatCode::of_field(field)?,
+                })
+            })
+            .collect();
         store
-            .write(&batch, &[("stats.timers.api.lat", ts, h)], ts + 1)
+            .write_linked(&batch, &[("stats.timers.api.lat", ts, h)], &links, ts + 1)
             .unwrap();
         for (n, v) in points {
             sent.entry(n).or_default().insert(ts, v);
@@ -1035,7 +1059,7 @@ fn an_older_store_is_upgraded_and_an_unknown_one_refused() {
         Err(e @ super::StoreError::Format { .. }) => assert_eq!(
             e.to_string(),
             "the store in /var/lib/x is not one this rollupd can read \
-             (format \"rollupd-store-9\", expected \"rollupd-store-3\")"
+             (format \"rollupd-store-9\", expected \"rollupd-store-4\")"
         ),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("an unknown format was opened"),
@@ -1633,4 +1657,50 @@ fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
     drop(store);
     let store = open(&mem, &c);
     check(&store);
+}
+
+/// A stat's link to its histogram is stored with its series record and is
+/// there after a restart; series stored before links were (records of 11
+/// bytes, as `write` without links still makes them) are linked by Etsy's
+/// naming when loaded, so an upgraded store keeps its rollups.
+#[test]
+fn links_survive_a_restart_and_older_records_link_by_name() {
+    let kv = Arc::new(MemKv::new());
+    let c = cfg("10s:1h,1m:1d", "max", 0.0);
+    let tagged = "stats.timers.api.upper_90;env=prod";
+    let plain = "stats.timers.web.upper_90";
+    {
+        let store = open(&kv, &c);
+        let h = Hist::from_sorted_samples(&[1.0, 2.0, 3.0]);
+        store
+            .write_linked(
+                &[pt(tagged, T0, 3.0)],
+                &[("stats.timers.api;env=prod", T0, h.clone())],
+                &[link(0, "upper_90")],
+                T0,
+            )
+            .unwrap();
+        // No link given: an 11-byte record, as older versions wrote.
+        store
+            .write(&[pt(plain, T0, 3.0)], &[("stats.timers.web", T0, h)], T0)
+            .unwrap();
+        let ix = store.index();
+        assert!(ix.series[ix.id(tagged).unwrap() as usize].link().is_some());
+        assert_eq!(ix.series[ix.id(plain).unwrap() as usize].link(), None);
+        drop(ix);
+        store.checkpoint().unwrap();
+    }
+    let store = open(&kv, &c);
+    let ix = store.index();
+    for (name, hist) in [
+        (tagged, "stats.timers.api;env=prod"),
+        (plain, "stats.timers.web"),
+    ] {
+        let link = ix.series[ix.id(name).unwrap() as usize].link();
+        assert_eq!(
+            link,
+            Some((ix.hist_id(hist).unwrap(), super::index::Stat::Quantile(0.9))),
+            "{name}"
+        );
+    }
 }

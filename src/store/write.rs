@@ -14,9 +14,21 @@ impl Store {
         hists: &[(&str, i64, Hist)],
         now: i64,
     ) -> Result<Written, StoreError> {
+        self.write_linked(points, hists, &[], now)
+    }
+
+    /// [`Store::write`], with the timer statistics among `points` linked
+    /// to their histograms among `hists` (the statsd flush's write).
+    pub fn write_linked(
+        &self,
+        points: &[Point<'_>],
+        hists: &[(&str, i64, Hist)],
+        links: &[StatLink],
+        now: i64,
+    ) -> Result<Written, StoreError> {
         let started = Instant::now();
         let _gate = self.gate.read();
-        let (targets, htargets) = self.resolve(points, hists);
+        let (targets, htargets) = self.resolve(points, hists, links);
         let entry = wal::Entry {
             now,
             points: points
@@ -252,34 +264,44 @@ impl Store {
     }
 
     /// Names to ids, creating series (and their schema) on first sight,
-    /// within the caps. A series' record joins the pending records in the
-    /// same critical section that gives it its id (see [`Pending`]).
+    /// within the caps, and links stats to histograms as `links` say. A
+    /// series' record joins the pending records in the same critical
+    /// section that gives it its id or changes its link (see [`Pending`]).
     #[allow(clippy::type_complexity)]
     fn resolve(
         &self,
         points: &[Point<'_>],
         hists: &[(&str, i64, Hist)],
+        links: &[StatLink],
     ) -> (Vec<Option<Target>>, Vec<Option<(u32, u16)>>) {
+        let targets = |index: &Index, ids: &[Option<u32>], hids: &[Option<u32>]| {
+            (
+                ids.iter()
+                    .map(|id| id.and_then(|id| target(index, id)))
+                    .collect(),
+                hids.iter()
+                    .map(|id| id.and_then(|id| hist_target(index, id)))
+                    .collect(),
+            )
+        };
         {
             let index = self.index.read();
-            let known = points.iter().all(|p| index.id(p.name).is_some())
-                && hists.iter().all(|h| index.hist_id(h.0).is_some());
-            if known {
-                return (
-                    points
-                        .iter()
-                        .map(|p| index.id(p.name).and_then(|id| target(&index, id)))
-                        .collect(),
-                    hists
-                        .iter()
-                        .map(|h| index.hist_id(h.0).and_then(|id| hist_target(&index, id)))
-                        .collect(),
-                );
+            let ids: Option<Vec<Option<u32>>> =
+                points.iter().map(|p| index.id(p.name).map(Some)).collect();
+            let hids: Option<Vec<Option<u32>>> =
+                hists.iter().map(|h| index.hist_id(h.0).map(Some)).collect();
+            if let (Some(ids), Some(hids)) = (ids, hids) {
+                if !links
+                    .iter()
+                    .any(|l| link_wanted(&index, l, &ids, &hids).is_some())
+                {
+                    return targets(&index, &ids, &hids);
+                }
             }
         }
         let mut index = self.index.write();
         let mut refused = 0u64;
-        let mut hts = Vec::with_capacity(hists.len());
+        let mut hids = Vec::with_capacity(hists.len());
         for (name, _, _) in hists {
             let id = match index.hist_id(name) {
                 Some(id) => Some(id),
@@ -287,7 +309,8 @@ impl Store {
                     let a = self.rules.assign(name);
                     let schema = self.schema_id(&a.retention);
                     let id = index.add_hist(name, schema);
-                    let (k, v) = series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0);
+                    let (k, v) =
+                        series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0, None);
                     self.pending.lock().push(Space::Series, k, v);
                     Some(id)
                 }
@@ -296,9 +319,9 @@ impl Store {
                     None
                 }
             };
-            hts.push(id.and_then(|id| hist_target(&index, id)));
+            hids.push(id);
         }
-        let mut ts = Vec::with_capacity(points.len());
+        let mut ids = Vec::with_capacity(points.len());
         for p in points {
             let id = match index.id(p.name) {
                 Some(id) => Some(id),
@@ -306,7 +329,8 @@ impl Store {
                     let a = self.rules.assign(p.name);
                     let schema = self.schema_id(&a.retention);
                     let id = index.add_series(p.name, schema, a.method, a.xff);
-                    let (k, v) = series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff);
+                    let (k, v) =
+                        series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff, None);
                     self.pending.lock().push(Space::Series, k, v);
                     Some(id)
                 }
@@ -315,8 +339,30 @@ impl Store {
                     None
                 }
             };
-            ts.push(id.and_then(|id| target(&index, id)));
+            ids.push(id);
         }
+        // A link made or changed rewrites the series' record with it; the
+        // record is pending before any point of this batch is logged, so a
+        // restart finds the link with the points.
+        for l in links {
+            let Some((id, hist, code)) = link_wanted(&index, l, &ids, &hids) else {
+                continue;
+            };
+            if index.link(id, hist, code) {
+                let s = index.series[id as usize];
+                let (k, v) = series_record(
+                    SERIES_POINTS,
+                    points[l.point].name,
+                    id,
+                    s.schema,
+                    s.method,
+                    s.xff,
+                    Some((hist, code)),
+                );
+                self.pending.lock().push(Space::Series, k, v);
+            }
+        }
+        let out = targets(&index, &ids, &hids);
         drop(index);
         if refused > 0 {
             self.caps.refused(
@@ -325,7 +371,7 @@ impl Store {
                 self.opts.max_new_series_per_minute,
             );
         }
-        (ts, hts)
+        out
     }
 
     /// Whether a new series may be created now (the caller holds the
@@ -414,6 +460,23 @@ impl Store {
         }
         Ok(w)
     }
+}
+
+/// The link `l` asks for that `index` does not hold yet, as (series,
+/// histogram, stat); `None` when it holds it, or it cannot be made (an id
+/// refused or out of range, a field that names no stat, two schemas).
+fn link_wanted(
+    index: &Index,
+    l: &StatLink,
+    ids: &[Option<u32>],
+    hids: &[Option<u32>],
+) -> Option<(u32, u32, index::StatCode)> {
+    let id = (*ids.get(l.point)?)?;
+    let hist = (*hids.get(l.hist)?)?;
+    let code = l.stat;
+    let s = index.series.get(id as usize)?;
+    let h = index.hists.get(hist as usize)?;
+    (s.schema == h.schema && s.link_code() != Some((hist, code))).then_some((id, hist, code))
 }
 
 pub(super) fn target(index: &Index, id: u32) -> Option<Target> {
