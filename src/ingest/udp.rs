@@ -122,7 +122,7 @@ pub fn start(
 
 /// Buffers for one batch: datagrams, their iovecs and headers, and room for
 /// one `SO_RXQ_OVFL` control message each.
-pub(super) struct Batch {
+pub(crate) struct Batch {
     data: Vec<u8>,
     iov: Vec<libc::iovec>,
     ctrl: Vec<u8>,
@@ -198,7 +198,7 @@ impl Batch {
 
     /// Datagram `i`: its bytes, whether it was truncated, and the socket's
     /// cumulative drop counter if the kernel attached it.
-    pub(super) fn datagram(&self, i: usize) -> (&[u8], bool, Option<u32>) {
+    pub(crate) fn datagram(&self, i: usize) -> (&[u8], bool, Option<u32>) {
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(self.size);
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
@@ -232,6 +232,20 @@ pub(super) fn read_batches(
     socket: &UdpSocket,
     max_packet: usize,
     shutdown: &AtomicBool,
+    on_batch: impl FnMut(&Batch, usize),
+) {
+    read_batches_polled(socket, max_packet, shutdown, false, on_batch);
+}
+
+/// [`read_batches`], and with `idle_calls` `on_batch` is also called with
+/// no datagram each time a wait for one times out (about every
+/// [`POLL`]), so a reader with work of its own to do on a clock (the
+/// relay's counts) does it when no traffic comes.
+pub(crate) fn read_batches_polled(
+    socket: &UdpSocket,
+    max_packet: usize,
+    shutdown: &AtomicBool,
+    idle_calls: bool,
     mut on_batch: impl FnMut(&Batch, usize),
 ) {
     let fd = socket.as_raw_fd();
@@ -253,9 +267,13 @@ pub(super) fn read_batches(
             Ok(n) => n,
             Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if draining => break,
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    if idle_calls {
+                        on_batch(&batch, 0);
+                    }
+                    continue;
+                }
+                io::ErrorKind::Interrupted => continue,
                 _ => {
                     tracing::error!(error = %e, "UDP receive failed");
                     std::thread::sleep(POLL);

@@ -12,8 +12,9 @@
 //! its carbon sender (one TCP connection, reopened when it breaks; what it
 //! cannot deliver is dropped and counted).
 //!
-//! One thread reads datagrams and sorts their lines into one packet buffer
-//! per member (no allocation per line: a line is copied into its member's
+//! One thread reads datagrams, a batch per system call (recvmmsg, as the
+//! daemon's listener), and sorts their lines into one packet buffer per
+//! member (no allocation per line: a line is copied into its member's
 //! buffer, and a full buffer goes to that member's bounded queue whole); a
 //! thread per member sends its queue; a thread asks each member's admin port
 //! `health` every `health_interval`. A member that does not answer `up` is
@@ -54,6 +55,8 @@ pub enum RelayError {
 #[derive(Debug, Default)]
 pub struct RelayCounts {
     pub datagrams: AtomicU64,
+    /// Datagrams longer than [`MAX_DATAGRAM`], dropped.
+    pub truncated: AtomicU64,
     pub lines: AtomicU64,
     /// Lines sent to a member other than their owner, which was down.
     pub failed_over: AtomicU64,
@@ -71,6 +74,9 @@ pub struct RelayCounts {
     pub carbon_undelivered: AtomicU64,
 }
 
+/// Longest datagram read; a longer one (only over loopback or with IP
+/// fragments) is dropped and counted as truncated.
+const MAX_DATAGRAM: usize = 65_536;
 /// Longest line relayed over TCP (statsd or carbon), newline included.
 pub const MAX_TCP_LINE: usize = 4096;
 /// Client connections at once per TCP listener; more are closed unread.
@@ -260,14 +266,30 @@ fn read_loop(
     own: &Own,
     stop: &AtomicBool,
 ) {
-    let mut buf = vec![0u8; 65_536];
     let mut sorter = StatsdSorter::new(ring, members, packet, counts);
     let mut last_log = Instant::now();
     let mut last_stats = Instant::now();
     let mut sent = OwnStats::default();
-    while !stop.load(Relaxed) {
-        // Checked every datagram and every idle poll, so the counts are
-        // logged and sent under load too.
+    // Batches of datagrams per system call (recvmmsg), as the daemon's own
+    // listener reads them, and the datagram's bytes read in place; the
+    // reader is also called when a wait times out, so the counts are
+    // logged and sent when no traffic comes.
+    crate::ingest::udp::read_batches_polled(sock, MAX_DATAGRAM, stop, true, |batch, n| {
+        for i in 0..n {
+            let (data, truncated, _) = batch.datagram(i);
+            counts.datagrams.fetch_add(1, Relaxed);
+            if truncated {
+                counts.truncated.fetch_add(1, Relaxed);
+                continue;
+            }
+            for line in data.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() {
+                    sorter.line(line);
+                }
+            }
+        }
+        sorter.flush();
         if last_log.elapsed() >= COUNTS_EVERY {
             log_counts(counts, members);
             last_log = Instant::now();
@@ -276,30 +298,7 @@ fn read_loop(
             sent.send(&own.prefix, counts, &mut sorter);
             last_stats = Instant::now();
         }
-        let n = match sock.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "relay: receive failed");
-                continue;
-            }
-        };
-        counts.datagrams.fetch_add(1, Relaxed);
-        for line in buf[..n].split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if !line.is_empty() {
-                sorter.line(line);
-            }
-        }
-        sorter.flush();
-    }
+    });
 }
 
 /// The counts as last sent as the relay's own series, so each send is the
@@ -318,6 +317,7 @@ impl OwnStats {
     fn send(&mut self, prefix: &str, counts: &RelayCounts, sorter: &mut StatsdSorter<'_>) {
         let now = [
             ("datagrams", counts.datagrams.load(Relaxed)),
+            ("truncated", counts.truncated.load(Relaxed)),
             ("lines", counts.lines.load(Relaxed)),
             ("tcp_lines", counts.tcp_lines.load(Relaxed)),
             ("carbon_lines", counts.carbon_lines.load(Relaxed)),
@@ -736,6 +736,7 @@ fn log_counts(counts: &RelayCounts, members: &[Member]) {
         .collect();
     tracing::info!(
         datagrams = counts.datagrams.load(Relaxed),
+        truncated = counts.truncated.load(Relaxed),
         lines = counts.lines.load(Relaxed),
         per_member = %per.join(", "),
         failed_over = counts.failed_over.load(Relaxed),

@@ -1704,3 +1704,39 @@ fn links_survive_a_restart_and_older_records_link_by_name() {
         );
     }
 }
+
+/// Checkpoints of more heads than one thread encodes (a chunk's encoding
+/// and merges split over two threads) keep every point of every series,
+/// merged fragments included.
+#[test]
+fn checkpoints_split_over_two_threads_keep_every_point() {
+    let c = cfg("10s:6h,1m:7d", "average", 0.0);
+    let store = Store::in_memory(&c).unwrap();
+    let names: Vec<String> = (0..6000).map(|i| format!("wide.s{i:05}")).collect();
+    let value = |k: i64, i: usize| ((k * 31 + i as i64 * 7) % 1000) as f64 / 4.0;
+    let steps = 60i64;
+    for k in 0..steps {
+        let batch: Vec<Point<'_>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| pt(n, T0 + k * 10, value(k, i)))
+            .collect();
+        store.write(&batch, &[], T0 + k * 10).unwrap();
+        if k % 5 == 4 {
+            store.checkpoint().unwrap();
+        }
+    }
+    store.checkpoint().unwrap();
+    let now = T0 + steps * 10;
+    let ix = store.index();
+    for (i, n) in names.iter().enumerate().step_by(7) {
+        let id = ix.id(n).unwrap();
+        let f = store.fetch(id, T0 - 1, now - 1, now).unwrap().unwrap();
+        assert_eq!(f.step, 10);
+        for k in 0..steps {
+            let t = T0 + k * 10;
+            let v = f.values[((t - f.from) / 10) as usize];
+            assert_eq!(v, value(k, i), "{n} at step {k}");
+        }
+    }
+}
