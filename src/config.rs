@@ -808,7 +808,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 mod opt_addr {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(
+    pub(super) fn serialize<S: serde::Serializer>(
         v: &Option<SocketAddr>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -818,7 +818,9 @@ mod opt_addr {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
         let s = String::deserialize(d)?;
         if s.is_empty() {
             return Ok(None);

@@ -6,6 +6,9 @@
 //! replay judges an input exactly as the fuzzer did. Each bug the fuzzer
 //! found has a test of its own below, named after it (see fuzz/README.md).
 
+// Its items are `pub` for the fuzz crate, which exports them; here they
+// are private to this test.
+#[allow(unreachable_pub)]
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
 

@@ -65,7 +65,7 @@ use rollupd::store::{Point, Store};
 use super::T0;
 
 mod proc;
-pub use proc::du;
+pub(crate) use proc::du;
 use proc::{du_split, status_mb, write_bytes};
 
 /// Points per `Store::write`, as carbon's reads deliver them.
@@ -551,7 +551,7 @@ fn renders(store: &Store, now: i64) {
     }
 }
 
-pub fn ramp() {
+pub(crate) fn ramp() {
     // `RAMP_LOG=info` (or any filter) shows the store's own log lines,
     // the seal's phases with the resident set among them.
     if let Ok(filter) = std::env::var("RAMP_LOG") {

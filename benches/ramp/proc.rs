@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// A `/proc/self/status` field given in kB (`VmRSS`, `VmHWM`), in MiB.
-pub fn status_mb(field: &str) -> f64 {
+pub(super) fn status_mb(field: &str) -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -15,7 +15,7 @@ pub fn status_mb(field: &str) -> f64 {
 /// Bytes this process has caused to be written to storage so far
 /// (`write_bytes` of `/proc/self/io`: what reached the block layer, WAL,
 /// flushes and compactions included), or 0 where the kernel does not say.
-pub fn write_bytes() -> u64 {
+pub(super) fn write_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
     s.lines()
         .find_map(|l| l.strip_prefix("write_bytes:"))
@@ -26,7 +26,7 @@ pub fn write_bytes() -> u64 {
 /// Bytes allocated to the files under `dir`, as `du` counts them
 /// (`st_blocks` × 512: a sparse or preallocated file counts what it holds
 /// on disk, not its length).
-pub fn du(dir: &Path) -> u64 {
+pub(crate) fn du(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -43,7 +43,7 @@ pub fn du(dir: &Path) -> u64 {
 
 /// `du` of `dir` split by kind of file: RocksDB's tables (`.sst`), its
 /// write-ahead log (`.log`), and the rest.
-pub fn du_split(dir: &Path) -> (u64, u64, u64) {
+pub(super) fn du_split(dir: &Path) -> (u64, u64, u64) {
     use std::os::unix::fs::MetadataExt;
     let mut sizes = (0, 0, 0);
     let Ok(entries) = std::fs::read_dir(dir) else {

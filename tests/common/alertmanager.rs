@@ -29,7 +29,7 @@ receivers:
   - name: hold
 ";
 
-pub struct Alertmanager {
+pub(crate) struct Alertmanager {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub url: String,
@@ -40,7 +40,7 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts one and waits until `/-/ready` answers 200 (it took under
     /// 3 s here). A port taken between choosing and binding is retried.
-    pub fn start() -> Alertmanager {
+    pub(crate) fn start() -> Alertmanager {
         let mut last_log = String::new();
         for _ in 0..3 {
             match Self::try_start() {
@@ -108,13 +108,13 @@ impl Alertmanager {
             .is_ok_and(|r| r.status() == 200)
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// `GET /api/v2/alerts`: the alerts it holds that have not ended
     /// (active, silenced or inhibited).
-    pub fn alerts(&self) -> Vec<Value> {
+    pub(crate) fn alerts(&self) -> Vec<Value> {
         let (status, body) = http_get(&format!("{}/api/v2/alerts", self.url));
         assert_eq!(status, 200, "GET /api/v2/alerts: {body}");
         serde_json::from_str::<Value>(&body)
@@ -125,7 +125,7 @@ impl Alertmanager {
     }
 
     /// The alerts whose label `name` is `value`.
-    pub fn alerts_with(&self, name: &str, value: &str) -> Vec<Value> {
+    pub(crate) fn alerts_with(&self, name: &str, value: &str) -> Vec<Value> {
         self.alerts()
             .into_iter()
             .filter(|a| a["labels"][name] == value)
@@ -134,7 +134,7 @@ impl Alertmanager {
 
     /// Polls until `f` holds for the alert list; panics with the list and
     /// Alertmanager's log at the deadline.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         timeout: Duration,
         what: &str,

@@ -7,7 +7,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-pub mod alertmanager;
+pub(crate) mod alertmanager;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,18 +21,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The daemon binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_rollupd");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rollupd");
 
 /// The last line of every flush the graphite backend sends (Etsy's backend
 /// ends each flush with its own `graphiteStats`, `flush_length` last). The
 /// fake carbon uses it to tell where one flush ends.
-pub const FLUSH_TRAILER: &str = "statsd.graphiteStats.flush_length";
+pub(crate) const FLUSH_TRAILER: &str = "statsd.graphiteStats.flush_length";
 
 /// How often the polling helpers look again.
 const POLL: Duration = Duration::from_millis(10);
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -47,7 +47,7 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 
 /// Like [`wait_until`] but returns `None` at the deadline instead of panicking,
 /// so the caller can put more context in its failure message.
-pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -61,7 +61,7 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 }
 
 /// Waits for a child process to end, killing it (and panicking) at the deadline.
-pub fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
+pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -77,7 +77,7 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
 }
 
 /// Runs the binary with `args` to completion (bounded), capturing its output.
-pub fn run_bin(args: &[&str], timeout: Duration) -> Output {
+pub(crate) fn run_bin(args: &[&str], timeout: Duration) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
@@ -125,7 +125,7 @@ fn free_ports() -> [u16; 6] {
 
 /// A TCP port on 127.0.0.1 that nothing listens on (at the time of asking).
 /// The wall clock in Unix seconds.
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -133,7 +133,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// A GET over a real socket: status and body, whatever the status.
-pub fn http_get(url: &str) -> (u16, String) {
+pub(crate) fn http_get(url: &str) -> (u16, String) {
     let r = ureq::get(url)
         .config()
         .http_status_as_error(false)
@@ -144,7 +144,7 @@ pub fn http_get(url: &str) -> (u16, String) {
     (status, r.into_body().read_to_string().unwrap_or_default())
 }
 
-pub fn unused_tcp_addr() -> SocketAddr {
+pub(crate) fn unused_tcp_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
     l.local_addr().unwrap()
 }
@@ -154,7 +154,7 @@ pub fn unused_tcp_addr() -> SocketAddr {
 
 /// What a test wants of a daemon; ports and paths are filled in at start.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pub udp: bool,
     pub tcp: bool,
     pub flush_interval: String,
@@ -169,7 +169,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn new(flush_interval: &str) -> Self {
+    pub(crate) fn new(flush_interval: &str) -> Self {
         Options {
             udp: true,
             tcp: true,
@@ -181,32 +181,32 @@ impl Options {
         }
     }
 
-    pub fn storage(mut self, toml: &str) -> Self {
+    pub(crate) fn storage(mut self, toml: &str) -> Self {
         self.storage.push(toml.to_string());
         self
     }
 
-    pub fn carbon(mut self, addr: SocketAddr) -> Self {
+    pub(crate) fn carbon(mut self, addr: SocketAddr) -> Self {
         self.carbon = Some(addr);
         self
     }
 
-    pub fn statsd(mut self, line: &str) -> Self {
+    pub(crate) fn statsd(mut self, line: &str) -> Self {
         self.statsd.push(line.to_string());
         self
     }
 
-    pub fn server(mut self, line: &str) -> Self {
+    pub(crate) fn server(mut self, line: &str) -> Self {
         self.server.push(line.to_string());
         self
     }
 
-    pub fn no_tcp(mut self) -> Self {
+    pub(crate) fn no_tcp(mut self) -> Self {
         self.tcp = false;
         self
     }
 
-    pub fn no_udp(mut self) -> Self {
+    pub(crate) fn no_udp(mut self) -> Self {
         self.udp = false;
         self
     }
@@ -214,7 +214,7 @@ impl Options {
 
 /// A TOML basic string (paths under a temp dir have nothing exotic, but
 /// escape anyway).
-pub fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -286,7 +286,7 @@ fn render_config(o: &Options, a: &Addrs, data_dir: &Path) -> String {
 
 /// A running `rollupd --config FILE`. Dropping it kills the process, so a
 /// failing test never leaves a daemon behind.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
@@ -303,7 +303,7 @@ pub struct Daemon {
 
 /// A daemon that did not come up: how it exited and what it logged.
 #[derive(Debug)]
-pub struct StartFailure {
+pub(crate) struct StartFailure {
     pub status: ExitStatus,
     pub log: String,
 }
@@ -313,11 +313,11 @@ static STARTS: AtomicUsize = AtomicUsize::new(0);
 impl Daemon {
     /// Starts a daemon with its files under `dir` (`data_dir` = `dir/data`)
     /// and waits until its admin port answers as this daemon.
-    pub fn start(dir: &Path, o: &Options) -> Daemon {
+    pub(crate) fn start(dir: &Path, o: &Options) -> Daemon {
         Self::start_with_data_dir(dir, &dir.join("data"), o)
     }
 
-    pub fn start_with_data_dir(dir: &Path, data_dir: &Path, o: &Options) -> Daemon {
+    pub(crate) fn start_with_data_dir(dir: &Path, data_dir: &Path, o: &Options) -> Daemon {
         match Self::try_start(dir, data_dir, o) {
             Ok(d) => d,
             Err(f) => panic!("rollupd failed to start ({}):\n{}", f.status, f.log),
@@ -327,7 +327,11 @@ impl Daemon {
     /// Starts a daemon; `Err` if the process exits before it is up. A failure
     /// to bind one of the chosen ports (taken by someone else meanwhile) is
     /// retried with new ports.
-    pub fn try_start(dir: &Path, data_dir: &Path, o: &Options) -> Result<Daemon, StartFailure> {
+    pub(crate) fn try_start(
+        dir: &Path,
+        data_dir: &Path,
+        o: &Options,
+    ) -> Result<Daemon, StartFailure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -423,16 +427,16 @@ impl Daemon {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// What the daemon wrote to stderr so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         if self.exited.is_some() {
             return false;
         }
@@ -446,7 +450,7 @@ impl Daemon {
     }
 
     /// `kill -9`: no shutdown path runs.
-    pub fn kill_hard(&mut self) {
+    pub(crate) fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let st = self.child.wait().expect("wait");
         self.exited = Some(st);
@@ -455,7 +459,7 @@ impl Daemon {
     /// Sends SIGTERM. Through libc, not the `kill` command: a minimal
     /// Debian has no procps (found by .ci/fresh-machine).
     #[allow(unsafe_code)] // kill(2), through libc
-    pub fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
         // SAFETY: kill(2) with a pid we spawned and still own (not yet
         // reaped) and a valid signal number; it touches no memory.
@@ -471,7 +475,7 @@ impl Daemon {
 
     /// Waits for the process to exit (bounded); panics with the log if it
     /// does not.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if let Some(s) = self.exited {
             return s;
         }
@@ -493,7 +497,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then asserts a clean exit (status 0) within 15 s.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.sigterm();
         let status = self.wait_exit(Duration::from_secs(15));
         assert!(
@@ -507,14 +511,14 @@ impl Daemon {
     /// Sends one datagram from this test's one client socket, so the
     /// daemon sees one sender (as with one app), whose datagrams it applies
     /// in order.
-    pub fn send_udp(&self, datagram: &[u8]) {
+    pub(crate) fn send_udp(&self, datagram: &[u8]) {
         self.client
             .send_to(datagram, self.udp.expect("UDP listener enabled"))
             .expect("send udp");
     }
 
     /// A connection to the statsd TCP port.
-    pub fn statsd_tcp(&self) -> TcpStream {
+    pub(crate) fn statsd_tcp(&self) -> TcpStream {
         let s = TcpStream::connect_timeout(
             &self.tcp.expect("TCP listener enabled"),
             Duration::from_secs(5),
@@ -525,12 +529,12 @@ impl Daemon {
     }
 
     /// Writes `text` on a new statsd TCP connection and closes it.
-    pub fn send_tcp(&self, text: &str) {
+    pub(crate) fn send_tcp(&self, text: &str) {
         let mut s = self.statsd_tcp();
         s.write_all(text.as_bytes()).expect("write statsd tcp");
     }
 
-    pub fn admin(&self) -> Admin {
+    pub(crate) fn admin(&self) -> Admin {
         Admin::connect(self.admin)
     }
 }
@@ -548,18 +552,18 @@ impl Drop for Daemon {
 // Admin client
 
 /// A connection to the management port.
-pub struct Admin {
+pub(crate) struct Admin {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Admin {
-    pub fn connect(addr: SocketAddr) -> Admin {
+    pub(crate) fn connect(addr: SocketAddr) -> Admin {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect admin");
         Admin::from_stream(s)
     }
 
-    pub fn from_stream(s: TcpStream) -> Admin {
+    pub(crate) fn from_stream(s: TcpStream) -> Admin {
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
         Admin {
@@ -569,11 +573,11 @@ impl Admin {
     }
 
     /// Writes bytes as they are (no newline added).
-    pub fn send_raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write admin bytes");
     }
 
-    pub fn send(&mut self, cmd: &str) {
+    pub(crate) fn send(&mut self, cmd: &str) {
         self.stream
             .write_all(format!("{cmd}\n").as_bytes())
             .expect("write admin command");
@@ -581,7 +585,7 @@ impl Admin {
 
     /// Reads until `pat` has arrived; returns everything up to and including
     /// it (the rest stays buffered). `None` at the deadline or on EOF.
-    pub fn try_read_until(&mut self, pat: &str, timeout: Duration) -> Option<String> {
+    pub(crate) fn try_read_until(&mut self, pat: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 4096];
         loop {
@@ -602,7 +606,7 @@ impl Admin {
         }
     }
 
-    pub fn read_until(&mut self, pat: &str) -> String {
+    pub(crate) fn read_until(&mut self, pat: &str) -> String {
         match self.try_read_until(pat, Duration::from_secs(5)) {
             Some(s) => s,
             None => panic!(
@@ -613,13 +617,13 @@ impl Admin {
     }
 
     /// Sends `cmd` and reads its reply up to `end`.
-    pub fn cmd(&mut self, cmd: &str, end: &str) -> String {
+    pub(crate) fn cmd(&mut self, cmd: &str, end: &str) -> String {
         self.send(cmd);
         self.read_until(end)
     }
 
     /// `counters` / `gauges` parsed into name -> value.
-    pub fn numbers(&mut self, cmd: &str) -> BTreeMap<String, f64> {
+    pub(crate) fn numbers(&mut self, cmd: &str) -> BTreeMap<String, f64> {
         let text = self.cmd(cmd, "END\n\n");
         parse_inspect(&text)
             .into_iter()
@@ -631,7 +635,7 @@ impl Admin {
     }
 
     /// `timers` parsed into name -> samples.
-    pub fn timers(&mut self) -> BTreeMap<String, Vec<f64>> {
+    pub(crate) fn timers(&mut self) -> BTreeMap<String, Vec<f64>> {
         let text = self.cmd("timers", "END\n\n");
         parse_inspect(&text)
             .into_iter()
@@ -645,7 +649,12 @@ impl Admin {
     /// `totals` parsed into name -> value.
     /// `fetch name from until` on the admin port: (timestamp, value) pairs
     /// and the step.
-    pub fn fetch(&mut self, name: &str, from: i64, until: i64) -> (u32, Vec<(i64, Option<f64>)>) {
+    pub(crate) fn fetch(
+        &mut self,
+        name: &str,
+        from: i64,
+        until: i64,
+    ) -> (u32, Vec<(i64, Option<f64>)>) {
         let text = self.cmd(&format!("fetch {name} {from} {until}"), "END\n");
         let mut step = 0;
         let mut out = Vec::new();
@@ -670,7 +679,7 @@ impl Admin {
     }
 
     /// The present values of `fetch`, by timestamp.
-    pub fn points(&mut self, name: &str, from: i64, until: i64) -> BTreeMap<i64, f64> {
+    pub(crate) fn points(&mut self, name: &str, from: i64, until: i64) -> BTreeMap<i64, f64> {
         self.fetch(name, from, until)
             .1
             .into_iter()
@@ -679,7 +688,7 @@ impl Admin {
     }
 
     /// `store` counters.
-    pub fn store(&mut self) -> BTreeMap<String, u64> {
+    pub(crate) fn store(&mut self) -> BTreeMap<String, u64> {
         self.cmd("store", "END\n")
             .lines()
             .filter_map(|l| {
@@ -692,7 +701,7 @@ impl Admin {
             .collect()
     }
 
-    pub fn totals(&mut self) -> BTreeMap<String, u64> {
+    pub(crate) fn totals(&mut self) -> BTreeMap<String, u64> {
         let text = self.cmd("totals", "END\n\n");
         text.lines()
             .filter_map(|l| l.split_once(": "))
@@ -707,7 +716,7 @@ impl Admin {
     }
 
     /// True once the daemon has closed the connection (bounded wait).
-    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn closed_within(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 1024];
         while Instant::now() < deadline {
@@ -727,7 +736,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum JsValue {
+pub(crate) enum JsValue {
     Number(f64),
     List(Vec<f64>),
 }
@@ -735,7 +744,7 @@ pub enum JsValue {
 /// Parses the admin port's `util.inspect`-style dump of a flat object:
 /// `{ 'a.b': 3, c: [ 1, 2 ] }` (on one line or one entry per line), followed
 /// by `END`.
-pub fn parse_inspect(text: &str) -> Vec<(String, JsValue)> {
+pub(crate) fn parse_inspect(text: &str) -> Vec<(String, JsValue)> {
     let body = text.split("\nEND").next().unwrap_or("").trim();
     let body = body
         .strip_prefix('{')
@@ -790,7 +799,7 @@ pub fn parse_inspect(text: &str) -> Vec<(String, JsValue)> {
 }
 
 /// A number as JavaScript prints it (`1e+21`, `NaN`, `Infinity` included).
-pub fn parse_num(s: &str) -> Option<f64> {
+pub(crate) fn parse_num(s: &str) -> Option<f64> {
     match s {
         "NaN" => Some(f64::NAN),
         "Infinity" => Some(f64::INFINITY),
@@ -804,7 +813,7 @@ pub fn parse_num(s: &str) -> Option<f64> {
 
 /// One line carbon received.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CarbonLine {
+pub(crate) struct CarbonLine {
     pub name: String,
     pub value: f64,
     pub ts: i64,
@@ -813,7 +822,7 @@ pub struct CarbonLine {
 /// One complete flush: the lines of one payload, up to and including the
 /// graphite backend's trailer line.
 #[derive(Clone, Default)]
-pub struct Flush {
+pub(crate) struct Flush {
     pub lines: Vec<CarbonLine>,
 }
 
@@ -830,23 +839,23 @@ impl std::fmt::Debug for Flush {
 }
 
 impl Flush {
-    pub fn get(&self, name: &str) -> Option<f64> {
+    pub(crate) fn get(&self, name: &str) -> Option<f64> {
         self.lines.iter().find(|l| l.name == name).map(|l| l.value)
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// name -> value (a name that appears twice keeps its last value).
-    pub fn map(&self) -> BTreeMap<String, f64> {
+    pub(crate) fn map(&self) -> BTreeMap<String, f64> {
         self.lines
             .iter()
             .map(|l| (l.name.clone(), l.value))
             .collect()
     }
 
-    pub fn timestamp(&self) -> i64 {
+    pub(crate) fn timestamp(&self) -> i64 {
         self.lines.first().map(|l| l.ts).unwrap_or(0)
     }
 }
@@ -864,7 +873,7 @@ struct CarbonState {
 
 /// A carbon plaintext receiver on 127.0.0.1. Lines are grouped into flushes
 /// by the trailer line that ends each flush.
-pub struct Carbon {
+pub(crate) struct Carbon {
     addr: SocketAddr,
     state: Arc<Mutex<CarbonState>>,
     stop: Arc<AtomicBool>,
@@ -872,12 +881,12 @@ pub struct Carbon {
 }
 
 impl Carbon {
-    pub fn start() -> Carbon {
+    pub(crate) fn start() -> Carbon {
         Carbon::start_on("127.0.0.1:0".parse().unwrap())
     }
 
     /// Listens on `addr` (e.g. a port the daemon was told about earlier).
-    pub fn start_on(addr: SocketAddr) -> Carbon {
+    pub(crate) fn start_on(addr: SocketAddr) -> Carbon {
         let listener = TcpListener::bind(addr).expect("bind fake carbon");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -915,21 +924,21 @@ impl Carbon {
         }
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Every complete flush so far, oldest first.
-    pub fn flushes(&self) -> Vec<Flush> {
+    pub(crate) fn flushes(&self) -> Vec<Flush> {
         self.state.lock().unwrap().flushes.clone()
     }
 
-    pub fn flush_count(&self) -> usize {
+    pub(crate) fn flush_count(&self) -> usize {
         self.state.lock().unwrap().flushes.len()
     }
 
     /// Waits for complete flush number `i` (0-based) and returns it.
-    pub fn wait_flush(&self, i: usize, timeout: Duration) -> Flush {
+    pub(crate) fn wait_flush(&self, i: usize, timeout: Duration) -> Flush {
         wait_until(timeout, &format!("flush #{i} at the fake carbon"), || {
             self.state.lock().unwrap().flushes.get(i).cloned()
         })
@@ -938,7 +947,7 @@ impl Carbon {
     /// Waits until every connection made so far is accepted, read to its
     /// end and closed. Called after the daemon exited, it means carbon holds
     /// everything the daemon sent.
-    pub fn wait_all_closed(&self, timeout: Duration) {
+    pub(crate) fn wait_all_closed(&self, timeout: Duration) {
         // A connection the daemon made before exiting is in the accept queue
         // already: once an accept attempt finds the queue empty, every such
         // connection has been accepted.
@@ -950,12 +959,12 @@ impl Carbon {
     }
 
     /// Lines that were not `name value timestamp`.
-    pub fn malformed(&self) -> Vec<String> {
+    pub(crate) fn malformed(&self) -> Vec<String> {
         self.state.lock().unwrap().malformed.clone()
     }
 
     /// Sum of `name` over every complete flush.
-    pub fn sum(&self, name: &str) -> f64 {
+    pub(crate) fn sum(&self, name: &str) -> f64 {
         self.flushes().iter().filter_map(|f| f.get(name)).sum()
     }
 }
@@ -1017,6 +1026,6 @@ fn read_conn(mut conn: TcpStream, state: &Mutex<CarbonState>, stop: &AtomicBool)
 }
 
 /// Etsy's internal names (`statsd.` under any namespace).
-pub fn is_internal(name: &str) -> bool {
+pub(crate) fn is_internal(name: &str) -> bool {
     format!(".{name}").contains(".statsd.")
 }

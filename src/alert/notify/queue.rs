@@ -19,7 +19,7 @@ struct State<T> {
 }
 
 impl<T> Queue<T> {
-    pub fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -33,7 +33,7 @@ impl<T> Queue<T> {
     /// Appends `item`; returns the oldest one if the queue was full (it is
     /// out of the queue then) and the length after the push. Once stopped,
     /// nothing is kept.
-    pub fn push(&self, item: T) -> (Option<T>, usize) {
+    pub(super) fn push(&self, item: T) -> (Option<T>, usize) {
         let mut s = self.state.lock();
         if s.stopped {
             return (None, 0);
@@ -50,13 +50,13 @@ impl<T> Queue<T> {
         (dropped, len)
     }
 
-    pub fn cap(&self) -> usize {
+    pub(super) fn cap(&self) -> usize {
         self.cap
     }
 
     /// The oldest item and the length left, waiting for one; `None` once
     /// stopped (what is left in the queue is not handed out).
-    pub fn pop(&self) -> Option<(T, usize)> {
+    pub(super) fn pop(&self) -> Option<(T, usize)> {
         let mut s = self.state.lock();
         loop {
             if s.stopped {
@@ -71,7 +71,7 @@ impl<T> Queue<T> {
     }
 
     /// Sleeps for `d` unless stopped meanwhile; true if stopped.
-    pub fn sleep_unless_stopped(&self, d: Duration) -> bool {
+    pub(super) fn sleep_unless_stopped(&self, d: Duration) -> bool {
         let until = Instant::now() + d;
         let mut s = self.state.lock();
         while !s.stopped {
@@ -83,12 +83,12 @@ impl<T> Queue<T> {
     }
 
     #[cfg(test)]
-    pub fn is_stopped(&self) -> bool {
+    pub(super) fn is_stopped(&self) -> bool {
         self.state.lock().stopped
     }
 
     /// Wakes the consumer for good; returns how many items were left.
-    pub fn stop(&self) -> usize {
+    pub(super) fn stop(&self) -> usize {
         let mut s = self.state.lock();
         s.stopped = true;
         let left = s.items.len();

@@ -61,7 +61,7 @@ pub(super) struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(targets: Vec<Target>) -> Self {
+    pub(super) fn new(targets: Vec<Target>) -> Self {
         Tracker {
             targets,
             rules: HashMap::new(),
@@ -77,7 +77,12 @@ impl Tracker {
 
     /// The rule's firing instances as of `now`; returns, per receiver (in
     /// the order given to [`Tracker::new`]), the alerts to send now.
-    pub fn update(&mut self, rule: &str, firing: Vec<Notice>, now: i64) -> Vec<Vec<Outgoing>> {
+    pub(super) fn update(
+        &mut self,
+        rule: &str,
+        firing: Vec<Notice>,
+        now: i64,
+    ) -> Vec<Vec<Outgoing>> {
         let mut out: Vec<Vec<Outgoing>> = vec![Vec::new(); self.targets.len()];
         let mut old = self.rules.remove(rule).unwrap_or_default();
         let mut current: HashMap<String, Entry> = HashMap::with_capacity(firing.len());
@@ -149,7 +154,7 @@ impl Tracker {
     /// instance this tracker already follows keeps what it knows (a rule
     /// re-installed by a reload is seeded again; its repeats and resolves
     /// must not move).
-    pub fn seed(&mut self, rule: &str, firing: Vec<Notice>, now: i64) {
+    pub(super) fn seed(&mut self, rule: &str, firing: Vec<Notice>, now: i64) {
         let mut entries = self.rules.remove(rule).unwrap_or_default();
         for notice in firing {
             if entries.contains_key(&notice.fingerprint) {
@@ -177,7 +182,7 @@ impl Tracker {
 
     /// Firing instances followed, over every rule.
     #[cfg(test)]
-    pub fn instances(&self) -> usize {
+    pub(super) fn instances(&self) -> usize {
         self.rules.values().map(HashMap::len).sum()
     }
 }

@@ -68,7 +68,7 @@ pub(super) struct LogGate {
 
 impl LogGate {
     /// `Some(lines held back since the last one)` when this one may go.
-    pub fn pass(&mut self) -> Option<u64> {
+    pub(super) fn pass(&mut self) -> Option<u64> {
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             self.suppressed += 1;
@@ -100,7 +100,7 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(super) fn new(
         cfg: &ReceiverConfig,
         repeat: i64,
         external_url: &str,
@@ -140,7 +140,7 @@ impl Worker {
         }
     }
 
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         while let Some((batch, left)) = self.queue.pop() {
             self.stats.queued.store(left as u64, Relaxed);
             self.deliver(&batch);

@@ -9,7 +9,7 @@
 use crate::query::eval::QueryError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggFunc {
+pub(super) enum AggFunc {
     Average,
     AvgZero,
     Median,
@@ -25,7 +25,7 @@ pub enum AggFunc {
 }
 
 impl AggFunc {
-    pub fn parse(name: &str) -> Option<AggFunc> {
+    pub(super) fn parse(name: &str) -> Option<AggFunc> {
         Some(match name {
             "average" | "avg" => AggFunc::Average,
             "avg_zero" => AggFunc::AvgZero,
@@ -44,7 +44,7 @@ impl AggFunc {
     }
 
     /// `getAggFunc`, with its error (a 400 in graphite-web too).
-    pub fn get(name: &str) -> Result<AggFunc, QueryError> {
+    pub(super) fn get(name: &str) -> Result<AggFunc, QueryError> {
         AggFunc::parse(name).ok_or_else(|| {
             QueryError::BadArgument(format!("Unsupported aggregation function: {name}"))
         })
@@ -53,7 +53,7 @@ impl AggFunc {
     /// The function over `values` (None = NaN), as the safe* helpers do it:
     /// Nones skipped (avg_zero counts them as 0, multiply is None if any is
     /// None), None when nothing is left (count gives 0).
-    pub fn apply(self, values: &[f64]) -> f64 {
+    pub(super) fn apply(self, values: &[f64]) -> f64 {
         let known = || values.iter().copied().filter(|v| !v.is_nan());
         // Python's sum(): left to right from the integer 0.
         let py_sum = |it: &mut dyn Iterator<Item = f64>| it.fold(0.0, |a, v| a + v);

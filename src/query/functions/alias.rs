@@ -10,7 +10,7 @@ use crate::query::series::Series;
 
 const ALIAS: &str = "Alias";
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new(
         "alias",
         ALIAS,
@@ -60,7 +60,7 @@ pub const INFO: &[FnInfo] = &[
 /// graphite-web's `_getFirstPathExpression`: the first path inside a name
 /// that functions built, following first arguments (`asPercent(a.b,c)` →
 /// `a.b`); None when the name does not parse or leads to no path.
-pub fn first_path(name: &str) -> Option<String> {
+pub(super) fn first_path(name: &str) -> Option<String> {
     let mut e = crate::query::parse::parse(name).ok()?;
     loop {
         match e {
@@ -74,7 +74,7 @@ pub fn first_path(name: &str) -> Option<String> {
 /// The longest name aliasSub makes. An empty pattern matches between every
 /// two characters, so each aliasSub multiplies a name's length by its
 /// replacement's: three of 1,000 characters nested made an 8 GB name.
-pub const MAX_NAME_BYTES: usize = 1 << 20;
+pub(super) const MAX_NAME_BYTES: usize = 1 << 20;
 
 /// `re.replace_all(name, replace)`, refused before it is built when it
 /// could be longer than [`MAX_NAME_BYTES`]: each match adds at most the
@@ -105,7 +105,7 @@ fn py_index(len: usize, i: i64) -> Option<usize> {
 
 /// graphite-web's `getNodeOrTag`: node `n` of the path (tags split off),
 /// else the tag of that name, else "".
-pub fn node_or_tag(s: &Series, n: &NodeArg, path: Option<&str>) -> String {
+pub(super) fn node_or_tag(s: &Series, n: &NodeArg, path: Option<&str>) -> String {
     if let NodeArg::Index(i) = n {
         let base = path.unwrap_or(&s.name).split(';').next().unwrap_or("");
         let parts: Vec<&str> = base.split('.').collect();
@@ -122,7 +122,7 @@ pub fn node_or_tag(s: &Series, n: &NodeArg, path: Option<&str>) -> String {
 
 /// graphite-web's `aggKey`: the chosen nodes or tags of a series joined by
 /// dots, read from its first path when its name is a function's.
-pub fn agg_key(s: &Series, nodes: &[NodeArg]) -> String {
+pub(super) fn agg_key(s: &Series, nodes: &[NodeArg]) -> String {
     let path = if s.name.ends_with(')') {
         first_path(&s.name)
     } else {
@@ -148,7 +148,7 @@ fn py_slice(len: usize, start: i64, stop: Option<i64>) -> (usize, usize) {
 
 /// graphite-web's `substr` on one name: the text between the last `(`
 /// and the first `)`, nodes `start..stop` of it, cut at the first comma.
-pub fn substr_name(name: &str, start: i64, stop: i64) -> String {
+pub(super) fn substr_name(name: &str, start: i64, stop: i64) -> String {
     let left = name.rfind('(').map_or(0, |i| i + 1);
     let right = name.find(')').unwrap_or(name.len());
     let clean = if right > left { &name[left..right] } else { "" };
@@ -163,7 +163,7 @@ pub fn substr_name(name: &str, start: i64, stop: i64) -> String {
 
 /// Python's `re.sub` replacement syntax (`\1`, `\g<1>`, `\g<name>`) in
 /// Rust's (`${1}`, `${name}`).
-pub fn py_replacement(r: &str) -> String {
+pub(super) fn py_replacement(r: &str) -> String {
     let mut out = String::new();
     let mut chars = r.chars().peekable();
     while let Some(c) = chars.next() {
@@ -204,7 +204,7 @@ pub fn py_replacement(r: &str) -> String {
     out
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

@@ -19,7 +19,7 @@ use crate::query::time::parse_offset;
 
 /// What `/functions` says about each function here (graphite-web's
 /// groups and parameters); the registry dispatches by these names.
-pub const INFO: &[super::info::FnInfo] = {
+pub(super) const INFO: &[super::info::FnInfo] = {
     use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
     const INTERVAL: Param =
         p("intervalString", Ty::Interval)
@@ -64,7 +64,7 @@ fn interval_secs(func: &str, text: &str) -> Result<i64, QueryError> {
 
 /// `_summarizeValues`: values per bucket from `new_start` while the bucket
 /// starts before `new_end`, and where the last bucket ended.
-pub fn summarize_values(
+pub(super) fn summarize_values(
     s: &Series,
     agg: AggFunc,
     interval: i64,
@@ -128,7 +128,7 @@ fn bucket_count(start: i64, end: i64, interval: i64) -> usize {
 }
 
 /// summarize over one series.
-pub fn summarize(
+pub(super) fn summarize(
     mut s: Series,
     interval_text: &str,
     interval: i64,
@@ -154,7 +154,7 @@ pub fn summarize(
 }
 
 /// hitcount over one series.
-pub fn hitcount(mut s: Series, interval_text: &str, interval: i64, align: bool) -> Series {
+pub(super) fn hitcount(mut s: Series, interval_text: &str, interval: i64, align: bool) -> Series {
     let step = s.step;
     let bucket_count = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as i64;
     let new_start = s.end - bucket_count * interval;
@@ -229,7 +229,7 @@ fn truncate_local(t: i64, unit: i64, tz: &chrono_tz::Tz) -> i64 {
     local - local.rem_euclid(unit) - offset
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

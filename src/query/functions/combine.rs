@@ -20,7 +20,7 @@ const PAIR: &[super::info::Param] = &[
     p("seriesListSecondPos", Ty::SeriesList).req(),
 ];
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new(
         "aggregate",
         COMBINE,
@@ -172,7 +172,7 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 /// graphite-web's `normalize`: every series consolidated to the least
 /// common multiple of their steps, over the union of their windows.
-pub fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
+pub(super) fn normalize(list: &[Series]) -> (Vec<Vec<f64>>, i64, i64, i64) {
     let (start, end, step) = common_grid(list);
     let rows = list.iter().map(|s| consolidated(s, step)).collect();
     (rows, start, end, step)
@@ -198,7 +198,7 @@ fn common_grid(list: &[Series]) -> (i64, i64, i64) {
 }
 
 /// A series' values consolidated to `step` (its own function and xff).
-pub fn consolidated(s: &Series, step: i64) -> Vec<f64> {
+pub(super) fn consolidated(s: &Series, step: i64) -> Vec<f64> {
     consolidated_view(s, step).into_owned()
 }
 
@@ -219,7 +219,7 @@ fn consolidated_view(s: &Series, step: i64) -> Cow<'_, [f64]> {
 
 /// Rows of `izip_longest` over consolidated series: row `i` holds every
 /// series' value `i` (NaN past a shorter series' end).
-pub fn rows_of(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
+pub(super) fn rows_of(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let len = cols.iter().map(Vec::len).max().unwrap_or(0);
     (0..len)
         .map(|i| {
@@ -232,7 +232,7 @@ pub fn rows_of(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
 
 /// graphite-web's `formatPathExpressions`: the distinct path expressions
 /// in order of first appearance, comma-joined.
-pub fn path_expressions(list: &[Series]) -> String {
+pub(super) fn path_expressions(list: &[Series]) -> String {
     let mut seen: Vec<&str> = Vec::new();
     for s in list {
         if !seen.contains(&s.path_expression.as_str()) {
@@ -261,13 +261,13 @@ fn py_sum(v: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Whether `func` is one of graphite-web's aggregation functions.
-pub fn is_agg_func(func: &str) -> bool {
+pub(super) fn is_agg_func(func: &str) -> bool {
     super::info::AGG_FUNCS.contains(&func)
 }
 
 /// One row's aggregate with graphite-web's safe functions (gaps ignored,
 /// except by multiply). `func` must satisfy [`is_agg_func`].
-pub fn reduce(func: &str, row: &[f64]) -> f64 {
+pub(super) fn reduce(func: &str, row: &[f64]) -> f64 {
     reduce_with(func, row, &mut Vec::new())
 }
 
@@ -318,7 +318,7 @@ fn reduce_with(func: &str, row: &[f64], known: &mut Vec<f64>) -> f64 {
 /// named `<func>Series(<path expressions>)`, tagged with what the inputs
 /// share and `aggregatedBy`. A `func` ending in `Series` (`sumSeries`)
 /// means the function without it.
-pub fn aggregate(
+pub(super) fn aggregate(
     list: Vec<Series>,
     func: &str,
     xff: Option<f64>,
@@ -430,7 +430,7 @@ fn aggregate_pairs(
 }
 
 /// graphite-web's `safeDiv`: a gap or a zero divisor gives a gap.
-pub fn safe_div(a: f64, b: f64) -> f64 {
+pub(super) fn safe_div(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() || b == 0.0 {
         f64::NAN
     } else {
@@ -452,7 +452,7 @@ fn quotient(d: &Series, divisor: &Series) -> Series {
 
 /// Calls an aggregating function by name on an evaluated list, as
 /// groupByNode's callback does; None when `name` is not one.
-pub fn aggregator(name: &str, list: Vec<Series>) -> Option<Result<Vec<Series>, QueryError>> {
+pub(super) fn aggregator(name: &str, list: Vec<Series>) -> Option<Result<Vec<Series>, QueryError>> {
     let func = match name {
         "sumSeries" | "sum" => "sum",
         "averageSeries" | "avg" => "average",
@@ -491,7 +491,7 @@ fn count_series(list: &[Series]) -> Option<Series> {
     ))
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,
@@ -641,7 +641,7 @@ pub fn call(
 
 /// graphite-web's `_getPercentile`: rank `n/100 * (len + 1)`, rounded up
 /// unless interpolating.
-pub fn percentile(points: &[f64], n: f64, interpolate: bool) -> f64 {
+pub(super) fn percentile(points: &[f64], n: f64, interpolate: bool) -> f64 {
     let mut sorted: Vec<f64> = points.iter().copied().filter(|v| !v.is_nan()).collect();
     if sorted.is_empty() {
         return f64::NAN;

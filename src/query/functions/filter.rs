@@ -25,7 +25,7 @@ const RANK: &[super::info::Param] = &[
 ];
 const OPERATORS: &[&str] = &["!=", "<", "<=", "=", ">", ">="];
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new("averageAbove", FILTER, "Keeps the series whose average is above n.", N_FLOAT),
     FnInfo::new("averageBelow", FILTER, "Keeps the series whose average is at most n.", N_FLOAT),
     FnInfo::new("currentAbove", FILTER, "Keeps the series whose last value is above n.", N_FLOAT),
@@ -223,7 +223,7 @@ fn agg_func<'c>(
     }
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

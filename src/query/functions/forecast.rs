@@ -21,7 +21,7 @@ use crate::query::time::{parse_at_time, parse_offset};
 
 /// What `/functions` says about each function here (graphite-web's
 /// groups and parameters); the registry dispatches by these names.
-pub const INFO: &[super::info::FnInfo] = {
+pub(super) const INFO: &[super::info::FnInfo] = {
     use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
     const BOOTSTRAP: Param = p("bootstrapInterval", Ty::Interval)
         .dflt(Str("7d"))
@@ -90,7 +90,7 @@ fn py_tail(v: &[f64], k: i64) -> Vec<f64> {
 
 /// `holtWintersAnalysis`: the predictions (None where the series had a
 /// gap right before) and the deviations, one per point.
-pub fn holt_winters(
+pub(super) fn holt_winters(
     values: &[f64],
     step: i64,
     season_secs: i64,
@@ -174,7 +174,7 @@ fn fresh(from: &Series, name: String, start: i64, end: i64, values: Vec<f64>) ->
 }
 
 /// holtWintersForecast over the bootstrapped series.
-pub fn forecast(
+pub(super) fn forecast(
     bootstrapped: Vec<Series>,
     preview: i64,
     season_secs: i64,
@@ -195,7 +195,7 @@ pub fn forecast(
 
 /// holtWintersConfidenceBands over the bootstrapped series: lower then
 /// upper for each.
-pub fn bands(
+pub(super) fn bands(
     bootstrapped: Vec<Series>,
     delta: f64,
     preview: i64,
@@ -253,7 +253,7 @@ pub fn bands(
 
 /// holtWintersAberration: how far each point of `series` (as first
 /// evaluated) lies outside its bands, 0 inside them or where it is None.
-pub fn aberration(series: Vec<Series>, bands: &[Series]) -> Result<Vec<Series>, QueryError> {
+pub(super) fn aberration(series: Vec<Series>, bands: &[Series]) -> Result<Vec<Series>, QueryError> {
     let by_name: HashMap<&str, &Series> = bands.iter().map(|b| (b.name.as_str(), b)).collect();
     let mut out = Vec::new();
     for mut s in series {
@@ -304,7 +304,7 @@ pub fn aberration(series: Vec<Series>, bands: &[Series]) -> Result<Vec<Series>, 
 
 /// holtWintersConfidenceArea: the two bands of exactly one series, both
 /// named after its path expression.
-pub fn area(bands: Vec<Series>) -> Result<Vec<Series>, QueryError> {
+pub(super) fn area(bands: Vec<Series>) -> Result<Vec<Series>, QueryError> {
     if bands.len() != 2 {
         return Err(bad(format!(
             "holtWintersConfidenceArea(): the series argument must reference exactly 1 series, not {}",
@@ -325,7 +325,7 @@ pub fn area(bands: Vec<Series>) -> Result<Vec<Series>, QueryError> {
 
 /// `_linearRegressionAnalysis`: (factor, offset) of the least-squares line
 /// through the known points, or None when they cannot define one.
-pub fn regression(source: &Series) -> Option<(f64, f64)> {
+pub(super) fn regression(source: &Series) -> Option<(f64, f64)> {
     let (mut n, mut sum_i, mut sum_ii) = (0i128, 0i128, 0i128);
     let (mut sum_v, mut sum_iv) = (0.0f64, 0.0f64);
     for (i, &v) in source.values.iter().enumerate() {
@@ -352,7 +352,7 @@ pub fn regression(source: &Series) -> Option<(f64, f64)> {
 /// linearRegression: each series paired by position with its source (the
 /// same expression over the source range); `start`/`end` are the source
 /// range as the result's name and tag give it.
-pub fn linear_regression(
+pub(super) fn linear_regression(
     series: Vec<Series>,
     sources: &[Series],
     start: i64,
@@ -380,7 +380,7 @@ fn interval_arg(a: &Args<'_>, i: usize, name: &str, default: &str) -> Result<i64
     Ok(parse_offset(a.opt_string(i, name)?.unwrap_or(default))?)
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

@@ -22,7 +22,7 @@ const AS_PERCENT: &[super::info::Param] = &[
     p("nodes", Ty::NodeOrTag).multi(),
 ];
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new(
         "aggregateWithWildcards",
         COMBINE,
@@ -402,7 +402,7 @@ fn prefix(name: &str, node: i64) -> String {
     parts[..stop].join(".")
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

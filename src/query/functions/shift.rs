@@ -12,7 +12,7 @@ use crate::query::time::parse_offset;
 
 /// What `/functions` says about timeStack (graphite-web's group and
 /// parameters); the registry dispatches by this name.
-pub const INFO: &[super::info::FnInfo] = {
+pub(super) const INFO: &[super::info::FnInfo] = {
     use super::info::{p, FnInfo, Lit::*, Ty, SERIES_LIST};
     &[FnInfo::new(
         "timeStack",
@@ -38,7 +38,7 @@ pub const INFO: &[super::info::FnInfo] = {
 
 /// graphite-web's default direction for a shift: into the past unless a
 /// sign says otherwise (`'1d'` is `'-1d'`).
-pub fn signed_shift(text: &str) -> String {
+pub(super) fn signed_shift(text: &str) -> String {
     if text.starts_with(|c: char| c.is_ascii_digit()) {
         format!("-{text}")
     } else {
@@ -47,7 +47,7 @@ pub fn signed_shift(text: &str) -> String {
 }
 
 /// One shifted copy of the stack, relabelled onto `base`'s window.
-pub fn stacked(mut s: Series, unit: &str, shift: i64, base: &Series) -> Series {
+pub(super) fn stacked(mut s: Series, unit: &str, shift: i64, base: &Series) -> Series {
     s.tags.insert("timeShiftUnit".into(), unit.to_string());
     s.tags.insert("timeShift".into(), shift.to_string());
     s.name = format!("timeShift({}, {unit}, {shift})", s.name);
@@ -75,7 +75,7 @@ fn offset(tz: &Tz, t: i64) -> (i64, i64, bool) {
 /// `tz`, read back as a wall clock of `local` with `tz`'s DST flag (glibc
 /// takes the flag at its word, an hour earlier when it says DST). `t` itself
 /// when the zones are the same.
-pub fn py_mktime(t: i64, tz: &Tz, local: &Tz) -> i64 {
+pub(super) fn py_mktime(t: i64, tz: &Tz, local: &Tz) -> i64 {
     let (off, _, dst) = offset(tz, t);
     let wall = t + off;
     let (_, base, _) = offset(local, wall);
@@ -90,7 +90,7 @@ fn local_dst(t: i64, tz: &Tz, local: &Tz) -> bool {
 /// timeShift's `alignDST`: +1 hour when the request's window is all in DST
 /// and the shifted one all outside it, -1 in the opposite case, else 0
 /// (DST as the server's local time sees it).
-pub fn dst_hours(ctx: &Context<'_>, sfrom: i64, suntil: i64) -> i64 {
+pub(super) fn dst_hours(ctx: &Context<'_>, sfrom: i64, suntil: i64) -> i64 {
     let is_dst = |t| local_dst(t, &ctx.tz, &ctx.server_tz);
     let (req_start, req_end) = (is_dst(ctx.from), is_dst(ctx.until));
     let (my_start, my_end) = (is_dst(sfrom), is_dst(suntil));
@@ -110,7 +110,7 @@ fn int_arg(a: &Args<'_>, i: usize, name: &str, default: i64) -> Result<i64, Quer
         .unwrap_or(default))
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

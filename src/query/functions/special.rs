@@ -11,7 +11,7 @@ use crate::query::parse::Expr;
 use crate::query::series::{Consolidate, Series};
 use crate::store::StoreError;
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new(
         "drawAsInfinite",
         "Graph",
@@ -44,7 +44,7 @@ pub const INFO: &[FnInfo] = &[
 
 /// graphite-web's `constantLine(value)`: three points spanning the window,
 /// named by the value as Python prints a float.
-pub fn constant_line(ctx: &Context<'_>, value: f64) -> Series {
+pub(super) fn constant_line(ctx: &Context<'_>, value: f64) -> Series {
     let step = ((ctx.until - ctx.from) / 2).max(1);
     let text = py_float_repr(value);
     let mut s = Series::new(&text, ctx.from, ctx.until, step, vec![value; 3]);
@@ -85,7 +85,7 @@ fn events(ctx: &mut Context<'_>, a: &Args<'_>, tags: Vec<String>) -> Result<Seri
     Ok(s)
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

@@ -4,7 +4,7 @@
 use crate::query::eval::{Context, Limits, Spent};
 use crate::store::Store;
 
-pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
+pub(super) fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
     Context {
         store,
         from,
@@ -19,10 +19,10 @@ pub fn ctx(store: &Store, from: i64, until: i64, now: i64) -> Context<'_> {
 }
 
 /// Python's None in expected values.
-pub const N: f64 = f64::NAN;
+pub(super) const N: f64 = f64::NAN;
 
 /// Values equal exactly, None matching None.
-pub fn same(a: &[f64], b: &[f64]) -> bool {
+pub(super) fn same(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b)

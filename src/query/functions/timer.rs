@@ -19,7 +19,7 @@ use crate::query::format::{py_float_repr, py_g};
 use crate::query::parse::Expr;
 use crate::query::series::{tags_of, Series};
 
-pub const INFO: &[FnInfo] = &[FnInfo::new(
+pub(super) const INFO: &[FnInfo] = &[FnInfo::new(
     "timerPercentile",
     "Calculate",
     "rollupd: the n-th percentile (0 < n <= 100) of all samples of each statsd timer in each step, from the timer's merged histogram (name the timer, e.g. stats.timers.api.login; globs allowed).",
@@ -78,7 +78,7 @@ fn timer_percentile(
     Ok(out)
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

@@ -30,7 +30,7 @@ const COUNTER: &[super::info::Param] = &[
 ];
 const LOG: &[super::info::Param] = &[SERIES_LIST, p("base", Ty::Integer).dflt(Lit::Int(10))];
 
-pub const INFO: &[FnInfo] = &[
+pub(super) const INFO: &[FnInfo] = &[
     FnInfo::new(
         "absolute",
         TRANSFORM,
@@ -253,7 +253,7 @@ fn map_values(list: Vec<Series>, label: &str, tag: &str, f: impl Fn(f64) -> f64)
 }
 
 /// Python's `round(x, n)`: to the nearest decimal, ties to even.
-pub fn py_round(x: f64, digits: usize) -> f64 {
+pub(super) fn py_round(x: f64, digits: usize) -> f64 {
     if !x.is_finite() {
         return x;
     }
@@ -344,7 +344,7 @@ fn series_percentile(s: &Series, n: f64) -> Option<f64> {
     (!p.is_nan()).then_some(p)
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,

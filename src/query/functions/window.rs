@@ -18,7 +18,7 @@ use crate::query::time::parse_offset;
 
 /// What `/functions` says about each function here (graphite-web's
 /// groups and parameters); the registry dispatches by these names.
-pub const INFO: &[super::info::FnInfo] = {
+pub(super) const INFO: &[super::info::FnInfo] = {
     use super::info::{p, FnInfo, Lit::*, Param, Ty, SERIES_LIST};
     const WINDOW: Param = p("windowSize", Ty::IntOrInterval).req().sugg(&[
         Int(5),
@@ -79,14 +79,14 @@ pub const INFO: &[super::info::FnInfo] = {
 /// A window size as given: points (an int, or a float graphite truncates)
 /// or a quoted interval.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Window {
+pub(super) enum Window {
     /// The point count and the argument as Python's `str()` prints it.
     Points(i64, String),
     Interval(String),
 }
 
 impl Window {
-    pub fn from_arg(e: Option<&Expr>, func: &str) -> Result<Window, QueryError> {
+    pub(super) fn from_arg(e: Option<&Expr>, func: &str) -> Result<Window, QueryError> {
         match e {
             Some(Expr::Int(n)) => Ok(Window::Points(*n, n.to_string())),
             Some(Expr::Num(f)) if f.is_finite() => {
@@ -112,7 +112,7 @@ impl Window {
 
     /// Seconds of bootstrap: the interval (its absolute value), or the
     /// point count times the largest step of the series as first fetched.
-    pub fn seconds(&self, first: &[Series]) -> Result<i64, QueryError> {
+    pub(super) fn seconds(&self, first: &[Series]) -> Result<i64, QueryError> {
         match self {
             Window::Interval(s) => {
                 let secs = parse_offset(s)?.unsigned_abs();
@@ -151,7 +151,7 @@ fn tag_name(func: &str) -> String {
 }
 
 /// graphite-web's `xff(nonNull, total, xFilesFactor)`.
-pub fn xff_ok(non_null: usize, total: f64, xff: f64) -> bool {
+pub(super) fn xff_ok(non_null: usize, total: f64, xff: f64) -> bool {
     non_null > 0 && total != 0.0 && non_null as f64 / total >= xff
 }
 
@@ -182,7 +182,7 @@ const DEADLINE_EVERY: usize = 4096;
 /// The window function over series fetched with `preview` seconds of
 /// bootstrap before the request's `from` (no deadline: for tests).
 #[cfg(test)]
-pub fn moving(
+pub(super) fn moving(
     bootstrapped: Vec<Series>,
     window: &Window,
     preview: i64,
@@ -193,7 +193,7 @@ pub fn moving(
 }
 
 /// [`moving`], stopping with `Deadline` soon after `limits`' deadline.
-pub fn moving_within(
+pub(super) fn moving_within(
     bootstrapped: Vec<Series>,
     window: &Window,
     preview: i64,
@@ -245,7 +245,7 @@ pub fn moving_within(
     Ok(out)
 }
 
-pub fn call(
+pub(super) fn call(
     ctx: &mut Context<'_>,
     name: &str,
     a: &Args<'_>,
