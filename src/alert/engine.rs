@@ -521,7 +521,7 @@ impl Alerts {
     pub fn evaluate_rule(&self, rule: &Arc<Rule>, generation: u64, now: i64) {
         let t0 = Instant::now();
         let w = rule.window.as_secs() as i64;
-        let found = eval::fetch(&self.store, rule, now - w, now, now, self.limits());
+        let found = eval::fetch(self.store.as_ref(), rule, now - w, now, now, self.limits());
         let micros = t0.elapsed().as_micros() as u64;
         self.stats.evaluations.fetch_add(1, Relaxed);
         self.stats.eval_micros_total.fetch_add(micros, Relaxed);
@@ -1109,7 +1109,7 @@ impl Alerts {
             )));
         }
         let w = rule.window.as_secs() as i64;
-        let series = eval::fetch(&self.store, &rule, from - w, until, until, limits)?;
+        let series = eval::fetch(self.store.as_ref(), &rule, from - w, until, until, limits)?;
         let names = eval::instance_names(&series);
         let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
         let mut transitions = Vec::new();
@@ -1164,7 +1164,7 @@ impl Alerts {
         limits: Limits,
     ) -> Result<Vec<Instance>, AlertError> {
         let w = rule.window.as_secs() as i64;
-        let series = eval::fetch(&self.store, rule, now - w, now, now, limits)?;
+        let series = eval::fetch(self.store.as_ref(), rule, now - w, now, now, limits)?;
         let names = eval::instance_names(&series);
         let mut immediate = rule.clone();
         immediate.for_ = Duration::ZERO;

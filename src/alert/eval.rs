@@ -11,7 +11,7 @@ use super::rule::{Kind, Rule};
 use super::state::Observation;
 use crate::query::eval::{evaluate, Context, Limits, QueryError, Spent};
 use crate::query::series::Series;
-use crate::store::Store;
+use crate::store::source::SeriesSource;
 
 /// The key of an instance: the series name, made unique within one result
 /// (two targets can yield the same name) by a ` #2` suffix.
@@ -44,7 +44,7 @@ pub fn tags(s: &Series) -> BTreeMap<String, String> {
 /// Evaluates the rule's target over `[from, until]` at `now`, reading at
 /// most `max_series` series and `max_points` points.
 pub fn fetch(
-    store: &Store,
+    store: &dyn SeriesSource,
     rule: &Rule,
     from: i64,
     until: i64,

@@ -319,7 +319,7 @@ fn render_blocking(
         None => None,
     };
     let mut ctx = Context {
-        store: &st.store,
+        store: st.store.as_ref(),
         from,
         until,
         now,

@@ -118,8 +118,8 @@ pub async fn detail(
 /// when there are none), at most the series cap of them.
 fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     let exprs: Vec<&str> = p.all("expr").collect();
-    let index = st.store.index();
     if exprs.is_empty() {
+        let index = st.store.index();
         let mut all: Vec<String> = bounded(
             st,
             index
@@ -131,7 +131,9 @@ fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
         all.sort();
         return Ok(all);
     }
-    let ids = series_by_tag(&index, &exprs)?;
+    // Before the index is locked here: the store locks it itself.
+    let ids = series_by_tag(st.store.as_ref(), &exprs)?;
+    let index = st.store.index();
     bounded(
         st,
         ids.into_iter().map(|i| index.name(i).to_string()),

@@ -1,7 +1,8 @@
 //! Evaluating a parsed target against the store: paths become fetched
 //! series; calls go to the function library.
 
-use crate::store::{Store, StoreError};
+use crate::store::source::SeriesSource;
+use crate::store::StoreError;
 
 pub use super::parse::MAX_DEPTH;
 use super::parse::{parse, Expr, SyntaxError};
@@ -98,7 +99,8 @@ impl Default for Limits {
 
 /// One render request's time window and clock.
 pub struct Context<'a> {
-    pub store: &'a Store,
+    /// What the request reads: the storage interface, whatever the engine.
+    pub store: &'a dyn SeriesSource,
     pub from: i64,
     pub until: i64,
     pub now: i64,
@@ -192,7 +194,7 @@ impl Context<'_> {
     pub fn fetch_path(&mut self, pattern: &str) -> Result<Vec<Series>, QueryError> {
         // One more than is left, to tell "exactly the cap" from "over it".
         let left = self.series_left();
-        let ids = self.store.index().expand(pattern, left + 1).map_err(|e| {
+        let ids = self.store.expand(pattern, left + 1).map_err(|e| {
             if e.too_wide {
                 QueryError::TooMuch {
                     what: "series",
@@ -225,7 +227,7 @@ impl Context<'_> {
             if let Some(most) = self.window_points_at_most(id) {
                 self.room_for(most)?;
             }
-            let name = self.store.index().name(id).to_string();
+            let name = self.store.name(id);
             let Some(f) = self.store.fetch(id, self.from, self.until, self.now)? else {
                 continue;
             };
@@ -253,8 +255,7 @@ impl Context<'_> {
     /// series has no retention here. Should the two ever disagree, the
     /// points fetched are still charged after the read.
     fn window_points_at_most(&self, id: u32) -> Option<usize> {
-        let schema = self.store.index().series.get(id as usize)?.schema;
-        let r = self.store.retention_of(schema)?;
+        let r = self.store.retention(id)?;
         // i128: `now` and the window are the user's, within what
         // `time::check_time` lets through, but the margin costs nothing.
         let (now, from, until) = (self.now as i128, self.from as i128, self.until as i128);
@@ -309,7 +310,7 @@ impl Context<'_> {
                         }
                     }
                 }
-                let ids = super::tags::series_by_tag(&self.store.index(), &exprs)?;
+                let ids = super::tags::series_by_tag(self.store, &exprs)?;
                 let target = e.to_target().replace('"', "'");
                 // Each id once, in the order the tag index gives them, under
                 // the same caps as a path (it skipped the series cap).
@@ -335,6 +336,7 @@ mod tests {
     use super::*;
     use crate::config::StorageConfig;
     use crate::store::Point;
+    use crate::store::Store;
 
     const NOW: i64 = 1_700_010_000;
 

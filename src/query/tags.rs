@@ -3,7 +3,8 @@
 
 use regex::Regex;
 
-use crate::store::index::{parse_tagged, Index};
+use crate::store::index::parse_tagged;
+use crate::store::source::SeriesSource;
 
 use super::eval::QueryError;
 
@@ -71,7 +72,7 @@ impl Term {
 
 /// Ids of tagged series matching every expression, in name order. At least
 /// one expression must select positively (`=` with a value, or `=~`).
-pub fn series_by_tag(index: &Index, exprs: &[&str]) -> Result<Vec<u32>, QueryError> {
+pub fn series_by_tag(source: &dyn SeriesSource, exprs: &[&str]) -> Result<Vec<u32>, QueryError> {
     let terms: Vec<Term> = exprs
         .iter()
         .map(|e| parse_term(e))
@@ -82,17 +83,10 @@ pub fn series_by_tag(index: &Index, exprs: &[&str]) -> Result<Vec<u32>, QueryErr
         .ok_or_else(|| QueryError::BadArgument("seriesByTag(): at least one tag expression must match a value (tag=value or tag=~regex)".into()))?;
     // Candidates from the positive term's postings.
     let first = &terms[positive];
-    let mut ids: Vec<u32> = index
-        .tag_values(&first.tag)
-        .filter(|(v, _)| first.matches(Some(v)))
-        .flat_map(|(_, ids)| ids.iter().copied())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let candidates = source.tagged(&first.tag, &mut |v| first.matches(Some(v)));
     let mut out: Vec<(String, u32)> = Vec::new();
-    for id in ids {
-        let name = index.name(id);
-        let Some((_, tags)) = parse_tagged(name) else {
+    for (id, name) in candidates {
+        let Some((_, tags)) = parse_tagged(&name) else {
             continue;
         };
         let ok = terms.iter().all(|t| {
@@ -100,7 +94,7 @@ pub fn series_by_tag(index: &Index, exprs: &[&str]) -> Result<Vec<u32>, QueryErr
             t.matches(v)
         });
         if ok {
-            out.push((name.to_string(), id));
+            out.push((name, id));
         }
     }
     out.sort();
@@ -110,24 +104,31 @@ pub fn series_by_tag(index: &Index, exprs: &[&str]) -> Result<Vec<u32>, QueryErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::Method;
+    use crate::store::config::StorageConfig;
+    use crate::store::{Point, Store};
 
     #[test]
     fn expressions() {
-        let mut ix = Index::default();
+        let store = Store::in_memory(&StorageConfig::default()).unwrap();
+        let now = 1_700_000_000;
         for n in [
             "disk.used;dc=east;host=web1",
             "disk.used;dc=west;host=web2",
             "cpu;dc=east;host=web1",
             "disk.used;host=db1",
         ] {
-            ix.add_series(n, 0, Method::Average, 0.5);
+            let p = Point {
+                name: n,
+                timestamp: now,
+                value: 1.0,
+            };
+            store.write(&[p], &[], now).unwrap();
         }
         let names = |e: &[&str]| -> Vec<String> {
-            series_by_tag(&ix, e)
+            series_by_tag(&store, e)
                 .unwrap()
                 .into_iter()
-                .map(|i| ix.name(i).to_string())
+                .map(|i| store.index().name(i).to_string())
                 .collect()
         };
         assert_eq!(
@@ -144,7 +145,7 @@ mod tests {
             ["disk.used;host=db1"]
         );
         assert_eq!(names(&["name=disk.used", "dc="]), ["disk.used;host=db1"]);
-        assert!(series_by_tag(&ix, &["dc!=east"]).is_err());
-        assert!(series_by_tag(&ix, &["nonsense"]).is_err());
+        assert!(series_by_tag(&store, &["dc!=east"]).is_err());
+        assert!(series_by_tag(&store, &["nonsense"]).is_err());
     }
 }

@@ -40,6 +40,7 @@ pub mod rollup;
 pub mod row;
 pub mod schema;
 mod seal;
+pub mod source;
 pub mod spill;
 pub mod wal;
 mod write;

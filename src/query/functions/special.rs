@@ -68,7 +68,7 @@ fn events(ctx: &mut Context<'_>, a: &Args<'_>, tags: Vec<String>) -> Result<Seri
     };
     let mut values = vec![f64::NAN; points];
     // Counted as they are read: the window's events are never all held.
-    visit_events(ctx.store.kv().as_ref(), start, end, &filter, &mut |e| {
+    visit_events(ctx.store.events(), start, end, &filter, &mut |e| {
         if let Some(v) = e
             .when
             .checked_sub(start)

@@ -36,18 +36,13 @@ fn timer_percentile(
     n: f64,
 ) -> Result<Vec<Series>, QueryError> {
     let bad = |m: String| QueryError::BadArgument(format!("timerPercentile(): {m}"));
-    let found: Vec<(String, u32)> = {
-        let index = ctx.store.index();
-        index
-            .find(
-                pattern,
-                ctx.limits.max_series.saturating_sub(ctx.spent.series) + 1,
-            )
-            .map_err(|e| QueryError::Glob(e.to_string()))?
-            .into_iter()
-            .filter_map(|f| index.hist_id(&f.path).map(|id| (f.path, id)))
-            .collect()
-    };
+    let found: Vec<(String, u32)> = ctx
+        .store
+        .find_hists(
+            pattern,
+            ctx.limits.max_series.saturating_sub(ctx.spent.series) + 1,
+        )
+        .map_err(|e| QueryError::Glob(e.to_string()))?;
     if found.is_empty() {
         return Err(bad(format!(
             "{pattern} names no timer with a histogram (name the timer, e.g. stats.timers.api.login, not one of its stats; only timers rollupd aggregated itself have one)"
