@@ -652,6 +652,13 @@ mod tests {
             |uri: &'static str| send(app.clone(), Request::get(uri).body(Body::empty()).unwrap());
         let (_, body) = get("/tags").await;
         assert_eq!(body, r#"[{"tag":"dc"},{"tag":"host"},{"tag":"name"}]"#);
+        let (_, body) = get("/tags?limit=2").await;
+        assert_eq!(body, r#"[{"tag":"dc"},{"tag":"host"}]"#);
+        // Past the series cap a listing is refused, not cut.
+        let small = app_with_max_series(2);
+        let (s, body) = send(small, Request::get("/tags").body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("more than 2 tags"), "{body}");
         let (_, body) = get("/tags/host").await;
         assert_eq!(
             body,

@@ -19,6 +19,7 @@ use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
 use crate::render::image::{self, GraphOptions};
 use crate::render::text;
+use crate::store::source::SeriesSource;
 use crate::telemetry::unix_now;
 
 /// Request parameters, repeated keys kept (GET query string and POST form
@@ -540,17 +541,13 @@ async fn index_walk(
 /// more is a 422 (a silently cut list would look like the whole tree).
 fn find_nodes(st: &HttpState, query: &str) -> Result<Vec<crate::store::index::Found>, ApiError> {
     let cap = st.limits.max_series;
-    let found = st
-        .store
-        .index()
-        .find(query, cap.saturating_add(1))
-        .map_err(|e| {
-            if e.too_wide {
-                ApiError::TooLarge(format!("{e} (max_series_per_request)"))
-            } else {
-                ApiError::BadRequest(e.to_string())
-            }
-        })?;
+    let found = st.store.find(query, cap.saturating_add(1)).map_err(|e| {
+        if e.too_wide {
+            ApiError::TooLarge(format!("{e} (max_series_per_request)"))
+        } else {
+            ApiError::BadRequest(e.to_string())
+        }
+    })?;
     if found.len() > cap {
         return Err(ApiError::TooLarge(format!(
             "query {:?} matches more than {cap} nodes (max_series_per_request); narrow it",

@@ -12,6 +12,7 @@ use super::render::Params;
 use super::HttpState;
 use crate::query::tags::series_by_tag;
 use crate::store::index::parse_tagged;
+use crate::store::source::SeriesSource;
 
 fn json(v: serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
@@ -53,6 +54,27 @@ fn bounded<T>(
     Ok(v)
 }
 
+/// What `walk` offers, kept as [`bounded`] keeps an iterator's items:
+/// `walk` is told to stop once one more than fits has come.
+fn visited<T>(
+    st: &HttpState,
+    limit: Option<usize>,
+    what: &str,
+    walk: impl FnOnce(&mut dyn FnMut(T) -> bool),
+) -> Result<Vec<T>, ApiError> {
+    let take = limit
+        .unwrap_or(usize::MAX)
+        .min(st.limits.max_series.saturating_add(1));
+    let mut v = Vec::new();
+    walk(&mut |x| {
+        if v.len() < take {
+            v.push(x);
+        }
+        v.len() < take
+    });
+    bounded(st, v.into_iter(), limit, what)
+}
+
 /// A tag listing, worked on a render slot (see `http::gate`): walking the
 /// tag postings of a large index must not hold an async worker.
 async fn listing(
@@ -78,16 +100,15 @@ pub async fn list(
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("bad filter: {e}")))?;
     listing(st, p, move |st, p| {
-        let index = st.store.index();
-        let tags = bounded(
-            st,
-            index
-                .tag_names()
-                .filter(|t| filter.as_ref().is_none_or(|f| f.is_match(t)))
-                .map(|t| serde_json::json!({ "tag": t })),
-            limit(p)?,
-            "tags",
-        )?;
+        let tags = visited(st, limit(p)?, "tags", |push| {
+            st.store.visit_tag_names(&mut |t| {
+                if filter.as_ref().is_none_or(|f| f.is_match(t)) {
+                    push(serde_json::json!({ "tag": t }))
+                } else {
+                    true
+                }
+            })
+        })?;
         Ok(serde_json::Value::Array(tags))
     })
     .await
@@ -100,15 +121,11 @@ pub async fn detail(
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
     listing(st, p, move |st, p| {
-        let index = st.store.index();
-        let values = bounded(
-            st,
-            index
-                .tag_values(&tag)
-                .map(|(v, ids)| serde_json::json!({ "count": ids.len(), "value": v })),
-            limit(p)?,
-            "tag values",
-        )?;
+        let values = visited(st, limit(p)?, "tag values", |push| {
+            st.store.visit_tag_values(&tag, &mut |v, n| {
+                push(serde_json::json!({ "count": n, "value": v }))
+            })
+        })?;
         Ok(serde_json::json!({ "tag": tag, "values": values }))
     })
     .await
@@ -119,24 +136,16 @@ pub async fn detail(
 fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     let exprs: Vec<&str> = p.all("expr").collect();
     if exprs.is_empty() {
-        let index = st.store.index();
-        let mut all: Vec<String> = bounded(
-            st,
-            index
-                .tag_values("name")
-                .flat_map(|(_, ids)| ids.iter().map(|&i| index.name(i).to_string())),
-            None,
-            "tagged series",
-        )?;
+        let mut all: Vec<String> = visited(st, None, "tagged series", |push| {
+            st.store.visit_tagged(&mut |n| push(n.to_string()))
+        })?;
         all.sort();
         return Ok(all);
     }
-    // Before the index is locked here: the store locks it itself.
     let ids = series_by_tag(st.store.as_ref(), &exprs)?;
-    let index = st.store.index();
     bounded(
         st,
-        ids.into_iter().map(|i| index.name(i).to_string()),
+        ids.into_iter().map(|i| st.store.name(i)),
         None,
         "tagged series",
     )

@@ -8,7 +8,7 @@
 //! `tagged` and `find_hists` and takes back in `name` and the fetches:
 //! the embedded engine's ids; another engine keeps its own table of them.
 
-use super::index::GlobError;
+use super::index::{Found, GlobError};
 use super::kv::Kv;
 use super::schema::Retention;
 use super::{Fetched, HistWindow, Store, StoreError};
@@ -53,6 +53,21 @@ pub trait SeriesSource: Send + Sync {
 
     /// Where events are kept (`events::store` reads them).
     fn events(&self) -> &dyn Kv;
+
+    /// The nodes a Graphite glob matches (`/metrics/find`), at most
+    /// `limit`.
+    fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError>;
+
+    /// Tag names, ascending, to `visit` until it returns false (a listing
+    /// stays bounded however many there are).
+    fn visit_tag_names(&self, visit: &mut dyn FnMut(&str) -> bool);
+
+    /// One tag's values, ascending, each with how many series hold it,
+    /// until `visit` returns false.
+    fn visit_tag_values(&self, tag: &str, visit: &mut dyn FnMut(&str, usize) -> bool);
+
+    /// Every tagged series' name, until `visit` returns false.
+    fn visit_tagged(&self, visit: &mut dyn FnMut(&str) -> bool);
 }
 
 impl SeriesSource for Store {
@@ -119,5 +134,37 @@ impl SeriesSource for Store {
 
     fn events(&self) -> &dyn Kv {
         self.kv().as_ref()
+    }
+
+    fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError> {
+        self.index().find(pattern, limit)
+    }
+
+    fn visit_tag_names(&self, visit: &mut dyn FnMut(&str) -> bool) {
+        for t in self.index().tag_names() {
+            if !visit(t) {
+                return;
+            }
+        }
+    }
+
+    fn visit_tag_values(&self, tag: &str, visit: &mut dyn FnMut(&str, usize) -> bool) {
+        for (v, ids) in self.index().tag_values(tag) {
+            if !visit(v, ids.len()) {
+                return;
+            }
+        }
+    }
+
+    fn visit_tagged(&self, visit: &mut dyn FnMut(&str) -> bool) {
+        // Every tagged name has a `name` tag (its path).
+        let index = self.index();
+        for (_, ids) in index.tag_values("name") {
+            for &id in ids {
+                if !visit(index.name(id)) {
+                    return;
+                }
+            }
+        }
     }
 }
