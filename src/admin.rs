@@ -27,6 +27,7 @@ use crate::aggregate::{Aggregator, View};
 use crate::emit::graphite::BackendStats;
 use crate::ingest::tcp::serve_connections;
 use crate::protocol::statsd::MetricType;
+use crate::store::source::SeriesSource;
 use crate::store::Store;
 use crate::telemetry::{unix_now, Listener};
 
@@ -248,7 +249,7 @@ fn find(s: &AdminState, args: &[&str]) -> String {
     let (Some(store), [glob]) = (&s.store, args) else {
         return "ERROR usage: find <glob>\n".to_string();
     };
-    match store.index().find(glob, 100_000) {
+    match store.find(glob, 100_000) {
         Ok(found) => {
             let mut out = String::new();
             for f in found {
@@ -285,7 +286,7 @@ fn fetch(s: &AdminState, args: &[&str]) -> String {
     };
     // No such series (yet) reads as no points, as whisper-fetch of an
     // empty range does; scripts polling for a series need no special case.
-    let Some(id) = store.index().id(name) else {
+    let Some(id) = store.lookup(name) else {
         return "step 0\nEND\n\n".to_string();
     };
     match store.fetch(id, from, until, now) {

@@ -21,6 +21,9 @@ pub trait SeriesSource: Send + Sync {
     /// The name of series `id` (empty for an id it never gave out).
     fn name(&self, id: u32) -> String;
 
+    /// The point series named exactly `name`, if there is one.
+    fn lookup(&self, name: &str) -> Option<u32>;
+
     /// Series `id`'s archives, so a read can be sized before it is made.
     fn retention(&self, id: u32) -> Option<Retention>;
 
@@ -82,6 +85,10 @@ impl SeriesSource for Store {
         } else {
             String::new()
         }
+    }
+
+    fn lookup(&self, name: &str) -> Option<u32> {
+        self.index().id(name)
     }
 
     fn retention(&self, id: u32) -> Option<Retention> {
