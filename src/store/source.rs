@@ -108,6 +108,11 @@ impl SeriesSource for Store {
 
     fn find_hists(&self, pattern: &str, limit: usize) -> Result<Vec<(String, u32)>, GlobError> {
         let index = self.index();
+        // A tagged timer (`api.lat;env=prod`) is in no glob tree: its exact
+        // name finds it.
+        if let Some(id) = index.hist_id(pattern) {
+            return Ok(vec![(pattern.to_string(), id)]);
+        }
         Ok(index
             .find(pattern, limit)?
             .into_iter()

@@ -190,6 +190,24 @@ mod tests {
         }
     }
 
+    /// A tagged timer's histogram is named by its exact name (tagged
+    /// names are in no glob tree).
+    #[test]
+    fn a_tagged_timer_is_named_exactly() {
+        let s = store();
+        let name = "stats.timers.api.login;env=prod";
+        for k in 0..3i64 {
+            let t = T0 + k * 10;
+            let h = Hist::from_sorted_samples(&[1.0, 2.0, 3.0, 4.0]);
+            s.write(&[], &[(name, t, h)], t).unwrap();
+        }
+        let target = format!("timerPercentile({name},50)");
+        let out = run(&s, &target, T0 - 1, T0 + 29, T0 + 30).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].tags["env"], "prod");
+        assert_eq!(out[0].values[..3], [2.0, 2.0, 2.0]);
+    }
+
     #[test]
     fn a_minute_step_merges_its_six_flushes() {
         let s = store();
