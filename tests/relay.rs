@@ -121,6 +121,17 @@ fn start_relay(dir: &std::path::Path, a: &Daemon, b: &Daemon, tcp: bool) -> (Rel
     (relay, Listeners { statsd_udp, tcp })
 }
 
+/// Which of `a` (member "a") and `b` holds name `n` by the ring: its
+/// owner's index, then the owner's side and the other's.
+fn by_owner<'t, T>(ring: &Ring, n: &str, a: &'t T, b: &'t T) -> (usize, &'t T, &'t T) {
+    let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
+    if owner == 0 {
+        (owner, a, b)
+    } else {
+        (owner, b, a)
+    }
+}
+
 /// Sends SIGTERM; the relay must exit cleanly within 10 s, its counts
 /// logged. Returns its log.
 fn stop_relay(relay: &mut Relay) -> String {
@@ -152,12 +163,7 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
         (all == 400.0).then_some((x, y))
     });
     for n in &names {
-        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
-        let (here, there) = if owner == 0 {
-            (&at_a, &at_b)
-        } else {
-            (&at_b, &at_a)
-        };
+        let (owner, here, there) = by_owner(&ring, n, &at_a, &at_b);
         // Both samples of a name met in its owner.
         assert_eq!(here.get(n), Some(&2.0), "{n} owned by {owner}");
         assert!(!there.contains_key(n), "{n} also reached the other");
@@ -254,12 +260,7 @@ fn tcp_lines_reach_their_owner_and_too_long_ones_are_counted() {
     );
     let ring = Ring::new(&["a", "b"], &[1, 1]);
     for n in &names {
-        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
-        let (here, there) = if owner == 0 {
-            (&at_a, &at_b)
-        } else {
-            (&at_b, &at_a)
-        };
+        let (owner, here, there) = by_owner(&ring, n, &at_a, &at_b);
         assert!(here.contains(n), "{n} not stored by its owner {owner}");
         assert!(!there.contains(n), "{n} stored by both");
     }
@@ -274,8 +275,7 @@ fn tcp_lines_reach_their_owner_and_too_long_ones_are_counted() {
         },
     );
     for n in &counters_tcp {
-        let owner = ring.owner(n.as_bytes(), |_| true).unwrap();
-        let (here, there) = if owner == 0 { (&sa, &sb) } else { (&sb, &sa) };
+        let (owner, here, there) = by_owner(&ring, n, &sa, &sb);
         assert_eq!(here.get(n), Some(&3.0), "{n} owned by {owner}");
         assert!(!there.contains_key(n), "{n} also reached the other");
     }

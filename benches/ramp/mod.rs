@@ -181,6 +181,20 @@ struct UpkeepStats {
     waited_ms: AtomicU64,
 }
 
+/// Waits until the simulated clock passes `last` and returns its time
+/// (now `last`), or `None` once `stop` is set.
+fn next_tick(clock: &AtomicI64, stop: &AtomicBool, last: &mut i64) -> Option<i64> {
+    while !stop.load(Relaxed) {
+        let now = clock.load(Relaxed);
+        if now > *last {
+            *last = now;
+            return Some(now);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
 impl Upkeep {
     fn start(store: Arc<Store>, clock: Arc<AtomicI64>, stats: Arc<UpkeepStats>) -> Upkeep {
         let stop = Arc::new(AtomicBool::new(false));
@@ -194,13 +208,7 @@ impl Upkeep {
                 let (mut last, mut last_ckpt, mut last_ret) =
                     (start, start - CHECKPOINT_EVERY / 2, start);
                 stats.upkept.store(start, Relaxed);
-                while !stop.load(Relaxed) {
-                    let now = clock.load(Relaxed);
-                    if now <= last {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                    last = now;
+                while let Some(now) = next_tick(&clock, &stop, &mut last) {
                     let force = now - last_ckpt >= CHECKPOINT_EVERY;
                     let t = Instant::now();
                     store.checkpoint_when_due(force).expect("checkpoint");
@@ -226,13 +234,7 @@ impl Upkeep {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut last = i64::MIN;
-                while !stop.load(Relaxed) {
-                    let now = clock.load(Relaxed);
-                    if now <= last {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                    last = now;
+                while let Some(now) = next_tick(&clock, &stop, &mut last) {
                     store.seal_ended_rows(now).expect("seal");
                 }
             })
