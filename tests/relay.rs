@@ -183,7 +183,9 @@ fn each_name_meets_its_owner_and_fails_over_when_it_dies() {
     b.kill_hard();
     wait_until(Duration::from_secs(10), "the relay sees b down", || {
         let text = std::fs::read_to_string(&relay.log).unwrap_or_default();
-        text.contains("member is down").then_some(())
+        text.lines()
+            .any(|l| l.contains("member is down") && l.contains("member=b"))
+            .then_some(())
     });
     let later: Vec<String> = (0..100).map(|i| format!("relay.u.{i}")).collect();
     send_counters(addr, &later);

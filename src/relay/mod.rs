@@ -17,8 +17,10 @@
 //! member (no allocation per line: a line is copied into its member's
 //! buffer, and a full buffer goes to that member's bounded queue whole); a
 //! thread per member sends its queue; a thread asks each member's admin port
-//! `health` every `health_interval`. A member that does not answer `up` is
-//! down: its names go to the next live member clockwise until it is back
+//! `health` every `health_interval`. A member that refuses the connection
+//! or answers anything but `up` is down at once, one that does not answer
+//! within a second (or the interval, if longer) three times in a row is
+//! down too: its names go to the next live member clockwise until it is back
 //! (for that while, a timer's samples are split across two aggregators,
 //! each flushing its share). Lines that failed over, packets dropped at a
 //! full queue and lines with no live member are counted and logged.
@@ -695,26 +697,80 @@ fn send_loop(rx: Receiver<Vec<u8>>, to: SocketAddr) {
     }
 }
 
-/// Etsy's management `health` command: `up` if the answer says so.
-fn healthy(admin: SocketAddr, timeout: Duration) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&admin, timeout) else {
-        return false;
+/// What one `health` check said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Up,
+    /// A definite no: the connection was refused or the answer was not `up`.
+    Down,
+    /// No answer in time (a busy or hung member, or a loaded machine).
+    NoAnswer,
+}
+
+/// Timeouts in a row before a member that still accepts connections is
+/// taken for down. One slow answer on a loaded machine (CI runs a dozen
+/// debug daemons at once) is not a dead member; sending its names to the
+/// next member would split their samples for nothing.
+const HEALTH_STRIKES: u32 = 3;
+
+/// Etsy's management `health` command.
+fn healthy(admin: SocketAddr, timeout: Duration) -> Health {
+    let mut s = match TcpStream::connect_timeout(&admin, timeout) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Health::NoAnswer,
+        Err(_) => return Health::Down,
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
     if s.write_all(b"health\n").is_err() {
-        return false;
+        return Health::Down;
     }
     let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).is_ok() && line.trim() == "health: up"
+    match BufReader::new(s).read_line(&mut line) {
+        Ok(_) if line.trim() == "health: up" => Health::Up,
+        Ok(_) => Health::Down,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Health::NoAnswer
+        }
+        Err(_) => Health::Down,
+    }
+}
+
+/// Whether a member is up after a check said `h`, `strikes` counting the
+/// timeouts in a row before it.
+fn judge(h: Health, strikes: &mut u32, was_up: bool) -> bool {
+    match h {
+        Health::Up => {
+            *strikes = 0;
+            true
+        }
+        Health::Down => {
+            *strikes = HEALTH_STRIKES;
+            false
+        }
+        Health::NoAnswer => {
+            *strikes = strikes.saturating_add(1);
+            was_up && *strikes < HEALTH_STRIKES
+        }
+    }
 }
 
 fn health_loop(members: &[Member], admins: &[SocketAddr], every: Duration, stop: &AtomicBool) {
-    let timeout = every.min(Duration::from_secs(2));
+    // At least a second for an answer however often the checks run: the
+    // interval says how soon a death is seen (a refused connection counts
+    // at once), not how fast a live member must answer.
+    let timeout = every.clamp(Duration::from_secs(1), Duration::from_secs(2));
+    let mut strikes = vec![0u32; members.len()];
     while !stop.load(Relaxed) {
         let started = Instant::now();
-        for (m, &admin) in members.iter().zip(admins) {
-            let up = healthy(admin, timeout);
+        for ((m, &admin), strikes) in members.iter().zip(admins).zip(&mut strikes) {
+            let was = m.up.load(Relaxed);
+            let up = judge(healthy(admin, timeout), strikes, was);
             if m.up.swap(up, Relaxed) != up {
                 if up {
                     tracing::info!(member = %m.name, "relay: member is up again; its names come back to it");
@@ -753,6 +809,33 @@ fn log_counts(counts: &RelayCounts, members: &[Member]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_down_at_a_refusal_and_after_strikes_of_silence() {
+        let mut strikes = 0;
+        // One or two timeouts keep a live member up; the third takes it down.
+        assert!(judge(Health::NoAnswer, &mut strikes, true));
+        assert!(judge(Health::NoAnswer, &mut strikes, true));
+        assert!(!judge(Health::NoAnswer, &mut strikes, true));
+        // An answer brings it back and clears the count.
+        assert!(judge(Health::Up, &mut strikes, false));
+        assert!(judge(Health::NoAnswer, &mut strikes, true));
+        assert!(judge(Health::Up, &mut strikes, true));
+        // A refusal is down at once; a timeout keeps a down member down.
+        assert!(!judge(Health::Down, &mut strikes, true));
+        assert!(!judge(Health::NoAnswer, &mut strikes, false));
+        assert!(judge(Health::Up, &mut strikes, false));
+    }
+
+    #[test]
+    fn a_closed_port_is_down_and_a_silent_one_is_no_answer() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        // Accepted by the kernel's backlog, never answered.
+        assert_eq!(healthy(addr, Duration::from_millis(200)), Health::NoAnswer);
+        drop(silent);
+        assert_eq!(healthy(addr, Duration::from_millis(200)), Health::Down);
+    }
 
     #[test]
     fn a_metric_name_is_what_comes_before_the_colon() {
