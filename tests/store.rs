@@ -342,8 +342,16 @@ fn a_carbon_flood_of_new_series_stops_at_max_series() {
     });
     assert_eq!(got, Some(3), "{:?}", leaves(&mut admin, "flood.*"));
     // The first three series are kept and take points; the daemon is fine.
-    let p = admin.points("flood.s0", t - 10, t + 10);
-    assert_eq!(p.values().copied().collect::<Vec<_>>(), vec![0.0]);
+    // (A name is in the index a moment before its point is: the write
+    // names its series, logs, then applies; so the point is waited for.)
+    let p = poll_until(Duration::from_secs(10), || {
+        let p: Vec<f64> = admin
+            .points("flood.s0", t - 10, t + 10)
+            .into_values()
+            .collect();
+        (!p.is_empty()).then_some(p)
+    });
+    assert_eq!(p, Some(vec![0.0]));
     assert!(d.is_running());
     let refused = poll_until(Duration::from_secs(10), || {
         let n = admin.store()["points_refused"];
