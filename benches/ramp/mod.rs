@@ -36,6 +36,9 @@
 //! - `RAMP_EVERY_MINUTES` (0: off): every so many simulated minutes, one
 //!   line of `du` against the rows' live bytes and the bytes written to
 //!   disk so far (`/proc/self/io`), so the disk is seen between level ends.
+//!   Every line also gives the largest `du` sampled (every 250 ms) since
+//!   the line before: the disk at its fullest, while a settle's output and
+//!   inputs are both there.
 //! - `RAMP_LOG` (unset): a tracing filter (`info`, `rollupd=debug`) for
 //!   the store's log lines on stderr.
 //! - `RAMP_MAX_LAG` (60): simulated seconds the writer may run ahead of
@@ -445,6 +448,64 @@ fn row_bytes(kv: &dyn Kv) -> Vec<(Space, u64, u64)> {
         .collect()
 }
 
+/// The largest `du` of the data dir seen since it was last taken, sampled
+/// every 250 ms on a thread of its own: a settle's output and inputs are
+/// both on disk for a few seconds, between the lines' own `du`.
+struct DuPeak {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DuPeak {
+    fn start(dir: &Path) -> DuPeak {
+        let (peak, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, s, dir) = (peak.clone(), stop.clone(), dir.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Relaxed) {
+                p.fetch_max(du(&dir), Relaxed);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        DuPeak {
+            peak,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The peak since the last call (at least `now`), and a new start.
+    fn take(&self, now: u64) -> u64 {
+        self.peak.swap(0, Relaxed).max(now)
+    }
+
+    /// The peak against the rows' bytes now and at the line before (the
+    /// rows grow between lines, so the second is the upper bound).
+    fn text(&self, disk: u64, rows: u64, prev_rows: &mut u64) -> String {
+        let peak = self.take(disk);
+        let before = if *prev_rows == 0 { rows } else { *prev_rows };
+        *prev_rows = rows;
+        format!(
+            "du peak since the line before {:.1} MB = {:.2}x these rows + keys ({:.2}x the line before's)",
+            mb(peak),
+            peak as f64 / rows.max(1) as f64,
+            peak as f64 / before.max(1) as f64
+        )
+    }
+}
+
+impl Drop for DuPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// One line of `du` against the rows' live bytes, at simulated minute
 /// `k / 6` (`RAMP_EVERY_MINUTES`): the disk as it stands between level ends.
 fn snapshot(
@@ -454,6 +515,7 @@ fn snapshot(
     steps: &VecDeque<(i64, u64)>,
     written_at_start: u64,
     since_open: (u64, u64),
+    (peak, prev_rows): (&DuPeak, &mut u64),
 ) {
     let disk = du(dir);
     let rows = row_bytes(&*engine.kv());
@@ -468,12 +530,13 @@ fn snapshot(
     let all: u64 = steps.iter().map(|s| s.1).sum();
     let written = write_bytes().saturating_sub(written_at_start);
     println!(
-        "ramp: minute {}: du {:.1} MB, rows {:.1} MB + keys {:.1} MB, du/(rows + keys) {:.2}, du {:.2} B/point, written {:.0} MB = {:.1} B/point since the start ({})",
+        "ramp: minute {}: du {:.1} MB, rows {:.1} MB + keys {:.1} MB, du/(rows + keys) {:.2}, {}, du {:.2} B/point, written {:.0} MB = {:.1} B/point since the start ({})",
         k / 6,
         mb(disk),
         mb(values),
         mb(keys),
         disk as f64 / (values + keys).max(1) as f64,
+        peak.text(disk, values + keys, prev_rows),
         disk as f64 / points.max(1) as f64,
         mb(written),
         written as f64 / all.max(1) as f64,
@@ -603,6 +666,8 @@ pub(crate) fn ramp() {
     // Points written, and the process's write_bytes, when the engine
     // opened: RocksDB's counts start from zero at each open.
     let mut opened_at = (0u64, written_at_start);
+    let du_peak = DuPeak::start(dir.path());
+    let mut prev_rows = 0u64;
     'levels: for (li, &series) in levels.iter().enumerate() {
         let top = li + 1 == levels.len();
         let minutes = if top { top_minutes } else { lower_minutes };
@@ -659,6 +724,7 @@ pub(crate) fn ramp() {
                     &steps,
                     written_at_start,
                     (total + level_points - opened_at.0, opened_at.1),
+                    (&du_peak, &mut prev_rows),
                 );
             }
             let rss = status_mb("VmRSS");
@@ -681,6 +747,7 @@ pub(crate) fn ramp() {
         let split = disk_split(&run.engine, dir.path());
         let rows = row_bytes(&*run.engine.kv());
         let row_total: u64 = rows.iter().map(|r| r.1).sum();
+        let peak_text = du_peak.text(disk, rows.iter().map(|r| r.1 + r.2).sum(), &mut prev_rows);
         let mut row_text = String::new();
         for (s, v, keys) in &rows {
             if !row_text.is_empty() {
@@ -695,7 +762,7 @@ pub(crate) fn ramp() {
             );
         }
         println!(
-            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone, without making the points or waiting for upkeep, {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), writer waited {} ms for upkeep, du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention, du/(rows + keys) {:.2}, written to disk over the level {:.0} MB = {:.1} B/point",
+            "ramp[{series}]: {series} live series, {level_points} points in {:.1} s wall ({} simulated min; {total} points in all), {:.2}M points/s (store alone, without making the points or waiting for upkeep, {:.2}M/s), RSS {rss:.0} MB peak {hwm:.0} MB = {:.0} B/series ({engine_mem}), checkpoints {} (last {} ms, longest {} ms), retention passes {} (longest {} ms), writer waited {} ms for upkeep, du {:.1} MB ({split}), rows {:.1} MB ({row_text}), du {:.2} B/point and rows {:.2} B/point of {in_retention} points within the 10s:6h archive's retention, du/(rows + keys) {:.2}, {peak_text}, written to disk over the level {:.0} MB = {:.1} B/point",
             took,
             level_points / series as u64 / 6,
             level_points as f64 / took / 1e6,
