@@ -56,6 +56,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("cannot start the ClickHouse writer: {0}")]
+    ClickHouse(crate::clickhouse::write::WriterError),
     #[error("cannot open the event store: {0}")]
     Events(#[from] EventError),
     #[error("cannot start alerting: {0}")]
@@ -84,6 +86,8 @@ pub struct Daemon {
     agg: Option<Arc<Aggregator>>,
     http: Option<JoinHandle<()>>,
     store: Arc<Store>,
+    /// `[storage.clickhouse]`: every accepted point also goes there.
+    clickhouse: Option<Arc<crate::clickhouse::write::Writer>>,
     maintenance: Option<JoinHandle<()>>,
     sealer: Option<JoinHandle<()>>,
     alerts: Arc<crate::alert::engine::Alerts>,
@@ -139,6 +143,21 @@ impl Daemon {
         let shutdown = Arc::new(AtomicBool::new(false));
         let telemetry = Arc::new(Telemetry::new());
         let store = Arc::new(open_store(&data_dir, &cfg)?);
+        let clickhouse = match &cfg.storage.clickhouse {
+            Some(ch) => {
+                let w = crate::clickhouse::write::Writer::start(
+                    &cfg.storage,
+                    ch,
+                    &data_dir.join("clickhouse-queue"),
+                )
+                .map_err(DaemonError::ClickHouse)?;
+                let w = Arc::new(w);
+                store.set_mirror(w.clone());
+                tracing::info!(urls = ?ch.urls, database = %ch.database, cluster = ?ch.cluster, "writing every point to ClickHouse as well");
+                Some(w)
+            }
+            None => None,
+        };
         // One store of events, in the store's engine: DogStatsD events reach
         // it through the aggregator's queue and the writer thread, HTTP ones
         // directly.
@@ -314,12 +333,13 @@ impl Daemon {
         };
         // Created after alerting and HTTP, so its own figures can read
         // their counts.
-        let own = crate::emit::own::OwnSources::new(
+        let mut own = crate::emit::own::OwnSources::new(
             Some(store.clone()),
             Some(data_dir.clone()),
             Some(render_latency.clone()),
             Some(alerts.clone()),
         );
+        own.clickhouse = clickhouse.clone();
         let emitter = Emitter::new(&cfg, telemetry.clone())
             .with_store(store.clone())
             .with_own(own);
@@ -395,6 +415,7 @@ impl Daemon {
             agg: Some(agg),
             http,
             store,
+            clickhouse,
             maintenance: Some(maintenance),
             sealer: Some(sealer),
             alerts,
@@ -472,6 +493,11 @@ impl Daemon {
         // disk is full, `close` logs or spills what the log lacks and says
         // where every point is.
         self.store.close();
+        // After the last write: what the writer holds is sent, or waits in
+        // its disk queue for the next start.
+        if let Some(w) = &self.clickhouse {
+            w.stop();
+        }
         // Bounded by http_drain_timeout, which ran during the flush.
         if let Some(h) = self.http.take() {
             let _ = h.join();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{run_bin, unix_now, wait_until};
+use common::{run_bin, unix_now, wait_until, Daemon, Options};
 use rollupd::clickhouse::schema::table_of;
 use rollupd::config::StorageConfig;
 use rollupd::store::schema::Rules;
@@ -38,6 +38,9 @@ struct Server {
     child: Child,
     http: u16,
     dir: PathBuf,
+    /// How it was started, to start it again.
+    ports: (u16, u16, [u16; 2]),
+    rollup_xml: String,
 }
 
 impl Drop for Server {
@@ -98,11 +101,21 @@ impl Server {
             child,
             http,
             dir: dir.to_path_buf(),
+            ports: (http, tcp, shards),
+            rollup_xml: rollup_xml.to_string(),
         };
         wait_until(Duration::from_secs(60), "clickhouse-server answers", || {
             s.try_query("SELECT version()").ok()
         });
         s
+    }
+
+    /// Stopped as by a crash, then started again on its own data.
+    fn restart(self) -> Server {
+        let (dir, (http, tcp, shards), xml) =
+            (self.dir.clone(), self.ports, self.rollup_xml.clone());
+        drop(self);
+        Server::start(&dir, http, tcp, shards, &xml)
     }
 
     fn try_query(&self, sql: &str) -> Result<String, String> {
@@ -159,13 +172,7 @@ fn two_shards_thin_each_series_as_the_embedded_store_rolls_it_up() {
     assert!(statements.len() > 5, "{sql}");
 
     let tmp = tempfile::tempdir().unwrap();
-    // Hold all four ports until both servers are configured, so they differ.
-    let ports: Vec<(TcpListener, u16)> = (0..4).map(|_| free_port()).collect();
-    let p: Vec<u16> = ports.iter().map(|x| x.1).collect();
-    drop(ports);
-    let shards = [p[1], p[3]];
-    let a = Server::start(&tmp.path().join("a"), p[0], p[1], shards, &xml);
-    let b = Server::start(&tmp.path().join("b"), p[2], p[3], shards, &xml);
+    let (a, b) = two_shards(tmp.path(), &xml);
     println!("clickhouse {}", a.query("SELECT version()").trim());
 
     for _ in 0..2 {
@@ -265,4 +272,185 @@ fn two_shards_thin_each_series_as_the_embedded_store_rolls_it_up() {
         "SELECT count() FROM {DB}.{young_table} WHERE Path = 'web.young'"
     ));
     assert_eq!(kept.trim(), "6", "points younger than 6 h keep their 10 s");
+}
+
+/// Two shards; each table's `Distributed` reads both.
+fn two_shards(tmp: &Path, xml: &str) -> (Server, Server) {
+    // Hold all four ports until both servers are configured, so they differ.
+    let ports: Vec<(TcpListener, u16)> = (0..4).map(|_| free_port()).collect();
+    let p: Vec<u16> = ports.iter().map(|x| x.1).collect();
+    drop(ports);
+    let shards = [p[1], p[3]];
+    let a = Server::start(&tmp.join("a"), p[0], p[1], shards, xml);
+    let b = Server::start(&tmp.join("b"), p[2], p[3], shards, xml);
+    (a, b)
+}
+
+/// Distinct (Path, Time) points of `table` under `prefix`, with the newest
+/// version's value (retries may have inserted a row twice); none before
+/// the daemon has made the table.
+fn points_in(
+    s: &Server,
+    table: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<(String, i64), f64> {
+    s.try_query(&format!(
+        "SELECT Path, Time, argMax(Value, Timestamp) FROM {DB}.{table} \
+         WHERE startsWith(Path, '{prefix}') GROUP BY Path, Time FORMAT TabSeparated"
+    ))
+    .unwrap_or_default()
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('\t').collect();
+        (
+            (f[0].to_string(), f[1].parse().unwrap()),
+            f[2].parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
+fn send_carbon(d: &Daemon, lines: &str) {
+    let mut c = std::net::TcpStream::connect(d.carbon_tcp).unwrap();
+    std::io::Write::write_all(&mut c, lines.as_bytes()).unwrap();
+}
+
+#[test]
+fn the_daemon_writes_every_point_to_two_shards_and_queues_while_one_is_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
+    let storage = format!(
+        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"5s\"\n",
+        a.http, b.http
+    );
+    std::fs::create_dir(tmp.path().join("d")).unwrap();
+    let mut d = Daemon::start(&tmp.path().join("d"), &Options::new("1s").storage(&storage));
+    let rules = Rules::from_config(&StorageConfig::default()).unwrap();
+    let table = table_of(&rules.assign("ch.web.0"));
+    let now = unix_now() / 10 * 10;
+    let lines = |round: i64| -> String {
+        let mut text = String::new();
+        for i in 0..40 {
+            for k in 0..3 {
+                let t = now - 600 + round * 300 + k * 10;
+                text.push_str(&format!(
+                    "ch.web.{i} {} {t}\n",
+                    i as f64 + k as f64 / 4.0 + round as f64
+                ));
+            }
+        }
+        text
+    };
+    send_carbon(&d, &lines(0));
+    // statsd: a timer's stats and its histogram.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for v in [10, 20, 30, 40] {
+        udp.send_to(format!("chtimer.api:{v}|ms").as_bytes(), d.udp.unwrap())
+            .unwrap();
+    }
+    let got = wait_until(
+        Duration::from_secs(30),
+        "ClickHouse has the first 120 points",
+        || {
+            let p = points_in(&a, &table, "ch.web.");
+            (p.len() == 120).then_some(p)
+        },
+    );
+    // Every point as the embedded store has it, on both shards together.
+    let mut admin = d.admin();
+    for i in 0..40 {
+        let name = format!("ch.web.{i}");
+        let embedded = admin.points(&name, now - 700, now);
+        for (t, v) in embedded {
+            assert_eq!(got.get(&(name.clone(), t)), Some(&v), "{name} at {t}");
+        }
+    }
+    for s in [&a, &b] {
+        let n = s.query(&format!(
+            "SELECT count() FROM {DB}.{table}_local WHERE startsWith(Path, 'ch.web.')"
+        ));
+        assert!(n.trim().parse::<u64>().unwrap() > 0, "a shard got none");
+    }
+    // The index: findable as graphite-clickhouse finds it (the tree rows).
+    let tree = |level: u32| {
+        a.query(&format!(
+            "SELECT DISTINCT Path FROM {DB}.graphite_index WHERE Level = {level} \
+             AND startsWith(Path, 'ch.') ORDER BY Path FORMAT TabSeparated"
+        ))
+    };
+    assert_eq!(tree(20002), "ch.web.\n");
+    assert_eq!(tree(20003).lines().count(), 40, "{}", tree(20003));
+    let hists = wait_until(
+        Duration::from_secs(30),
+        "the timer's histogram arrives",
+        || {
+            let h = a
+            .try_query(&format!(
+                "SELECT Counts FROM {DB}.rollupd_hists WHERE Path = 'stats.timers.chtimer.api' FORMAT TabSeparated"
+            ))
+            .unwrap_or_default();
+            (!h.trim().is_empty()).then_some(h)
+        },
+    );
+    assert!(hists.contains('1'), "{hists}");
+    let upper = wait_until(Duration::from_secs(30), "the timer's upper arrives", || {
+        let t = table_of(&rules.assign("stats.timers.chtimer.api.upper"));
+        let p = points_in(&a, &t, "stats.timers.chtimer.api.upper");
+        p.into_iter()
+            .find(|((n, _), _)| n == "stats.timers.chtimer.api.upper")
+            .map(|(_, v)| v)
+    });
+    assert_eq!(upper, 40.0);
+
+    // Shard b dies: inserts fail (they are synchronous), batches wait on disk.
+    let b_dir = b.dir.clone();
+    let b = {
+        let mut b = b;
+        let _ = b.child.kill();
+        let _ = b.child.wait();
+        b
+    };
+    send_carbon(&d, &lines(1));
+    let queue = d.data_dir.join("clickhouse-queue");
+    wait_until(Duration::from_secs(30), "a batch waits on disk", || {
+        let n = std::fs::read_dir(&queue)
+            .ok()?
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "batch"))
+            })
+            .count();
+        (n > 0).then_some(())
+    });
+    // Back: the queue drains, every point of both rounds is there.
+    let b = b.restart();
+    assert_eq!(b.dir, b_dir);
+    let all = wait_until(
+        Duration::from_secs(60),
+        "ClickHouse has all 240 points",
+        || {
+            let p = points_in(&a, &table, "ch.web.");
+            (p.len() == 240).then_some(p)
+        },
+    );
+    for i in 0..40 {
+        let name = format!("ch.web.{i}");
+        for (t, v) in admin.points(&name, now - 700, now) {
+            assert_eq!(all.get(&(name.clone(), t)), Some(&v), "{name} at {t}");
+        }
+    }
+    wait_until(Duration::from_secs(10), "the disk queue is empty", || {
+        let n = std::fs::read_dir(&queue)
+            .ok()?
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "batch"))
+            })
+            .count();
+        (n == 0).then_some(())
+    });
+    d.stop();
+    let log = std::fs::read_to_string(&d.log_path).unwrap();
+    assert!(log.contains("the disk queue is drained"), "{log}");
 }

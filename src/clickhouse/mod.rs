@@ -1,8 +1,12 @@
-//! ClickHouse as a store for users who outgrow one machine (issue 13). What
-//! is here so far is the schema: the tables, compatible with
-//! graphite-clickhouse's, and the rollup rules ClickHouse's
-//! `GraphiteMergeTree` needs, made from our `[storage]` rules
-//! (`rollupd clickhouse-schema`). The engine that writes and reads them is
-//! not built yet; docs/clickhouse.md says how the schema was chosen.
+//! ClickHouse as a store for users who outgrow one machine (issue 13):
+//! the schema (graphite-clickhouse's tables and the rollup rules
+//! ClickHouse's `GraphiteMergeTree` needs, made from our `[storage]` rules:
+//! `rollupd clickhouse-schema`), and the writer that sends every point the
+//! embedded store accepts to those tables (`[storage.clickhouse]`). Reads
+//! from ClickHouse are not built yet: the daemon reads its embedded store.
+//! docs/clickhouse.md says how the schema was chosen.
 
+pub mod client;
+pub mod queue;
 pub mod schema;
+pub mod write;

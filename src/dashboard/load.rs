@@ -247,7 +247,18 @@ mod tests {
             // latency figures are written only then).
             let render = Arc::new(crate::telemetry::render::RenderLatency::default());
             render.observe(std::time::Duration::from_millis(3));
-            let own = crate::emit::own::OwnSources::new(None, None, Some(render), None);
+            let mut own = crate::emit::own::OwnSources::new(None, None, Some(render), None);
+            // With `[storage.clickhouse]`, its writer's figures too (no
+            // server is asked: nothing is written).
+            let queue = tempfile::tempdir().unwrap();
+            let ch = crate::store::config::ClickHouseConfig {
+                urls: vec!["http://127.0.0.1:9".into()],
+                ..Default::default()
+            };
+            own.clickhouse = Some(Arc::new(
+                crate::clickhouse::write::Writer::start(&Default::default(), &ch, queue.path())
+                    .unwrap(),
+            ));
             naming.walk_own(&own.sample(), flush.interval, |n, _| {
                 names.push(n.to_string())
             });

@@ -47,6 +47,9 @@ pub struct OwnSources {
     pub data_dir: Option<PathBuf>,
     pub render: Option<Arc<RenderLatency>>,
     pub alerts: Option<Arc<crate::alert::engine::Alerts>>,
+    /// `[storage.clickhouse]`'s writer: its `clickhouse.*` figures, only
+    /// when it is configured.
+    pub clickhouse: Option<Arc<crate::clickhouse::write::Writer>>,
     /// Cumulative counts at the last sample, by name.
     last: Mutex<Vec<(String, u64)>>,
     /// The last walk of the data directory: (bytes, entries, took, when).
@@ -138,7 +141,8 @@ impl OwnSources {
     }
 
     /// The figures now. Every name is always present (zero when its source
-    /// is absent), except render latency, absent in an interval without a
+    /// is absent), except the `clickhouse.*` ones (only with
+    /// `[storage.clickhouse]`) and render latency, absent in an interval without a
     /// render: a p99 of nothing is not 0 ms.
     pub fn sample(&self) -> Own {
         let mut last = self.last.lock();
@@ -227,6 +231,42 @@ impl OwnSources {
         }
         count(&mut own, "alerts.notifications_sent", sent);
         count(&mut own, "alerts.notifications_failed", failed);
+        if let Some(w) = &self.clickhouse {
+            let st = w.stats();
+            count(
+                &mut own,
+                "clickhouse.points_inserted",
+                st.points_inserted.load(Relaxed),
+            );
+            count(&mut own, "clickhouse.errors", st.errors.load(Relaxed));
+            count(
+                &mut own,
+                "clickhouse.points_dropped",
+                st.points_dropped.load(Relaxed),
+            );
+            level(
+                &mut own,
+                "clickhouse.queue_points",
+                st.queued_points.load(Relaxed) as f64,
+            );
+            level(
+                &mut own,
+                "clickhouse.queue_bytes",
+                st.queued_bytes.load(Relaxed) as f64,
+            );
+            let oldest = st.queued_oldest.load(Relaxed);
+            let age = if oldest == 0 {
+                0.0
+            } else {
+                (crate::telemetry::unix_now().saturating_sub(oldest)) as f64
+            };
+            level(&mut own, "clickhouse.queue_oldest_age_s", age);
+            level(
+                &mut own,
+                "clickhouse.insert_ms",
+                st.last_insert_ms.load(Relaxed) as f64,
+            );
+        }
         own
     }
 }

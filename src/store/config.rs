@@ -44,6 +44,55 @@ pub struct StorageConfig {
     /// /proc/meminfo cannot be read).
     #[serde(with = "size_str")]
     pub max_memory: u64,
+    /// `[storage.clickhouse]`: every point and timer histogram the store
+    /// accepts is also written to ClickHouse (graphite-clickhouse's tables),
+    /// batched, retried, and queued on disk while it is unreachable. Reads
+    /// stay on the embedded store.
+    pub clickhouse: Option<ClickHouseConfig>,
+}
+
+/// `[storage.clickhouse]`: where and how points are written to ClickHouse.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP interfaces (`http://127.0.0.1:8123`); an insert that fails on
+    /// one is tried on the next. With `cluster`, list every server: each
+    /// gets the schema's local tables.
+    pub urls: Vec<String>,
+    pub database: String,
+    /// A cluster of the servers' `remote_servers`: points go through
+    /// `Distributed` tables sharded by a hash of the series name.
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<crate::secret::Secret>,
+    /// Points in a batch at most; a fuller batch is sent at once.
+    pub batch_points: usize,
+    /// A batch is sent at least this often.
+    #[serde(with = "duration_str")]
+    pub batch_interval: Duration,
+    /// One request's limit.
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+    /// Bytes of batches kept on disk while ClickHouse is unreachable; a
+    /// batch past it is dropped, counted and logged.
+    #[serde(with = "size_str")]
+    pub queue_max_bytes: u64,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            urls: vec!["http://127.0.0.1:8123".into()],
+            database: "graphite".into(),
+            cluster: None,
+            user: None,
+            password: None,
+            batch_points: 500_000,
+            batch_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+            queue_max_bytes: 1 << 30,
+        }
+    }
 }
 
 /// The least `[storage] max_memory` accepted: the daemon with an empty
@@ -85,6 +134,7 @@ impl Default for StorageConfig {
             max_series: 10_000_000,
             max_new_series_per_minute: 1_000_000,
             max_memory: default_max_memory(),
+            clickhouse: None,
         }
     }
 }
@@ -139,6 +189,50 @@ impl StorageConfig {
             return Err("storage.max_new_series_per_minute must be at least 1".into());
         }
         super::schema::Rules::from_config(self).map_err(|e| e.to_string())?;
+        if let Some(c) = &self.clickhouse {
+            c.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl ClickHouseConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.urls.is_empty() {
+            return Err("storage.clickhouse.urls must name at least one server".into());
+        }
+        for u in &self.urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "storage.clickhouse.urls: {u:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        if self.batch_points == 0 {
+            return Err("storage.clickhouse.batch_points must be at least 1".into());
+        }
+        if self.batch_interval.is_zero() || self.timeout.is_zero() {
+            return Err("storage.clickhouse.batch_interval and timeout must be more than 0".into());
+        }
+        let ident = |s: &str| {
+            s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !ident(&self.database) {
+            return Err(format!(
+                "storage.clickhouse.database {:?} is not a ClickHouse identifier (letters, digits and _)",
+                self.database
+            ));
+        }
+        if let Some(c) = &self.cluster {
+            if !ident(c) {
+                return Err(format!(
+                    "storage.clickhouse.cluster {c:?} is not a ClickHouse identifier (letters, digits and _)"
+                ));
+            }
+        }
         Ok(())
     }
 }

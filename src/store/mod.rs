@@ -30,6 +30,7 @@ pub mod index;
 pub mod kv;
 pub mod mem;
 pub mod memory;
+pub mod mirror;
 pub mod open;
 mod read;
 mod recover;
@@ -412,6 +413,8 @@ pub struct Store {
     /// holds the write side, so nothing changes while it writes.
     gate: RwLock<()>,
     pub stats: StoreStats,
+    /// Where accepted batches are also sent, once set.
+    mirror: std::sync::OnceLock<Arc<dyn mirror::Mirror>>,
 }
 
 /// The first key after every key that starts with `prefix` (which ends in

@@ -218,6 +218,7 @@ impl Store {
             settler: Mutex::new(None),
             gate: RwLock::new(()),
             stats: StoreStats::default(),
+            mirror: std::sync::OnceLock::new(),
         };
         store.replay()?;
         let _ = now;

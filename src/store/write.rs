@@ -42,6 +42,23 @@ impl Store {
                 .filter_map(|((_, ts, h), t)| t.map(|t| (t.0, *ts, h.clone())))
                 .collect(),
         };
+        // What a mirror gets: each accepted point's retention text (copied:
+        // the schemas' lock is not held while the mirror runs) and method.
+        let mirror = self.mirror.get().map(|m| {
+            let texts: Vec<String> = self
+                .schemas
+                .read()
+                .list
+                .iter()
+                .map(|r| r.text.clone())
+                .collect();
+            let kinds: Vec<Option<(u16, Method)>> = targets
+                .iter()
+                .map(|t| t.as_ref().map(|t| (t.schema, t.rule.method)))
+                .collect();
+            let hkept: Vec<bool> = htargets.iter().map(Option::is_some).collect();
+            (m.clone(), texts, kinds, hkept)
+        });
         let refused = (targets.iter().filter(|t| t.is_none()).count()
             + htargets.iter().filter(|t| t.is_none()).count()) as u64;
         let targets: Vec<Option<Target>> = targets.into_iter().flatten().map(Some).collect();
@@ -63,6 +80,9 @@ impl Store {
         }
         let applied = self.apply_live(seq, &entry, &bytes, logged.is_ok(), &targets, &htargets);
         drop(tail);
+        if let Some((m, texts, kinds, hkept)) = &mirror {
+            mirror_batch(&**m, texts, kinds, points, hists, hkept, now);
+        }
         self.stats.batches.fetch_add(1, Relaxed);
         self.stats
             .write_nanos
@@ -397,6 +417,12 @@ impl Store {
 
     /// The id of a retention schema, adding it (and its record, to the
     /// pending records) on first use. Called under the index's write lock.
+    /// Sends every batch accepted from now on to `m` as well (once; a
+    /// second mirror is refused).
+    pub fn set_mirror(&self, m: Arc<dyn mirror::Mirror>) -> bool {
+        self.mirror.set(m).is_ok()
+    }
+
     fn schema_id(&self, text: &str) -> u16 {
         if let Some(&id) = self.schemas.read().by_text.get(text) {
             return id;
@@ -816,4 +842,42 @@ fn put_hist(
         }
     }
     Ok(())
+}
+
+/// Hands an accepted batch to a mirror: the points and histograms the
+/// store took (`kinds` is `None`, `hkept` false, for refused ones).
+fn mirror_batch(
+    m: &dyn mirror::Mirror,
+    texts: &[String],
+    kinds: &[Option<(u16, Method)>],
+    points: &[Point<'_>],
+    hists: &[(&str, i64, Hist)],
+    hkept: &[bool],
+    now: i64,
+) {
+    let points: Vec<mirror::MirroredPoint<'_>> = points
+        .iter()
+        .zip(kinds)
+        .filter_map(|(p, k)| {
+            let (schema, method) = (*k)?;
+            Some(mirror::MirroredPoint {
+                name: p.name,
+                timestamp: p.timestamp,
+                value: p.value,
+                retention: texts.get(schema as usize).map_or("", String::as_str),
+                method,
+            })
+        })
+        .collect();
+    let hists: Vec<mirror::MirroredHist<'_>> = hists
+        .iter()
+        .zip(hkept)
+        .filter(|(_, &kept)| kept)
+        .map(|((name, timestamp, hist), _)| mirror::MirroredHist {
+            name,
+            timestamp: *timestamp,
+            hist,
+        })
+        .collect();
+    m.accepted(&points, &hists, now);
 }
