@@ -97,6 +97,7 @@ fn main() {
     };
     let events = Arc::new(EventStore::open(kv.clone()).unwrap());
     let alerts = Alerts::open(
+        &store,
         store.clone(),
         events,
         &acfg,

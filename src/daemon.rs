@@ -270,8 +270,27 @@ impl Daemon {
             None => None,
         };
         let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        // What render, find, tags and alerts read.
+        let source: Arc<dyn crate::store::source::SeriesSource> =
+            match (cfg.storage.engine, &cfg.storage.clickhouse) {
+                (crate::store::config::Engine::ClickHouse, Some(ch)) => {
+                    tracing::info!(
+                        "reading series from ClickHouse (storage.engine = \"clickhouse\")"
+                    );
+                    Arc::new(
+                        crate::clickhouse::read::ClickHouseSource::new(
+                            &cfg.storage,
+                            ch,
+                            store.kv().clone(),
+                        )
+                        .map_err(StoreError::Rules)?,
+                    )
+                }
+                _ => store.clone(),
+            };
         let alerts = crate::alert::engine::Alerts::open(
-            store.clone(),
+            &store,
+            source.clone(),
             event_store.clone(),
             &cfg.alerts,
             cfg.statsd.flush_interval,
@@ -305,6 +324,7 @@ impl Daemon {
                 };
                 let state = Arc::new(crate::http::HttpState {
                     store: store.clone(),
+                    source: source.clone(),
                     events: event_store.clone(),
                     api_token: cfg.server.api_token.clone(),
                     limits: crate::query::eval::Limits {

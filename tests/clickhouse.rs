@@ -454,3 +454,160 @@ fn the_daemon_writes_every_point_to_two_shards_and_queues_while_one_is_down() {
     let log = std::fs::read_to_string(&d.log_path).unwrap();
     assert!(log.contains("the disk queue is drained"), "{log}");
 }
+
+/// Percent-encodes a render argument.
+fn arg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_clickhouse_engine_answers_as_the_embedded_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
+    let ch = format!(
+        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"10s\"\n",
+        a.http, b.http
+    );
+    // The embedded engine answers from its own store; it also writes every
+    // point to ClickHouse, which the second daemon reads.
+    std::fs::create_dir(tmp.path().join("e")).unwrap();
+    let embedded = Daemon::start(&tmp.path().join("e"), &Options::new("10s").storage(&ch));
+    // Three hours of 10 s points, each method of the built-in rules.
+    let end = unix_now() / 60 * 60;
+    let start = end - 3 * 3600;
+    let names = [
+        "eq.web.a.cpu",
+        "eq.web.b.cpu",
+        "eq.web.c.cpu",
+        "eq.web.a.mem",
+        "eq.web.b.mem",
+        "stats_counts.eq.hits",
+        "stats.gauges.eq.queue",
+        "stats.timers.eq.api.upper",
+        "stats.timers.eq.api.lower",
+    ];
+    let mut text = String::new();
+    let mut total = 0;
+    for (i, n) in names.iter().enumerate() {
+        for k in 0..(end - start) / 10 {
+            // Gaps in one series, so both engines meet missing points.
+            if i == 1 && k % 7 == 3 {
+                continue;
+            }
+            let v = ((k * 37 + i as i64 * 11) % 101) as f64 / 4.0 + i as f64;
+            text.push_str(&format!("{n} {v} {}\n", start + k * 10));
+            total += 1;
+        }
+    }
+    send_carbon(&embedded, &text);
+    let rules = Rules::from_config(&StorageConfig::default()).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "ClickHouse has every point",
+        || {
+            let mut n = 0;
+            let mut tables: Vec<String> =
+                names.iter().map(|n| table_of(&rules.assign(n))).collect();
+            tables.sort();
+            tables.dedup();
+            for t in &tables {
+                n += points_in(&a, t, "")
+                    .keys()
+                    .filter(|(p, _)| names.contains(&p.as_str()))
+                    .count();
+            }
+            (n == total).then_some(())
+        },
+    );
+
+    std::fs::create_dir(tmp.path().join("c")).unwrap();
+    let on_ch = format!(
+        "[storage]\nengine = \"clickhouse\"\n{}",
+        ch.trim_start_matches("[storage]\n")
+    );
+    let clickhouse = Daemon::start(&tmp.path().join("c"), &Options::new("10s").storage(&on_ch));
+    let render = |d: &Daemon, target: &str, from: i64, until: i64| -> serde_json::Value {
+        let (status, body) = common::http_get(&format!(
+            "http://{}/render?target={}&from={from}&until={until}&format=json",
+            d.http,
+            arg(target)
+        ));
+        assert_eq!(status, 200, "{target}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let targets = [
+        "eq.web.*.cpu",
+        "eq.web.{a,b}.*",
+        "sumSeries(eq.web.*.cpu)",
+        "averageSeries(eq.web.*.cpu)",
+        "summarize(eq.web.b.cpu, '5min', 'sum')",
+        "movingAverage(eq.web.a.mem, 6)",
+        "aliasByNode(highestMax(eq.web.*.cpu, 2), 2)",
+        "asPercent(eq.web.a.cpu, sumSeries(eq.web.*.cpu))",
+        "stats_counts.eq.hits",
+        "stats.gauges.eq.queue",
+        "stats.timers.eq.api.*",
+        "nonNegativeDerivative(stats_counts.eq.hits)",
+    ];
+    // -1h reads the 10 s archive; -10h the 1 min one (rolled up by the
+    // server or at read, as the embedded store rolls it up at its seal).
+    let mut compared = 0;
+    for (from, until) in [(end - 3600, end - 600), (end - 10 * 3600, end - 600)] {
+        for t in targets {
+            let (x, y) = (
+                render(&embedded, t, from, until),
+                render(&clickhouse, t, from, until),
+            );
+            assert!(!x.as_array().unwrap().is_empty(), "{t}: no series");
+            // Points, not only series (the -10h window is 3 h of data).
+            for s in x.as_array().unwrap() {
+                let dp = s["datapoints"].as_array().unwrap();
+                let known = dp.iter().filter(|p| !p[0].is_null()).count();
+                assert!(known >= 10, "{t}: {known} of {} known: {s}", dp.len());
+            }
+            assert_eq!(
+                x, y,
+                "{t} from {from} until {until}: embedded, then ClickHouse"
+            );
+            compared += x.as_array().unwrap().len();
+        }
+    }
+    assert_eq!(compared, 38, "series compared");
+    // find answers the same tree.
+    for q in ["eq.*", "eq.web.*", "eq.web.*.c*", "stats.timers.eq.api.*"] {
+        let get = |d: &Daemon| {
+            common::http_get(&format!("http://{}/metrics/find?query={}", d.http, arg(q)))
+        };
+        let (x, y) = (get(&embedded), get(&clickhouse));
+        assert_eq!(x.0, 200, "{}", x.1);
+        let (x, y): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&x.1).unwrap(),
+            serde_json::from_str(&y.1).unwrap(),
+        );
+        assert_eq!(x, y, "find {q}");
+        assert!(!x.as_array().unwrap().is_empty(), "find {q}");
+    }
+    // A glob ClickHouse cannot serve is a clear 400; a down server a 503.
+    let (status, body) = common::http_get(&format!(
+        "http://{}/render?target=eq.**&format=json",
+        clickhouse.http
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("**"), "{body}");
+    drop(a);
+    drop(b);
+    let (status, body) = common::http_get(&format!(
+        "http://{}/render?target=eq.web.*.cpu&format=json",
+        clickhouse.http
+    ));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("clickhouse"), "{body}");
+}

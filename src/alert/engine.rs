@@ -32,6 +32,7 @@ use crate::events::store::{EventStore, TagFilter};
 use crate::events::QueuedEvent;
 use crate::query::eval::{Limits, QueryError};
 use crate::store::kv::KvError;
+use crate::store::source::SeriesSource;
 use crate::store::Store;
 
 /// Why an alerting call was refused. `http::error` maps each to a status.
@@ -116,7 +117,8 @@ pub struct AlertStats {
 }
 
 pub struct Alerts {
-    store: Arc<Store>,
+    /// What rules read: the embedded store or ClickHouse.
+    source: Arc<dyn SeriesSource>,
     events: Arc<EventStore>,
     persist: Persist,
     cfg: AlertsConfig,
@@ -216,7 +218,8 @@ impl Alerts {
     /// file is logged (file, rule, field) and skipped; its rules start when
     /// it is fixed. `flush_interval` is the default evaluation interval.
     pub fn open(
-        store: Arc<Store>,
+        store: &Store,
+        source: Arc<dyn SeriesSource>,
         events: Arc<EventStore>,
         cfg: &AlertsConfig,
         flush_interval: Duration,
@@ -234,7 +237,7 @@ impl Alerts {
             Notifier::start_with_external_url(&cfg.receivers, notify_stats.clone(), &external_url)
         });
         let alerts = Alerts {
-            store,
+            source,
             events,
             persist,
             cfg: cfg.clone(),
@@ -521,7 +524,7 @@ impl Alerts {
     pub fn evaluate_rule(&self, rule: &Arc<Rule>, generation: u64, now: i64) {
         let t0 = Instant::now();
         let w = rule.window.as_secs() as i64;
-        let found = eval::fetch(self.store.as_ref(), rule, now - w, now, now, self.limits());
+        let found = eval::fetch(self.source.as_ref(), rule, now - w, now, now, self.limits());
         let micros = t0.elapsed().as_micros() as u64;
         self.stats.evaluations.fetch_add(1, Relaxed);
         self.stats.eval_micros_total.fetch_add(micros, Relaxed);
@@ -1109,7 +1112,7 @@ impl Alerts {
             )));
         }
         let w = rule.window.as_secs() as i64;
-        let series = eval::fetch(self.store.as_ref(), &rule, from - w, until, until, limits)?;
+        let series = eval::fetch(self.source.as_ref(), &rule, from - w, until, until, limits)?;
         let names = eval::instance_names(&series);
         let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
         let mut transitions = Vec::new();
@@ -1164,7 +1167,7 @@ impl Alerts {
         limits: Limits,
     ) -> Result<Vec<Instance>, AlertError> {
         let w = rule.window.as_secs() as i64;
-        let series = eval::fetch(self.store.as_ref(), rule, now - w, now, now, limits)?;
+        let series = eval::fetch(self.source.as_ref(), rule, now - w, now, now, limits)?;
         let names = eval::instance_names(&series);
         let mut immediate = rule.clone();
         immediate.for_ = Duration::ZERO;

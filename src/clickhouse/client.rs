@@ -73,6 +73,11 @@ impl Client {
         self.post(url, "", sql.as_bytes())
     }
 
+    /// Runs `sql` on the first server that answers; the answer's body.
+    pub fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
+        self.on_any(|url| self.post(url, "", sql.as_bytes()))
+    }
+
     /// Inserts `rows` (TabSeparated) into `table` (`db.table`), on the first
     /// server that takes them. Distributed inserts are synchronous: once this
     /// returns, the rows are on their shards, not in a queue of the server's.
@@ -81,16 +86,27 @@ impl Client {
             "insert_distributed_sync=1&query={}",
             encode(&format!("INSERT INTO {table} FORMAT TabSeparated"))
         );
+        self.on_any(|url| self.post(url, &query, rows)).map(drop)
+    }
+
+    /// `f` on each server in turn, from the last one that answered, until
+    /// one does; a server's own refusal (an HTTP error: bad SQL, a missing
+    /// table) is the answer, not a reason to try the next.
+    fn on_any(
+        &self,
+        f: impl Fn(&str) -> Result<String, ClickHouseError>,
+    ) -> Result<String, ClickHouseError> {
         let n = self.urls.len();
         let start = self.next.load(Relaxed);
         let mut last = None;
         for k in 0..n {
             let i = (start + k) % n;
-            match self.post(&self.urls[i], &query, rows) {
-                Ok(_) => {
+            match f(&self.urls[i]) {
+                Ok(body) => {
                     self.next.store(i, Relaxed);
-                    return Ok(());
+                    return Ok(body);
                 }
+                Err(e @ ClickHouseError::Server { status, .. }) if status < 500 => return Err(e),
                 Err(e) => last = Some(e),
             }
         }

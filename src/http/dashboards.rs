@@ -524,6 +524,7 @@ alert = "lat"
         );
         let events = Arc::new(crate::events::store::EventStore::open(store.kv().clone()).unwrap());
         let state = Arc::new(HttpState {
+            source: store.clone(),
             store: store.clone(),
             events,
             api_token: Some("s3cret".into()),

@@ -32,7 +32,11 @@ use crate::telemetry::Listener;
 
 /// What the handlers share.
 pub struct HttpState {
+    /// The embedded store: its own figures (`/metrics`, `/health`).
     pub store: Arc<Store>,
+    /// What render, find and the tag listings read: the embedded store, or
+    /// ClickHouse with `[storage] engine = "clickhouse"`.
+    pub source: Arc<dyn crate::store::source::SeriesSource>,
     pub events: Arc<crate::events::store::EventStore>,
     /// Writes need `Authorization: Bearer <token>` when set.
     pub api_token: Option<crate::secret::Secret>,
@@ -317,6 +321,7 @@ mod tests {
         router(Arc::new(HttpState {
             events,
             api_token: Some("s3cret".into()),
+            source: store.clone(),
             store,
             limits,
             default_tz: chrono_tz::Tz::UTC,

@@ -446,6 +446,7 @@ mod tests {
         super::super::router(Arc::new(HttpState {
             events,
             api_token: Some("s3cret".into()),
+            source: store.clone(),
             store,
             limits: Default::default(),
             default_tz: chrono_tz::Tz::UTC,

@@ -19,7 +19,6 @@ use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
 use crate::render::image::{self, GraphOptions};
 use crate::render::text;
-use crate::store::source::SeriesSource;
 use crate::telemetry::unix_now;
 
 /// Request parameters, repeated keys kept (GET query string and POST form
@@ -320,7 +319,7 @@ fn render_blocking(
         None => None,
     };
     let mut ctx = Context {
-        store: st.store.as_ref(),
+        store: st.source.as_ref(),
         from,
         until,
         now,
@@ -541,8 +540,10 @@ async fn index_walk(
 /// more is a 422 (a silently cut list would look like the whole tree).
 fn find_nodes(st: &HttpState, query: &str) -> Result<Vec<crate::store::index::Found>, ApiError> {
     let cap = st.limits.max_series;
-    let found = st.store.find(query, cap.saturating_add(1)).map_err(|e| {
-        if e.too_wide {
+    let found = st.source.find(query, cap.saturating_add(1)).map_err(|e| {
+        if e.unavailable {
+            ApiError::Unavailable(e.to_string())
+        } else if e.too_wide {
             ApiError::TooLarge(format!("{e} (max_series_per_request)"))
         } else {
             ApiError::BadRequest(e.to_string())

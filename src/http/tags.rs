@@ -12,7 +12,6 @@ use super::render::Params;
 use super::HttpState;
 use crate::query::tags::series_by_tag;
 use crate::store::index::parse_tagged;
-use crate::store::source::SeriesSource;
 
 fn json(v: serde_json::Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
@@ -101,7 +100,7 @@ pub async fn list(
         .map_err(|e| ApiError::BadRequest(format!("bad filter: {e}")))?;
     listing(st, p, move |st, p| {
         let tags = visited(st, limit(p)?, "tags", |push| {
-            st.store.visit_tag_names(&mut |t| {
+            st.source.visit_tag_names(&mut |t| {
                 if filter.as_ref().is_none_or(|f| f.is_match(t)) {
                     push(serde_json::json!({ "tag": t }))
                 } else {
@@ -122,7 +121,7 @@ pub async fn detail(
     let p = Params::from_parts(q, vec![])?;
     listing(st, p, move |st, p| {
         let values = visited(st, limit(p)?, "tag values", |push| {
-            st.store.visit_tag_values(&tag, &mut |v, n| {
+            st.source.visit_tag_values(&tag, &mut |v, n| {
                 push(serde_json::json!({ "count": n, "value": v }))
             })
         })?;
@@ -137,15 +136,15 @@ fn matching(st: &HttpState, p: &Params) -> Result<Vec<String>, ApiError> {
     let exprs: Vec<&str> = p.all("expr").collect();
     if exprs.is_empty() {
         let mut all: Vec<String> = visited(st, None, "tagged series", |push| {
-            st.store.visit_tagged(&mut |n| push(n.to_string()))
+            st.source.visit_tagged(&mut |n| push(n.to_string()))
         })?;
         all.sort();
         return Ok(all);
     }
-    let ids = series_by_tag(st.store.as_ref(), &exprs)?;
+    let ids = series_by_tag(st.source.as_ref(), &exprs)?;
     bounded(
         st,
-        ids.into_iter().map(|i| st.store.name(i)),
+        ids.into_iter().map(|i| st.source.name(i)),
         None,
         "tagged series",
     )

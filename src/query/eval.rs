@@ -195,7 +195,9 @@ impl Context<'_> {
         // One more than is left, to tell "exactly the cap" from "over it".
         let left = self.series_left();
         let ids = self.store.expand(pattern, left + 1).map_err(|e| {
-            if e.too_wide {
+            if e.unavailable {
+                QueryError::Store(StoreError::Engine(e.why))
+            } else if e.too_wide {
                 QueryError::TooMuch {
                     what: "series",
                     needed: self.spent.series.saturating_add(left + 1),

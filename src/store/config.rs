@@ -49,6 +49,19 @@ pub struct StorageConfig {
     /// batched, retried, and queued on disk while it is unreachable. Reads
     /// stay on the embedded store.
     pub clickhouse: Option<ClickHouseConfig>,
+    /// Where render, find, tags and alerts read series: `embedded` (this
+    /// store) or `clickhouse` (`[storage.clickhouse]`'s tables; every
+    /// point is still written to both).
+    pub engine: Engine,
+}
+
+/// `[storage] engine`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Embedded,
+    ClickHouse,
 }
 
 /// `[storage.clickhouse]`: where and how points are written to ClickHouse.
@@ -135,6 +148,7 @@ impl Default for StorageConfig {
             max_new_series_per_minute: 1_000_000,
             max_memory: default_max_memory(),
             clickhouse: None,
+            engine: Engine::Embedded,
         }
     }
 }
@@ -191,6 +205,11 @@ impl StorageConfig {
         super::schema::Rules::from_config(self).map_err(|e| e.to_string())?;
         if let Some(c) = &self.clickhouse {
             c.validate()?;
+        }
+        if self.engine == Engine::ClickHouse && self.clickhouse.is_none() {
+            return Err(
+                "storage.engine = \"clickhouse\" needs a [storage.clickhouse] section (urls, database)".into(),
+            );
         }
         Ok(())
     }

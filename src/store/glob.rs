@@ -94,6 +94,7 @@ impl LevelMatcher {
             pattern: super::index::shown(whole),
             why,
             too_wide: false,
+            unavailable: false,
         };
         if level.chars().count() > MAX_LEVEL_CHARS {
             return Err(err(format!(

@@ -340,7 +340,7 @@ pub fn shown(pattern: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{}glob {pattern:?}: {why}", if *.too_wide { "" } else { "bad " })]
+#[error("{}glob {pattern:?}: {why}", if *.too_wide || *.unavailable { "" } else { "bad " })]
 pub struct GlobError {
     /// The pattern, [`shown`].
     pub pattern: String,
@@ -348,6 +348,9 @@ pub struct GlobError {
     /// Not a bad pattern: a level above the last matches more nodes than
     /// the caller's limit (a cap, answered as one).
     pub too_wide: bool,
+    /// Not a bad pattern: the engine could not be asked (a server down),
+    /// answered as unavailable.
+    pub unavailable: bool,
 }
 
 /// The index. Its bytes: [`Index::heap_bytes`] (within 2% of what a
@@ -721,6 +724,7 @@ impl Index {
             // and names its own cap.)
             if !last && next.len() > limit {
                 return Err(GlobError {
+                    unavailable: false,
                     pattern: shown(pattern),
                     why: format!(
                         "level {} ({level:?}) matches more than {limit} nodes; narrow it",

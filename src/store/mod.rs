@@ -101,6 +101,9 @@ pub enum StoreError {
     Write(KvError),
     #[error("store read failed: {0}")]
     Read(KvError),
+    /// An engine on another server could not answer.
+    #[error("storage engine: {0}")]
+    Engine(String),
 }
 
 /// The store's counters, read by telemetry and `/metrics`.

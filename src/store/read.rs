@@ -84,30 +84,16 @@ impl Store {
     /// and the steps returned. `None` when the range is wholly outside
     /// what is kept.
     fn window(&self, schema: u16, from: i64, until: i64, now: i64) -> Option<(Shape, Window)> {
-        let (mut from, mut until) = (from.min(until), from.max(until));
         let schemas = self.schemas.read();
         let r = schemas.list.get(schema as usize)?;
-        let shape = schemas.shapes[schema as usize].clone();
-        let oldest = now - r.max_retention() as i64;
-        if from > now || until < oldest {
-            return None;
-        }
-        from = from.max(oldest);
-        until = until.min(now);
-        let archive = r.archive_for_read(now - from);
-        let step = shape.steps[archive] as i64;
-        let from_i = from - from.rem_euclid(step) + step;
-        let mut until_i = until - until.rem_euclid(step) + step;
-        if from_i == until_i {
-            until_i += step;
-        }
+        let w = r.read_window(from, until, now)?;
         Some((
-            shape,
+            schemas.shapes[schema as usize].clone(),
             Window {
-                archive,
-                step,
-                from: from_i,
-                until: until_i,
+                archive: w.archive,
+                step: w.step,
+                from: w.from,
+                until: w.until,
             },
         ))
     }

@@ -41,6 +41,16 @@ impl Archive {
 }
 
 /// An archive list plus the row span chosen for each archive.
+/// What [`Retention::read_window`] reads: slots `from`, `from + step`, ...
+/// up to (not including) `until` of `archive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadWindow {
+    pub archive: usize,
+    pub step: i64,
+    pub from: i64,
+    pub until: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retention {
     /// The text it was parsed from, normalised (`10s:6h,1m:7d`); stored with
@@ -169,6 +179,34 @@ impl Retention {
             .iter()
             .position(|a| a.retention() >= age)
             .unwrap_or(self.archives.len() - 1)
+    }
+
+    /// whisper's fetch window over `[from, until]` read at `now`: the
+    /// archive (the finest whose retention reaches `from`), its step, and
+    /// the first and past-the-last slot, or `None` when the range is all in
+    /// the future or past the longest retention. Every engine reads this
+    /// window, so they answer the same range with the same slots.
+    pub fn read_window(&self, from: i64, until: i64, now: i64) -> Option<ReadWindow> {
+        let (mut from, mut until) = (from.min(until), from.max(until));
+        let oldest = now - self.max_retention() as i64;
+        if from > now || until < oldest {
+            return None;
+        }
+        from = from.max(oldest);
+        until = until.min(now);
+        let archive = self.archive_for_read(now - from);
+        let step = self.archives[archive].step as i64;
+        let from_i = from - from.rem_euclid(step) + step;
+        let mut until_i = until - until.rem_euclid(step) + step;
+        if from_i == until_i {
+            until_i += step;
+        }
+        Some(ReadWindow {
+            archive,
+            step,
+            from: from_i,
+            until: until_i,
+        })
     }
 
     pub fn slots(&self, archive: usize) -> u32 {

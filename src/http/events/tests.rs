@@ -15,6 +15,7 @@ fn app_with(token: Option<&str>, limits: EventLimits) -> (Router, Arc<EventStore
     let store = Arc::new(Store::in_memory(&StorageConfig::default()).unwrap());
     let events = Arc::new(EventStore::open_with(store.kv().clone(), limits).unwrap());
     let state = Arc::new(HttpState {
+        source: store.clone(),
         store,
         events: events.clone(),
         api_token: token.map(crate::secret::Secret::from),

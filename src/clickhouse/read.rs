@@ -1,0 +1,501 @@
+//! The ClickHouse engine's reads: [`SeriesSource`] over the tables the
+//! writer fills, so render, find and alerts answer from ClickHouse as they
+//! do from the embedded store (`[storage] engine = "clickhouse"`).
+//!
+//! - Globs: the index's tree rows of the pattern's depth under its literal
+//!   prefix are fetched (at most `MAX_CANDIDATES`), and each level is
+//!   matched here with the embedded index's own matcher (`store::glob`),
+//!   so both engines match the same names; `**` is refused.
+//! - A window: the series' retention and method come from the `[storage]`
+//!   rules (as they did when it was written), the window is the embedded
+//!   store's (`Retention::read_window`: whisper's archive choice and
+//!   slots), and the points are consolidated here: the newest version of
+//!   each finest slot (whisper keeps the last write of a slot), then the
+//!   method over each slot of the chosen archive. Rows the server has
+//!   already rolled up read the same way. ClickHouse has no xFilesFactor:
+//!   a coarse slot is made from whatever finer points it has.
+//! - Timer histograms: `rollupd_hists`, merged per slot of the window.
+//! - Series are named to the query layer by handles given out here, at
+//!   most `max_series` of them for the daemon's life.
+//! - Not yet: tagged series (no tag index is written), and events, which
+//!   stay in the embedded store's engine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::client::{ClickHouseError, Client};
+use super::schema;
+use crate::store::config::{ClickHouseConfig, StorageConfig};
+use crate::store::glob::LevelMatcher;
+use crate::store::hist::Hist;
+use crate::store::index::{shown, Found, GlobError};
+use crate::store::kv::Kv;
+use crate::store::schema::{Method, ReadWindow, Retention, Rules, SchemaError};
+use crate::store::source::SeriesSource;
+use crate::store::{Fetched, HistWindow, StoreError};
+
+/// Index rows fetched for one glob at most: past it the glob is too wide.
+const MAX_CANDIDATES: usize = 1_000_000;
+/// The tree rows' level offset (carbon-clickhouse's).
+const TREE_LEVEL: usize = 20_000;
+
+#[derive(Default)]
+struct Handles {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+pub struct ClickHouseSource {
+    client: Client,
+    db: String,
+    rules: Rules,
+    /// Parsed retentions by text.
+    retentions: Mutex<HashMap<String, Retention>>,
+    handles: Mutex<Handles>,
+    max_handles: usize,
+    events: Arc<dyn Kv>,
+}
+
+fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => q.push_str("\\\\"),
+            '\'' => q.push_str("\\'"),
+            _ => q.push(c),
+        }
+    }
+    q.push('\'');
+    q
+}
+
+/// A TabSeparated field back to its text.
+fn unescape(f: &str) -> String {
+    let mut out = String::with_capacity(f.len());
+    let mut it = f.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The part of a pattern before its first wildcard: every match starts
+/// with it.
+fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern
+        .find(['*', '?', '[', '{', ']', '}'])
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+/// ClickHouse's expression for one slot's value of a method over `v`,
+/// ordered by slot `s`.
+fn consolidate(method: Method) -> &'static str {
+    match method {
+        Method::Average => "avg(v)",
+        Method::Sum => "sum(v)",
+        Method::Min => "min(v)",
+        Method::Max => "max(v)",
+        Method::Last => "argMax(v, s)",
+        // No table holds these (`schema::function` refuses them); as the
+        // embedded store's methods, for a config written before.
+        Method::AvgZero => "avg(v)",
+        Method::AbsMax => "argMax(v, abs(v))",
+        Method::AbsMin => "argMin(v, abs(v))",
+    }
+}
+
+impl ClickHouseSource {
+    pub fn new(
+        cfg: &StorageConfig,
+        ch: &ClickHouseConfig,
+        events: Arc<dyn Kv>,
+    ) -> Result<ClickHouseSource, SchemaError> {
+        Ok(ClickHouseSource {
+            client: Client::new(ch),
+            db: ch.database.clone(),
+            rules: Rules::from_config(cfg)?,
+            retentions: Mutex::new(HashMap::new()),
+            handles: Mutex::new(Handles::default()),
+            max_handles: cfg.max_series,
+            events,
+        })
+    }
+
+    fn handle(&self, name: &str) -> Option<u32> {
+        let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = h.ids.get(name) {
+            return Some(id);
+        }
+        if h.names.len() >= self.max_handles {
+            return None;
+        }
+        let id = h.names.len() as u32;
+        h.names.push(name.to_string());
+        h.ids.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn name_of(&self, id: u32) -> Option<String> {
+        let h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        h.names.get(id as usize).cloned()
+    }
+
+    fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
+        self.client.query(sql)
+    }
+
+    /// A series' retention and method, as the rules gave them when it was
+    /// written (and the table its points are in).
+    fn assigned(&self, name: &str) -> (Retention, Method, String) {
+        let a = self.rules.assign(name);
+        let mut cache = self.retentions.lock().unwrap_or_else(|p| p.into_inner());
+        let r = cache
+            .entry(a.retention.clone())
+            .or_insert_with(|| {
+                Retention::parse(&a.retention).unwrap_or_else(|_| {
+                    Retention::parse(crate::store::schema::DEFAULT_RETENTION)
+                        .unwrap_or_else(|_| unreachable!())
+                })
+            })
+            .clone();
+        let table = format!("{}.{}", self.db, schema::table_for(&r.text, a.method));
+        (r, a.method, table)
+    }
+
+    /// The tree's nodes `pattern` matches: (path, leaf, branch), at most
+    /// `limit` (more: too wide).
+    fn matched(&self, pattern: &str, limit: usize) -> Result<Vec<(String, bool, bool)>, GlobError> {
+        let err = |why: String, too_wide: bool, unavailable: bool| GlobError {
+            pattern: shown(pattern),
+            why,
+            too_wide,
+            unavailable,
+        };
+        let levels: Vec<&str> = pattern.split('.').collect();
+        let matchers = levels
+            .iter()
+            .map(|l| LevelMatcher::new(pattern, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        if matchers.iter().any(|m| m.globstar) {
+            return Err(err(
+                "`**` is not supported on the ClickHouse engine".into(),
+                false,
+                false,
+            ));
+        }
+        let prefix = literal_prefix(pattern);
+        let sql = format!(
+            "SELECT DISTINCT Path FROM {}.{} WHERE Level = {} AND startsWith(Path, {}) \
+             LIMIT {} FORMAT TabSeparated",
+            self.db,
+            schema::INDEX_TABLE,
+            TREE_LEVEL + levels.len(),
+            quote(prefix),
+            MAX_CANDIDATES + 1
+        );
+        let rows = self
+            .query(&sql)
+            .map_err(|e| err(e.to_string(), false, true))?;
+        let mut nodes: std::collections::BTreeMap<String, (bool, bool)> = Default::default();
+        let mut seen = 0usize;
+        for line in rows.lines() {
+            seen += 1;
+            if seen > MAX_CANDIDATES {
+                return Err(err(
+                    format!("more than {MAX_CANDIDATES} index rows under {prefix:?}"),
+                    true,
+                    false,
+                ));
+            }
+            let path = unescape(line);
+            let (name, branch) = match path.strip_suffix('.') {
+                Some(b) => (b.to_string(), true),
+                None => (path, false),
+            };
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() != matchers.len()
+                || !parts.iter().zip(&matchers).all(|(p, m)| m.is_match(p))
+            {
+                continue;
+            }
+            let e = nodes.entry(name).or_default();
+            if branch {
+                e.1 = true;
+            } else {
+                e.0 = true;
+            }
+            if nodes.len() > limit {
+                return Err(err(format!("matches more than {limit} nodes"), true, false));
+            }
+        }
+        Ok(nodes
+            .into_iter()
+            .map(|(p, (leaf, branch))| (p, leaf, branch))
+            .collect())
+    }
+
+    /// (slot, value) of a series over a window, consolidated as described
+    /// at the top.
+    fn slots(
+        &self,
+        (name, table, method): (&str, &str, Method),
+        fine: i64,
+        w: &ReadWindow,
+    ) -> Result<Vec<(i64, f64)>, ClickHouseError> {
+        let step = w.step;
+        let (from, until) = (w.from.max(0), w.until.clamp(0, u32::MAX as i64 + 1));
+        let sql = format!(
+            "SELECT intDiv(s, {step}) * {step} AS b, {} FROM (\
+               SELECT intDiv(Time, {fine}) * {fine} AS s, \
+                      argMax(Value, toUInt64(Timestamp) * 4294967296 + Time) AS v \
+               FROM {table} WHERE Path = {} AND Time >= {from} AND Time < {until} GROUP BY s\
+             ) GROUP BY b ORDER BY b FORMAT TabSeparated",
+            consolidate(method),
+            quote(name)
+        );
+        let text = self.query(&sql)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (t, v) = l.split_once('\t')?;
+                let v = match v {
+                    "nan" | "-nan" => f64::NAN,
+                    "inf" | "+inf" => f64::INFINITY,
+                    "-inf" => f64::NEG_INFINITY,
+                    v => v.parse().ok()?,
+                };
+                Some((t.parse().ok()?, v))
+            })
+            .collect())
+    }
+}
+
+fn engine(e: ClickHouseError) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl SeriesSource for ClickHouseSource {
+    fn expand(&self, pattern: &str, limit: usize) -> Result<Vec<u32>, GlobError> {
+        if pattern.contains(';') {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (path, leaf, _) in self.matched(pattern, limit)? {
+            if leaf {
+                out.push(self.handle(&path).ok_or_else(|| GlobError {
+                    pattern: shown(pattern),
+                    why: format!(
+                        "more than {} series named since the start (max_series)",
+                        self.max_handles
+                    ),
+                    too_wide: true,
+                    unavailable: false,
+                })?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn name(&self, id: u32) -> String {
+        self.name_of(id).unwrap_or_default()
+    }
+
+    fn lookup(&self, name: &str) -> Option<u32> {
+        let depth = name.split('.').count();
+        let sql = format!(
+            "SELECT count() FROM {}.{} WHERE Level = {} AND Path = {} FORMAT TabSeparated",
+            self.db,
+            schema::INDEX_TABLE,
+            TREE_LEVEL + depth,
+            quote(name)
+        );
+        let n: u64 = self.query(&sql).ok()?.trim().parse().ok()?;
+        if n == 0 {
+            return None;
+        }
+        self.handle(name)
+    }
+
+    fn retention(&self, id: u32) -> Option<Retention> {
+        Some(self.assigned(&self.name_of(id)?).0)
+    }
+
+    fn fetch(
+        &self,
+        id: u32,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Option<Fetched>, StoreError> {
+        let Some(name) = self.name_of(id) else {
+            return Ok(None);
+        };
+        let (r, method, table) = self.assigned(&name);
+        let Some(w) = r.read_window(from, until, now) else {
+            return Ok(None);
+        };
+        let fine = r.archives[0].step as i64;
+        let mut values = vec![f64::NAN; ((w.until - w.from) / w.step) as usize];
+        for (t, v) in self
+            .slots((&name, &table, method), fine, &w)
+            .map_err(engine)?
+        {
+            if t >= w.from && t < w.until {
+                values[((t - w.from) / w.step) as usize] = v;
+            }
+        }
+        Ok(Some(Fetched {
+            from: w.from,
+            until: w.until,
+            step: w.step as u32,
+            values,
+        }))
+    }
+
+    fn find_hists(&self, pattern: &str, limit: usize) -> Result<Vec<(String, u32)>, GlobError> {
+        let err = |e: ClickHouseError| GlobError {
+            pattern: shown(pattern),
+            why: e.to_string(),
+            too_wide: false,
+            unavailable: true,
+        };
+        let levels: Vec<&str> = pattern.split('.').collect();
+        let matchers = levels
+            .iter()
+            .map(|l| LevelMatcher::new(pattern, l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "SELECT DISTINCT Path FROM {}.{} WHERE startsWith(Path, {}) LIMIT {} FORMAT TabSeparated",
+            self.db,
+            schema::HISTS_TABLE,
+            quote(literal_prefix(pattern)),
+            MAX_CANDIDATES
+        );
+        let mut out = Vec::new();
+        for line in self.query(&sql).map_err(err)?.lines() {
+            let path = unescape(line);
+            let parts: Vec<&str> = path.split('.').collect();
+            let hit = path == pattern
+                || (parts.len() == matchers.len()
+                    && parts.iter().zip(&matchers).all(|(p, m)| m.is_match(p)));
+            if hit {
+                if out.len() >= limit {
+                    break;
+                }
+                if let Some(id) = self.handle(&path) {
+                    out.push((path, id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn fetch_hists(
+        &self,
+        id: u32,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Option<HistWindow>, StoreError> {
+        let Some(name) = self.name_of(id) else {
+            return Ok(None);
+        };
+        let (r, _, _) = self.assigned(&name);
+        let Some(w) = r.read_window(from, until, now) else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT intDiv(Time, {step}) * {step} AS b, Units, Counts FROM {}.{} \
+             WHERE Path = {} AND Time >= {} AND Time < {} ORDER BY b FORMAT TabSeparated",
+            self.db,
+            schema::HISTS_TABLE,
+            quote(&name),
+            w.from.max(0),
+            w.until.clamp(0, u32::MAX as i64 + 1),
+            step = w.step
+        );
+        let mut out: Vec<Option<Hist>> = vec![None; ((w.until - w.from) / w.step) as usize];
+        let nums = |s: &str| -> Vec<u64> {
+            s.trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        };
+        for line in self.query(&sql).map_err(engine)?.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (Some(t), Some(u), Some(c)) = (f.first(), f.get(1), f.get(2)) else {
+                continue;
+            };
+            let Ok(t) = t.parse::<i64>() else { continue };
+            if t < w.from || t >= w.until {
+                continue;
+            }
+            let h = Hist {
+                buckets: nums(u).into_iter().zip(nums(c)).collect(),
+            };
+            let slot = &mut out[((t - w.from) / w.step) as usize];
+            match slot {
+                Some(have) => have.merge(&h),
+                None => *slot = Some(h),
+            }
+        }
+        Ok(Some((w.from, w.step as u32, out)))
+    }
+
+    fn tagged(&self, _tag: &str, _keep: &mut dyn FnMut(&str) -> bool) -> Vec<(u32, String)> {
+        Vec::new()
+    }
+
+    fn events(&self) -> &dyn Kv {
+        self.events.as_ref()
+    }
+
+    fn find(&self, pattern: &str, limit: usize) -> Result<Vec<Found>, GlobError> {
+        Ok(self
+            .matched(pattern, limit)?
+            .into_iter()
+            .map(|(path, leaf, branch)| Found {
+                leaf: if leaf { self.handle(&path) } else { None },
+                path,
+                branch,
+            })
+            .collect())
+    }
+
+    fn visit_tag_names(&self, _visit: &mut dyn FnMut(&str) -> bool) {}
+
+    fn visit_tag_values(&self, _tag: &str, _visit: &mut dyn FnMut(&str, usize) -> bool) {}
+
+    fn visit_tagged(&self, _visit: &mut dyn FnMut(&str) -> bool) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefixes_and_quoting() {
+        assert_eq!(
+            literal_prefix("stats.timers.api*.upper"),
+            "stats.timers.api"
+        );
+        assert_eq!(literal_prefix("{a,b}.c"), "");
+        assert_eq!(literal_prefix("a.b.c"), "a.b.c");
+        assert_eq!(quote("it's a\\b"), "'it\\'s a\\\\b'");
+        assert_eq!(unescape("a\\tb\\\\c"), "a\tb\\c");
+    }
+}
