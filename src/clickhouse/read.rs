@@ -247,37 +247,41 @@ impl ClickHouseSource {
             .collect())
     }
 
-    /// (slot, value) of a series over a window, consolidated as described
-    /// at the top.
+    /// (series, slot, value) of `names` (all of one table and method) over
+    /// a window, consolidated as described at the top, in one query.
     fn slots(
         &self,
-        (name, table, method): (&str, &str, Method),
+        names: &[&str],
+        (table, method): (&str, Method),
         fine: i64,
         w: &ReadWindow,
-    ) -> Result<Vec<(i64, f64)>, ClickHouseError> {
+    ) -> Result<Vec<(String, i64, f64)>, ClickHouseError> {
         let step = w.step;
         let (from, until) = (w.from.max(0), w.until.clamp(0, u32::MAX as i64 + 1));
+        let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
         let sql = format!(
-            "SELECT intDiv(s, {step}) * {step} AS b, {} FROM (\
-               SELECT intDiv(Time, {fine}) * {fine} AS s, \
+            "SELECT Path, intDiv(s, {step}) * {step} AS b, {} FROM (\
+               SELECT Path, intDiv(Time, {fine}) * {fine} AS s, \
                       argMax(Value, toUInt64(Timestamp) * 4294967296 + Time) AS v \
-               FROM {table} WHERE Path = {} AND Time >= {from} AND Time < {until} GROUP BY s\
-             ) GROUP BY b ORDER BY b FORMAT TabSeparated",
+               FROM {table} WHERE Path IN ({}) AND Time >= {from} AND Time < {until} \
+               GROUP BY Path, s\
+             ) GROUP BY Path, b FORMAT TabSeparated",
             consolidate(method),
-            quote(name)
+            list.join(",")
         );
         let text = self.query(&sql)?;
         Ok(text
             .lines()
             .filter_map(|l| {
-                let (t, v) = l.split_once('\t')?;
+                let mut f = l.split('\t');
+                let (p, t, v) = (f.next()?, f.next()?, f.next()?);
                 let v = match v {
                     "nan" | "-nan" => f64::NAN,
                     "inf" | "+inf" => f64::INFINITY,
                     "-inf" => f64::NEG_INFINITY,
                     v => v.parse().ok()?,
                 };
-                Some((t.parse().ok()?, v))
+                Some((unescape(p), t.parse().ok()?, v))
             })
             .collect())
     }
@@ -340,29 +344,62 @@ impl SeriesSource for ClickHouseSource {
         until: i64,
         now: i64,
     ) -> Result<Option<Fetched>, StoreError> {
-        let Some(name) = self.name_of(id) else {
-            return Ok(None);
-        };
-        let (r, method, table) = self.assigned(&name);
-        let Some(w) = r.read_window(from, until, now) else {
-            return Ok(None);
-        };
-        let fine = r.archives[0].step as i64;
-        let mut values = vec![f64::NAN; ((w.until - w.from) / w.step) as usize];
-        for (t, v) in self
-            .slots((&name, &table, method), fine, &w)
-            .map_err(engine)?
-        {
-            if t >= w.from && t < w.until {
-                values[((t - w.from) / w.step) as usize] = v;
+        Ok(self.fetch_many(&[id], from, until, now)?.pop().flatten())
+    }
+
+    fn fetch_many(
+        &self,
+        ids: &[u32],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Option<Fetched>>, StoreError> {
+        let mut out: Vec<Option<Fetched>> = vec![None; ids.len()];
+        // One query per table: a series' window and table are its rules',
+        // and the series of one table share both.
+        type Group = (Retention, Method, Vec<(usize, String)>);
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let Some(name) = self.name_of(id) else {
+                continue;
+            };
+            let (r, method, table) = self.assigned(&name);
+            groups
+                .entry(table)
+                .or_insert_with(|| (r, method, Vec::new()))
+                .2
+                .push((i, name));
+        }
+        for (table, (r, method, members)) in groups {
+            let Some(w) = r.read_window(from, until, now) else {
+                continue;
+            };
+            let fine = r.archives[0].step as i64;
+            let len = ((w.until - w.from) / w.step) as usize;
+            let mut at: HashMap<&str, usize> = HashMap::new();
+            for (i, name) in &members {
+                at.insert(name.as_str(), *i);
+                out[*i] = Some(Fetched {
+                    from: w.from,
+                    until: w.until,
+                    step: w.step as u32,
+                    values: vec![f64::NAN; len],
+                });
+            }
+            let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
+            for (name, t, v) in self
+                .slots(&names, (&table, method), fine, &w)
+                .map_err(engine)?
+            {
+                let Some(&i) = at.get(name.as_str()) else {
+                    continue;
+                };
+                if let (Some(f), true) = (out[i].as_mut(), t >= w.from && t < w.until) {
+                    f.values[((t - w.from) / w.step) as usize] = v;
+                }
             }
         }
-        Ok(Some(Fetched {
-            from: w.from,
-            until: w.until,
-            step: w.step as u32,
-            values,
-        }))
+        Ok(out)
     }
 
     fn find_hists(&self, pattern: &str, limit: usize) -> Result<Vec<(String, u32)>, GlobError> {

@@ -98,6 +98,10 @@ impl Default for Limits {
 }
 
 /// One render request's time window and clock.
+/// Series fetched at once (one round trip to an engine on a server); the
+/// points cap is checked for the whole chunk before it is read.
+const FETCH_CHUNK: usize = 256;
+
 pub struct Context<'a> {
     /// What the request reads: the storage interface, whatever the engine.
     pub store: &'a dyn SeriesSource,
@@ -221,31 +225,39 @@ impl Context<'_> {
         let mut out = Vec::with_capacity(ids.len());
         // Serial on purpose: two threads measured slower on sumSeries of
         // 1,000 series (130 ms against 92 ms), contending for the store's
-        // lock on open rows.
-        for &id in ids {
+        // lock on open rows. In chunks, so an engine on a server answers a
+        // chunk in one round trip.
+        for chunk in ids.chunks(FETCH_CHUNK) {
             // The points a window holds are known before it is read: the
             // span over the finest step any archive has is the most it can
             // be, and the store clamps it further to its retention.
-            if let Some(most) = self.window_points_at_most(id) {
-                self.room_for(most)?;
+            let most: usize = chunk
+                .iter()
+                .filter_map(|&id| self.window_points_at_most(id))
+                .fold(0, usize::saturating_add);
+            self.room_for(most)?;
+            let fetched = self
+                .store
+                .fetch_many(chunk, self.from, self.until, self.now)?;
+            for (&id, f) in chunk.iter().zip(fetched) {
+                let Some(f) = f else {
+                    continue;
+                };
+                let name = self.store.name(id);
+                self.charge(f.values.len())?;
+                let mut s = Series::new(
+                    &name,
+                    f.from,
+                    f.until - f.step as i64,
+                    f.step as i64,
+                    f.values,
+                );
+                s.end = f.until;
+                s.xff = self.xff;
+                s.path_expression = path_expression.to_string();
+                s.tags = tags_of(&name);
+                out.push(s);
             }
-            let name = self.store.name(id);
-            let Some(f) = self.store.fetch(id, self.from, self.until, self.now)? else {
-                continue;
-            };
-            self.charge(f.values.len())?;
-            let mut s = Series::new(
-                &name,
-                f.from,
-                f.until - f.step as i64,
-                f.step as i64,
-                f.values,
-            );
-            s.end = f.until;
-            s.xff = self.xff;
-            s.path_expression = path_expression.to_string();
-            s.tags = tags_of(&name);
-            out.push(s);
         }
         Ok(out)
     }

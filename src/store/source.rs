@@ -37,6 +37,21 @@ pub trait SeriesSource: Send + Sync {
         now: i64,
     ) -> Result<Option<Fetched>, StoreError>;
 
+    /// [`SeriesSource::fetch`] of each of `ids` over the same window, in
+    /// their order. An engine on a server answers them in one round trip
+    /// (or a few) instead of one each.
+    fn fetch_many(
+        &self,
+        ids: &[u32],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Option<Fetched>>, StoreError> {
+        ids.iter()
+            .map(|&id| self.fetch(id, from, until, now))
+            .collect()
+    }
+
     /// Timer histograms under a glob: each one's path and handle, at most
     /// `limit`.
     fn find_hists(&self, pattern: &str, limit: usize) -> Result<Vec<(String, u32)>, GlobError>;
