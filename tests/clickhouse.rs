@@ -493,6 +493,9 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
         "stats.gauges.eq.queue",
         "stats.timers.eq.api.upper",
         "stats.timers.eq.api.lower",
+        "eq.tagged;dc=a;env=prod",
+        "eq.tagged;dc=b;env=prod",
+        "eq.tagged;dc=a;env=dev",
     ];
     let mut text = String::new();
     let mut total = 0;
@@ -556,6 +559,9 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
         "stats.gauges.eq.queue",
         "stats.timers.eq.api.*",
         "nonNegativeDerivative(stats_counts.eq.hits)",
+        "seriesByTag('name=eq.tagged', 'env=prod')",
+        "sumSeries(seriesByTag('dc=~[ab]'))",
+        "eq.tagged;dc=a;env=dev",
     ];
     // -1h reads the 10 s archive; -10h the 1 min one (rolled up by the
     // server or at read, as the embedded store rolls it up at its seal).
@@ -580,7 +586,7 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
             compared += x.as_array().unwrap().len();
         }
     }
-    assert_eq!(compared, 38, "series compared");
+    assert_eq!(compared, 46, "series compared");
     // find answers the same tree.
     for q in ["eq.*", "eq.web.*", "eq.web.*.c*", "stats.timers.eq.api.*"] {
         let get = |d: &Daemon| {
@@ -594,6 +600,22 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
         );
         assert_eq!(x, y, "find {q}");
         assert!(!x.as_array().unwrap().is_empty(), "find {q}");
+    }
+    // The tag listings too.
+    for (path, has) in [
+        ("/tags", "\"dc\""),
+        ("/tags/env", "\"dev\""),
+        ("/tags/dc", "\"b\""),
+        (
+            "/tags/findSeries?expr=env%3Dprod",
+            "eq.tagged;dc=b;env=prod",
+        ),
+    ] {
+        let get = |d: &Daemon| common::http_get(&format!("http://{}{path}", d.http));
+        let (x, y) = (get(&embedded), get(&clickhouse));
+        assert_eq!(x.0, 200, "{path}: {}", x.1);
+        assert!(x.1.contains(has), "{path}: {}", x.1);
+        assert_eq!(x, y, "{path}");
     }
     // A glob ClickHouse cannot serve is a clear 400; a down server a 503.
     let (status, body) = common::http_get(&format!(

@@ -17,8 +17,9 @@
 //! - Timer histograms: `rollupd_hists`, merged per slot of the window.
 //! - Series are named to the query layer by handles given out here, at
 //!   most `max_series` of them for the daemon's life.
-//! - Not yet: tagged series (no tag index is written), and events, which
-//!   stay in the embedded store's engine.
+//! - Tagged series: `graphite_tagged`, a row per (tag, series); the tag
+//!   listings are bounded by their visitors as the embedded ones are.
+//! - Events stay in the embedded store's engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -293,8 +294,9 @@ fn engine(e: ClickHouseError) -> StoreError {
 
 impl SeriesSource for ClickHouseSource {
     fn expand(&self, pattern: &str, limit: usize) -> Result<Vec<u32>, GlobError> {
+        // A tagged name is no glob: the series of exactly that name.
         if pattern.contains(';') {
-            return Ok(Vec::new());
+            return Ok(self.lookup(pattern).into_iter().collect());
         }
         let mut out = Vec::new();
         for (path, leaf, _) in self.matched(pattern, limit)? {
@@ -318,14 +320,22 @@ impl SeriesSource for ClickHouseSource {
     }
 
     fn lookup(&self, name: &str) -> Option<u32> {
-        let depth = name.split('.').count();
-        let sql = format!(
-            "SELECT count() FROM {}.{} WHERE Level = {} AND Path = {} FORMAT TabSeparated",
-            self.db,
-            schema::INDEX_TABLE,
-            TREE_LEVEL + depth,
-            quote(name)
-        );
+        let sql = match name.split_once(';') {
+            Some((path, _)) => format!(
+                "SELECT count() FROM {}.{} WHERE Tag1 = {} AND Path = {} FORMAT TabSeparated",
+                self.db,
+                schema::TAGGED_TABLE,
+                quote(&format!("name={path}")),
+                quote(name)
+            ),
+            None => format!(
+                "SELECT count() FROM {}.{} WHERE Level = {} AND Path = {} FORMAT TabSeparated",
+                self.db,
+                schema::INDEX_TABLE,
+                TREE_LEVEL + name.split('.').count(),
+                quote(name)
+            ),
+        };
         let n: u64 = self.query(&sql).ok()?.trim().parse().ok()?;
         if n == 0 {
             return None;
@@ -493,8 +503,34 @@ impl SeriesSource for ClickHouseSource {
         Ok(Some((w.from, w.step as u32, out)))
     }
 
-    fn tagged(&self, _tag: &str, _keep: &mut dyn FnMut(&str) -> bool) -> Vec<(u32, String)> {
-        Vec::new()
+    fn tagged(&self, tag: &str, keep: &mut dyn FnMut(&str) -> bool) -> Vec<(u32, String)> {
+        let prefix = format!("{tag}=");
+        let sql = format!(
+            "SELECT DISTINCT Tag1, Path FROM {}.{} WHERE startsWith(Tag1, {}) LIMIT {} FORMAT TabSeparated",
+            self.db,
+            schema::TAGGED_TABLE,
+            quote(&prefix),
+            MAX_CANDIDATES
+        );
+        let Ok(text) = self.query(&sql) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(u32, String)> = Vec::new();
+        for line in text.lines() {
+            let Some((t, path)) = line.split_once('\t') else {
+                continue;
+            };
+            let (t, path) = (unescape(t), unescape(path));
+            if !t.strip_prefix(&prefix).is_some_and(&mut *keep) {
+                continue;
+            }
+            if let Some(id) = self.handle(&path) {
+                out.push((id, path));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn events(&self) -> &dyn Kv {
@@ -513,11 +549,51 @@ impl SeriesSource for ClickHouseSource {
             .collect())
     }
 
-    fn visit_tag_names(&self, _visit: &mut dyn FnMut(&str) -> bool) {}
+    fn visit_tag_names(&self, visit: &mut dyn FnMut(&str) -> bool) {
+        let sql = format!(
+            "SELECT DISTINCT splitByChar('=', Tag1)[1] AS t FROM {}.{} ORDER BY t FORMAT TabSeparated",
+            self.db,
+            schema::TAGGED_TABLE
+        );
+        for line in self.query(&sql).unwrap_or_default().lines() {
+            if !visit(&unescape(line)) {
+                return;
+            }
+        }
+    }
 
-    fn visit_tag_values(&self, _tag: &str, _visit: &mut dyn FnMut(&str, usize) -> bool) {}
+    fn visit_tag_values(&self, tag: &str, visit: &mut dyn FnMut(&str, usize) -> bool) {
+        let prefix = format!("{tag}=");
+        let sql = format!(
+            "SELECT substring(Tag1, {}, length(Tag1)) AS v, uniqExact(Path) FROM {}.{} \
+             WHERE startsWith(Tag1, {}) GROUP BY v ORDER BY v FORMAT TabSeparated",
+            prefix.len() + 1,
+            self.db,
+            schema::TAGGED_TABLE,
+            quote(&prefix)
+        );
+        for line in self.query(&sql).unwrap_or_default().lines() {
+            let Some((v, n)) = line.split_once('\t') else {
+                continue;
+            };
+            if !visit(&unescape(v), n.parse().unwrap_or(0)) {
+                return;
+            }
+        }
+    }
 
-    fn visit_tagged(&self, _visit: &mut dyn FnMut(&str) -> bool) {}
+    fn visit_tagged(&self, visit: &mut dyn FnMut(&str) -> bool) {
+        let sql = format!(
+            "SELECT DISTINCT Path FROM {}.{} WHERE startsWith(Tag1, 'name=') ORDER BY Path FORMAT TabSeparated",
+            self.db,
+            schema::TAGGED_TABLE
+        );
+        for line in self.query(&sql).unwrap_or_default().lines() {
+            if !visit(&unescape(line)) {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

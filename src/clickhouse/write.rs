@@ -14,8 +14,8 @@
 //!
 //! Index rows (`graphite_index`: the daily path and its reverse, the tree
 //! of parents and the reversed leaf, as carbon-clickhouse writes them) are
-//! made once per path per day; tagged names (`a;k=v`) get no index rows
-//! yet (graphite-clickhouse's tagged table is not written).
+//! made once per path per day; a tagged name (`a;k=v`) gets its rows in
+//! `graphite_tagged` instead, one per tag.
 //!
 //! Retries can insert a table's rows twice: `GraphiteMergeTree` keeps one
 //! row per (Path, Time) and version, so merges (and reads that take the
@@ -233,17 +233,21 @@ impl Buffers {
                 value_text(p.value)
             );
             self.points += 1;
-            if !p.name.contains(';')
-                && self
-                    .indexed
-                    .insert(xxhash_rust::xxh3::xxh3_64(p.name.as_bytes()))
+            if self
+                .indexed
+                .insert(xxhash_rust::xxh3::xxh3_64(p.name.as_bytes()))
             {
                 let day = date_of(&mut self.date, now).to_string();
-                let rows = self
-                    .tables
-                    .entry(format!("{db}.{}", schema::INDEX_TABLE))
-                    .or_default();
-                index_rows(rows, p.name, &day, version);
+                let (table, tagged) = match p.name.contains(';') {
+                    true => (schema::TAGGED_TABLE, true),
+                    false => (schema::INDEX_TABLE, false),
+                };
+                let rows = self.tables.entry(format!("{db}.{table}")).or_default();
+                if tagged {
+                    tagged_rows(rows, p.name, &day, version);
+                } else {
+                    index_rows(rows, p.name, &day, version);
+                }
             }
         }
         for h in hists {
@@ -342,6 +346,43 @@ fn reversed(path: &str) -> String {
     nodes.join(".")
 }
 
+/// A tagged series' rows in `graphite_tagged`, one per tag (`name=<its
+/// path>` first), each with all of them in `Tags`, as carbon-clickhouse
+/// writes them; `Path` is the series' name as rollupd stores it
+/// (`a.b;k=v`), whose points are under the same name.
+fn tagged_rows(out: &mut Vec<u8>, name: &str, day: &str, version: i64) {
+    let mut parts = name.split(';');
+    let path = parts.next().unwrap_or_default();
+    let mut tags: Vec<String> = vec![format!("name={path}")];
+    tags.extend(parts.filter(|t| t.contains('=')).map(str::to_string));
+    // The array as ClickHouse reads it: quoted strings, `\` and `'`
+    // escaped, then the whole field escaped for TabSeparated.
+    let mut array = String::from("[");
+    for (i, t) in tags.iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push('\'');
+        for c in t.chars() {
+            if c == '\\' || c == '\'' {
+                array.push('\\');
+            }
+            array.push(c);
+        }
+        array.push('\'');
+    }
+    array.push(']');
+    for t in &tags {
+        let _ = write!(Out(out), "{day}\t");
+        tsv_text(out, t);
+        out.push(b'\t');
+        tsv_text(out, name);
+        out.push(b'\t');
+        tsv_text(out, &array);
+        let _ = writeln!(Out(out), "\t{version}");
+    }
+}
+
 /// carbon-clickhouse's index rows of one path: daily direct and reverse,
 /// the tree of its parents and itself, and its reverse in the tree.
 fn index_rows(out: &mut Vec<u8>, path: &str, day: &str, version: i64) {
@@ -370,8 +411,10 @@ impl Shared {
         }
         let points = std::mem::take(&mut b.points);
         let mut tables: Vec<(String, Vec<u8>)> = b.tables.drain().collect();
-        // The index first: a path is findable no later than its points.
-        tables.sort_by_key(|(t, _)| !t.ends_with(schema::INDEX_TABLE));
+        // The indexes first: a path is findable no later than its points.
+        tables.sort_by_key(|(t, _)| {
+            !(t.ends_with(schema::INDEX_TABLE) || t.ends_with(schema::TAGGED_TABLE))
+        });
         Some(Batch {
             points,
             made: now,
@@ -625,8 +668,15 @@ mod tests {
             )
         );
         // The index: daily path and reverse, the tree, the reversed leaf;
-        // none for a tagged name.
+        // a tagged name's rows are in the tagged table, one per tag.
         let v = day + 15;
+        assert_eq!(
+            text(&b, "g.graphite_tagged"),
+            format!(
+                "2023-11-14\tname=x\tx;env=prod\t['name=x','env=prod']\t{v}\n\
+                 2023-11-14\tenv=prod\tx;env=prod\t['name=x','env=prod']\t{v}\n"
+            )
+        );
         assert_eq!(
             text(&b, "g.graphite_index"),
             format!(
