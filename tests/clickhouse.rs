@@ -633,3 +633,165 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("clickhouse"), "{body}");
 }
+
+/// Every point (the sum of every datapoint) of a render, and its series.
+fn render_sum(d: &Daemon, target: &str) -> (usize, f64, String) {
+    let (status, body) = common::http_get(&format!(
+        "http://{}/render?target={}&from=-10min&format=json",
+        d.http,
+        arg(target)
+    ));
+    assert_eq!(status, 200, "{target}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let series = v.as_array().unwrap();
+    let sum = series
+        .iter()
+        .flat_map(|s| s["datapoints"].as_array().unwrap().iter())
+        .filter_map(|p| p[0].as_f64())
+        .sum();
+    (series.len(), sum, body)
+}
+
+fn send_udp(to: std::net::SocketAddr, lines: &[String]) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for chunk in lines.chunks(20) {
+        sock.send_to(chunk.join("\n").as_bytes(), to).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The scale-out shape end to end: `rollupd relay` in front of two
+/// aggregators that both write and read two ClickHouse shards. Any
+/// aggregator answers for every series; a shard stopped and started again
+/// loses nothing acknowledged; an aggregator stopped is failed over.
+#[test]
+fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
+    let storage = format!(
+        "[storage]\nengine = \"clickhouse\"\n[storage.clickhouse]\n\
+         urls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"5s\"\n",
+        a.http, b.http
+    );
+    let start = |name: &str| {
+        std::fs::create_dir(tmp.path().join(name)).unwrap();
+        Daemon::start(
+            &tmp.path().join(name),
+            &Options::new("1s").storage(&storage),
+        )
+    };
+    let (x, mut y) = (start("x"), start("y"));
+    let (mut relay, listeners) = common::relay::start_relay(tmp.path(), &x, &y, true);
+    let (_, carbon) = listeners.tcp.unwrap();
+
+    // statsd counters (three samples each) and carbon points, all through
+    // the relay.
+    let counters: Vec<String> = (0..40).map(|i| format!("cl.c.{i}:1|c")).collect();
+    for _ in 0..3 {
+        send_udp(listeners.statsd_udp, &counters);
+    }
+    let now = unix_now() / 10 * 10;
+    let mut text = String::new();
+    for i in 0..40 {
+        for k in 0..6 {
+            text.push_str(&format!("cl.g.{i} {} {}\n", i + k, now - 120 + k * 10));
+        }
+    }
+    text.push_str(&format!("cl.t;dc=a 1 {now}\ncl.t;dc=b 2 {now}\n"));
+    let mut c = std::net::TcpStream::connect(carbon).unwrap();
+    std::io::Write::write_all(&mut c, text.as_bytes()).unwrap();
+    drop(c);
+    // Both aggregators answer for every series, the same.
+    for d in [&x, &y] {
+        wait_until(Duration::from_secs(30), "every count is readable", || {
+            let (n, sum, _) = render_sum(d, "stats_counts.cl.c.*");
+            (n == 40 && sum == 120.0).then_some(())
+        });
+        wait_until(
+            Duration::from_secs(30),
+            "every carbon point is readable",
+            || {
+                let (n, sum, _) = render_sum(d, "cl.g.*");
+                let want: i64 = (0..40).map(|i| (0..6).map(|k| i + k).sum::<i64>()).sum();
+                (n == 40 && sum == want as f64).then_some(())
+            },
+        );
+    }
+    assert_eq!(render_sum(&x, "cl.g.*").2, render_sum(&y, "cl.g.*").2);
+    // Each aggregator aggregated its own share of the counters.
+    let shares: Vec<u64> = [&x, &y]
+        .iter()
+        .map(|d| d.admin().totals()["metrics_received"])
+        .collect();
+    assert!(shares.iter().all(|&n| n > 0), "{shares:?}");
+    // Tags and alerting checks answer the same on both.
+    let get = |d: &Daemon, path: &str| common::http_get(&format!("http://{}{path}", d.http));
+    let tags = get(&x, "/tags/findSeries?expr=dc%3Da");
+    assert!(tags.1.contains("cl.t;dc=a"), "{tags:?}");
+    assert_eq!(tags, get(&y, "/tags/findSeries?expr=dc%3Da"));
+    let check = format!(
+        "/check?target={}&reducer=last&window=10min&direction=above&crit=100",
+        arg("sumSeries(cl.g.*)")
+    );
+    let verdict = get(&x, &check);
+    assert_eq!(
+        verdict.0, 503,
+        "sumSeries of the last points is 1,000: critical: {verdict:?}"
+    );
+    assert_eq!(verdict.0, get(&y, &check).0);
+
+    // Shard b stops mid-run: the points sent meanwhile wait on disk and
+    // are all readable once it is back.
+    let b = {
+        let mut b = b;
+        let _ = b.child.kill();
+        let _ = b.child.wait();
+        b
+    };
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!("cl.h.{i} {i} {now}\n"));
+    }
+    let mut c = std::net::TcpStream::connect(carbon).unwrap();
+    std::io::Write::write_all(&mut c, text.as_bytes()).unwrap();
+    drop(c);
+    std::thread::sleep(Duration::from_secs(1));
+    let _b = b.restart();
+    wait_until(
+        Duration::from_secs(60),
+        "the points sent while a shard was down",
+        || {
+            let (n, sum, _) = render_sum(&x, "cl.h.*");
+            (n == 40 && sum == (0..40).sum::<i64>() as f64).then_some(())
+        },
+    );
+
+    // Aggregator y dies: the relay fails its names over to x, which counts
+    // them all; its counts are read from the shared store.
+    y.kill_hard();
+    wait_until(Duration::from_secs(10), "the relay sees y down", || {
+        let text = std::fs::read_to_string(&relay.log).unwrap_or_default();
+        text.lines()
+            .any(|l| l.contains("member is down") && l.contains("member=b"))
+            .then_some(())
+    });
+    let later: Vec<String> = (0..40).map(|i| format!("cl.d.{i}:1|c")).collect();
+    send_udp(listeners.statsd_udp, &later);
+    wait_until(
+        Duration::from_secs(30),
+        "every later count is readable",
+        || {
+            let (n, sum, _) = render_sum(&x, "stats_counts.cl.d.*");
+            (n == 40 && sum == 40.0).then_some(())
+        },
+    );
+    let log = common::relay::stop_relay(&mut relay);
+    let failed_over: u64 = log
+        .split("failed_over=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(failed_over > 0, "{log}");
+}

@@ -7,25 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{wait_until, Daemon, Options, BIN};
+use common::relay::{start_relay, stop_relay};
+use common::{wait_until, Daemon, Options};
 use rollupd::relay::ring::Ring;
-
-struct Relay {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn send_counters(relay: std::net::SocketAddr, names: &[String]) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -57,70 +44,6 @@ fn two_aggregators(dir: &std::path::Path) -> (Daemon, Daemon) {
     (start("a"), start("b"))
 }
 
-/// The relay's listeners.
-struct Listeners {
-    statsd_udp: std::net::SocketAddr,
-    /// With `tcp`: statsd and carbon over TCP.
-    tcp: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
-}
-
-/// Starts `rollupd relay` in front of `a` and `b` (members "a" and "b");
-/// with `tcp`, it listens for statsd and carbon over TCP too.
-fn start_relay(dir: &std::path::Path, a: &Daemon, b: &Daemon, tcp: bool) -> (Relay, Listeners) {
-    let carbon = tcp;
-    let member = |name: &str, d: &Daemon| {
-        let mut m = format!(
-            "[[relay.member]]\nname = \"{name}\"\nstatsd = \"{}\"\nadmin = \"{}\"\n",
-            d.udp.unwrap(),
-            d.admin
-        );
-        if carbon {
-            m.push_str(&format!("carbon = \"{}\"\n", d.carbon_tcp));
-        }
-        m
-    };
-    let mut config = String::from(
-        "[relay]\nstatsd_udp = \"127.0.0.1:0\"\nhealth_interval = \"100ms\"\n\
-         stats_prefix = \"relayself\"\nstats_interval = \"200ms\"\n",
-    );
-    if carbon {
-        config.push_str("carbon_tcp = \"127.0.0.1:0\"\nstatsd_tcp = \"127.0.0.1:0\"\n");
-    }
-    config.push_str(&member("a", a));
-    config.push_str(&member("b", b));
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, config).unwrap();
-    let log = dir.join("relay.log");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("relay")
-        .env("ROLLUPD_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the relay");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let relay = Relay { child, log };
-    let mut addr_after = |prefix: &str| -> std::net::SocketAddr {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        line.trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .parse()
-            .unwrap()
-    };
-    let statsd_udp = addr_after("relay listening on ");
-    let tcp = tcp.then(|| {
-        let statsd = addr_after("relay statsd tcp on ");
-        (statsd, addr_after("relay carbon on "))
-    });
-    (relay, Listeners { statsd_udp, tcp })
-}
-
 /// Which of `a` (member "a") and `b` holds name `n` by the ring: its
 /// owner's index, then the owner's side and the other's.
 fn by_owner<'t, T>(ring: &Ring, n: &str, a: &'t T, b: &'t T) -> (usize, &'t T, &'t T) {
@@ -130,20 +53,6 @@ fn by_owner<'t, T>(ring: &Ring, n: &str, a: &'t T, b: &'t T) -> (usize, &'t T, &
     } else {
         (owner, b, a)
     }
-}
-
-/// Sends SIGTERM; the relay must exit cleanly within 10 s, its counts
-/// logged. Returns its log.
-fn stop_relay(relay: &mut Relay) -> String {
-    // SAFETY: signalling our own child process.
-    #[allow(unsafe_code)] // kill(2), through libc
-    let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let status = common::wait_child(&mut relay.child, Duration::from_secs(10));
-    assert!(status.success(), "{status}");
-    let text = std::fs::read_to_string(&relay.log).unwrap();
-    assert!(text.contains("relay: counts"), "{text}");
-    text
 }
 
 #[test]

@@ -154,8 +154,19 @@ impl ClickHouseSource {
         h.names.get(id as usize).cloned()
     }
 
+    /// A query's answer; no answer (not an error) while the database or a
+    /// table does not exist yet: the writer makes them with the first
+    /// batch, and until then there is nothing to read.
     fn query(&self, sql: &str) -> Result<String, ClickHouseError> {
-        self.client.query(sql)
+        match self.client.query(sql) {
+            // UNKNOWN_TABLE (60), UNKNOWN_DATABASE (81).
+            Err(ClickHouseError::Server { body, .. })
+                if body.starts_with("Code: 60,") || body.starts_with("Code: 81,") =>
+            {
+                Ok(String::new())
+            }
+            r => r,
+        }
     }
 
     /// A series' retention and method, as the rules gave them when it was

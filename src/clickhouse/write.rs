@@ -601,6 +601,11 @@ fn send_loop(s: &Shared, rx: &Receiver<Batch>) {
         at: Instant::now(),
         backoff: Duration::from_secs(1),
     };
+    // The schema at once, so readers find the tables before the first
+    // batch; a server not up yet is tried again with that batch.
+    if let Err(e) = s.ensure_schema() {
+        tracing::warn!(error = %e, "clickhouse: the schema could not be made yet; it is tried again with the first batch");
+    }
     loop {
         if s.stop.load(Relaxed) {
             // What the cutter still hands over is sent once or queued; the

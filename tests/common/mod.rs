@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod alertmanager;
+pub(crate) mod relay;
 
 use std::collections::BTreeMap;
 use std::fs::File;
