@@ -453,6 +453,8 @@ fn row_bytes(kv: &dyn Kv) -> Vec<(Space, u64, u64)> {
 /// both on disk for a few seconds, between the lines' own `du`.
 struct DuPeak {
     peak: Arc<AtomicU64>,
+    /// `du_split` (tables, RocksDB's WAL, the rest) when the peak was seen.
+    split: Arc<std::sync::Mutex<(u64, u64, u64)>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -463,15 +465,21 @@ impl DuPeak {
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (p, s, dir) = (peak.clone(), stop.clone(), dir.to_path_buf());
+        let split = Arc::new(std::sync::Mutex::new((0, 0, 0)));
+        let (p, s, sp, dir) = (peak.clone(), stop.clone(), split.clone(), dir.to_path_buf());
         let thread = std::thread::spawn(move || {
             while !s.load(Relaxed) {
-                p.fetch_max(du(&dir), Relaxed);
+                let parts = du_split(&dir);
+                let total = parts.0 + parts.1 + parts.2;
+                if p.fetch_max(total, Relaxed) < total {
+                    *sp.lock().unwrap() = parts;
+                }
                 std::thread::sleep(Duration::from_millis(250));
             }
         });
         DuPeak {
             peak,
+            split,
             stop,
             thread: Some(thread),
         }
@@ -486,11 +494,15 @@ impl DuPeak {
     /// rows grow between lines, so the second is the upper bound).
     fn text(&self, disk: u64, rows: u64, prev_rows: &mut u64) -> String {
         let peak = self.take(disk);
+        let (sst, wal, other) = std::mem::take(&mut *self.split.lock().unwrap());
         let before = if *prev_rows == 0 { rows } else { *prev_rows };
         *prev_rows = rows;
         format!(
-            "du peak since the line before {:.1} MB = {:.2}x these rows + keys ({:.2}x the line before's)",
+            "du peak since the line before {:.1} MB (sst {:.1}, wal {:.1}, other {:.1}) = {:.2}x these rows + keys ({:.2}x the line before's)",
             mb(peak),
+            mb(sst),
+            mb(wal),
+            mb(other),
             peak as f64 / rows.max(1) as f64,
             peak as f64 / before.max(1) as f64
         )
