@@ -120,6 +120,16 @@ start, sent, done, total = map(float, sys.argv[1:5])
 print(f"writes: {int(total)} carbon points ({sys.argv[7]} shard(s)): sent in {sent-start:.1f} s, all in ClickHouse after {done-start:.1f} s = {total/(done-start)/1e3:.0f}k points/s end to end; daemon peak RSS {sys.argv[5]} MB, ClickHouse peak RSS {sys.argv[6].strip()}")
 PY
 
+# Bytes a point on ClickHouse's disk (the points tables' active parts,
+# after what merges ran meanwhile) against the embedded store's data dir.
+PARTS=0
+for h in "${HTTP[@]}"; do
+  b=$(q "$h" "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND active AND table LIKE 'points_%'")
+  PARTS=$((PARTS + ${b:-0}))
+done
+EMB=$(du -sb "$TMP/writer/data/store" | cut -f1)
+python3 -c "import sys; p,e,t=map(int,sys.argv[1:]); print(f'disk: ClickHouse points tables {p/1e6:.1f} MB = {p/t:.2f} B/point; the embedded store {e/1e6:.1f} MB = {e/t:.2f} B/point')" "$PARTS" "$EMB" "$TOTAL"
+
 # --- Reads: the same requests on the embedded store and on ClickHouse.
 daemon reader clickhouse
 R_HTTP=$D_HTTP
