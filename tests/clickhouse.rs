@@ -795,3 +795,84 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
         .unwrap_or(0);
     assert!(failed_over > 0, "{log}");
 }
+
+/// A timer statistic's coarse slots on ClickHouse are the statistic of the
+/// slot's merged histogram, as on the embedded store: two flushes in one
+/// minute, ten samples of 10 ms and then one of 1000 ms, have a median of
+/// 10 for that minute, where the table's rollup of the flushes' medians
+/// (10 and 1000) would say otherwise.
+#[test]
+fn timer_percentiles_survive_rollups_on_clickhouse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
+    let ch = format!(
+        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"10s\"\n",
+        a.http, b.http
+    );
+    std::fs::create_dir(tmp.path().join("e")).unwrap();
+    let embedded = Daemon::start(&tmp.path().join("e"), &Options::new("1s").storage(&ch));
+    std::fs::create_dir(tmp.path().join("c")).unwrap();
+    let on_ch = format!("[storage]\nengine = \"clickhouse\"\n{ch}");
+    let clickhouse = Daemon::start(&tmp.path().join("c"), &Options::new("1s").storage(&on_ch));
+    // Both flushes in one minute, in two 10 s slots.
+    while unix_now() % 60 > 30 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = embedded.udp.unwrap();
+    for _ in 0..10 {
+        udp.send_to(b"cht.api:10|ms", to).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(11));
+    udp.send_to(b"cht.api:1000|ms", to).unwrap();
+    let targets = [
+        "stats.timers.cht.api.median",
+        "stats.timers.cht.api.upper_90",
+        "stats.timers.cht.api.mean",
+        "timerPercentile(stats.timers.cht.api, 50)",
+    ];
+    let render = |d: &Daemon, target: &str, from: &str| -> serde_json::Value {
+        let (status, body) = common::http_get(&format!(
+            "http://{}/render?target={}&from={from}&format=json",
+            d.http,
+            arg(target)
+        ));
+        assert_eq!(status, 200, "{target}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let known = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["datapoints"].as_array().unwrap().clone())
+            .filter_map(|p| p[0].as_f64())
+            .collect()
+    };
+    // -10h reads the 1 min archive: the minute of both flushes is one slot.
+    let median = wait_until(
+        Duration::from_secs(30),
+        "the minute's median on both engines",
+        || {
+            let (x, y) = (
+                render(&embedded, targets[0], "-10h"),
+                render(&clickhouse, targets[0], "-10h"),
+            );
+            let v = known(&x);
+            (!v.is_empty() && x == y).then_some(v)
+        },
+    );
+    assert!(
+        median.iter().all(|&m| m < 20.0),
+        "merged histograms' median: {median:?}"
+    );
+    for t in targets {
+        for from in ["-10h", "-1h"] {
+            let x = wait_until(Duration::from_secs(10), "equal answers", || {
+                let (x, y) = (render(&embedded, t, from), render(&clickhouse, t, from));
+                (x == y).then_some(x)
+            });
+            assert!(!known(&x).is_empty(), "{t} from {from}: {x}");
+        }
+    }
+}

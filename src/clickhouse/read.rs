@@ -29,8 +29,9 @@ use super::schema;
 use crate::store::config::{ClickHouseConfig, StorageConfig};
 use crate::store::glob::LevelMatcher;
 use crate::store::hist::Hist;
-use crate::store::index::{shown, Found, GlobError};
+use crate::store::index::{shown, Found, GlobError, StatCode};
 use crate::store::kv::Kv;
+use crate::store::rollup::stat_of;
 use crate::store::schema::{Method, ReadWindow, Retention, Rules, SchemaError};
 use crate::store::source::SeriesSource;
 use crate::store::{Fetched, HistWindow, StoreError};
@@ -297,6 +298,87 @@ impl ClickHouseSource {
             })
             .collect())
     }
+
+    /// Histograms of `names` over a window, merged per slot: the newest
+    /// of each finest slot (the embedded store keeps a slot's last write),
+    /// then merged over each slot of the window's archive.
+    fn hists_by_slot(
+        &self,
+        names: &[&str],
+        fine: i64,
+        w: &ReadWindow,
+    ) -> Result<HashMap<String, Vec<Option<Hist>>>, ClickHouseError> {
+        let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
+        let sql = format!(
+            "SELECT Path, intDiv(s, {step}) * {step} AS b, u, c FROM (\
+               SELECT Path, intDiv(Time, {fine}) * {fine} AS s, \
+                      argMax(Units, toUInt64(Timestamp) * 4294967296 + Time) AS u, \
+                      argMax(Counts, toUInt64(Timestamp) * 4294967296 + Time) AS c \
+               FROM {}.{} WHERE Path IN ({}) AND Time >= {} AND Time < {} GROUP BY Path, s\
+             ) FORMAT TabSeparated",
+            self.db,
+            schema::HISTS_TABLE,
+            list.join(","),
+            w.from.max(0),
+            w.until.clamp(0, u32::MAX as i64 + 1),
+            step = w.step
+        );
+        let len = ((w.until - w.from) / w.step) as usize;
+        let nums = |s: &str| -> Vec<u64> {
+            s.trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        };
+        let mut out: HashMap<String, Vec<Option<Hist>>> = HashMap::new();
+        for line in self.query(&sql)?.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (Some(p), Some(t), Some(u), Some(c)) = (f.first(), f.get(1), f.get(2), f.get(3))
+            else {
+                continue;
+            };
+            let Ok(t) = t.parse::<i64>() else { continue };
+            if t < w.from || t >= w.until {
+                continue;
+            }
+            let h = Hist {
+                buckets: nums(u).into_iter().zip(nums(c)).collect(),
+            };
+            let slots = out.entry(unescape(p)).or_insert_with(|| vec![None; len]);
+            let slot = &mut slots[((t - w.from) / w.step) as usize];
+            match slot {
+                Some(have) => have.merge(&h),
+                None => *slot = Some(h),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The timer statistics among `names` and their histograms.
+    fn links(
+        &self,
+        names: &[&str],
+    ) -> Result<HashMap<String, (String, StatCode)>, ClickHouseError> {
+        let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
+        let sql = format!(
+            "SELECT Path, argMax(Hist, Version), argMax(Stat, Version) FROM {}.{} \
+             WHERE Path IN ({}) GROUP BY Path FORMAT TabSeparated",
+            self.db,
+            schema::LINKS_TABLE,
+            list.join(",")
+        );
+        let mut out = HashMap::new();
+        for line in self.query(&sql)?.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (Some(p), Some(h), Some(code)) = (f.first(), f.get(1), f.get(2)) else {
+                continue;
+            };
+            if let Some(code) = code.parse().ok().and_then(StatCode::from_bits) {
+                out.insert(unescape(p), (unescape(h), code));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn engine(e: ClickHouseError) -> StoreError {
@@ -419,6 +501,29 @@ impl SeriesSource for ClickHouseSource {
                     f.values[((t - w.from) / w.step) as usize] = v;
                 }
             }
+            // In a coarser archive, a timer statistic's slot is that
+            // statistic of the slot's merged histogram (`rollup::value`).
+            if w.step > fine {
+                let links = self.links(&names).map_err(engine)?;
+                if !links.is_empty() {
+                    let hnames: Vec<&str> = links.values().map(|(h, _)| h.as_str()).collect();
+                    let hists = self.hists_by_slot(&hnames, fine, &w).map_err(engine)?;
+                    for (name, (hist, code)) in &links {
+                        let (Some(&i), Some(slots)) = (at.get(name.as_str()), hists.get(hist))
+                        else {
+                            continue;
+                        };
+                        let Some(f) = out[i].as_mut() else { continue };
+                        for (v, h) in f.values.iter_mut().zip(slots) {
+                            if let (false, Some(h)) = (v.is_nan(), h) {
+                                if let Some(x) = stat_of(h, code.stat()) {
+                                    *v = x;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -476,41 +581,11 @@ impl SeriesSource for ClickHouseSource {
         let Some(w) = r.read_window(from, until, now) else {
             return Ok(None);
         };
-        let sql = format!(
-            "SELECT intDiv(Time, {step}) * {step} AS b, Units, Counts FROM {}.{} \
-             WHERE Path = {} AND Time >= {} AND Time < {} ORDER BY b FORMAT TabSeparated",
-            self.db,
-            schema::HISTS_TABLE,
-            quote(&name),
-            w.from.max(0),
-            w.until.clamp(0, u32::MAX as i64 + 1),
-            step = w.step
-        );
-        let mut out: Vec<Option<Hist>> = vec![None; ((w.until - w.from) / w.step) as usize];
-        let nums = |s: &str| -> Vec<u64> {
-            s.trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        };
-        for line in self.query(&sql).map_err(engine)?.lines() {
-            let f: Vec<&str> = line.split('\t').collect();
-            let (Some(t), Some(u), Some(c)) = (f.first(), f.get(1), f.get(2)) else {
-                continue;
-            };
-            let Ok(t) = t.parse::<i64>() else { continue };
-            if t < w.from || t >= w.until {
-                continue;
-            }
-            let h = Hist {
-                buckets: nums(u).into_iter().zip(nums(c)).collect(),
-            };
-            let slot = &mut out[((t - w.from) / w.step) as usize];
-            match slot {
-                Some(have) => have.merge(&h),
-                None => *slot = Some(h),
-            }
-        }
+        let fine = r.archives[0].step as i64;
+        let mut by = self.hists_by_slot(&[&name], fine, &w).map_err(engine)?;
+        let out = by
+            .remove(&name)
+            .unwrap_or_else(|| vec![None; ((w.until - w.from) / w.step) as usize]);
         Ok(Some((w.from, w.step as u32, out)))
     }
 

@@ -1,7 +1,8 @@
 //! The ClickHouse schema for our `[storage]` rules: one points table per
 //! (retention, aggregation method) a series can be given, each with a
 //! rollup section that has only a `<default>`, plus graphite-clickhouse's
-//! index tables and a table of timer histograms.
+//! index tables, a table of timer histograms and one of the links from
+//! timer statistics to them.
 //!
 //! Why a table per pair rather than one table with a pattern per rule:
 //! carbon (and our store) picks a series' retention and its method from two
@@ -66,6 +67,10 @@ pub const INDEX_TABLE: &str = "graphite_index";
 pub const TAGGED_TABLE: &str = "graphite_tagged";
 /// Timer histograms, one row per series and flush, merged on read.
 pub const HISTS_TABLE: &str = "rollupd_hists";
+/// Timer statistics' links to their histograms (`Stat` as
+/// `StatCode::to_bits`), so coarse slots read the merged histogram's
+/// statistic as the embedded store does.
+pub const LINKS_TABLE: &str = "rollupd_links";
 
 /// ClickHouse's aggregate function for a method, where it has one.
 pub fn function(method: Method) -> Result<&'static str, ClickHouseSchemaError> {
@@ -239,6 +244,12 @@ pub fn ddl(target: &Target, rollups: &[Rollup]) -> Result<Vec<String>, ClickHous
         "MergeTree()".into(),
         "Path, Time",
     );
+    table(
+        LINKS_TABLE,
+        "Date Date, Path String, Hist String, Stat UInt32, Version UInt32",
+        "ReplacingMergeTree(Version)".into(),
+        "Path, Date",
+    );
     Ok(out)
 }
 
@@ -351,7 +362,7 @@ mod tests {
             &r,
         )
         .unwrap();
-        assert_eq!(one.len(), 1 + 5 + 3);
+        assert_eq!(one.len(), 1 + 5 + 4);
         assert!(one.iter().all(|s| s.contains("IF NOT EXISTS")), "{one:?}");
         assert!(one[1].starts_with(
             "CREATE TABLE IF NOT EXISTS metrics.points_sum_10s_2160_60s_10080_600s_262800 ("
@@ -366,7 +377,7 @@ mod tests {
             &r,
         )
         .unwrap();
-        assert_eq!(two.len(), 1 + 2 * (5 + 3));
+        assert_eq!(two.len(), 1 + 2 * (5 + 4));
         assert!(two[1].contains("metrics.points_sum_10s_2160_60s_10080_600s_262800_local ("));
         assert!(two[2].ends_with(
             "ENGINE = Distributed(shards, metrics, points_sum_10s_2160_60s_10080_600s_262800_local, cityHash64(Path))"

@@ -248,6 +248,17 @@ impl Buffers {
                 } else {
                     index_rows(rows, p.name, &day, version);
                 }
+                if let Some((hist, code)) = p.link {
+                    let rows = self
+                        .tables
+                        .entry(format!("{db}.{}", schema::LINKS_TABLE))
+                        .or_default();
+                    let _ = write!(Out(rows), "{day}\t");
+                    tsv_text(rows, p.name);
+                    rows.push(b'\t');
+                    tsv_text(rows, hist);
+                    let _ = writeln!(Out(rows), "\t{}\t{version}", code.to_bits());
+                }
             }
         }
         for h in hists {
@@ -413,7 +424,9 @@ impl Shared {
         let mut tables: Vec<(String, Vec<u8>)> = b.tables.drain().collect();
         // The indexes first: a path is findable no later than its points.
         tables.sort_by_key(|(t, _)| {
-            !(t.ends_with(schema::INDEX_TABLE) || t.ends_with(schema::TAGGED_TABLE))
+            !(t.ends_with(schema::INDEX_TABLE)
+                || t.ends_with(schema::TAGGED_TABLE)
+                || t.ends_with(schema::LINKS_TABLE))
         });
         Some(Batch {
             points,
@@ -645,6 +658,7 @@ mod tests {
             value,
             retention: "10s:2160,60s:10080",
             method: Method::Sum,
+            link: None,
         };
         let h = Hist {
             buckets: vec![(1000, 2), (5000, 1)],
@@ -700,6 +714,20 @@ mod tests {
         assert_eq!(b.tables["g.graphite_index"].len(), before);
         b.add("g", &[p("a.b\tc", day + 86_400, 2.0)], &[], day + 86_405);
         assert!(b.tables["g.graphite_index"].len() > before);
+        // A timer statistic's link to its histogram, once with its index rows.
+        let code = crate::store::index::StatCode::of_field("upper_90").unwrap();
+        let linked = MirroredPoint {
+            link: Some(("t.api", code)),
+            ..p("t.api.upper_90", day + 10, 7.0)
+        };
+        b.add("g", &[linked, linked], &[], day + 15);
+        assert_eq!(
+            text(&b, "g.rollupd_links"),
+            format!(
+                "2023-11-14\tt.api.upper_90\tt.api\t{}\t{v}\n",
+                code.to_bits()
+            )
+        );
         // Points before 1970 or past 2106 have no UInt32 time: left out.
         b.add("g", &[p("old", -10, 1.0)], &[], day);
         assert!(!text(&b, "g.points_sum_10s_2160_60s_10080").contains("old"));
@@ -721,6 +749,7 @@ mod tests {
                 value: 1.0,
                 retention: "10s:6h",
                 method: Method::Average,
+                link: None,
             }],
             &[],
             100,

@@ -210,7 +210,7 @@ impl StatCode {
         f64::from(self.0 >> 5) / 10f64.powi((self.0 & 31) as i32)
     }
 
-    fn stat(self) -> Stat {
+    pub fn stat(self) -> Stat {
         match self.0 {
             CODE_MEAN => Stat::Mean,
             CODE_STD => Stat::Std,

@@ -6,6 +6,7 @@
 //! know which.
 
 use super::hist::Hist;
+use super::index::StatCode;
 use super::schema::Method;
 
 /// One accepted point.
@@ -17,6 +18,10 @@ pub struct MirroredPoint<'a> {
     /// Its series' retention, as the rules write it (`10s:6h,1m:7d,10m:5y`).
     pub retention: &'a str,
     pub method: Method,
+    /// A timer statistic's histogram (by name) and which statistic of it:
+    /// coarser slots are that statistic of the merged histogram, not the
+    /// method's aggregate (`rollup::value`).
+    pub link: Option<(&'a str, StatCode)>,
 }
 
 /// One accepted timer histogram.

@@ -52,10 +52,21 @@ impl Store {
                 .iter()
                 .map(|r| r.text.clone())
                 .collect();
-            let kinds: Vec<Option<(u16, Method)>> = targets
+            let index = self.index.read();
+            let kinds: Vec<Option<MirrorKind>> = targets
                 .iter()
-                .map(|t| t.as_ref().map(|t| (t.schema, t.rule.method)))
+                .map(|t| {
+                    t.as_ref().map(|t| {
+                        let link = index
+                            .series
+                            .get(t.id as usize)
+                            .and_then(|s| s.link_code())
+                            .map(|(h, code)| (index.hist_name(h).to_string(), code));
+                        (t.schema, t.rule.method, link)
+                    })
+                })
                 .collect();
+            drop(index);
             let hkept: Vec<bool> = htargets.iter().map(Option::is_some).collect();
             (m.clone(), texts, kinds, hkept)
         });
@@ -844,12 +855,16 @@ fn put_hist(
     Ok(())
 }
 
+/// What a mirror is told of an accepted point's series: its schema, its
+/// method, and a timer statistic's histogram (by name) and statistic.
+type MirrorKind = (u16, Method, Option<(String, index::StatCode)>);
+
 /// Hands an accepted batch to a mirror: the points and histograms the
 /// store took (`kinds` is `None`, `hkept` false, for refused ones).
 fn mirror_batch(
     m: &dyn mirror::Mirror,
     texts: &[String],
-    kinds: &[Option<(u16, Method)>],
+    kinds: &[Option<MirrorKind>],
     points: &[Point<'_>],
     hists: &[(&str, i64, Hist)],
     hkept: &[bool],
@@ -859,13 +874,14 @@ fn mirror_batch(
         .iter()
         .zip(kinds)
         .filter_map(|(p, k)| {
-            let (schema, method) = (*k)?;
+            let (schema, method, link) = k.as_ref()?;
             Some(mirror::MirroredPoint {
                 name: p.name,
                 timestamp: p.timestamp,
                 value: p.value,
-                retention: texts.get(schema as usize).map_or("", String::as_str),
-                method,
+                retention: texts.get(*schema as usize).map_or("", String::as_str),
+                method: *method,
+                link: link.as_ref().map(|(h, c)| (h.as_str(), *c)),
             })
         })
         .collect();
