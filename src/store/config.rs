@@ -90,6 +90,12 @@ pub struct ClickHouseConfig {
     /// batch past it is dropped, counted and logged.
     #[serde(with = "size_str")]
     pub queue_max_bytes: u64,
+    /// With `engine = "clickhouse"`: how much history the embedded store
+    /// still keeps (it is the write-ahead log and a local copy; ClickHouse
+    /// holds the rest). Rows older than this are deleted whatever their
+    /// archive's retention.
+    #[serde(with = "duration_str")]
+    pub keep_locally: Duration,
 }
 
 impl Default for ClickHouseConfig {
@@ -104,6 +110,7 @@ impl Default for ClickHouseConfig {
             batch_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
             queue_max_bytes: 1 << 30,
+            keep_locally: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -230,7 +237,7 @@ impl ClickHouseConfig {
         if self.batch_points == 0 {
             return Err("storage.clickhouse.batch_points must be at least 1".into());
         }
-        if self.batch_interval.is_zero() || self.timeout.is_zero() {
+        if self.batch_interval.is_zero() || self.timeout.is_zero() || self.keep_locally.is_zero() {
             return Err("storage.clickhouse.batch_interval and timeout must be more than 0".into());
         }
         let ident = |s: &str| {

@@ -191,6 +191,10 @@ pub struct StoreOptions {
     /// in memory may take a quarter of it before a checkpoint writes them
     /// out early.
     pub max_memory: u64,
+    /// Rows older than this are deleted whatever their archive keeps: with
+    /// `[storage] engine = "clickhouse"` this store is the log and a local
+    /// copy, and ClickHouse holds the history (`keep_locally`).
+    pub keep_at_most: Option<Duration>,
 }
 
 impl StoreOptions {
@@ -210,6 +214,10 @@ impl StoreOptions {
             max_series: cfg.max_series,
             max_new_series_per_minute: cfg.max_new_series_per_minute,
             max_memory: cfg.max_memory,
+            keep_at_most: match (&cfg.engine, &cfg.clickhouse) {
+                (config::Engine::ClickHouse, Some(ch)) => Some(ch.keep_locally),
+                _ => None,
+            },
         }
     }
 }

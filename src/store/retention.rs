@@ -1,4 +1,5 @@
-//! Retention: rows past what each archive keeps, deleted by range.
+//! Retention: rows past what each archive keeps (or past `keep_locally`
+//! when ClickHouse holds the history), deleted by range.
 
 use super::*;
 
@@ -16,9 +17,10 @@ impl Store {
         // The deletes and the compaction run with no lock held.
         let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
+        let keep = self.opts.keep_at_most.map_or(u64::MAX, |d| d.as_secs());
         for (sid, (r, shape)) in schemas.list.iter().zip(&schemas.shapes).enumerate() {
             for (a, arch) in r.archives.iter().enumerate() {
-                let cutoff = now - arch.retention() as i64;
+                let cutoff = now - arch.retention().min(keep) as i64;
                 // Rows that end at or before the cutoff hold nothing a read
                 // can reach. A row not sealed yet stays whatever its age:
                 // the coarser archive's points under it are rolled up from

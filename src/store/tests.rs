@@ -493,6 +493,54 @@ fn retention_deletes_old_rows_and_disk_stops_growing() {
     assert!(old.is_none(), "beyond retention nothing is returned");
 }
 
+/// With ClickHouse holding the history, the embedded store keeps only
+/// `keep_locally` of it (and the rows not sealed yet), whatever the
+/// archives' retention says.
+#[test]
+fn keep_locally_bounds_the_embedded_copy() {
+    let run = |keep: Option<u64>| {
+        let kv = Arc::new(MemKv::new());
+        // The 1 min archive's rows span 12 h (720 points).
+        let mut c = cfg("10s:1h,1m:2d", "average", 0.0);
+        if let Some(secs) = keep {
+            c.engine = crate::store::config::Engine::ClickHouse;
+            c.clickhouse = Some(crate::store::config::ClickHouseConfig {
+                keep_locally: std::time::Duration::from_secs(secs),
+                ..Default::default()
+            });
+        }
+        let store = open(&kv, &c);
+        for hour in 0..30 {
+            for k in 0..360 {
+                let t = T0 + hour * 3600 + k * 10;
+                store.write(&[pt("a", t, 1.0)], &[], t).unwrap();
+            }
+            let now = T0 + (hour + 1) * 3600;
+            store.maintain(now, true).unwrap();
+            store.enforce_retention(now).unwrap();
+        }
+        let id = store.index().id("a").unwrap();
+        let now = T0 + 30 * 3600;
+        // 20-21 h ago: in the 1 min archive's first row, sealed long since.
+        let f = store
+            .fetch(id, now - 21 * 3600, now - 20 * 3600, now)
+            .unwrap();
+        let known = f.map_or(0, |f| f.values.iter().filter(|v| !v.is_nan()).count());
+        (known, kv.bytes(Space::Rows))
+    };
+    let (all, all_bytes) = run(None);
+    let (kept, kept_bytes) = run(Some(3600));
+    assert!(
+        all > 50,
+        "without keep_locally the archive's 2 d hold: {all}"
+    );
+    assert_eq!(kept, 0, "with 1 h kept locally, nothing 20 h old");
+    assert!(
+        kept_bytes * 2 < all_bytes,
+        "{kept_bytes} of {all_bytes} bytes"
+    );
+}
+
 #[test]
 fn a_full_disk_fails_loudly_keeps_reads_and_recovers() {
     let kv = Arc::new(MemKv::new());
