@@ -181,17 +181,7 @@ impl Queue {
             return Ok(false);
         }
         let seq = self.next_seq;
-        let path = self.path(seq);
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&b.encode())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &path)?;
-        // The rename itself reaches the disk with the directory.
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        self.write_whole(seq, b)?;
         self.next_seq += 1;
         self.bytes += bytes;
         self.entries.push_back(Entry {
@@ -222,17 +212,31 @@ impl Queue {
         let Some(e) = self.entries.front_mut() else {
             return Ok(());
         };
-        let path = self.dir.join(format!("{:020}.batch", e.seq));
+        let seq = e.seq;
+        self.write_whole(seq, b)?;
+        let Some(e) = self.entries.front_mut() else {
+            return Ok(());
+        };
+        let bytes = b.bytes();
+        self.bytes = self.bytes - e.bytes + bytes;
+        e.bytes = bytes;
+        e.points = b.points;
+        Ok(())
+    }
+
+    /// Writes batch `seq` whole: a temp file, fsynced, renamed into place,
+    /// and the directory synced so the rename is on disk too.
+    fn write_whole(&self, seq: u64, b: &Batch) -> std::io::Result<()> {
+        let path = self.path(seq);
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&b.encode())?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, &path)?;
-        let bytes = b.bytes();
-        self.bytes = self.bytes - e.bytes + bytes;
-        e.bytes = bytes;
-        e.points = b.points;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
         Ok(())
     }
 
