@@ -49,7 +49,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StorageConfig::default();
     #[cfg(feature = "rocksdb")]
-    let kv: Arc<dyn Kv> = Arc::new(rollupd::store::rocks::RocksKv::open(dir.path()).unwrap());
+    let kv: Arc<dyn Kv> = Arc::new(rollupd::rocks::RocksKv::open(dir.path()).unwrap());
     #[cfg(not(feature = "rocksdb"))]
     let kv: Arc<dyn Kv> = Arc::new(rollupd::store::mem::MemKv::new());
     // A multiple of every interval used, so rounds land on the grid.

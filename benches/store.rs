@@ -39,10 +39,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rollupd::config::{Config, StorageConfig};
 use rollupd::emit::Emitter;
 use rollupd::events::EventQueue;
+#[cfg(feature = "rocksdb")]
+use rollupd::rocks::RocksKv;
 use rollupd::store::kv::{Kv, Space};
 use rollupd::store::mem::MemKv;
-#[cfg(feature = "rocksdb")]
-use rollupd::store::rocks::RocksKv;
 use rollupd::store::row;
 use rollupd::store::{Point, Store};
 use rollupd::telemetry::{LocalCounts, Telemetry};

@@ -617,12 +617,12 @@ impl PointSink for StoreSink {
 fn open_store(data_dir: &Path, cfg: &Config) -> Result<Store, DaemonError> {
     let dir = data_dir.join("store");
     #[cfg(feature = "rocksdb")]
-    let kv: Arc<dyn crate::store::kv::Kv> = Arc::new(
-        crate::store::rocks::RocksKv::open(&dir).map_err(|source| StoreError::Open {
+    let kv: Arc<dyn crate::store::kv::Kv> = Arc::new(rollupd_rocks::RocksKv::open(&dir).map_err(
+        |source| StoreError::Open {
             path: dir.clone(),
             source,
-        })?,
-    );
+        },
+    )?);
     // Built without RocksDB (a quick-test build): points live in memory.
     #[cfg(not(feature = "rocksdb"))]
     let kv: Arc<dyn crate::store::kv::Kv> = {

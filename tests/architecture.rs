@@ -99,14 +99,88 @@ fn cycle_edges(g: &Graph) -> Vec<String> {
     out
 }
 
+/// The daemon's `src/` and each crate's `src/` under `crates/`.
+fn crate_sources() -> Vec<(String, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![("rollupd".to_string(), root.join("src"))];
+    for entry in std::fs::read_dir(root.join("crates")).expect("read crates") {
+        let dir = entry.expect("entry").path();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        out.push((name, dir.join("src")));
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn top_level_modules_have_no_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let g = graph(&src);
-    // The graph is real: the daemon wires the stages together.
-    assert!(g["daemon"].contains_key("store"), "{g:?}");
-    let cycles = cycle_edges(&g);
-    assert!(cycles.is_empty(), "module cycles:\n{}", cycles.join("\n"));
+    let crates = crate_sources();
+    assert!(crates.len() > 8, "{crates:?}");
+    for (name, src) in &crates {
+        let g = graph(src);
+        if name == "rollupd" {
+            // The graph is real: the daemon wires the stages together.
+            assert!(g["daemon"].contains_key("store"), "{g:?}");
+        }
+        let cycles = cycle_edges(&g);
+        assert!(
+            cycles.is_empty(),
+            "module cycles in {name}:\n{}",
+            cycles.join("\n")
+        );
+    }
+}
+
+/// Each crate's dependencies by name, from its manifest.
+fn dependencies(crate_dir: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("a manifest");
+    let manifest: toml::Table = text.parse().expect("a manifest that parses");
+    manifest
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// What the workspace split is for: only the engine crates compile C++ or
+/// talk to a server, so everything else builds and tests in seconds.
+#[test]
+fn only_the_engine_crates_name_rocksdb_or_a_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for (name, src) in crate_sources() {
+        if name == "rollupd" {
+            continue;
+        }
+        let deps = dependencies(src.parent().unwrap());
+        seen += 1;
+        assert_eq!(
+            deps.contains("rocksdb"),
+            name == "rocks",
+            "{name}: {deps:?}"
+        );
+        assert_eq!(
+            deps.contains("ureq"),
+            name == "clickhouse",
+            "{name}: {deps:?}"
+        );
+        for server in [
+            "tokio",
+            "axum",
+            "hyper",
+            "rollupd-rocks",
+            "rollupd-clickhouse",
+        ] {
+            assert!(!deps.contains(server), "{name} depends on {server}");
+        }
+    }
+    assert!(seen > 8);
+    // The daemon reaches RocksDB only through the engine crate.
+    let daemon = dependencies(root);
+    assert!(
+        daemon.contains("rollupd-rocks") && !daemon.contains("rocksdb"),
+        "{daemon:?}"
+    );
 }
 
 #[test]

@@ -288,12 +288,12 @@ fn open(
 fn open_engine(dir: &Path) -> super::Engine {
     #[cfg(feature = "rocksdb")]
     {
-        let opts = rollupd::store::rocks::RocksOptions::default();
-        let opts = rollupd::store::rocks::RocksOptions {
+        let opts = rollupd::rocks::RocksOptions::default();
+        let opts = rollupd::rocks::RocksOptions {
             cache_bytes: env::<usize>("RAMP_CACHE_MB", opts.cache_bytes >> 20) << 20,
             memtable_bytes: env::<usize>("RAMP_MEMTABLE_MB", opts.memtable_bytes >> 20) << 20,
         };
-        let kv = rollupd::store::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb");
+        let kv = rollupd::rocks::RocksKv::open_with(dir, &opts).expect("open rocksdb");
         // `RAMP_ROCKS_LOG="level0_file_num_compaction_trigger=8;..."`: a
         // family's mutable RocksDB options, set after open.
         for s in Space::ALL {
