@@ -16,16 +16,16 @@ const POINTS: usize = 360;
 
 fn shape(kind: &str, rng: &mut fastrand::Rng) -> Vec<f64> {
     let mut v = match kind {
-        "counter" => rng.u32(0..100_000) as f64,
-        "gauge" => rng.u32(0..10_000) as f64 / 10.0,
+        "counter" => f64::from(rng.u32(0..100_000)),
+        "gauge" => f64::from(rng.u32(0..10_000)) / 10.0,
         "constant" => 2.0,
         _ => 0.0,
     };
     let mut slots = vec![f64::NAN; 720];
     for s in slots.iter_mut().take(POINTS) {
         match kind {
-            "counter" => v += rng.u32(0..=3) as f64,
-            "gauge" => v = ((v * 10.0).round() + rng.i32(-5..=5) as f64).max(0.0) / 10.0,
+            "counter" => v += f64::from(rng.u32(0..=3)),
+            "gauge" => v = ((v * 10.0).round() + f64::from(rng.i32(-5..=5))).max(0.0) / 10.0,
             "constant" => {}
             _ => v = f64::from_bits(rng.u64(..) >> 2) * (rng.f64() - 0.5),
         }
@@ -44,7 +44,7 @@ fn time<R>(mut f: impl FnMut() -> R) -> f64 {
         }
         let e = t.elapsed().as_secs_f64();
         if e > 0.2 {
-            return e * 1e6 / n as f64;
+            return e * 1e6 / f64::from(n);
         }
         n *= 4;
     }

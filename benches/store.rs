@@ -370,7 +370,7 @@ fn write() {
         let batches = 2000i64;
         let mut rng = fastrand::Rng::with_seed(1);
         let vals: Vec<f64> = (0..10_000)
-            .map(|_| (rng.u32(0..10_000) as f64) / 10.0)
+            .map(|_| f64::from(rng.u32(0..10_000)) / 10.0)
             .collect();
         let started = Instant::now();
         let mut pts: Vec<Point<'_>> = Vec::with_capacity(10_000);

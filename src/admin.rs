@@ -293,7 +293,7 @@ fn fetch(s: &AdminState, args: &[&str]) -> String {
         Ok(Some(f)) => {
             let mut out = format!("step {}\n", f.step);
             for (i, v) in f.values.iter().enumerate() {
-                let t = f.from + i as i64 * f.step as i64;
+                let t = f.from + i as i64 * i64::from(f.step);
                 if v.is_nan() {
                     out.push_str(&format!("{t}\tNone\n"));
                 } else {

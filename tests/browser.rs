@@ -172,7 +172,7 @@ fn dashboards_work_in_a_real_browser() {
     for p in 0..12 {
         for s in 0..10 {
             for t in times.clone() {
-                let v = (t / 10 % 100) as f64 + (p * 10 + s) as f64;
+                let v = (t / 10 % 100) as f64 + f64::from(p * 10 + s);
                 text.push_str(&format!("big.p{p}.s{s} {v} {t}\n"));
             }
         }

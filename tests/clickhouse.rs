@@ -336,7 +336,7 @@ fn the_daemon_writes_every_point_to_two_shards_and_queues_while_one_is_down() {
                 let t = now - 600 + round * 300 + k * 10;
                 text.push_str(&format!(
                     "ch.web.{i} {} {t}\n",
-                    i as f64 + k as f64 / 4.0 + round as f64
+                    f64::from(i) + k as f64 / 4.0 + round as f64
                 ));
             }
         }

@@ -148,15 +148,15 @@ impl Values {
             let rng = &mut self.rng;
             self.last
                 .extend((self.last.len()..=i).map(|j| match j % 10 {
-                    0..=5 => rng.u32(0..100_000) as f64,
-                    6..=8 => rng.u32(0..10_000) as f64 / 10.0,
+                    0..=5 => f64::from(rng.u32(0..100_000)),
+                    6..=8 => f64::from(rng.u32(0..10_000)) / 10.0,
                     _ => (j % 3) as f64,
                 }));
         }
         let v = &mut self.last[i];
         match i % 10 {
-            0..=5 => *v += self.rng.u32(0..=3) as f64,
-            6..=8 => *v = ((*v * 10.0).round() + self.rng.i32(-5..=5) as f64).max(0.0) / 10.0,
+            0..=5 => *v += f64::from(self.rng.u32(0..=3)),
+            6..=8 => *v = ((*v * 10.0).round() + f64::from(self.rng.i32(-5..=5))).max(0.0) / 10.0,
             _ => {}
         }
         *v

@@ -915,7 +915,7 @@ fn row_sources() -> &'static rollupd::store::mem::MemKv {
                     if i % 7 == 3 {
                         f64::NAN
                     } else {
-                        (i as f64 + 1.0) * s as f64
+                        (i as f64 + 1.0) * f64::from(s)
                     }
                 })
                 .collect();

@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn histogram_keeps_percentiles_within_its_precision() {
-        let samples: Vec<f64> = (1..=1000).map(|i| i as f64 * 0.5).collect();
+        let samples: Vec<f64> = (1..=1000).map(|i| f64::from(i) * 0.5).collect();
         let h = histogram_of(&samples).unwrap();
         assert_eq!(h.len(), 1000);
         let p99 = h.value_at_quantile(0.99) as f64 / HISTOGRAM_UNITS_PER_MS;

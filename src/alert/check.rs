@@ -571,7 +571,7 @@ mod tests {
             .map(|i| {
                 s(
                     &format!("s{i:02}"),
-                    Some(801.0 + i as f64),
+                    Some(801.0 + f64::from(i)),
                     State::Critical,
                     "",
                 )
@@ -744,7 +744,14 @@ mod tests {
     #[test]
     fn output_is_bounded() {
         let many: Vec<SeriesCheck> = (0..250)
-            .map(|i| s(&format!("host{i:03}.cpu"), Some(i as f64), State::Ok, ""))
+            .map(|i| {
+                s(
+                    &format!("host{i:03}.cpu"),
+                    Some(f64::from(i)),
+                    State::Ok,
+                    "",
+                )
+            })
             .collect();
         let r = evaluate(&above(), many);
         let line = r.nagios();

@@ -127,7 +127,7 @@ mod tests {
                 moved += 1;
             }
         }
-        let share = moved as f64 / k.len() as f64;
+        let share = f64::from(moved) / k.len() as f64;
         assert!((share - 0.2).abs() < 0.03, "{share}");
         // The list's order does not matter: names place the points.
         let reordered = Ring::new(&["d", "c", "b", "a"], &[1; 4]);

@@ -284,8 +284,8 @@ impl ClickHouseSource {
         w: &ReadWindow,
         now: i64,
     ) -> Result<Vec<(String, i64, f64)>, ClickHouseError> {
-        let fine = r.archives[0].step as i64;
-        let (from, until) = (w.from.max(0), w.until.clamp(0, u32::MAX as i64 + 1));
+        let fine = i64::from(r.archives[0].step);
+        let (from, until) = (w.from.max(0), w.until.clamp(0, i64::from(u32::MAX) + 1));
         let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
         // Each level's slot and value get names of their own (`t0`, `v0`,
         // `t1`, ...): an alias may not shadow the column it is made from.
@@ -297,7 +297,10 @@ impl ClickHouseSource {
             list.join(",")
         );
         for k in 1..=w.archive {
-            let (step, prev) = (r.archives[k].step as i64, r.archives[k - 1].step as i64);
+            let (step, prev) = (
+                i64::from(r.archives[k].step),
+                i64::from(r.archives[k - 1].step),
+            );
             let per = step / prev.max(1);
             // Rows the server may have rolled up: older than the finer
             // archive's retention, with an hour's margin: ClickHouse 18.16
@@ -313,7 +316,7 @@ impl ClickHouseSource {
                            {}, nan) AS v{k} \
                  FROM ({sql}) GROUP BY Path, t{k}",
                 consolidate(method, per, &v, &t),
-                xff = xff as f64,
+                xff = f64::from(xff),
             );
         }
         sql.push_str(" FORMAT TabSeparated");
@@ -355,7 +358,7 @@ impl ClickHouseSource {
             schema::HISTS_TABLE,
             list.join(","),
             w.from.max(0),
-            w.until.clamp(0, u32::MAX as i64 + 1),
+            w.until.clamp(0, i64::from(u32::MAX) + 1),
             step = w.step
         );
         let len = ((w.until - w.from) / w.step) as usize;
@@ -512,7 +515,7 @@ impl SeriesSource for ClickHouseSource {
             let Some(w) = r.read_window(from, until, now) else {
                 continue;
             };
-            let fine = r.archives[0].step as i64;
+            let fine = i64::from(r.archives[0].step);
             let len = ((w.until - w.from) / w.step) as usize;
             let mut at: HashMap<&str, usize> = HashMap::new();
             for (i, name) in &members {
@@ -616,7 +619,7 @@ impl SeriesSource for ClickHouseSource {
         let Some(w) = r.read_window(from, until, now) else {
             return Ok(None);
         };
-        let fine = r.archives[0].step as i64;
+        let fine = i64::from(r.archives[0].step);
         let mut by = self.hists_by_slot(&[&name], fine, &w).map_err(engine)?;
         let out = by
             .remove(&name)

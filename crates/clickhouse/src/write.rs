@@ -213,7 +213,7 @@ impl Buffers {
         hists: &[MirroredHist<'_>],
         now: i64,
     ) {
-        let version = now.clamp(0, u32::MAX as i64);
+        let version = now.clamp(0, i64::from(u32::MAX));
         let today = now.div_euclid(86_400);
         if self.day != today {
             self.indexed.clear();

@@ -248,8 +248,8 @@ impl Context<'_> {
                 let mut s = Series::new(
                     &name,
                     f.from,
-                    f.until - f.step as i64,
-                    f.step as i64,
+                    f.until - i64::from(f.step),
+                    i64::from(f.step),
                     f.values,
                 );
                 s.end = f.until;
@@ -272,15 +272,19 @@ impl Context<'_> {
         let r = self.store.retention(id)?;
         // i128: `now` and the window are the user's, within what
         // `time::check_time` lets through, but the margin costs nothing.
-        let (now, from, until) = (self.now as i128, self.from as i128, self.until as i128);
+        let (now, from, until) = (
+            i128::from(self.now),
+            i128::from(self.from),
+            i128::from(self.until),
+        );
         let (from, until) = (from.min(until), from.max(until));
-        let oldest = now - r.max_retention() as i128;
+        let oldest = now - i128::from(r.max_retention());
         if from > now || until < oldest {
             return Some(0);
         }
         let (from, until) = (from.max(oldest), until.min(now));
         let age = i64::try_from(now - from).unwrap_or(i64::MAX);
-        let step = r.archives.get(r.archive_for_read(age))?.step.max(1) as i128;
+        let step = i128::from(r.archives.get(r.archive_for_read(age))?.step.max(1));
         let from_i = from - from.rem_euclid(step) + step;
         let until_i = (until - until.rem_euclid(step) + step).max(from_i + step);
         Some(usize::try_from((until_i - from_i) / step).unwrap_or(usize::MAX))

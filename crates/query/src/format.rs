@@ -180,7 +180,7 @@ mod tests {
             check(f64::from_bits((bits & !(0x7ff << 52)) | (e << 52)));
             let cents = rng.i64(-10_000_000..10_000_000) as f64 / 100.0;
             check(cents);
-            check(cents / rng.u32(1..100) as f64);
+            check(cents / f64::from(rng.u32(1..100)));
         }
     }
 

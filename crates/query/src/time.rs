@@ -233,7 +233,7 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
                 .iter()
                 .position(|x| Some(*x) == rest.get(..3))
                 .unwrap_or(0) as i64;
-            let have = today.weekday().num_days_from_monday() as i64;
+            let have = i64::from(today.weekday().num_days_from_monday());
             today - Duration::days((have - want).rem_euclid(7))
         }
         _ => return Err(bad()),

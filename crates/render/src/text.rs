@@ -372,7 +372,7 @@ mod tests {
     fn json_in_pieces_is_the_whole_reply() {
         let all: Vec<Series> = (0..30)
             .map(|i| {
-                let vals: Vec<f64> = (0..50).map(|j| (i * j) as f64 / 7.0).collect();
+                let vals: Vec<f64> = (0..50).map(|j| f64::from(i * j) / 7.0).collect();
                 Series::new(&format!("x.s{i:02}"), 1000, 1500, 10, vals)
             })
             .collect();
@@ -400,7 +400,7 @@ mod tests {
     fn max_data_points_buckets_like_graphite_web() {
         // 60 points at 10 s from t=1005 (not aligned), maxDataPoints 20:
         // 3 values per point, 30 s buckets.
-        let vals: Vec<f64> = (0..60).map(|i| i as f64).collect();
+        let vals: Vec<f64> = (0..60).map(f64::from).collect();
         let s = Series::new("x", 1000, 1600, 10, vals);
         let o = &datapoints(&[s], Some(20))[0];
         // nudge = 30 + 0 - (1000 % 30 = 10) = 20; start 1020; lose 2 → drop 1.
@@ -413,7 +413,7 @@ mod tests {
     fn the_last_short_bucket_counts_against_a_full_one() {
         // As above: 59 values left, so the last bucket (1590) holds 2 of
         // 3; with xFilesFactor 0.7, 2/3 is too few, though both are known.
-        let vals: Vec<f64> = (0..60).map(|i| i as f64).collect();
+        let vals: Vec<f64> = (0..60).map(f64::from).collect();
         let mut s = Series::new("x", 1000, 1600, 10, vals);
         s.xff = 0.7;
         let o = &datapoints(&[s], Some(20))[0];
@@ -426,7 +426,7 @@ mod tests {
     /// point at the series' start (not the nudged bucket of 2 and up).
     #[test]
     fn one_max_data_point_is_the_whole_series_at_its_start() {
-        let vals: Vec<f64> = (0..60).map(|i| i as f64).collect();
+        let vals: Vec<f64> = (0..60).map(f64::from).collect();
         let s = Series::new("x", 1000, 1600, 10, vals.clone());
         assert_eq!(datapoints(&[s], Some(1))[0].points, [(29.5, 1000)]);
         // Its own start and all its values, whatever the window of all.

@@ -707,7 +707,7 @@ mod tests {
                 if i % 50 == 7 {
                     f64::NAN
                 } else {
-                    rng.u32(1..40) as f64
+                    f64::from(rng.u32(1..40))
                 }
             })
             .collect();

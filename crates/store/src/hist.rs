@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn sparse_quantiles_equal_hdrhistogram() {
         let samples: Vec<f64> = (0..5000)
-            .map(|i| ((i * 7919) % 3001) as f64 * 0.37)
+            .map(|i| f64::from((i * 7919) % 3001) * 0.37)
             .collect();
         let mut sorted = samples.clone();
         sorted.sort_by(f64::total_cmp);
@@ -459,8 +459,8 @@ mod tests {
 
     #[test]
     fn merge_is_the_histogram_of_all_samples() {
-        let a: Vec<f64> = (0..300).map(|i| i as f64 * 1.1).collect();
-        let b: Vec<f64> = (0..500).map(|i| 200.0 + i as f64 * 0.3).collect();
+        let a: Vec<f64> = (0..300).map(|i| f64::from(i) * 1.1).collect();
+        let b: Vec<f64> = (0..500).map(|i| 200.0 + f64::from(i) * 0.3).collect();
         let mut h = Hist::from_sorted_samples(&a);
         h.merge(&Hist::from_sorted_samples(&b));
         let mut all = [a, b].concat();

@@ -252,10 +252,10 @@ struct Target {
 impl Inner {
     /// Whether row `start` of (schema, archive) is sealed for writes.
     fn is_sealing(&self, shape: &Shape, schema: u16, a: usize, start: u32) -> bool {
-        let end = start as u64 + shape.spans[a] as u64;
+        let end = u64::from(start) + u64::from(shape.spans[a]);
         self.sealing
             .get(&(schema, a as u8))
-            .is_some_and(|&s| end <= s as u64)
+            .is_some_and(|&s| end <= u64::from(s))
     }
 
     /// Gives a schema its seal marks the first time a batch uses it: rows
@@ -267,9 +267,9 @@ impl Inner {
             return;
         }
         for a in 0..shape.steps.len() {
-            let span = shape.spans[a] as i64;
+            let span = i64::from(shape.spans[a]);
             let t = (now - seal::grace(shape, a)).max(0);
-            let mark = (t - t.rem_euclid(span)).min(u32::MAX as i64) as u32;
+            let mark = (t - t.rem_euclid(span)).min(i64::from(u32::MAX)) as u32;
             self.sealing.insert((schema, a as u8), mark);
             self.sealed.insert((schema, a as u8), mark);
         }

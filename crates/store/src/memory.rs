@@ -39,7 +39,7 @@ pub enum Pressure {
 /// series are refused already (they stay refused down to 80 %, so the
 /// refusal does not flap at the line).
 pub fn pressure(rss: u64, budget: u64, refusing: bool) -> Pressure {
-    let over = |pct: u64| rss as u128 * 100 > budget as u128 * pct as u128;
+    let over = |pct: u64| u128::from(rss) * 100 > u128::from(budget) * u128::from(pct);
     if over(100) || (refusing && over(80)) {
         Pressure::Refuse
     } else if over(90) {

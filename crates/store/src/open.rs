@@ -752,7 +752,7 @@ impl<T: Slot> Lane<T> {
         self.unsaved.retain(|k, u| {
             !(k.schema == schema
                 && k.archive as usize == archive
-                && k.start as u64 + span as u64 <= cutoff as u64
+                && u64::from(k.start) + u64::from(span) <= u64::from(cutoff)
                 && u.stamp < quiet_before)
         });
     }

@@ -110,7 +110,7 @@ impl Store {
             inner
                 .sealed
                 .get(&(schema, (a - 1) as u8))
-                .map_or(0, |&s| s as i64),
+                .map_or(0, |&s| i64::from(s)),
         )
     }
 
@@ -138,14 +138,14 @@ impl Store {
         let Some(rolled) = self.rolled_from(schema, a) else {
             return Ok(row);
         };
-        let span = shape.spans[a] as i64;
-        let (start, end) = (start as i64, start as i64 + span);
+        let span = i64::from(shape.spans[a]);
+        let (start, end) = (i64::from(start), i64::from(start) + span);
         if end <= rolled {
             return Ok(row);
         }
-        let step = shape.steps[a] as i64;
+        let step = i64::from(shape.steps[a]);
         let from = rolled.max(start);
-        let fspan = shape.spans[a - 1] as i64;
+        let fspan = i64::from(shape.spans[a - 1]);
         let mut fstart = from - from.rem_euclid(fspan);
         while fstart < end {
             let finer = self.value_row(id, schema, a - 1, shape, fstart as u32, rule)?;
@@ -192,14 +192,14 @@ impl Store {
         let Some(rolled) = self.rolled_from(schema, a) else {
             return Ok(row);
         };
-        let span = shape.spans[a] as i64;
-        let (start, end) = (start as i64, start as i64 + span);
+        let span = i64::from(shape.spans[a]);
+        let (start, end) = (i64::from(start), i64::from(start) + span);
         if end <= rolled {
             return Ok(row);
         }
-        let step = shape.steps[a] as i64;
+        let step = i64::from(shape.steps[a]);
         let from = rolled.max(start);
-        let fspan = shape.spans[a - 1] as i64;
+        let fspan = i64::from(shape.spans[a - 1]);
         let mut fstart = from - from.rem_euclid(fspan);
         while fstart < end {
             let finer = self.hist_row(id, schema, a - 1, shape, fstart as u32)?;
@@ -239,9 +239,9 @@ impl Window {
 
     /// The starts of the archive's rows the window covers.
     fn rows(&self, shape: &Shape) -> impl Iterator<Item = u32> {
-        let span = shape.spans[self.archive] as i64;
+        let span = i64::from(shape.spans[self.archive]);
         let first = self.from.max(0) - self.from.max(0).rem_euclid(span);
-        let until = self.until.min(u32::MAX as i64 + 1);
+        let until = self.until.min(i64::from(u32::MAX) + 1);
         (0..)
             .map(move |k| first + k * span)
             .take_while(move |s| *s < until)
@@ -251,7 +251,7 @@ impl Window {
     /// Copies a row's slots that fall in the window into `out`.
     fn place<T>(&self, start: u32, row: Vec<T>, out: &mut [T]) {
         for (i, v) in row.into_iter().enumerate() {
-            let t = start as i64 + i as i64 * self.step;
+            let t = i64::from(start) + i as i64 * self.step;
             if t >= self.from && t < self.until {
                 out[((t - self.from) / self.step) as usize] = v;
             }

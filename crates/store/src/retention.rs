@@ -29,18 +29,18 @@ impl Store {
                 let sealed = inner
                     .sealed
                     .get(&(sid as u16, a as u8))
-                    .map_or(0, |&s| s as i64);
+                    .map_or(0, |&s| i64::from(s));
                 // Nor a row a checkpoint wrote since the last sweep: a
                 // backfill may still be filling it (it goes at the next).
                 let fresh = inner
                     .fresh_rows
                     .get(&(sid as u16, a as u8))
-                    .map_or(i64::MAX, |&s| s as i64 + shape.spans[a] as i64);
-                let end_start = cutoff.min(sealed).min(fresh) - shape.spans[a] as i64 + 1;
+                    .map_or(i64::MAX, |&s| i64::from(s) + i64::from(shape.spans[a]));
+                let end_start = cutoff.min(sealed).min(fresh) - i64::from(shape.spans[a]) + 1;
                 if end_start <= 0 {
                     continue;
                 }
-                let end_start = end_start.min(u32::MAX as i64) as u32;
+                let end_start = end_start.min(i64::from(u32::MAX)) as u32;
                 let from = RowKey::prefix(sid as u16, a as u8, 0).to_vec();
                 let to = RowKey::prefix(sid as u16, a as u8, end_start).to_vec();
                 batch.delete_range(Space::Rows, from.clone(), to.clone());

@@ -59,8 +59,8 @@ pub fn merge(finer: &[Option<Hist>]) -> Option<Hist> {
 
 /// Where a point at `ts` lands in archive `a`: its row's start and slot.
 pub fn locate(shape: &Shape, a: usize, ts: i64) -> (u32, usize) {
-    let step = shape.steps[a] as i64;
-    let span = shape.spans[a] as i64;
+    let step = i64::from(shape.steps[a]);
+    let span = i64::from(shape.spans[a]);
     let t = ts - ts.rem_euclid(step);
     let start = t - t.rem_euclid(span);
     (start as u32, ((t - start) / step) as usize)
@@ -75,11 +75,11 @@ pub fn windows(
     start: u32,
     from: i64,
 ) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> {
-    let coarse = shape.steps[j] as i64;
-    let fine = shape.steps[j - 1] as i64;
+    let coarse = i64::from(shape.steps[j]);
+    let fine = i64::from(shape.steps[j - 1]);
     let per = (coarse / fine) as usize;
-    let span = shape.spans[j - 1] as i64;
-    let start = start as i64;
+    let span = i64::from(shape.spans[j - 1]);
+    let start = i64::from(start);
     (0..span / coarse).filter_map(move |k| {
         let bucket = start + k * coarse;
         let first = k as usize * per;

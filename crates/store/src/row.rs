@@ -104,7 +104,7 @@ pub fn get_varint(buf: &mut &[u8]) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let (&b, rest) = buf.split_first()?;
         *buf = rest;
-        v |= ((b & 0x7f) as u64) << shift;
+        v |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
             return Some(v);
         }
@@ -437,7 +437,7 @@ mod tests {
             .map(|i| match i % 4 {
                 0 => f64::NAN,
                 1 => f64::from_bits(rng.u64(..)),
-                2 => (i / 4) as f64 / 10.0,
+                2 => f64::from(i / 4) / 10.0,
                 _ => 7.0,
             })
             .collect();
@@ -445,7 +445,7 @@ mod tests {
             assert_eq!(xor_len(s), encode_xor(s).len());
         }
         // statsd-shaped: small integer steps cost a few bytes a point.
-        let counter: Vec<f64> = (0..30).map(|i| 5000.0 + (i * 7 % 5) as f64).collect();
+        let counter: Vec<f64> = (0..30).map(|i| 5000.0 + f64::from(i * 7 % 5)).collect();
         assert!(encode_xor(&counter).len() < 30 * 4);
     }
 
@@ -477,7 +477,7 @@ mod tests {
     #[test]
     fn round_trips_full_sparse_and_tiny_rows() {
         let n = f64::NAN;
-        let full: Vec<f64> = (0..720).map(|i| (i % 17) as f64 / 10.0).collect();
+        let full: Vec<f64> = (0..720).map(|i| f64::from(i % 17) / 10.0).collect();
         let mut sparse = vec![n; 720];
         for i in (3..700).step_by(7) {
             sparse[i] = i as f64 * 1.5;
@@ -497,7 +497,7 @@ mod tests {
     #[test]
     fn regular_statsd_rows_are_small() {
         // A counter's rate with one decimal, every slot present.
-        let slots: Vec<f64> = (0..720).map(|i| ((i * 37) % 90) as f64 / 10.0).collect();
+        let slots: Vec<f64> = (0..720).map(|i| f64::from((i * 37) % 90) / 10.0).collect();
         let bytes = encode(&slots);
         assert!(bytes.len() < 720, "{} bytes for 720 points", bytes.len());
         // The presence list of a full row is 4 bytes: one run, from slot 0,
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn damaged_rows_are_errors_not_panics() {
-        let good = encode(&(0..720).map(|i| i as f64).collect::<Vec<_>>());
+        let good = encode(&(0..720).map(f64::from).collect::<Vec<_>>());
         assert_eq!(decode(&[], 720), Err(RowError::Empty));
         assert_eq!(decode(&[9, 0], 720), Err(RowError::Format(9)));
         assert!(decode(&good[..good.len() / 2], 720).is_err());

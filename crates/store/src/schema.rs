@@ -36,7 +36,7 @@ pub struct Archive {
 
 impl Archive {
     pub fn retention(&self) -> u64 {
-        self.step as u64 * self.points as u64
+        u64::from(self.step) * u64::from(self.points)
     }
 }
 
@@ -105,11 +105,11 @@ impl Retention {
                 .ok_or_else(|| bad(format!("{p:?} is not a precision like 10s or 1m")))?;
             let (ret, has_unit) = parse_amount(r.trim())
                 .ok_or_else(|| bad(format!("{r:?} is not a retention like 6h or 1440")))?;
-            if step == 0 || step > u32::MAX as u64 / 4 {
+            if step == 0 || step > u64::from(u32::MAX) / 4 {
                 return Err(bad(format!("precision {p:?} is out of range")));
             }
             let points = if has_unit { ret / step } else { ret };
-            if points == 0 || points > u32::MAX as u64 {
+            if points == 0 || points > u64::from(u32::MAX) {
                 return Err(bad(format!("{part:?} keeps no points or too many")));
             }
             archives.push(Archive {
@@ -136,7 +136,7 @@ impl Retention {
                     lo.step, hi.step
                 )));
             }
-            if (hi.points as u64) < (lo.step / hi.step) as u64 {
+            if u64::from(hi.points) < u64::from(lo.step / hi.step) {
                 return Err(bad(format!(
                     "the {}s archive keeps fewer points than one {}s point needs",
                     hi.step, lo.step
@@ -195,7 +195,7 @@ impl Retention {
         from = from.max(oldest);
         until = until.min(now);
         let archive = self.archive_for_read(now - from);
-        let step = self.archives[archive].step as i64;
+        let step = i64::from(self.archives[archive].step);
         let from_i = from - from.rem_euclid(step) + step;
         let mut until_i = until - until.rem_euclid(step) + step;
         if from_i == until_i {
@@ -223,12 +223,12 @@ fn row_spans(archives: &[Archive]) -> Vec<u32> {
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let unit = archives.get(i + 1).map_or(a.step, |c| c.step) as u64;
+            let unit = u64::from(archives.get(i + 1).map_or(a.step, |c| c.step));
             // No longer than the archive keeps: a row outliving its
             // retention would hold expired points until it ends.
-            let want = a.step as u64 * ROW_POINTS.min(a.points) as u64;
+            let want = u64::from(a.step) * u64::from(ROW_POINTS.min(a.points));
             let span = want.div_ceil(unit) * unit;
-            span.min(u32::MAX as u64 / 2) as u32
+            span.min(u64::from(u32::MAX) / 2) as u32
         })
         .collect()
 }
@@ -297,7 +297,7 @@ impl Method {
     pub fn aggregate_window(self, slots: &[f64], n: usize, xff: f32) -> Option<f64> {
         let n = n.max(slots.len());
         let known = slots.iter().filter(|v| !v.is_nan()).count();
-        if known == 0 || (known as f64 / n as f64) < xff as f64 {
+        if known == 0 || (known as f64 / n as f64) < f64::from(xff) {
             return None;
         }
         let vals = || slots.iter().copied().filter(|v| !v.is_nan());

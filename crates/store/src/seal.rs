@@ -29,7 +29,7 @@ use super::*;
 /// Seconds after a row's span ends before it is sealed: late points
 /// within it still go to the head, at no cost.
 pub(super) fn grace(shape: &Shape, a: usize) -> i64 {
-    2 * shape.steps[a] as i64 + 120
+    2 * i64::from(shape.steps[a]) + 120
 }
 
 /// Rows sealed per write batch. A decoded 720-slot row is 5.8 KB, so a
@@ -40,21 +40,21 @@ const CHUNK_ROWS: usize = 2048;
 /// multiple of its span, a grace period before `now`, and (for a coarser
 /// archive) with every finer row under its rows sealed already.
 fn cutoff(shape: &Shape, a: usize, now: i64, finer_sealed: Option<u32>) -> u32 {
-    let span = shape.spans[a] as i64;
+    let span = i64::from(shape.spans[a]);
     let t = (now - grace(shape, a)).max(0);
     let mut m = t - t.rem_euclid(span);
     if let Some(f) = finer_sealed {
-        let fspan = shape.spans[a - 1] as i64;
+        let fspan = i64::from(shape.spans[a - 1]);
         while m > 0 {
             // The end of the finer row holding the coarse rows' last second.
             let fend = ((m - 1).div_euclid(fspan) + 1) * fspan;
-            if fend <= f as i64 {
+            if fend <= i64::from(f) {
                 break;
             }
             m -= span;
         }
     }
-    m.clamp(0, u32::MAX as i64) as u32
+    m.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 impl Store {

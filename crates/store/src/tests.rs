@@ -72,7 +72,7 @@ impl RefWhisper {
         let archives: Vec<(i64, i64)> = r
             .archives
             .iter()
-            .map(|a| (a.step as i64, a.retention() as i64))
+            .map(|a| (i64::from(a.step), a.retention() as i64))
             .collect();
         RefWhisper {
             data: vec![BTreeMap::new(); archives.len()],
@@ -183,7 +183,7 @@ fn rollups_equal_whisper_for_every_method_with_gaps_and_late_points() {
             now = T0 + k * 10;
             let mut batch = Vec::new();
             if rng.f64() > 0.25 {
-                batch.push((now, (rng.u32(0..1000) as f64) / 10.0));
+                batch.push((now, f64::from(rng.u32(0..1000)) / 10.0));
             }
             if rng.f64() < 0.02 {
                 late.push((now - rng.i64(0..3 * 3600), rng.f64() * 100.0));
@@ -206,7 +206,7 @@ fn rollups_equal_whisper_for_every_method_with_gaps_and_late_points() {
             let (fi, ui, step, want) = reference.fetch(now - from_ago, now, now);
             let got = store.fetch(id, now - from_ago, now, now).unwrap().unwrap();
             assert_eq!(
-                (got.from, got.until, got.step as i64),
+                (got.from, got.until, i64::from(got.step)),
                 (fi, ui, step),
                 "{method}"
             );
@@ -271,7 +271,7 @@ fn old_points_roll_up_from_the_finest_archive() {
     let id = store.index().id("x").unwrap();
     let f = store.fetch(id, now - 3 * 3600, now, now).unwrap().unwrap();
     assert_eq!(f.step, 60);
-    let at = |f: &super::Fetched, ts: i64| f.values[((ts - f.from) / f.step as i64) as usize];
+    let at = |f: &super::Fetched, ts: i64| f.values[((ts - f.from) / i64::from(f.step)) as usize];
     assert_eq!(at(&f, t - t % 60), 5.0);
     let f = store.fetch(id, now - 10 * 3600, now, now).unwrap().unwrap();
     assert_eq!(f.step, 600);
@@ -637,7 +637,7 @@ fn a_clean_restart_keeps_a_many_point_open_row() {
     let id = store.index().id("m").unwrap();
     let f = store.fetch(id, T0 - 1, T0 + 19, now).unwrap().unwrap();
     let got: Vec<f64> = f.values.iter().copied().filter(|v| !v.is_nan()).collect();
-    assert_eq!(got, (1..=20).map(|v| v as f64).collect::<Vec<_>>());
+    assert_eq!(got, (1..=20).map(f64::from).collect::<Vec<_>>());
 }
 
 #[test]
@@ -1194,7 +1194,7 @@ fn acked_are_back(store: &Store, acked: &[(String, i64, f64)], now: i64, what: &
             .index()
             .id(n)
             .and_then(|id| store.fetch(id, *ts - 1, *ts + 1, now).unwrap())
-            .map(|f| f.values[((*ts - f.from) / f.step as i64) as usize]);
+            .map(|f| f.values[((*ts - f.from) / i64::from(f.step)) as usize]);
         if got != Some(*v) {
             lost.push((n.clone(), *ts, *v, got));
         }

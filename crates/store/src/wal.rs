@@ -57,7 +57,7 @@ impl Entry {
         put_varint(&mut out, self.points.len() as u64);
         let mut prev = 0i64;
         for &(id, ts, v) in &self.points {
-            put_varint(&mut out, id as u64);
+            put_varint(&mut out, u64::from(id));
             put_varint(&mut out, zigzag(ts.wrapping_sub(prev)));
             out.extend_from_slice(&v.to_le_bytes());
             prev = ts;
@@ -87,7 +87,7 @@ impl Entry {
         put_varint(out, self.hists.len() as u64);
         let mut prev = 0i64;
         for (id, ts, h) in &self.hists {
-            put_varint(out, *id as u64);
+            put_varint(out, u64::from(*id));
             put_varint(out, zigzag(ts.wrapping_sub(prev)));
             h.encode(out);
             prev = *ts;
@@ -120,7 +120,7 @@ impl Entry {
         for _ in 0..n {
             let id = get_varint(b).ok_or(RowError::Truncated)?;
             let ts = prev.wrapping_add(unzigzag(get_varint(b).ok_or(RowError::Truncated)?));
-            if id > u32::MAX as u64 {
+            if id > u64::from(u32::MAX) {
                 return Err(RowError::Truncated);
             }
             hists.push((id as u32, ts, Hist::decode(b)?));
@@ -164,7 +164,7 @@ fn decode_plain(b: &mut &[u8], n: u64) -> Result<Vec<(u32, i64, f64)>, RowError>
     for _ in 0..n {
         let id = get_varint(b).ok_or(RowError::Truncated)?;
         let ts = prev.wrapping_add(unzigzag(get_varint(b).ok_or(RowError::Truncated)?));
-        if b.len() < 8 || id > u32::MAX as u64 {
+        if b.len() < 8 || id > u64::from(u32::MAX) {
             return Err(RowError::Truncated);
         }
         let v = f64::from_le_bytes(b[..8].try_into().map_err(|_| RowError::Truncated)?);
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn a_batch_packs_into_a_few_bytes_a_point_and_round_trips() {
         let points: Vec<(u32, i64, f64)> = (0..4096u32)
-            .map(|i| (1000 + i, 1_700_000_000, (i % 50) as f64))
+            .map(|i| (1000 + i, 1_700_000_000, f64::from(i % 50)))
             .collect();
         let e = Entry {
             now: 1_700_000_005,

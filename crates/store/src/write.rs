@@ -254,14 +254,14 @@ impl Store {
         };
         for ((_, ts, _), t) in e.hists.iter().zip(htargets) {
             let Some((id, schema)) = *t else { continue };
-            if *ts > e.now + max_future || *ts < 0 || *ts > u32::MAX as i64 {
+            if *ts > e.now + max_future || *ts < 0 || *ts > i64::from(u32::MAX) {
                 continue;
             }
             touch(Source::Hist(id), id, schema, *ts, &mut want);
         }
         for (&(_, ts, _), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
-            if ts > e.now + max_future || ts < 0 || ts > u32::MAX as i64 {
+            if ts > e.now + max_future || ts < 0 || ts > i64::from(u32::MAX) {
                 continue;
             }
             touch(Source::Points(t.id), t.id, t.schema, ts, &mut want);
@@ -482,7 +482,7 @@ impl Store {
         }
         for (&(_, ts, v), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
-            if ts > e.now + max_future || ts < 0 || ts > u32::MAX as i64 {
+            if ts > e.now + max_future || ts < 0 || ts > i64::from(u32::MAX) {
                 w.too_new += 1;
                 continue;
             }
@@ -666,7 +666,7 @@ struct Window {
 }
 
 fn window(shape: &Shape, j: usize, ts: i64, key: RowKey) -> Window {
-    let coarse = shape.steps[j] as i64;
+    let coarse = i64::from(shape.steps[j]);
     let bucket = ts - ts.rem_euclid(coarse);
     let (fstart, fslot) = locate(shape, j - 1, bucket);
     let (cstart, cslot) = locate(shape, j, bucket);
@@ -676,7 +676,7 @@ fn window(shape: &Shape, j: usize, ts: i64, key: RowKey) -> Window {
         ..key
     };
     Window {
-        per: (coarse / shape.steps[j - 1] as i64) as usize,
+        per: (coarse / i64::from(shape.steps[j - 1])) as usize,
         fine: (at(j - 1, fstart), fslot),
         coarse: (at(j, cstart), cslot),
     }

@@ -54,7 +54,7 @@ impl RenderLatency {
         }
         self.count.fetch_add(1, Relaxed);
         self.micros.fetch_add(d.as_micros() as u64, Relaxed);
-        let us = d.as_micros().min(u32::MAX as u128) as u32;
+        let us = d.as_micros().min(u128::from(u32::MAX)) as u32;
         let mut w = self.window.lock();
         if w.micros.len() < WINDOW_SAMPLES {
             w.micros.push(us);

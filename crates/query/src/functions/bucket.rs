@@ -223,7 +223,7 @@ fn truncate_local(t: i64, unit: i64, tz: &chrono_tz::Tz) -> i64 {
     let offset = tz
         .timestamp_opt(t, 0)
         .single()
-        .map(|d| d.offset().fix().local_minus_utc() as i64)
+        .map(|d| i64::from(d.offset().fix().local_minus_utc()))
         .unwrap_or(0);
     let local = t + offset;
     local - local.rem_euclid(unit) - offset

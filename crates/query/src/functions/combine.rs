@@ -388,10 +388,10 @@ fn sums_by_column(cols: &[Cow<'_, [f64]>], len: usize, xff: f64, average: bool) 
     sums.iter()
         .zip(&counts)
         .map(|(&sum, &n)| {
-            if n == 0 || (n as f64 / width) < xff {
+            if n == 0 || (f64::from(n) / width) < xff {
                 f64::NAN
             } else if average {
-                sum / n as f64
+                sum / f64::from(n)
             } else {
                 sum
             }

@@ -157,7 +157,7 @@ fn summarize_and_hitcount_over_the_store() {
     // Refetched from NOW-1800 (first point NOW-1790), end stretched to
     // NOW-1790 + 3*600 + 600; four buckets back from there.
     assert_eq!((s.start, s.end, s.step), (NOW - 1790, NOW + 610, 600));
-    let hits: f64 = (901..=960).map(|v| v as f64 * 10.0).sum();
+    let hits: f64 = (901..=960).map(|v| f64::from(v) * 10.0).sum();
     assert_eq!(s.values[0], hits);
 }
 

@@ -531,7 +531,7 @@ mod tests {
 
     fn boot() -> Series {
         let v: Vec<f64> = (0..12)
-            .map(|i| 10.0 + (i % 4) as f64 + if i == 7 { N } else { 0.0 })
+            .map(|i| 10.0 + f64::from(i % 4) + if i == 7 { N } else { 0.0 })
             .collect();
         let mut s = Series::new("a.b", 1000, 1120, 10, v);
         s.path_expression = "a.*".into();

@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn many_points_merge_to_about_one_per_column() {
         // 8640 points (1 d at 10 s) on 700 px: ceil(8640 / 700) = 13 per column.
-        let vals: Vec<f64> = (0..8640).map(|i| i as f64).collect();
+        let vals: Vec<f64> = (0..8640).map(f64::from).collect();
         let s = Series::new("a", 0, 86_400, 10, vals);
         let c = columns(&s, 0, 86_400, 700.0, 1.0, 50.0);
         assert_eq!(c.values.len(), 8640_usize.div_ceil(13));

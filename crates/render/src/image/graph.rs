@@ -686,7 +686,7 @@ mod tests {
     fn labels_thin_out_until_they_fit() {
         font::register().unwrap();
         let labels: Vec<(f64, String)> = (0..10)
-            .map(|i| (50.0 + i as f64 * 20.0, format!("{i:02}:00")))
+            .map(|i| (50.0 + f64::from(i) * 20.0, format!("{i:02}:00")))
             .collect();
         let kept = spaced(&labels, 10.0, 400.0);
         assert!(kept.len() < 10 && kept.len() >= 3, "{kept:?}");

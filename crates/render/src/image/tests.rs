@@ -145,7 +145,7 @@ fn a_gap_breaks_the_line() {
 #[test]
 fn y_labels_and_time_labels() {
     // 0..100 over 1 h 30 min: labels 0..100 by 20, clock times.
-    let v: Vec<f64> = (0..90).map(|i| i as f64 * 100.0 / 89.0).collect();
+    let v: Vec<f64> = (0..90).map(|i| f64::from(i) * 100.0 / 89.0).collect();
     let out = svg(&[series("ramp", v)], &[], &[("width", "600")]);
     for label in ["0 ", "20.0 ", "100.0 "] {
         assert!(
@@ -155,7 +155,7 @@ fn y_labels_and_time_labels() {
     }
     assert!(out.contains(">\n00:20\n</text>"), "no time label");
     // A thousand times bigger: k suffixes.
-    let v: Vec<f64> = (0..90).map(|i| i as f64 * 100_000.0 / 89.0).collect();
+    let v: Vec<f64> = (0..90).map(|i| f64::from(i) * 100_000.0 / 89.0).collect();
     let out = svg(&[series("ramp", v)], &[], &[]);
     assert!(out.contains(">\n100.0 k \n</text>"), "no k label");
     // Over a week: dates.
@@ -282,7 +282,7 @@ fn legend_hides_itself_past_ten_series_unless_asked() {
 #[test]
 fn many_points_draw_about_one_per_column() {
     // 1 day at 10 s on an 800 px graph: the line has at most ~800 vertices.
-    let v: Vec<f64> = (0..8640).map(|i| (i as f64 / 50.0).sin()).collect();
+    let v: Vec<f64> = (0..8640).map(|i| (f64::from(i) / 50.0).sin()).collect();
     let s = Series::new("dense", T0, T0 + 86_400, 10, v);
     let out = svg(&[s], &[], &[("width", "800"), ("height", "400")]);
     let line = out.lines().find(|l| l.contains("<polyline")).unwrap();
@@ -318,9 +318,9 @@ fn png_speed() {
         .map(|k| {
             let v: Vec<f64> = (0..8640)
                 .map(|i| {
-                    let i = i as f64;
+                    let i = f64::from(i);
                     100.0
-                        + 80.0 * (i / (300.0 + 40.0 * k as f64) + k as f64).sin()
+                        + 80.0 * (i / (300.0 + 40.0 * f64::from(k)) + f64::from(k)).sin()
                         + 10.0 * (i / 7.0).sin()
                 })
                 .collect();
