@@ -6,6 +6,10 @@
 //!
 //! `cargo bench --bench alerts` (env ALERT_RULES, ALERT_SERIES_PER_RULE,
 //! ALERT_ROUNDS).
+#![expect(
+    clippy::cast_possible_wrap,
+    reason = "series indices and round numbers of this benchmark (thousands at most) fit an i64"
+)]
 
 use std::sync::Arc;
 use std::time::Instant;

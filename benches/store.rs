@@ -26,6 +26,12 @@
 //! - `ramp`: memory, disk and write rate per live series as they ramp up
 //!   to a million on a simulated clock, with restarts and render latency
 //!   (see `ramp/mod.rs` for what it prints and its `RAMP_*` settings).
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "benchmark data: series, row and sample indices, rates and point counts of this run (millions at most), non-negative and rounded, far inside the target types"
+)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -477,8 +477,9 @@ fn wait_group(child: &mut std::process::Child, timeout: Duration) -> std::proces
             return status;
         }
         if std::time::Instant::now() >= deadline {
+            let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
             // SAFETY: signalling a process group we created; no memory involved.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = child.wait();
             panic!("the browser script did not finish within {timeout:?}");
         }

@@ -229,6 +229,11 @@ fn leaves(admin: &mut common::Admin, glob: &str) -> Vec<String> {
 /// such point must be back after the restart, and every point present
 /// must be in the series it was sent to (the value encodes the series).
 #[test]
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "the values read back are the whole numbers series × 64 + writer this test sent, below 2^53"
+)]
 fn series_created_while_killed_at_random_keep_their_points_in_their_series() {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::Arc;
@@ -236,7 +241,7 @@ fn series_created_while_killed_at_random_keep_their_points_in_their_series() {
     let data = dir.path().join("data");
     let o = Options::new("1s");
     let t0 = now() - now().rem_euclid(10) - 600;
-    let mut rng = fastrand::Rng::with_seed(now() as u64);
+    let mut rng = fastrand::Rng::with_seed(now().cast_unsigned());
     let mut seen: Vec<(String, i64, f64)> = Vec::new();
     let mut d = Daemon::start(dir.path(), &o);
     for round in 0..3u64 {
@@ -256,7 +261,7 @@ fn series_created_while_killed_at_random_keep_their_points_in_their_series() {
                         let line = format!(
                             "kill.r{round}.s{j} {} {}\n",
                             series * 64 + w,
-                            t0 + w as i64 * 10
+                            t0 + i64::try_from(w).unwrap() * 10
                         );
                         if c.write_all(line.as_bytes()).is_err() {
                             return;

@@ -52,6 +52,12 @@
 //!   without a rebuild.
 //! - `RAMP_MAX_MEMORY_MB` (1024): `[storage] max_memory`, the budget whose
 //!   quarter the rows in memory may hold before a checkpoint is forced.
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "benchmark figures of this run: milliseconds waited, series indices (a million at most), sample ranks and the simulated clock, far inside the target types"
+)]
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -371,7 +377,10 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
 /// RocksDB's LOG and MANIFEST, and misses what was deleted before
 /// writeback).
 fn write_lines(engine: &super::Engine, points: u64, process_written: u64) -> String {
+    #[cfg(feature = "rocksdb")]
     let mut text = String::new();
+    #[cfg(not(feature = "rocksdb"))]
+    let text = String::new();
     #[cfg(feature = "rocksdb")]
     if let super::Engine::Rocks(k) = engine {
         let per = |b: u64| b as f64 / points.max(1) as f64;

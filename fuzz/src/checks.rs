@@ -776,15 +776,15 @@ fn target_store() -> &'static rollupd::store::Store {
         let store = Store::in_memory(&Config::default().storage).expect("in-memory store");
         let names = ["a.b.c", "a.b.d", "a.x.c", "web1.cpu", "disk;host=h1;dc=x"];
         let mut pts = Vec::new();
-        for (k, name) in names.iter().enumerate() {
+        for (k, name) in (0i64..).zip(names.iter()) {
             for i in 0..720i64 {
-                if (i + k as i64) % 17 == 0 {
+                if (i + k) % 17 == 0 {
                     continue;
                 }
                 pts.push(Point {
                     name,
                     timestamp: TARGET_NOW - 7200 + i * 10,
-                    value: ((i * (k as i64 + 3)) % 97) as f64 - 20.0,
+                    value: ((i * (k + 3)) % 97) as f64 - 20.0,
                 });
             }
         }
@@ -1030,8 +1030,8 @@ pub fn check_alert(input: &[u8]) {
         assert_eq!(&again, r, "{back}");
         let _ = state::thresholds_text(r);
         let mut inst = Instance::new("s", BTreeMap::new(), 0);
-        for (i, o) in obs.iter().enumerate() {
-            let t = i as i64 * 10;
+        for (i, o) in (0i64..).zip(obs.iter()) {
+            let t = i * 10;
             let before = inst.state;
             match state::step(r, &mut inst, o.clone(), t) {
                 Some(c) => {
@@ -1083,11 +1083,10 @@ pub fn check_alert(input: &[u8]) {
             }
         }
     }
-    let pts: Vec<(i64, f64)> = values
-        .iter()
-        .enumerate()
+    let pts: Vec<(i64, f64)> = (0i64..)
+        .zip(values.iter())
         .filter(|(_, v)| !v.is_nan())
-        .map(|(i, &v)| (i as i64 * 60, v))
+        .map(|(i, &v)| (i * 60, v))
         .collect();
     let f = Forecast {
         threshold: 1000.0,
@@ -1101,7 +1100,11 @@ pub fn check_alert(input: &[u8]) {
         min_points: 3,
         severity: Severity::Critical,
     };
-    let v = judge(&f, &pts, pts.len() as i64 * 60);
+    let v = judge(
+        &f,
+        &pts,
+        i64::try_from(pts.len()).expect("a Vec's length fits i64") * 60,
+    );
     if v.fires {
         assert!(v.fit.is_some_and(|fit| fit.r2 >= 0.5), "{v:?}");
     }

@@ -451,7 +451,9 @@ impl Aggregator {
                     // Reservoir sampling keeps a uniform sample of the
                     // interval once the cap is reached.
                     counts.timer_samples_dropped += 1;
-                    let j = fastrand::u64(0..e.offered) as usize;
+                    // j < offered; one past usize (32-bit targets) is past
+                    // the samples too.
+                    let j = usize::try_from(fastrand::u64(0..e.offered)).unwrap_or(usize::MAX);
                     if j < e.samples.len() {
                         e.samples[j] = s.value;
                     }
@@ -517,9 +519,9 @@ impl Aggregator {
         let started = Instant::now();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        let timestamp = (now_ms + 500).div_euclid(1000);
+        let timestamp = now_ms.saturating_add(500).div_euclid(1000);
         let internal = self.telemetry.take_interval();
         let p = &self.prefix_stats;
         let mut out = Flush {
@@ -616,9 +618,10 @@ impl Aggregator {
             sort_samples_keyed(&mut t.samples, &mut keys);
         }
         out.aggregation_time = started.elapsed();
-        self.telemetry
-            .last_flush_micros
-            .store(out.aggregation_time.as_micros() as u64, Relaxed);
+        self.telemetry.last_flush_micros.store(
+            u64::try_from(out.aggregation_time.as_micros()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
         out
     }
 
@@ -788,12 +791,12 @@ fn sort_samples_keyed(samples: &mut [f64], keys: &mut Vec<i64>) {
 /// order is `f64::total_cmp` order; the sign bit is kept, so the same mask
 /// undoes it.
 fn total_order_key(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+    let bits = x.to_bits().cast_signed();
+    bits ^ ((bits >> 63).cast_unsigned() >> 1).cast_signed()
 }
 
 fn from_total_order_key(key: i64) -> f64 {
-    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+    f64::from_bits((key ^ ((key >> 63).cast_unsigned() >> 1).cast_signed()).cast_unsigned())
 }
 
 /// Keys are valid UTF-8 by construction (sanitized to ASCII, or checked).

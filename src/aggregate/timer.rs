@@ -114,6 +114,11 @@ impl TimerLayout {
     /// order. `sorted` holds the interval's samples in ascending order;
     /// `count` is the sample-rate-corrected count. Histogram bins come as
     /// `histogram.bin_N`.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "|pct| <= 100 (Percentiles' deserializer refuses the rest), so |pct| / 100 × n rounds to 0..=n, a sample count"
+    )]
     pub fn fields(&self, key: &str, sorted: &[f64], count: f64, mut out: impl FnMut(&str, f64)) {
         if sorted.is_empty() {
             // Etsy: `count = count_ps = 0`, assigned right to left, so

@@ -24,6 +24,7 @@ use super::notice::{fingerprint, Notice, Severity};
 use super::notify::{Notifier, NotifyStats};
 use super::persist::Persist;
 use super::rule::{parse_file, Rule, RuleError, RuleSpec};
+use super::secs;
 use super::silence::{self, Silence, SilenceSpec};
 use super::state::{self, Change, Instance, Observation, State};
 use super::template::{self, Vars};
@@ -202,7 +203,7 @@ pub const MAX_BACKTEST_STEPS: usize = 20_000;
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The worst of a set of states, for a rule's summary and `/check`.
@@ -465,7 +466,7 @@ impl Alerts {
                         next_check = Instant::now() + me.cfg.reload_check;
                     }
                     if Instant::now() >= next_expire {
-                        let before = unix_now() - me.cfg.history_retention.as_secs() as i64;
+                        let before = unix_now().saturating_sub(secs(me.cfg.history_retention));
                         if let Err(e) = me.persist.expire(before) {
                             tracing::warn!(error = %e, "alert history retention failed");
                         }
@@ -490,7 +491,7 @@ impl Alerts {
             let mut due = Vec::new();
             for st in inner.rules.values_mut() {
                 if st.next_due <= now {
-                    let every = self.interval(&st.rule).as_secs().max(1) as i64;
+                    let every = secs(self.interval(&st.rule)).max(1);
                     // The next slot on the interval's grid after now: rules
                     // stay in step across restarts and slow rounds skip,
                     // not pile up.
@@ -503,9 +504,10 @@ impl Alerts {
         for (rule, generation) in &due {
             self.evaluate_rule(rule, *generation, now);
         }
-        self.stats
-            .last_round_micros
-            .store(started.elapsed().as_micros() as u64, Relaxed);
+        self.stats.last_round_micros.store(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
         due.len()
     }
 
@@ -523,9 +525,9 @@ impl Alerts {
     /// Evaluates one rule at `now` and applies the result.
     pub fn evaluate_rule(&self, rule: &Arc<Rule>, generation: u64, now: i64) {
         let t0 = Instant::now();
-        let w = rule.window.as_secs() as i64;
+        let w = secs(rule.window);
         let found = eval::fetch(self.source.as_ref(), rule, now - w, now, now, self.limits());
-        let micros = t0.elapsed().as_micros() as u64;
+        let micros = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.stats.evaluations.fetch_add(1, Relaxed);
         self.stats.eval_micros_total.fetch_add(micros, Relaxed);
         let (changes, firing, persist_changed, gone) = {
@@ -712,7 +714,7 @@ impl Alerts {
     }
 
     fn read_deploys_before(&self, at: i64) -> Vec<Deploy> {
-        let mut d = self.deploys(at - self.cfg.deploy_window.as_secs() as i64, at);
+        let mut d = self.deploys(at.saturating_sub(secs(self.cfg.deploy_window)), at);
         d.sort_by_key(|e| std::cmp::Reverse(e.when));
         d.truncate(5);
         d
@@ -959,7 +961,7 @@ impl Alerts {
         }
         let rules: Vec<String> = self.inner.lock().rules.keys().cloned().collect();
         // A deploy shortly before the window can end a firing inside it.
-        let deploys = self.deploys(p.from - p.deploy_within.as_secs() as i64, p.until);
+        let deploys = self.deploys(p.from.saturating_sub(secs(p.deploy_within)), p.until);
         let repeats = BTreeMap::new();
         let input = super::review::Input {
             rules: &rules,
@@ -1104,14 +1106,15 @@ impl Alerts {
         if until <= from {
             return Err(AlertError::BadRequest("until must be after from".into()));
         }
-        let step = self.interval(&rule).as_secs().max(1) as i64;
-        let steps = ((until - from) / step + 1) as usize;
+        let step = secs(self.interval(&rule)).max(1);
+        // Positive (until > from, step >= 1); past usize it is refused below.
+        let steps = usize::try_from((until - from) / step + 1).unwrap_or(usize::MAX);
         if steps > MAX_BACKTEST_STEPS {
             return Err(AlertError::TooMany(format!(
                 "{steps} evaluations at the rule's interval of {step}s; at most {MAX_BACKTEST_STEPS} (shorten the range or lengthen interval)"
             )));
         }
-        let w = rule.window.as_secs() as i64;
+        let w = secs(rule.window);
         let series = eval::fetch(self.source.as_ref(), &rule, from - w, until, until, limits)?;
         let names = eval::instance_names(&series);
         let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
@@ -1150,7 +1153,7 @@ impl Alerts {
         Ok(Backtest {
             from,
             until,
-            step_secs: step as u64,
+            step_secs: step.unsigned_abs(),
             evaluations: steps,
             notifications: transitions.iter().filter(|t| t.notified).count(),
             transitions,
@@ -1166,7 +1169,7 @@ impl Alerts {
         now: i64,
         limits: Limits,
     ) -> Result<Vec<Instance>, AlertError> {
-        let w = rule.window.as_secs() as i64;
+        let w = secs(rule.window);
         let series = eval::fetch(self.source.as_ref(), rule, now - w, now, now, limits)?;
         let names = eval::instance_names(&series);
         let mut immediate = rule.clone();

@@ -79,20 +79,27 @@ pub fn fetch(
 /// writes the point stamped 12:00:00 at 12:00:10), and counting it as
 /// missing would turn every `nulls = "fail"` rule into an error and pull
 /// every `count` down by one.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "i indexes s.values, a Vec, so it is below isize::MAX and fits an i64"
+)]
 pub fn observe_at(rule: &Rule, s: &Series, t: i64) -> Observation {
     let step = s.step.max(1);
-    let w = rule.window.as_secs() as i64;
+    let w = super::secs(rule.window);
     let lo = t.saturating_sub(w);
     // Index range of times in (lo, t].
     let first = if lo < s.start {
         0
     } else {
-        ((lo - s.start) / step + 1) as usize
+        // Past usize is past every index: no data.
+        usize::try_from((lo - s.start) / step + 1).unwrap_or(usize::MAX)
     };
     let last_incl = if t < s.start {
         return Observation::NoData;
     } else {
-        (((t - s.start) / step) as usize).min(s.values.len().saturating_sub(1))
+        usize::try_from((t - s.start) / step)
+            .unwrap_or(usize::MAX)
+            .min(s.values.len().saturating_sub(1))
     };
     if first > last_incl || s.values.is_empty() {
         return Observation::NoData;

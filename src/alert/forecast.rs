@@ -76,6 +76,10 @@ pub struct Verdict {
 }
 
 /// Judges `points` (non-null, in time order) at `now`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the crossing is a finite whole number under 1e15 in magnitude (filtered just before the cast), well inside i64"
+)]
 pub fn judge(rule: &Forecast, points: &[(i64, f64)], now: i64) -> Verdict {
     let quiet = |fit, crossing, reason: String| Verdict {
         fires: false,
@@ -135,7 +139,7 @@ pub fn judge(rule: &Forecast, points: &[(i64, f64)], now: i64) -> Verdict {
     match crossing {
         Some(t) if toward => {
             let eta = t - now;
-            let within = eta <= rule.horizon.as_secs() as i64;
+            let within = eta <= super::secs(rule.horizon);
             Verdict {
                 fires: within,
                 fit: Some(f),
@@ -149,12 +153,12 @@ pub fn judge(rule: &Forecast, points: &[(i64, f64)], now: i64) -> Verdict {
                     if within {
                         format!(
                             ", within the horizon of {}",
-                            human(rule.horizon.as_secs() as i64)
+                            human(super::secs(rule.horizon))
                         )
                     } else {
                         format!(
                             ", beyond the horizon of {}",
-                            human(rule.horizon.as_secs() as i64)
+                            human(super::secs(rule.horizon))
                         )
                     }
                 ),
@@ -185,6 +189,11 @@ pub fn human(secs: i64) -> String {
 }
 
 /// A number for a sentence: up to 4 significant digits, no float noise.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a is in [1e-3, 1e6), so floor(log10 a) is -3..=5 and digits, floored at 0, is 0..=5"
+)]
 pub fn fmt_num(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");

@@ -25,3 +25,11 @@ pub mod rule;
 pub mod silence;
 pub mod state;
 pub mod template;
+
+use std::time::Duration;
+
+/// A duration in whole seconds as the signed times are kept; one past
+/// `i64::MAX` seconds (only an unbounded setting or request) saturates.
+pub(crate) fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}

@@ -45,7 +45,7 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
 
 /// Sign-flipped big-endian: negative times sort before positive ones.
 fn time_key(at: i64) -> [u8; 8] {
-    ((at as u64) ^ (1 << 63)).to_be_bytes()
+    (at.cast_unsigned() ^ (1 << 63)).to_be_bytes()
 }
 
 fn history_key(at: i64, seq: u32) -> Vec<u8> {

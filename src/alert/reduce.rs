@@ -21,8 +21,8 @@ pub fn reduce(
     nulls: Nulls,
 ) -> Result<Option<f64>, ReduceError> {
     let mut pts: Vec<(i64, f64)> = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate() {
-        let t = start.saturating_add((i as i64).saturating_mul(step));
+    for (i, &v) in (0i64..).zip(values) {
+        let t = start.saturating_add(i.saturating_mul(step));
         if v.is_nan() {
             match nulls {
                 Nulls::Ignore => {}
@@ -58,6 +58,11 @@ pub fn reduce(
             // Nearest rank, as statsd's upper_NN and graphite's
             // nPercentile: the smallest value with at least p% at or below.
             let s = sorted(vals());
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "the saturating `as` is intended: max(1.0) makes the rank at least 1 (NaN too), and one past usize saturates and is capped by min(len) below"
+            )]
             let rank = ((p / 100.0) * n).ceil().max(1.0) as usize;
             Some(s[rank.min(s.len()) - 1])
         }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::forecast::human;
 use super::history::{Deploy, Transition};
+use super::secs;
 use super::state::State;
 
 /// What to judge by.
@@ -296,10 +297,6 @@ pub fn review(input: &Input<'_>, p: &Params) -> Review {
     }
 }
 
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
 /// The verdict, first match wins:
 /// - quiet: no firing started in the window;
 /// - stuck: instances fired at least half of their time (an alert that is
@@ -310,6 +307,10 @@ fn secs(d: Duration) -> i64 {
 ///
 /// Time in nodata and error is added, since it is time the alert could not
 /// see.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the mean of i64 firing durations lies within i64's range, and `as` saturates at its ends"
+)]
 fn verdict(a: &Acc, mean: Option<f64>, flap_under: i64, deploy_within: i64) -> String {
     let firing = a.seconds.firing();
     let total = a.seconds.total();

@@ -487,6 +487,10 @@ enum TimeIn {
     Text(String),
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a float time is finite and under 1e15 in magnitude (the guard), well inside i64"
+)]
 fn parse_time(t: TimeIn) -> Result<i64, String> {
     match t {
         TimeIn::Int(i) => Ok(i),

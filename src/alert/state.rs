@@ -187,7 +187,7 @@ pub fn step(rule: &Rule, inst: &mut Instance, obs: Observation, now: i64) -> Opt
         Observation::NoData => {
             inst.value = None;
             let quiet = now - inst.last_data.unwrap_or(inst.since);
-            let after = rule.no_data_after.as_secs() as i64;
+            let after = super::secs(rule.no_data_after);
             if quiet < after {
                 Want::Keep(format!(
                     "no data for {}, waiting out no_data_after {}",
@@ -195,10 +195,7 @@ pub fn step(rule: &Rule, inst: &mut Instance, obs: Observation, now: i64) -> Opt
                     human(after)
                 ))
             } else {
-                let why = format!(
-                    "no data in the last {}",
-                    human(rule.window.as_secs() as i64)
-                );
+                let why = format!("no data in the last {}", human(super::secs(rule.window)));
                 match rule.no_data {
                     NoDataPolicy::Ok => Want::Level {
                         level: None,
@@ -283,7 +280,7 @@ fn apply(rule: &Rule, inst: &mut Instance, want: Want, now: i64) -> Option<Chang
             immediate,
             reason,
         } => {
-            let for_ = rule.for_.as_secs() as i64;
+            let for_ = super::secs(rule.for_);
             if level > firing {
                 inst.recovered_since = None;
                 let since = match inst.pending {
@@ -317,7 +314,7 @@ fn apply(rule: &Rule, inst: &mut Instance, want: Want, now: i64) -> Option<Chang
                 }
             } else if level < firing {
                 inst.pending = None;
-                let keep = rule.keep_firing_for.as_secs() as i64;
+                let keep = super::secs(rule.keep_firing_for);
                 let since = *inst.recovered_since.get_or_insert(now);
                 if keep > 0 && now - since < keep {
                     inst.reason = format!(
@@ -470,7 +467,7 @@ pub fn thresholds_text(rule: &Rule) -> String {
             f.severity.as_str(),
             f.direction.as_str(),
             fmt_num(f.threshold),
-            human(f.horizon.as_secs() as i64)
+            human(super::secs(f.horizon))
         ),
     }
 }
@@ -493,8 +490,8 @@ mod tests {
     fn run(r: &Rule, obs: Vec<Observation>) -> (Vec<(i64, State, String)>, Instance) {
         let mut inst = Instance::new("a", BTreeMap::new(), 0);
         let mut out = Vec::new();
-        for (i, o) in obs.into_iter().enumerate() {
-            let t = i as i64 * 10;
+        for (i, o) in (0i64..).zip(obs) {
+            let t = i * 10;
             if let Some(c) = step(r, &mut inst, o, t) {
                 out.push((t, c.to, c.reason));
             }

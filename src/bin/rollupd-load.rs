@@ -18,6 +18,11 @@
 //! Only loopback addresses are accepted: this is a benchmark tool, not a
 //! traffic generator for other people's networks.
 #![allow(unsafe_code)] // sendmmsg(2) and setsockopt(2), through libc
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a load tool: its float-to-count casts are of key shares, rates and latencies of this run (non-negative, rounded, clamped to at most 60,000 or MAX_BATCH), and a sendmmsg batch is at most MAX_BATCH (64) headers"
+)]
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -500,7 +505,8 @@ fn send_paced(args: &Args, pool: &Pool, first: usize, rate: f64, duration: Durat
             // connected, so no address is needed.
             let r = unsafe { libc::sendmmsg(fd, hdrs[done..k].as_mut_ptr(), (k - done) as u32, 0) };
             sent.calls += 1;
-            if r < 0 {
+            // Negative is the error return (-1, with errno set).
+            let Ok(r) = usize::try_from(r) else {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
@@ -517,12 +523,12 @@ fn send_paced(args: &Args, pool: &Pool, first: usize, rate: f64, duration: Durat
                     }
                     _ => return Err(format!("sending to {} failed: {e}", args.target)),
                 }
-            }
-            for &(_, _, lines) in &pool.packets[next + done..next + done + r as usize] {
+            };
+            for &(_, _, lines) in &pool.packets[next + done..next + done + r] {
                 sent.lines += lines;
             }
             sent.packets += r as u64;
-            done += r as usize;
+            done += r;
         }
         next = (next + k) % n;
     }

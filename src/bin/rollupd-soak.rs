@@ -16,6 +16,11 @@
 //!
 //! Only loopback addresses are accepted, and the run is bounded in time
 //! (at most a day) and in series (at most ten million).
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a load tool: slot counts and series indices are non-negative counters of this run, which check() bounds to a day and ten million series"
+)]
 
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

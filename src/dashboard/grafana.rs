@@ -69,8 +69,11 @@ fn height(p: &Panel) -> u64 {
     }
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "i indexes a checked panel's targets, at most MAX_TARGETS (26, Dashboard::from_spec refuses more): A..=Z"
+)]
 fn ref_id(i: usize) -> String {
-    // MAX_TARGETS is 26: A..Z.
     char::from(b'A' + i as u8).to_string()
 }
 
@@ -569,7 +572,10 @@ fn panel_spec(
         .pointer("/gridPos/w")
         .and_then(Value::as_u64)
         .unwrap_or(12);
-    spec.width = Some((w.div_ceil(SCALE)).clamp(1, u64::from(GRID_COLUMNS)) as u32);
+    // Clamped to 1..=GRID_COLUMNS, a u32: the fallback is never taken.
+    spec.width = Some(
+        u32::try_from(w.div_ceil(SCALE).clamp(1, u64::from(GRID_COLUMNS))).unwrap_or(GRID_COLUMNS),
+    );
     Ok(spec)
 }
 

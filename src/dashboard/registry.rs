@@ -30,6 +30,10 @@ pub const MAX_STORED: usize = 1000;
 /// `web-service` sized dashboard is ~60 KB; 1000 of those fit).
 pub const MAX_STORED_BYTES: usize = 64 << 20;
 /// One stored dashboard's JSON at most: a file's bound.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "MAX_FILE_BYTES is 1 MiB, which fits a 32- or 64-bit usize"
+)]
 pub const MAX_ONE_BYTES: usize = super::load::MAX_FILE_BYTES as usize;
 /// The longest dashboard name.
 pub const MAX_NAME: usize = 64;

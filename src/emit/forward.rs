@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::graphite::BackendStats;
-use crate::telemetry::{unix_now, Telemetry};
+use crate::telemetry::{unix_now_i64, Telemetry};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,16 +158,16 @@ fn run(s: &Shared) {
                 backoff = MIN_BACKOFF;
                 s.backend
                     .flush_time_ms
-                    .store(took.as_millis() as u64, Relaxed);
+                    .store(u64::try_from(took.as_millis()).unwrap_or(u64::MAX), Relaxed);
                 s.backend
                     .flush_length
                     .store(payload.data.len() as u64, Relaxed);
-                s.backend.last_flush.store(unix_now() as i64, Relaxed);
+                s.backend.last_flush.store(unix_now_i64(), Relaxed);
             }
             Err(e) => {
                 conn = None;
                 s.telemetry.forward_errors.fetch_add(1, Relaxed);
-                s.backend.last_exception.store(unix_now() as i64, Relaxed);
+                s.backend.last_exception.store(unix_now_i64(), Relaxed);
                 if !failing {
                     tracing::warn!(address = %s.address, error = %e, "cannot send to carbon; queueing and retrying with backoff");
                 }

@@ -32,7 +32,7 @@ impl Emitter {
     pub fn new(cfg: &Config, telemetry: Arc<Telemetry>) -> Self {
         let backend = Arc::new(BackendStats::default());
         backend.last_flush.store(
-            crate::telemetry::unix_now() as i64,
+            crate::telemetry::unix_now_i64(),
             std::sync::atomic::Ordering::Relaxed,
         );
         let forward = cfg.forward.graphite.as_ref().map(|g| {

@@ -181,7 +181,7 @@ impl OwnSources {
             stat(|s| s.stats.last_checkpoint_ms.load(Relaxed)) as f64,
         );
         let (disk, entries, took) = self.disk();
-        let walk_us = took.as_micros() as u64;
+        let walk_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         level(&mut own, "store.disk_bytes", disk as f64);
         level(&mut own, "store.disk_files", entries as f64);
         level(&mut own, "store.disk_walk_us", walk_us as f64);

@@ -22,7 +22,7 @@ use crate::query::eval::Limits;
 use crate::query::time::parse_at_time;
 
 fn unix_now() -> i64 {
-    crate::telemetry::unix_now() as i64
+    crate::telemetry::unix_now_i64()
 }
 
 /// Transitions one history reply holds at most.

@@ -16,7 +16,7 @@ use super::HttpState;
 use crate::events::store::{split_tags, EventStore, TagFilter};
 use crate::events::QueuedEvent;
 use crate::query::time::parse_at_time;
-use crate::telemetry::unix_now;
+use crate::telemetry::unix_now_i64;
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -103,6 +103,16 @@ fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Whole seconds, as graphite-web keeps them (floored); a value past i64
+/// saturates and the store refuses it by range.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the saturating `as` is intended: a time past i64 becomes i64::MIN or i64::MAX, which the store refuses by range (JSON has no NaN)"
+)]
+fn floor_secs(f: f64) -> i64 {
+    f.floor() as i64
+}
+
 /// The event a `POST /events/` body describes, as graphite-web reads it:
 /// `what` (a string), `tags` (a list, or a string of words), `when` (epoch
 /// seconds; now when absent), `data`.
@@ -135,12 +145,10 @@ fn event_from_json(body: &[u8]) -> Result<QueuedEvent, ApiError> {
         }
     };
     let when = match v.get("when") {
-        None | Some(serde_json::Value::Null) => unix_now() as i64,
-        // Whole seconds, as graphite-web keeps them (floored); a value
-        // past i64 saturates and the store refuses it by range.
+        None | Some(serde_json::Value::Null) => unix_now_i64(),
         Some(w) => w
             .as_f64()
-            .map(|f| f.floor() as i64)
+            .map(floor_secs)
             .ok_or_else(|| bad("event \"when\" must be epoch seconds"))?,
     };
     let data = match v.get("data") {
@@ -222,7 +230,7 @@ pub async fn get_data(
 ) -> Result<Response, ApiError> {
     let p = Params::from_parts(q, vec![])?;
     let callback = super::reply::jsonp(&p)?;
-    let now = unix_now() as i64;
+    let now = unix_now_i64();
     let tz = match p.get("tz") {
         Some(n) => crate::query::time::zone(n)?,
         None => st.default_tz,

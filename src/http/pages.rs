@@ -427,7 +427,7 @@ mod tests {
 
     fn app(read_token: Option<&str>) -> axum::Router {
         let store = Store::in_memory(&StorageConfig::default()).unwrap();
-        let now = crate::telemetry::unix_now() as i64;
+        let now = crate::telemetry::unix_now_i64();
         for k in 0..60 {
             let p = crate::store::Point {
                 name: "a.b",

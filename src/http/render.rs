@@ -19,7 +19,7 @@ use crate::query::series::Series;
 use crate::query::time::{parse_at_time, zone};
 use crate::render::image::{self, GraphOptions};
 use crate::render::text;
-use crate::telemetry::unix_now;
+use crate::telemetry::unix_now_i64;
 
 /// Request parameters, repeated keys kept (GET query string and POST form
 /// merged, as graphite-web merges them).
@@ -134,6 +134,10 @@ struct TextPieces {
 impl Iterator for TextPieces {
     type Item = String;
 
+    #[expect(
+        clippy::cast_possible_wrap,
+        reason = "at is an offset into s.values, a Vec, so it is below isize::MAX and fits an i64"
+    )]
     fn next(&mut self) -> Option<String> {
         let (s, at) = match self.current.take() {
             Some(c) => c,
@@ -271,6 +275,16 @@ fn stream(
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// A count at least 1 as a usize; past usize, as good as no limit.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "the saturating `as` is intended: callers pass f >= 1.0, and one past usize becomes usize::MAX"
+)]
+fn saturating_usize(f: f64) -> usize {
+    f as usize
+}
+
 fn render_blocking(
     st: &HttpState,
     p: &Params,
@@ -282,7 +296,7 @@ fn render_blocking(
         Some(name) => zone(name)?,
         None => st.default_tz,
     };
-    let wall = unix_now() as i64;
+    let wall = unix_now_i64();
     let now = match p.get("now") {
         Some(n) => parse_at_time(n, &tz, wall)?,
         None => wall,
@@ -350,8 +364,7 @@ fn render_blocking(
     let max_points = p
         .get("maxDataPoints")
         .map(|v| match v.parse::<f64>() {
-            // Past usize, as good as no limit.
-            Ok(f) if f >= 1.0 => Ok(f as usize),
+            Ok(f) if f >= 1.0 => Ok(saturating_usize(f)),
             _ => Err(ApiError::BadRequest(format!(
                 "maxDataPoints must be a number of at least 1, not {:?}",
                 super::reply::shorten(v)

@@ -74,7 +74,9 @@ fn bind_one(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     }
     // As root, SO_RCVBUFFORCE passes net.core.rmem_max; otherwise the kernel
     // caps SO_RCVBUF at rmem_max silently.
-    if set_int(&s, libc::SO_RCVBUFFORCE, recv_buffer as libc::c_int).is_err() {
+    // A size past c_int asks for the most the kernel gives.
+    let forced = libc::c_int::try_from(recv_buffer).unwrap_or(libc::c_int::MAX);
+    if set_int(&s, libc::SO_RCVBUFFORCE, forced).is_err() {
         s.set_recv_buffer_size(recv_buffer)?;
     }
     set_int(&s, libc::SO_RXQ_OVFL, 1)?;
@@ -83,6 +85,10 @@ fn bind_one(addr: SocketAddr, recv_buffer: usize) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "size_of::<c_int>() is 4, which fits a socklen_t"
+)]
 fn set_int(s: &Socket, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
     // SAFETY: a valid fd and a pointer to a c_int of the size passed.
     let r = unsafe {
@@ -135,6 +141,10 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "size_of::<u32>() is 4, which fits the u32 CMSG_SPACE takes"
+    )]
     fn new(size: usize) -> Box<Batch> {
         // SAFETY: CMSG_SPACE is a pure size computation.
         let ctrl_len = unsafe { libc::CMSG_SPACE(mem::size_of::<u32>() as u32) } as usize;
@@ -176,6 +186,10 @@ impl Batch {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "BATCH is 64, which fits the u32 recvmmsg takes"
+    )]
     fn recv(&mut self, fd: libc::c_int, flags: libc::c_int) -> io::Result<usize> {
         self.reset();
         // SAFETY: every header points at buffers owned by self that outlive
@@ -189,11 +203,8 @@ impl Batch {
                 std::ptr::null_mut(),
             )
         };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        // Negative is the error return (-1, with errno set).
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
     }
 
     /// Datagram `i`: its bytes, whether it was truncated, and the socket's

@@ -539,7 +539,7 @@ fn tcp_accept(
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     crate::ingest::accept_loop(listener, stop, |stream| {
         conns.retain(|h| !h.is_finished());
-        if open.load(Relaxed) as usize >= MAX_TCP_CONNECTIONS {
+        if usize::try_from(open.load(Relaxed)).unwrap_or(usize::MAX) >= MAX_TCP_CONNECTIONS {
             tracing::warn!("relay: connection refused: {MAX_TCP_CONNECTIONS} open");
             return;
         }

@@ -130,7 +130,9 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
-        .as_secs() as i64
+        .as_secs()
+        .try_into()
+        .expect("clock before 2^63 s")
 }
 
 /// A GET over a real socket: status and body, whatever the status.

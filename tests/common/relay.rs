@@ -93,7 +93,12 @@ pub(crate) fn start_relay(
 pub(crate) fn stop_relay(relay: &mut Relay) -> String {
     // SAFETY: signalling our own child process.
     #[allow(unsafe_code)] // kill(2), through libc
-    let rc = unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
+    let rc = unsafe {
+        libc::kill(
+            libc::pid_t::try_from(relay.child.id()).expect("a pid fits pid_t"),
+            libc::SIGTERM,
+        )
+    };
     assert_eq!(rc, 0);
     let status = super::wait_child(&mut relay.child, Duration::from_secs(10));
     assert!(status.success(), "{status}");

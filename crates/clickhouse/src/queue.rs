@@ -37,8 +37,15 @@ impl Batch {
             + 36
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a batch has one table per retention and method of the rules plus the \
+                  index, tagged, links and histogram tables, and each name is the \
+                  configured database's `db.table`: both far below u32::MAX"
+    )]
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes() as usize);
+        // Only a capacity hint: a size past usize::MAX could not be in memory.
+        let mut out = Vec::with_capacity(usize::try_from(self.bytes()).unwrap_or(0));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.points.to_le_bytes());
         out.extend_from_slice(&self.made.to_le_bytes());
@@ -275,7 +282,7 @@ mod tests {
     fn batch(n: u64) -> Batch {
         Batch {
             points: n,
-            made: 1_700_000_000 + n as i64,
+            made: 1_700_000_000 + n.cast_signed(),
             tables: vec![
                 (
                     "g.points_sum".into(),

@@ -148,7 +148,7 @@ impl ClickHouseSource {
         if h.names.len() >= self.max_handles {
             return None;
         }
-        let id = h.names.len() as u32;
+        let id = u32::try_from(h.names.len()).ok()?;
         h.names.push(name.to_string());
         h.ids.insert(name.to_string(), id);
         Some(id)
@@ -307,7 +307,9 @@ impl ClickHouseSource {
             // was seen rolling up rows a minute or two short of that age
             // (the conformance harness's minute just inside 6 h came back
             // with one row of six).
-            let merged_before = now - r.archives[k - 1].retention() as i64 + MERGE_MARGIN;
+            let merged_before = now
+                - i64::try_from(r.archives[k - 1].retention()).unwrap_or(i64::MAX)
+                + MERGE_MARGIN;
             let (t, v) = (format!("t{}", k - 1), format!("v{}", k - 1));
             sql = format!(
                 "SELECT Path, intDiv({t}, {step}) * {step} AS t{k}, \
@@ -340,6 +342,13 @@ impl ClickHouseSource {
     /// Histograms of `names` over a window, merged per slot: the newest
     /// of each finest slot (the embedded store keeps a slot's last write),
     /// then merged over each slot of the window's archive.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "`read_window` gives until > from and a step >= 1, so the slot count is \
+                  positive, and a row's slot is taken only for t in [from, until): \
+                  below that count"
+    )]
     fn hists_by_slot(
         &self,
         names: &[&str],
@@ -488,6 +497,13 @@ impl SeriesSource for ClickHouseSource {
         Ok(self.fetch_many(&[id], from, until, now)?.pop().flatten())
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "`read_window` gives until > from and a step that is an archive's u32 \
+                  step widened, so the slot count is positive and the step fits u32; a \
+                  row's slot is taken only for t in [from, until): below that count"
+    )]
     fn fetch_many(
         &self,
         ids: &[u32],
@@ -605,6 +621,12 @@ impl SeriesSource for ClickHouseSource {
         Ok(out)
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "`read_window` gives until > from and a step that is an archive's u32 \
+                  step widened, so the slot count is positive and the step fits u32"
+    )]
     fn fetch_hists(
         &self,
         id: u32,

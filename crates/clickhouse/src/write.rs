@@ -396,6 +396,11 @@ fn tagged_rows(out: &mut Vec<u8>, name: &str, day: &str, version: i64) {
 
 /// carbon-clickhouse's index rows of one path: daily direct and reverse,
 /// the tree of its parents and itself, and its reverse in the tree.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the path is an accepted series' name, which the store caps at \
+              MAX_NAME_BYTES (4096): at most 4097 levels"
+)]
 fn index_rows(out: &mut Vec<u8>, path: &str, day: &str, version: i64) {
     let depth = path.split('.').count() as u32;
     let mut row = |date: &str, level: u32, p: &str| {
@@ -447,7 +452,7 @@ impl Shared {
         self.stats.queued_points.store(points, Relaxed);
         self.stats
             .queued_oldest
-            .store(oldest.map_or(0, |t| t.max(0) as u64), Relaxed);
+            .store(oldest.map_or(0, |t| u64::try_from(t).unwrap_or(0)), Relaxed);
     }
 
     /// Puts `b` on the disk queue (dropped, counted and logged past the
@@ -501,9 +506,10 @@ impl Shared {
             self.client.insert(table, rows)?;
             b.tables.remove(0);
         }
-        self.stats
-            .last_insert_ms
-            .store(started.elapsed().as_millis() as u64, Relaxed);
+        self.stats.last_insert_ms.store(
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
         self.stats.points_inserted.fetch_add(b.points, Relaxed);
         self.stats.batches_inserted.fetch_add(1, Relaxed);
         Ok(())
@@ -522,7 +528,7 @@ fn cut_loop(s: &Shared, tx: &SyncSender<Batch>) {
                 .unwrap_or_else(|p| p.into_inner());
             s.stop.load(Relaxed)
         };
-        if let Some(b) = s.cut(rollupd_telemetry::unix_now() as i64) {
+        if let Some(b) = s.cut(i64::try_from(rollupd_telemetry::unix_now()).unwrap_or(i64::MAX)) {
             if s.direct.load(Relaxed) {
                 match tx.try_send(b) {
                     Ok(()) => {}

@@ -330,7 +330,7 @@ impl StatsdConfig {
         self.gauges_max_ttl.max(1)
     }
     pub fn flush_interval_ms(&self) -> u64 {
-        self.flush_interval.as_millis() as u64
+        u64::try_from(self.flush_interval.as_millis()).unwrap_or(u64::MAX)
     }
 }
 

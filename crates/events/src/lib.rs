@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use rollupd_protocol::dogstatsd::DogEvent;
-use rollupd_telemetry::{unix_now, Telemetry};
+use rollupd_telemetry::{unix_now, unix_now_i64, Telemetry};
 
 pub mod store;
 
@@ -53,7 +53,7 @@ impl QueuedEvent {
             tags.push(format!("host:{h}"));
         }
         QueuedEvent {
-            when: e.timestamp.unwrap_or_else(|| unix_now() as i64),
+            when: e.timestamp.unwrap_or_else(unix_now_i64),
             what: e.title,
             tags,
             data: e.text,
@@ -120,7 +120,7 @@ pub fn start_writer(
             let mut next_expire = Instant::now();
             loop {
                 if Instant::now() >= next_expire {
-                    if let Err(e) = events.expire(unix_now() as i64) {
+                    if let Err(e) = events.expire(unix_now_i64()) {
                         tracing::error!(error = %e, "deleting expired events failed; retried at the next pass");
                     }
                     next_expire = Instant::now() + every;
@@ -257,7 +257,7 @@ mod tests {
         let telemetry = Arc::new(Telemetry::new());
         let (q, rx) = EventQueue::bounded();
         let h = start_writer(rx, events.clone(), telemetry.clone()).unwrap();
-        let now = unix_now() as i64;
+        let now = unix_now_i64();
         assert!(q.push(ev(now, "web deploy", &["deploy", "web"])));
         assert!(q.push(ev(1_700_000_000_000, "milliseconds", &["deploy"])));
         drop(q);

@@ -200,6 +200,10 @@ fn parse_value(field: &str) -> Result<f64, CarbonBad> {
 /// 2^63, the first float past `i64`.
 const I64_END: f64 = 9_223_372_036_854_775_808.0;
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "t is a whole number in [0, 2^63), checked just before the cast, so it fits an i64 exactly"
+)]
 fn parse_timestamp(field: &str) -> Result<i64, CarbonBad> {
     let bytes = field.as_bytes();
     // Almost every timestamp is plain digits; 18 of them always fit.

@@ -15,6 +15,10 @@ pub struct KeyBuf {
 }
 
 /// Bytes Etsy keeps in a key: `[a-zA-Z0-9_\-.;=]`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "c < 256 by the loop's condition, so it fits a u8"
+)]
 const fn allowed_table() -> [bool; 256] {
     let mut t = [false; 256];
     let mut c = 0;

@@ -46,6 +46,12 @@ pub fn write_py_float(out: &mut String, v: f64) {
 /// at least two digits) of what Ryū wrote outside the shared range: its
 /// own scientific form (`1e16`, `1.5e-7`) or, for 1e-5 <= |v| < 1e-4,
 /// fixed (`0.0000123`).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "Ryū writes at most 24 bytes, so its count of zeros after the point (four: \
+              it writes fixed notation here only for 1e-5 <= |v| < 1e-4) fits i32"
+)]
 fn write_scientific(out: &mut String, ryu: &str) {
     let (neg, body) = match ryu.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -114,7 +120,7 @@ pub fn py_g(v: f64) -> String {
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     if (-4..6).contains(&exp) {
-        let decimals = (5 - exp).max(0) as usize;
+        let decimals = usize::try_from(5 - exp).unwrap_or(0);
         let s = format!("{v:.decimals$}");
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()

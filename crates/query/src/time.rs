@@ -205,7 +205,11 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
             if y < 1970 {
                 y += 100;
             }
-            NaiveDate::from_ymd_opt(y, m as u32, d as u32).ok_or_else(bad)?
+            // A negative month or day is no date, as one past 12 or 31 is.
+            let (Ok(m), Ok(d)) = (u32::try_from(m), u32::try_from(d)) else {
+                return Err(bad());
+            };
+            NaiveDate::from_ymd_opt(y, m, d).ok_or_else(bad)?
         }
         _ if rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_digit()) => {
             NaiveDate::parse_from_str(rest, "%Y%m%d").map_err(|_| bad())?
@@ -214,9 +218,9 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
         _ if rest.get(..3).is_some_and(|p| MONTHS.contains(&p)) => {
             let m = MONTHS
                 .iter()
-                .position(|x| Some(*x) == rest.get(..3))
-                .unwrap_or(0) as u32
-                + 1;
+                .zip(1u32..)
+                .find(|(x, _)| Some(**x) == rest.get(..3))
+                .map_or(1, |(_, m)| m);
             let tail = rest.as_bytes();
             let n = tail.len();
             let day = if n >= 2 && tail[n - 2].is_ascii_digit() && tail[n - 1].is_ascii_digit() {
@@ -231,8 +235,9 @@ fn parse_reference(r: &str, tz: &Tz, now: i64) -> Result<i64, TimeError> {
         _ if rest.get(..3).is_some_and(|p| WEEKDAYS.contains(&p)) => {
             let want = WEEKDAYS
                 .iter()
-                .position(|x| Some(*x) == rest.get(..3))
-                .unwrap_or(0) as i64;
+                .zip(0i64..)
+                .find(|(x, _)| Some(**x) == rest.get(..3))
+                .map_or(0, |(_, i)| i);
             let have = i64::from(today.weekday().num_days_from_monday());
             today - Duration::days((have - want).rem_euclid(7))
         }

@@ -33,6 +33,13 @@ fn window_of(all: &[Series]) -> (i64, i64) {
 
 /// One series' points as [`datapoints`] gives them, for a `window` of all
 /// series.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "`per` is the ceil of n / maxDataPoints with n > maxDataPoints, so >= 2 and \
+              at most the window's span in seconds, an i64 (the saturating `as` is the \
+              intended reading past it); `i` indexes `s.values`, at most isize::MAX long"
+)]
 fn points_of(s: &Series, (start, end): (i64, i64), max_points: Option<usize>) -> Vec<(f64, i64)> {
     let range = end - start;
     let step = s.step.max(1);
@@ -54,19 +61,22 @@ fn points_of(s: &Series, (start, end): (i64, i64), max_points: Option<usize>) ->
             let spp = per * step;
             let nudge = spp + s.start.rem_euclid(step) - s.start.rem_euclid(spp);
             let first = s.start + nudge;
-            let lose = (nudge / step) as usize;
+            // nudge > 0: spp exceeds `s.start.rem_euclid(spp)`.
+            let lose = usize::try_from(nudge / step).unwrap_or(usize::MAX);
             let vals = if lose > 1 {
                 &s.values[(lose - 1).min(s.values.len())..]
             } else {
                 &s.values[..]
             };
-            let mut points = Vec::with_capacity(vals.len().div_ceil(per as usize));
+            // Past usize::MAX (on a 32-bit target), one chunk of all values.
+            let per_n = usize::try_from(per).unwrap_or(usize::MAX);
+            let mut points = Vec::with_capacity(vals.len().div_ceil(per_n));
             let mut t = first;
-            for chunk in vals.chunks(per as usize) {
+            for chunk in vals.chunks(per_n) {
                 if t > s.end {
                     break;
                 }
-                points.push((s.consolidate.apply_bucket(chunk, per as usize, s.xff), t));
+                points.push((s.consolidate.apply_bucket(chunk, per_n, s.xff), t));
                 t += spp;
             }
             points
@@ -310,6 +320,10 @@ pub fn raw(all: &[Series]) -> String {
 }
 
 /// `format=csv`: `name,YYYY-MM-DD HH:MM:SS,value` per point, in `tz`.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes `s.values`, and a Vec holds at most isize::MAX elements"
+)]
 pub fn csv(all: &[Series], tz: &chrono_tz::Tz) -> String {
     use chrono::TimeZone;
     let mut out = String::new();

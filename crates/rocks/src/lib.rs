@@ -435,6 +435,11 @@ fn space_index(space: Space) -> usize {
 /// "Write(GB)" to a tenth of a GB only, useless below gigabytes; its
 /// "Wr(MB/s)" (bytes written ÷ 2^20 ÷ seconds) times "Comp(sec)" gives
 /// the bytes to a fraction of a percent.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "the saturating float-to-int `as` is intended: a negative, NaN or absurd figure in RocksDB's stats text becomes 0 or u64::MAX bytes, never a panic"
+)]
 fn parse_cfstats(text: &str) -> (u64, Vec<u64>) {
     const MB: f64 = (1u64 << 20) as f64;
     let flushed = text
@@ -651,6 +656,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the filler byte is the low byte of i on purpose"
+    )]
     fn shedding_shrinks_the_block_cache_and_lets_it_grow_back() {
         let dir = tempfile::tempdir().unwrap();
         let kv = RocksKv::open(dir.path()).unwrap();
@@ -699,6 +708,10 @@ mod tests {
     }
 
     /// 40,000 rows of 100 B in files of about 256 KiB at the bottom level.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the filler byte is the low byte of i on purpose"
+    )]
     fn filled(dir: &Path) -> RocksKv {
         let kv = RocksKv::open_tuned(dir, &RocksOptions::default(), |_, o| {
             o.set_target_file_size_base(256 << 10);

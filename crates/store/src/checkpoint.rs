@@ -310,11 +310,12 @@ impl Store {
                 self.stats
                     .rows_written
                     .fetch_add((rows.len() + hrows.len() + fragments) as u64, Relaxed);
-                self.stats
-                    .last_checkpoint_ms
-                    .store(started.elapsed().as_millis() as u64, Relaxed);
+                self.stats.last_checkpoint_ms.store(
+                    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    Relaxed,
+                );
                 tracing::debug!(
-                    ms = started.elapsed().as_millis() as u64,
+                    ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     fragments,
                     "checkpoint: done"
                 );
@@ -406,8 +407,8 @@ impl Store {
                 tracing::debug!(
                     heads = n,
                     merged,
-                    read_ms = read_time.as_millis() as u64,
-                    merge_ms = merge_time.as_millis() as u64,
+                    read_ms = u64::try_from(read_time.as_millis()).unwrap_or(u64::MAX),
+                    merge_ms = u64::try_from(merge_time.as_millis()).unwrap_or(u64::MAX),
                     "checkpoint: heads written"
                 );
                 return Ok(n);
@@ -730,7 +731,7 @@ mod tests {
         store.write(&[p(t0 + 20, 2.0)], &[], now).unwrap();
         assert!(take(&mut written) > 0);
         let f = store.fetch(id, t0, t0 + 60, now).unwrap().unwrap();
-        let at = |t: i64| f.values[((t - f.from) / i64::from(f.step)) as usize];
+        let at = |t: i64| f.values[usize::try_from((t - f.from) / i64::from(f.step)).unwrap()];
         assert_eq!((at(t0 + 10), at(t0 + 20)), (1.0, 2.0), "{:?}", f.values);
     }
 

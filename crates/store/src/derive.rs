@@ -352,9 +352,9 @@ pub fn encode(slots: &[f64], pred: &Predictor, rows: &SourceRows<'_>) -> Option<
         .zip(&guesses)
         .filter(|(v, _)| !v.is_nan())
         .map(|(v, g)| {
-            let bits = v.to_bits() as i64;
+            let bits = v.to_bits().cast_signed();
             match g {
-                Some(g) => bits.wrapping_sub(g.to_bits() as i64),
+                Some(g) => bits.wrapping_sub(g.to_bits().cast_signed()),
                 None => bits,
             }
         })
@@ -455,11 +455,11 @@ pub fn decode(bytes: &[u8], slots: usize, key: RowKey, kv: &dyn Kv) -> Result<Ve
             let g = pred
                 .predict(&rows, s)
                 .ok_or_else(|| RowError::Source(format!("no prediction for slot {s}")))?;
-            (g.to_bits() as i64).wrapping_add(d)
+            g.to_bits().cast_signed().wrapping_add(d)
         } else {
             d
         };
-        out[s] = f64::from_bits(bits as u64);
+        out[s] = f64::from_bits(bits.cast_unsigned());
     }
     Ok(out)
 }
@@ -620,7 +620,7 @@ mod tests {
     fn every_source_names_its_dependents() {
         let ix = index();
         let mut derived = 0;
-        for id in 0..ix.series.len() as u32 {
+        for id in 0..u32::try_from(ix.series.len()).unwrap() {
             for archive in [0, 1] {
                 let Some(p) = predictor(&ix, id, archive, 10) else {
                     continue;

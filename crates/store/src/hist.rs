@@ -32,6 +32,11 @@ fn template() -> &'static Histogram<u64> {
     })
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "u is checked non-negative (NaN takes the else branch) and clamped to u64::MAX / 4"
+)]
 fn to_units(ms: f64) -> u64 {
     let u = (ms * HISTOGRAM_UNITS_PER_MS).round();
     if u >= 0.0 {
@@ -148,6 +153,11 @@ impl Hist {
     /// The value (ms) at quantile `q` in 0..=1, as hdrhistogram reports it:
     /// the highest value equivalent to the bucket holding the `ceil(q·n)`th
     /// sample.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "q is clamped to 0..=1, so the rank is within 0..=total; `as` saturates (and takes a NaN q to 0) before the clamp to 1..=total"
+    )]
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.total();
         if total == 0 {
@@ -218,10 +228,11 @@ impl Hist {
         let n = get_varint(buf).ok_or(RowError::Truncated)?;
         // Each pair takes at least two bytes: refuse impossible counts
         // before allocating for them.
-        if n as usize > buf.len() / 2 {
+        let n = usize::try_from(n).map_err(|_| RowError::Truncated)?;
+        if n > buf.len() / 2 {
             return Err(RowError::Truncated);
         }
-        let mut buckets = Vec::with_capacity(n as usize);
+        let mut buckets = Vec::with_capacity(n);
         let mut prev = 0u64;
         for i in 0..n {
             let d = get_varint(buf).ok_or(RowError::Truncated)?;
@@ -262,7 +273,7 @@ const MAX_SHIFT: u64 = 63 - 11;
 /// bucketing.
 fn bucket_index(b: u64) -> Option<u32> {
     if b < LINEAR {
-        return Some(b as u32);
+        return u32::try_from(b).ok();
     }
     let shift = u64::from(63 - b.leading_zeros()) - 10;
     let sub = b >> shift;

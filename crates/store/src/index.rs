@@ -39,6 +39,12 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// No series, no children (a node's fields).
 const NONE: u32 = u32::MAX;
 
+/// `len` as the id of the next entry of a vector of 32-bit ids, if it is
+/// one ([`NONE`] is not).
+fn below_none(len: usize) -> Option<u32> {
+    u32::try_from(len).ok().filter(|&i| i != NONE)
+}
+
 /// A node's children stay a sorted vector up to this many (a binary
 /// search over 8-byte entries, no table per node); past it a hash map,
 /// so a level with 100,000 hosts is not a vector that every insert shifts.
@@ -61,6 +67,14 @@ struct Arena {
 }
 
 impl Arena {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "an arena holds fewer than u32::MAX strings: one per series or histogram (the store creates none past max_series, at most u32::MAX by StorageConfig::validate, and loads ids from 32-bit records), or one per atom, which child_or_new adds only below NONE"
+    )]
     fn push(&mut self, s: &str) -> u32 {
         let fits = self
             .chunks
@@ -76,6 +90,10 @@ impl Arena {
         (self.ends.len() - 1) as u32
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the low 32 bits of an end are its offset in its chunk (taken on purpose); a chunk is at most max(1 MiB, one name) long"
+    )]
     fn get(&self, i: u32) -> &str {
         let end = self.ends[i as usize];
         let chunk = end >> 32;
@@ -188,9 +206,10 @@ impl StatCode {
     /// stat the histogram answers (the series rolls up by its method).
     fn percentile(s: &str) -> Option<StatCode> {
         let (int, frac) = s.split_once('_').unwrap_or((s, ""));
-        if int.is_empty() || s.ends_with('_') || frac.len() > 22 {
+        if int.is_empty() || s.ends_with('_') {
             return None;
         }
+        let places = u32::try_from(frac.len()).ok().filter(|&n| n <= 22)?;
         let mut digits: u32 = 0;
         for b in int.bytes().chain(frac.bytes()) {
             if !b.is_ascii_digit() {
@@ -201,11 +220,15 @@ impl StatCode {
         if digits >= 1 << 27 {
             return None;
         }
-        let code = StatCode(digits << 5 | frac.len() as u32);
+        let code = StatCode(digits << 5 | places);
         let pct = code.percent();
         (pct > 0.0 && pct <= 100.0).then_some(code)
     }
 
+    #[expect(
+        clippy::cast_possible_wrap,
+        reason = "the decimal places are the code's low 5 bits, at most 31"
+    )]
     fn percent(self) -> f64 {
         f64::from(self.0 >> 5) / 10f64.powi((self.0 & 31) as i32)
     }
@@ -512,20 +535,28 @@ impl Index {
                     .push(id);
             }
         } else {
-            let mut node = 0u32;
+            // A tree out of ids leaves the series out of it (found by its
+            // name, not by globs).
+            let mut node = Some(0u32);
             for part in name.split('.') {
-                node = self.child_or_new(node, part);
+                node = node.and_then(|n| self.child_or_new(n, part));
             }
-            self.nodes[node as usize].series = id;
+            if let Some(node) = node {
+                self.nodes[node as usize].series = id;
+            }
         }
         id
     }
 
-    /// The child of `node` at level `part`, made if missing.
-    fn child_or_new(&mut self, node: u32, part: &str) -> u32 {
+    /// The child of `node` at level `part`, made if missing; `None` when
+    /// the tree has no 32-bit id left for it (4 billion nodes, atoms or
+    /// child lists: an id that wrapped around would make a cycle through
+    /// the root).
+    fn child_or_new(&mut self, node: u32, part: &str) -> Option<u32> {
         let atom = match lookup(&self.atom_ids, &self.atoms, &self.hasher, part) {
             Some(a) => a,
             None => {
+                below_none(self.atoms.len())?;
                 let a = self.atoms.push(part);
                 put(&mut self.atom_ids, &self.atoms, &self.hasher, part, a);
                 a
@@ -534,18 +565,20 @@ impl Index {
         let kids = self.nodes[node as usize].kids;
         if kids != NONE {
             if let Some(c) = self.kids[kids as usize].get(atom) {
-                return c;
+                return Some(c);
             }
         }
-        let c = self.nodes.len() as u32;
-        self.nodes.push(EMPTY_NODE);
+        let c = below_none(self.nodes.len())?;
         if kids == NONE {
-            self.nodes[node as usize].kids = self.kids.len() as u32;
+            let k = below_none(self.kids.len())?;
+            self.nodes.push(EMPTY_NODE);
+            self.nodes[node as usize].kids = k;
             self.kids.push(Kids::Few(vec![(atom, c)]));
         } else {
+            self.nodes.push(EMPTY_NODE);
             self.kids[kids as usize].insert(atom, c);
         }
-        c
+        Some(c)
     }
 
     /// The children of `node`: (level, node), in no particular order.
@@ -588,17 +621,19 @@ impl Index {
     /// name map, so no find, glob or write reaches it.
     pub fn add_hole(&mut self, hist: bool) -> u32 {
         if hist {
-            self.hist_names.push("");
+            let id = self.hist_names.push("");
+            debug_assert_eq!(id as usize, self.hists.len());
             self.hists.push(HistInfo {
                 schema: 0,
                 hole: true,
             });
-            self.hists.len() as u32 - 1
+            id
         } else {
-            self.names.push("");
+            let id = self.names.push("");
+            debug_assert_eq!(id as usize, self.series.len());
             self.series
                 .push(SeriesInfo::new(0, Method::Average, 0.0, true));
-            self.series.len() as u32 - 1
+            id
         }
     }
 
@@ -854,6 +889,10 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    #![expect(
+        clippy::cast_possible_truncation,
+        reason = "test ids count a few thousand test names"
+    )]
     use super::*;
 
     fn index(names: &[&str]) -> Index {

@@ -59,7 +59,7 @@ use self::index::{Index, SeriesInfo};
 use self::kv::{Batch, Kv, KvError, KvErrorKind, Space};
 use self::open::{Lane, Shape};
 use self::row::RowKey;
-use self::schema::{Method, Retention, Rules, SchemaError};
+use self::schema::{archive_byte, Method, Retention, Rules, SchemaError};
 use crate::config::StorageConfig;
 
 /// Written to `Meta` at creation; a store with another value is refused.
@@ -227,8 +227,11 @@ struct Schemas {
 }
 
 impl Schemas {
-    fn add(&mut self, r: Retention) -> u16 {
-        let id = self.list.len() as u16;
+    /// Adds a schema under the next id; `None` (nothing added) once every
+    /// 16-bit id is taken (schema ids are 16 bits in series records and
+    /// row keys).
+    fn add(&mut self, r: Retention) -> Option<u16> {
+        let id = u16::try_from(self.list.len()).ok()?;
         self.by_text.insert(r.text.clone(), id);
         self.shapes.push(Shape {
             steps: r.archives.iter().map(|a| a.step).collect(),
@@ -237,7 +240,7 @@ impl Schemas {
             slots: (0..r.archives.len()).map(|a| r.slots(a)).collect(),
         });
         self.list.push(r);
-        id
+        Some(id)
     }
 }
 
@@ -254,7 +257,7 @@ impl Inner {
     fn is_sealing(&self, shape: &Shape, schema: u16, a: usize, start: u32) -> bool {
         let end = u64::from(start) + u64::from(shape.spans[a]);
         self.sealing
-            .get(&(schema, a as u8))
+            .get(&(schema, archive_byte(a)))
             .is_some_and(|&s| end <= u64::from(s))
     }
 
@@ -269,9 +272,9 @@ impl Inner {
         for a in 0..shape.steps.len() {
             let span = i64::from(shape.spans[a]);
             let t = (now - seal::grace(shape, a)).max(0);
-            let mark = (t - t.rem_euclid(span)).min(i64::from(u32::MAX)) as u32;
-            self.sealing.insert((schema, a as u8), mark);
-            self.sealed.insert((schema, a as u8), mark);
+            let mark = u32::try_from(t - t.rem_euclid(span)).unwrap_or(u32::MAX);
+            self.sealing.insert((schema, archive_byte(a)), mark);
+            self.sealed.insert((schema, archive_byte(a)), mark);
         }
     }
 

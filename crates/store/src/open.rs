@@ -103,11 +103,23 @@ pub struct Head<T> {
     pub slots: Vec<T>,
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a slot is below its row's slot count (span / step, a u32): every slot comes from rollup::locate, or is one a head already holds"
+)]
 impl<T: Slot> Head<T> {
     fn new(slot: usize, v: T) -> Self {
         Head {
             base: slot as u32,
             slots: vec![v],
+        }
+    }
+
+    /// A head with no slot set yet, the first to be `slot`.
+    pub fn starting_at(slot: usize) -> Self {
+        Head {
+            base: slot as u32,
+            slots: Vec::new(),
         }
     }
 
@@ -208,6 +220,10 @@ impl<T: Clone> Clone for Heads<T> {
     }
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the vector is indexed by series id (a u32): it grows only to a key's series + 1"
+)]
 impl<T: Slot> Heads<T> {
     pub fn len(&self) -> usize {
         self.len

@@ -47,7 +47,7 @@ impl Store {
         Ok(Some(Fetched {
             from: w.from,
             until: w.until,
-            step: w.step as u32,
+            step: shape.steps[w.archive],
             values,
         }))
     }
@@ -75,7 +75,7 @@ impl Store {
                 .map_err(StoreError::Read)?;
             w.place(start, row, &mut out);
         }
-        Ok(Some((w.from, w.step as u32, out)))
+        Ok(Some((w.from, shape.steps[w.archive], out)))
     }
 
     /// whisper's fetch window for a read of `[from, until]` at `now`: the
@@ -109,7 +109,7 @@ impl Store {
         Some(
             inner
                 .sealed
-                .get(&(schema, (a - 1) as u8))
+                .get(&(schema, archive_byte(a - 1)))
                 .map_or(0, |&s| i64::from(s)),
         )
     }
@@ -128,7 +128,7 @@ impl Store {
     ) -> Result<Vec<f64>, KvError> {
         let key = RowKey {
             schema,
-            archive: a as u8,
+            archive: archive_byte(a),
             start,
             series: id,
         };
@@ -148,22 +148,18 @@ impl Store {
         let fspan = i64::from(shape.spans[a - 1]);
         let mut fstart = from - from.rem_euclid(fspan);
         while fstart < end {
-            let finer = self.value_row(id, schema, a - 1, shape, fstart as u32, rule)?;
+            // No row starts past u32 seconds (nor holds a point there).
+            let Ok(fs) = u32::try_from(fstart) else { break };
+            let finer = self.value_row(id, schema, a - 1, shape, fs, rule)?;
             let hists = match rule.link {
-                Some((hid, _)) => Some(self.hist_row(hid, schema, a - 1, shape, fstart as u32)?),
+                Some((hid, _)) => Some(self.hist_row(hid, schema, a - 1, shape, fs)?),
                 None => None,
             };
-            for (bucket, v) in rollup::roll_values(
-                shape,
-                a,
-                fstart as u32,
-                from,
-                rule,
-                &finer,
-                hists.as_deref(),
-            ) {
+            for (bucket, v) in
+                rollup::roll_values(shape, a, fs, from, rule, &finer, hists.as_deref())
+            {
                 if bucket >= start && bucket < end {
-                    row[((bucket - start) / step) as usize] = v;
+                    row[slot_of(bucket - start, step)] = v;
                 }
             }
             fstart += fspan;
@@ -182,7 +178,7 @@ impl Store {
     ) -> Result<Vec<Option<Hist>>, KvError> {
         let key = RowKey {
             schema,
-            archive: a as u8,
+            archive: archive_byte(a),
             start,
             series: id,
         };
@@ -202,10 +198,11 @@ impl Store {
         let fspan = i64::from(shape.spans[a - 1]);
         let mut fstart = from - from.rem_euclid(fspan);
         while fstart < end {
-            let finer = self.hist_row(id, schema, a - 1, shape, fstart as u32)?;
-            for (bucket, h) in rollup::roll_hists(shape, a, fstart as u32, from, &finer) {
+            let Ok(fs) = u32::try_from(fstart) else { break };
+            let finer = self.hist_row(id, schema, a - 1, shape, fs)?;
+            for (bucket, h) in rollup::roll_hists(shape, a, fs, from, &finer) {
                 if bucket >= start && bucket < end {
-                    row[((bucket - start) / step) as usize] = Some(h);
+                    row[slot_of(bucket - start, step)] = Some(h);
                 }
             }
             fstart += fspan;
@@ -224,6 +221,18 @@ impl Store {
     }
 }
 
+/// The index of the slot `offset` seconds into a row or window, `step`
+/// apart.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "callers pass an offset in 0..span of a row, or 0..until - from of a window (whose length fits a usize: see Window::len), so the index is non-negative and below the slots it indexes"
+)]
+#[inline]
+fn slot_of(offset: i64, step: i64) -> usize {
+    (offset / step) as usize
+}
+
 /// The steps a read returns: `[from, until)` of one archive, `step` apart.
 struct Window {
     archive: usize,
@@ -233,6 +242,11 @@ struct Window {
 }
 
 impl Window {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "read_window makes until > from, both within the archive's retention of `now` (plus a step), so the count is positive and at most the archive's points (a u32) plus two"
+    )]
     fn len(&self) -> usize {
         ((self.until - self.from) / self.step) as usize
     }
@@ -245,16 +259,17 @@ impl Window {
         (0..)
             .map(move |k| first + k * span)
             .take_while(move |s| *s < until)
-            .map(|s| s as u32)
+            .map_while(|s| u32::try_from(s).ok())
     }
 
     /// Copies a row's slots that fall in the window into `out`.
     fn place<T>(&self, start: u32, row: Vec<T>, out: &mut [T]) {
-        for (i, v) in row.into_iter().enumerate() {
-            let t = i64::from(start) + i as i64 * self.step;
+        let mut t = i64::from(start);
+        for v in row {
             if t >= self.from && t < self.until {
-                out[((t - self.from) / self.step) as usize] = v;
+                out[slot_of(t - self.from, self.step)] = v;
             }
+            t += self.step;
         }
     }
 }

@@ -73,7 +73,10 @@ impl Store {
             }
             let r =
                 Retention::parse(&text).map_err(|e| damaged(format!("stored schema {id}: {e}")))?;
-            schemas.add(r);
+            // Dense u16 ids: always room for the next.
+            schemas
+                .add(r)
+                .ok_or_else(|| damaged(format!("schema {id} is one too many")))?;
         }
         // Series, then histograms, each in id order; then the links.
         let mut index = Index::default();
@@ -129,8 +132,8 @@ impl Store {
                         index.series.len()
                     } else {
                         index.hists.len()
-                    } as u32;
-                    if len >= id {
+                    };
+                    if len >= id as usize {
                         break;
                     }
                     index.add_hole(kind == SERIES_HISTS);

@@ -18,43 +18,41 @@ impl Store {
         let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
         let keep = self.opts.keep_at_most.map_or(u64::MAX, |d| d.as_secs());
-        for (sid, (r, shape)) in schemas.list.iter().zip(&schemas.shapes).enumerate() {
+        // Schema ids are u16 (`Schemas::add` gives out no more).
+        for (sid, (r, shape)) in (0..=u16::MAX).zip(schemas.list.iter().zip(&schemas.shapes)) {
             for (a, arch) in r.archives.iter().enumerate() {
-                let cutoff = now - arch.retention().min(keep) as i64;
+                let ab = archive_byte(a);
+                let cutoff = now
+                    .saturating_sub(i64::try_from(arch.retention().min(keep)).unwrap_or(i64::MAX));
                 // Rows that end at or before the cutoff hold nothing a read
                 // can reach. A row not sealed yet stays whatever its age:
                 // the coarser archive's points under it are rolled up from
                 // it when it seals (a retention shorter than a row's span
                 // and grace would otherwise lose them).
-                let sealed = inner
-                    .sealed
-                    .get(&(sid as u16, a as u8))
-                    .map_or(0, |&s| i64::from(s));
+                let sealed = inner.sealed.get(&(sid, ab)).map_or(0, |&s| i64::from(s));
                 // Nor a row a checkpoint wrote since the last sweep: a
                 // backfill may still be filling it (it goes at the next).
                 let fresh = inner
                     .fresh_rows
-                    .get(&(sid as u16, a as u8))
+                    .get(&(sid, ab))
                     .map_or(i64::MAX, |&s| i64::from(s) + i64::from(shape.spans[a]));
                 let end_start = cutoff.min(sealed).min(fresh) - i64::from(shape.spans[a]) + 1;
                 if end_start <= 0 {
                     continue;
                 }
-                let end_start = end_start.min(i64::from(u32::MAX)) as u32;
-                let from = RowKey::prefix(sid as u16, a as u8, 0).to_vec();
-                let to = RowKey::prefix(sid as u16, a as u8, end_start).to_vec();
+                let end_start = u32::try_from(end_start).unwrap_or(u32::MAX);
+                let from = RowKey::prefix(sid, ab, 0).to_vec();
+                let to = RowKey::prefix(sid, ab, end_start).to_vec();
                 batch.delete_range(Space::Rows, from.clone(), to.clone());
                 batch.delete_range(Space::Hists, from.clone(), to.clone());
                 batch.delete_range(Space::Heads, from.clone(), to.clone());
                 batch.delete_range(Space::HistHeads, from.clone(), to.clone());
                 ranges.push((from, to));
                 let quiet = inner.checkpoint_seq;
-                inner
-                    .points
-                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32, quiet);
-                inner
-                    .hists
-                    .expire(sid as u16, a, shape.spans[a], cutoff.max(0) as u32, quiet);
+                // Saturated past u32 seconds, which rows are keyed by.
+                let expire = u32::try_from(cutoff.max(0)).unwrap_or(u32::MAX);
+                inner.points.expire(sid, a, shape.spans[a], expire, quiet);
+                inner.hists.expire(sid, a, shape.spans[a], expire, quiet);
             }
         }
         inner.fresh_rows.clear();

@@ -58,6 +58,11 @@ pub fn merge(finer: &[Option<Hist>]) -> Option<Hist> {
 }
 
 /// Where a point at `ts` lands in archive `a`: its row's start and slot.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "callers pass 0 <= ts <= u32::MAX (the write path refuses other timestamps, points and histograms alike; the seal locates buckets of stored rows' points), so the row start, between 0 and ts, fits a u32; the slot is in 0..span / step"
+)]
 pub fn locate(shape: &Shape, a: usize, ts: i64) -> (u32, usize) {
     let step = i64::from(shape.steps[a]);
     let span = i64::from(shape.spans[a]);
@@ -76,12 +81,10 @@ pub fn windows(
     from: i64,
 ) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> {
     let coarse = i64::from(shape.steps[j]);
-    let fine = i64::from(shape.steps[j - 1]);
-    let per = (coarse / fine) as usize;
-    let span = i64::from(shape.spans[j - 1]);
+    let per = (shape.steps[j] / shape.steps[j - 1]) as usize;
     let start = i64::from(start);
-    (0..span / coarse).filter_map(move |k| {
-        let bucket = start + k * coarse;
+    (0..shape.spans[j - 1] / shape.steps[j]).filter_map(move |k| {
+        let bucket = start + i64::from(k) * coarse;
         let first = k as usize * per;
         (bucket + coarse > from).then_some((bucket, first..first + per))
     })

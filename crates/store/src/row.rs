@@ -91,6 +91,10 @@ pub fn pco_config() -> pco::ChunkConfig {
     pco::ChunkConfig::default().with_compression_level(4)
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "each byte keeps the low 7 bits of what is left (the cast drops the rest on purpose); the last is below 0x80"
+)]
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -145,6 +149,10 @@ pub fn encode_presence(out: &mut Vec<u8>, present: impl Iterator<Item = bool>) -
 }
 
 /// Reads a presence list; calls `f(slot)` for each present slot in order.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a run is checked to end within `slots` (a usize) before its slots and length are cast"
+)]
 pub fn decode_presence(
     buf: &mut &[u8],
     slots: usize,
@@ -232,7 +240,7 @@ pub fn encode_xor(slots: &[f64]) -> Vec<u8> {
             out.push(64);
         } else {
             let tz = x.trailing_zeros();
-            out.push(tz as u8);
+            out.push(u8::try_from(tz).unwrap_or(64));
             put_varint(&mut out, x >> tz);
         }
     }

@@ -105,17 +105,16 @@ impl Retention {
                 .ok_or_else(|| bad(format!("{p:?} is not a precision like 10s or 1m")))?;
             let (ret, has_unit) = parse_amount(r.trim())
                 .ok_or_else(|| bad(format!("{r:?} is not a retention like 6h or 1440")))?;
-            if step == 0 || step > u64::from(u32::MAX) / 4 {
-                return Err(bad(format!("precision {p:?} is out of range")));
-            }
-            let points = if has_unit { ret / step } else { ret };
-            if points == 0 || points > u64::from(u32::MAX) {
-                return Err(bad(format!("{part:?} keeps no points or too many")));
-            }
-            archives.push(Archive {
-                step: step as u32,
-                points: points as u32,
-            });
+            let step = u32::try_from(step)
+                .ok()
+                .filter(|&s| s != 0 && s <= u32::MAX / 4)
+                .ok_or_else(|| bad(format!("precision {p:?} is out of range")))?;
+            let points = if has_unit { ret / u64::from(step) } else { ret };
+            let points = u32::try_from(points)
+                .ok()
+                .filter(|&n| n != 0)
+                .ok_or_else(|| bad(format!("{part:?} keeps no points or too many")))?;
+            archives.push(Archive { step, points });
         }
         archives.sort_by_key(|a| a.step);
         // whisper's validateArchiveList, reworded.
@@ -164,7 +163,7 @@ impl Retention {
     /// first whose retention is at least the age), or None when it is as
     /// old as the longest retention or older.
     pub fn archive_for_age(&self, age: i64) -> Option<usize> {
-        let age = age.max(0) as u64;
+        let age = age.max(0).unsigned_abs();
         if age >= self.max_retention() {
             return None;
         }
@@ -174,7 +173,7 @@ impl Retention {
     /// The archive a read from `age` seconds ago uses (whisper's fetch:
     /// retention >= age).
     pub fn archive_for_read(&self, age: i64) -> usize {
-        let age = age.max(0) as u64;
+        let age = age.max(0).unsigned_abs();
         self.archives
             .iter()
             .position(|a| a.retention() >= age)
@@ -188,7 +187,7 @@ impl Retention {
     /// window, so they answer the same range with the same slots.
     pub fn read_window(&self, from: i64, until: i64, now: i64) -> Option<ReadWindow> {
         let (mut from, mut until) = (from.min(until), from.max(until));
-        let oldest = now - self.max_retention() as i64;
+        let oldest = now.saturating_sub(i64::try_from(self.max_retention()).unwrap_or(i64::MAX));
         if from > now || until < oldest {
             return None;
         }
@@ -214,6 +213,17 @@ impl Retention {
     }
 }
 
+/// Archive index `a` as the byte that row keys, seal marks and retention
+/// ranges name it by.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "callers pass an index into a retention's archives, and Retention::parse keeps at most 30 (steps strictly rise, each a multiple, so at least double, of the finer one, up to u32::MAX / 4 < 2^30)"
+)]
+#[inline]
+pub(crate) fn archive_byte(a: usize) -> u8 {
+    a as u8
+}
+
 /// Each archive's row span: about [`ROW_POINTS`] steps (fewer when the
 /// archive keeps fewer), rounded up to a
 /// multiple of the next coarser step, so that every coarser point's finer
@@ -228,7 +238,7 @@ fn row_spans(archives: &[Archive]) -> Vec<u32> {
             // retention would hold expired points until it ends.
             let want = u64::from(a.step) * u64::from(ROW_POINTS.min(a.points));
             let span = want.div_ceil(unit) * unit;
-            span.min(u64::from(u32::MAX) / 2) as u32
+            u32::try_from(span).unwrap_or(u32::MAX).min(u32::MAX / 2)
         })
         .collect()
 }
@@ -376,6 +386,10 @@ fn compile(pattern: &str) -> Result<Regex, SchemaError> {
 }
 
 impl Rules {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "xff is checked to be within 0..=1 first; f32 (what a series record stores) only rounds it"
+    )]
     pub fn from_config(cfg: &StorageConfig) -> Result<Rules, SchemaError> {
         let mut retention = Vec::new();
         for r in &cfg.retention {

@@ -54,7 +54,7 @@ fn cutoff(shape: &Shape, a: usize, now: i64, finer_sealed: Option<u32>) -> u32 {
             m -= span;
         }
     }
-    m.clamp(0, i64::from(u32::MAX)) as u32
+    u32::try_from(m.max(0)).unwrap_or(u32::MAX)
 }
 
 impl Store {
@@ -62,13 +62,14 @@ impl Store {
     pub(super) fn seal_due(&self, now: i64) -> bool {
         let schemas = self.schemas.read();
         let inner = self.inner.lock();
-        schemas.shapes.iter().enumerate().any(|(schema, shape)| {
+        // Schema ids are u16 (`Schemas::add` gives out no more).
+        (0..=u16::MAX).zip(&schemas.shapes).any(|(schema, shape)| {
             (0..shape.steps.len()).any(|a| {
-                let Some(&from) = inner.sealed.get(&(schema as u16, a as u8)) else {
+                let Some(&from) = inner.sealed.get(&(schema, archive_byte(a))) else {
                     return false;
                 };
                 let finer = (a > 0)
-                    .then(|| inner.sealed.get(&(schema as u16, (a - 1) as u8)).copied())
+                    .then(|| inner.sealed.get(&(schema, archive_byte(a - 1))).copied())
                     .flatten();
                 cutoff(shape, a, now, finer) > from
             })
@@ -80,17 +81,16 @@ impl Store {
     pub(super) fn seal(&self, now: i64) -> Result<usize, StoreError> {
         let shapes: Vec<Shape> = self.schemas.read().shapes.clone();
         let mut sealed = 0;
-        for (schema, shape) in shapes.iter().enumerate() {
-            let schema = schema as u16;
+        for (schema, shape) in (0..=u16::MAX).zip(&shapes) {
             for a in 0..shape.steps.len() {
                 let (from, to) = {
                     let inner = self.inner.lock();
                     // A schema no batch used yet has nothing to seal.
-                    let Some(&from) = inner.sealed.get(&(schema, a as u8)) else {
+                    let Some(&from) = inner.sealed.get(&(schema, archive_byte(a))) else {
                         break;
                     };
                     let finer = (a > 0)
-                        .then(|| inner.sealed.get(&(schema, (a - 1) as u8)).copied())
+                        .then(|| inner.sealed.get(&(schema, archive_byte(a - 1))).copied())
                         .flatten();
                     (from, cutoff(shape, a, now, finer))
                 };
@@ -101,7 +101,7 @@ impl Store {
                     let _no_checkpoint = self.checkpointing.lock();
                     {
                         let mut inner = self.inner.lock();
-                        let mark = inner.sealing.entry((schema, a as u8)).or_insert(0);
+                        let mark = inner.sealing.entry((schema, archive_byte(a))).or_insert(0);
                         *mark = (*mark).max(to);
                         inner.points.start_touched();
                         inner.hists.start_touched();
@@ -137,7 +137,7 @@ impl Store {
                     schema,
                     archive = a,
                     rows = result.as_ref().map_or(0, |n| *n),
-                    took_ms = began.elapsed().as_millis() as u64,
+                    took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
                     rss_mb = memory::process_rss().unwrap_or(0) >> 20,
                     "seal: done"
                 );
@@ -199,8 +199,8 @@ impl Store {
         to: u32,
         frag: u64,
     ) -> Result<usize, KvError> {
-        let lo = RowKey::prefix(schema, a as u8, from).to_vec();
-        let hi = RowKey::prefix(schema, a as u8, to).to_vec();
+        let lo = RowKey::prefix(schema, archive_byte(a), from).to_vec();
+        let hi = RowKey::prefix(schema, archive_byte(a), to).to_vec();
         // Histograms first: a timer stat derived from its histogram reads
         // the sealed histogram row.
         let mut n =
@@ -230,12 +230,15 @@ impl Store {
         let mut batch = Batch::default();
         batch.delete_range(Space::Heads, lo.clone(), hi.clone());
         batch.delete_range(Space::HistHeads, lo.clone(), hi.clone());
-        let key = [META_SEALED, &schema.to_be_bytes()[..], &[a as u8]].concat();
+        let key = [META_SEALED, &schema.to_be_bytes()[..], &[archive_byte(a)]].concat();
         batch.put(Space::Meta, key, to.to_be_bytes().to_vec());
         {
             let _no_checkpoint = self.checkpointing.lock();
             self.kv.write(batch)?;
-            self.inner.lock().sealed.insert((schema, a as u8), to);
+            self.inner
+                .lock()
+                .sealed
+                .insert((schema, archive_byte(a)), to);
         }
         self.kv.compact(Space::Heads, &lo, &hi);
         self.kv.compact(Space::HistHeads, &lo, &hi);
@@ -295,10 +298,9 @@ impl Store {
                 }
                 if coarser {
                     for (ckey, cslot, v) in T::roll(self, shape, a, key, &row)? {
-                        let h = heads.entry(ckey).or_insert_with(|| Head {
-                            base: cslot as u32,
-                            slots: Vec::new(),
-                        });
+                        let h = heads
+                            .entry(ckey)
+                            .or_insert_with(|| Head::starting_at(cslot));
                         h.set(cslot, v);
                     }
                 }
@@ -493,7 +495,7 @@ impl Sealable for f64 {
             let (start, slot) = rollup::locate(shape, a + 1, bucket);
             (
                 RowKey {
-                    archive: (a + 1) as u8,
+                    archive: archive_byte(a + 1),
                     start,
                     ..key
                 },
@@ -519,7 +521,7 @@ impl Sealable for Option<Hist> {
                 let (start, slot) = rollup::locate(shape, a + 1, bucket);
                 (
                     RowKey {
-                        archive: (a + 1) as u8,
+                        archive: archive_byte(a + 1),
                         start,
                         ..key
                     },

@@ -45,10 +45,18 @@ pub fn path_for(store_dir: &Path) -> PathBuf {
 }
 
 fn space_byte(s: Space) -> u8 {
-    Space::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
+    Space::ALL
+        .iter()
+        .position(|x| *x == s)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(0)
 }
 
 impl Spill {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the store spills series and schema records (names of at most MAX_NAME_BYTES) and log entries it kept only while under MAX_UNLOGGED_BYTES (64 MiB) each"
+    )]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         for (space, k, v) in &self.records {

@@ -1,6 +1,12 @@
 //! The store's behaviour on the in-memory engine: whisper-exact rollups,
 //! true percentiles from merged histograms, replay after a crash, retention
 //! and a full disk.
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test values are small constants: slot and point indexes of a few rows, offsets inside a fetched window, retentions of a few years"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -309,6 +315,36 @@ fn out_of_order_points_last_write_wins() {
 
 /// Timer samples whose distribution changes a lot within ten minutes:
 /// mostly fast, with a slow burst in one minute.
+/// A histogram outside the u32 seconds rows are keyed by is dropped, as a
+/// point there is (it went to the row its wrapped-around start named).
+#[test]
+fn a_histogram_out_of_row_time_is_dropped_like_a_point() {
+    let store = Store::in_memory(&cfg("10s:6h,1m:7d", "average", 0.0)).unwrap();
+    let h = Hist::from_sorted_samples(&[1.0, 2.0]);
+    let w = store
+        .write(&[pt("a.b", -10, 1.0)], &[("a.t", -10, h)], 100)
+        .unwrap();
+    assert_eq!(w.too_new, 1);
+    assert_eq!(store.rows_in_memory(), 0);
+}
+
+/// Schema ids are 16 bits: past 65,536 schemas none is added (an id that
+/// wrapped around would have rewritten schema 0's record).
+#[test]
+fn schema_ids_stop_at_16_bits() {
+    let mut schemas = super::Schemas {
+        list: vec![],
+        shapes: vec![],
+        by_text: std::collections::HashMap::new(),
+    };
+    let r = Retention::parse("10s:6h").unwrap();
+    for want in 0..=u16::MAX {
+        assert_eq!(schemas.add(r.clone()), Some(want));
+    }
+    assert_eq!(schemas.add(r), None);
+    assert_eq!(schemas.list.len(), 1 << 16);
+}
+
 fn samples_at(k: i64, rng: &mut fastrand::Rng) -> Vec<f64> {
     let burst = (k % 60) >= 24 && (k % 60) < 30;
     let n = if burst { 400 } else { 20 };

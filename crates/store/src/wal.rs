@@ -29,11 +29,11 @@ pub struct Entry {
 }
 
 fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+    ((v << 1) ^ (v >> 63)).cast_unsigned()
 }
 
 fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
+    (v >> 1).cast_signed() ^ -(v & 1).cast_signed()
 }
 
 pub fn key(seq: u64) -> [u8; 8] {
@@ -112,18 +112,17 @@ impl Entry {
             decode_plain(b, n)?
         };
         let n = get_varint(b).ok_or(RowError::Truncated)?;
-        if n as usize > b.len() / 3 {
+        let n = usize::try_from(n).map_err(|_| RowError::Truncated)?;
+        if n > b.len() / 3 {
             return Err(RowError::Truncated);
         }
-        let mut hists = Vec::with_capacity(n as usize);
+        let mut hists = Vec::with_capacity(n);
         let mut prev = 0i64;
         for _ in 0..n {
             let id = get_varint(b).ok_or(RowError::Truncated)?;
             let ts = prev.wrapping_add(unzigzag(get_varint(b).ok_or(RowError::Truncated)?));
-            if id > u64::from(u32::MAX) {
-                return Err(RowError::Truncated);
-            }
-            hists.push((id as u32, ts, Hist::decode(b)?));
+            let id = u32::try_from(id).map_err(|_| RowError::Truncated)?;
+            hists.push((id, ts, Hist::decode(b)?));
             prev = ts;
         }
         if !b.is_empty() {
@@ -156,20 +155,22 @@ fn decode_packed(b: &mut &[u8], n: u64) -> Result<Vec<(u32, i64, f64)>, RowError
 }
 
 fn decode_plain(b: &mut &[u8], n: u64) -> Result<Vec<(u32, i64, f64)>, RowError> {
-    if n as usize > b.len() / 10 {
+    let n = usize::try_from(n).map_err(|_| RowError::Truncated)?;
+    if n > b.len() / 10 {
         return Err(RowError::Truncated);
     }
-    let mut points = Vec::with_capacity(n as usize);
+    let mut points = Vec::with_capacity(n);
     let mut prev = 0i64;
     for _ in 0..n {
         let id = get_varint(b).ok_or(RowError::Truncated)?;
         let ts = prev.wrapping_add(unzigzag(get_varint(b).ok_or(RowError::Truncated)?));
-        if b.len() < 8 || id > u64::from(u32::MAX) {
+        if b.len() < 8 {
             return Err(RowError::Truncated);
         }
+        let id = u32::try_from(id).map_err(|_| RowError::Truncated)?;
         let v = f64::from_le_bytes(b[..8].try_into().map_err(|_| RowError::Truncated)?);
         *b = &b[8..];
-        points.push((id as u32, ts, v));
+        points.push((id, ts, v));
         prev = ts;
     }
     Ok(points)

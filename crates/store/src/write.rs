@@ -95,9 +95,10 @@ impl Store {
             mirror_batch(&**m, texts, kinds, points, hists, hkept, now);
         }
         self.stats.batches.fetch_add(1, Relaxed);
-        self.stats
-            .write_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        self.stats.write_nanos.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
         let mut written = match applied {
             Ok(w) => w,
             Err(e) => {
@@ -209,7 +210,7 @@ impl Store {
         htargets: &[Option<(u32, u16)>],
         read: &Prefetched,
     ) -> Vec<(Space, Vec<u8>)> {
-        let max_future = self.opts.max_future.as_secs() as i64;
+        let latest = self.latest(e.now);
         let mut want: Vec<(Space, Vec<u8>)> = Vec::new();
         let need = |space: Space, key: RowKey, missing: bool, want: &mut Vec<_>| {
             let k = key.encode().to_vec();
@@ -229,7 +230,7 @@ impl Store {
                 }
                 let key = RowKey {
                     schema,
-                    archive: a as u8,
+                    archive: archive_byte(a),
                     start,
                     series: id,
                 };
@@ -254,14 +255,14 @@ impl Store {
         };
         for ((_, ts, _), t) in e.hists.iter().zip(htargets) {
             let Some((id, schema)) = *t else { continue };
-            if *ts > e.now + max_future || *ts < 0 || *ts > i64::from(u32::MAX) {
+            if *ts > latest || *ts < 0 || *ts > i64::from(u32::MAX) {
                 continue;
             }
             touch(Source::Hist(id), id, schema, *ts, &mut want);
         }
         for (&(_, ts, _), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
-            if ts > e.now + max_future || ts < 0 || ts > i64::from(u32::MAX) {
+            if ts > latest || ts < 0 || ts > i64::from(u32::MAX) {
                 continue;
             }
             touch(Source::Points(t.id), t.id, t.schema, ts, &mut want);
@@ -338,18 +339,17 @@ impl Store {
                 Some(id) => Some(id),
                 None if self.may_create(&index, name) => {
                     let a = self.rules.assign(name);
-                    let schema = self.schema_id(&a.retention);
-                    let id = index.add_hist(name, schema);
-                    let (k, v) =
-                        series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0, None);
-                    self.pending.lock().push(Space::Series, k, v);
-                    Some(id)
+                    self.schema_id(&a.retention).map(|schema| {
+                        let id = index.add_hist(name, schema);
+                        let (k, v) =
+                            series_record(SERIES_HISTS, name, id, schema, Method::Sum, 0.0, None);
+                        self.pending.lock().push(Space::Series, k, v);
+                        id
+                    })
                 }
-                None => {
-                    refused += 1;
-                    None
-                }
+                None => None,
             };
+            refused += u64::from(id.is_none());
             hids.push(id);
         }
         let mut ids = Vec::with_capacity(points.len());
@@ -358,18 +358,17 @@ impl Store {
                 Some(id) => Some(id),
                 None if self.may_create(&index, p.name) => {
                     let a = self.rules.assign(p.name);
-                    let schema = self.schema_id(&a.retention);
-                    let id = index.add_series(p.name, schema, a.method, a.xff);
-                    let (k, v) =
-                        series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff, None);
-                    self.pending.lock().push(Space::Series, k, v);
-                    Some(id)
+                    self.schema_id(&a.retention).map(|schema| {
+                        let id = index.add_series(p.name, schema, a.method, a.xff);
+                        let (k, v) =
+                            series_record(SERIES_POINTS, p.name, id, schema, a.method, a.xff, None);
+                        self.pending.lock().push(Space::Series, k, v);
+                        id
+                    })
                 }
-                None => {
-                    refused += 1;
-                    None
-                }
+                None => None,
             };
+            refused += u64::from(id.is_none());
             ids.push(id);
         }
         // A link made or changed rewrites the series' record with it; the
@@ -434,23 +433,31 @@ impl Store {
         self.mirror.set(m).is_ok()
     }
 
-    fn schema_id(&self, text: &str) -> u16 {
+    /// `None` once every 16-bit schema id is taken: the series is then
+    /// refused (an id that wrapped around would rewrite schema 0's record).
+    fn schema_id(&self, text: &str) -> Option<u16> {
         if let Some(&id) = self.schemas.read().by_text.get(text) {
-            return id;
+            return Some(id);
         }
         let mut schemas = self.schemas.write();
         if let Some(&id) = schemas.by_text.get(text) {
-            return id;
+            return Some(id);
         }
         // Rules were validated at start-up, so their texts parse.
         let r = Retention::parse(text).unwrap_or_else(|_| {
             Retention::parse(schema::DEFAULT_RETENTION).unwrap_or_else(|_| unreachable!())
         });
-        let id = schemas.add(r);
+        let id = schemas.add(r)?;
         self.pending
             .lock()
             .push(Space::Meta, meta_schema_key(id), text.as_bytes().to_vec());
-        id
+        Some(id)
+    }
+
+    /// The newest timestamp a batch written at `now` may hold
+    /// (`max_future` ahead; a clock or setting past i64 saturates).
+    fn latest(&self, now: i64) -> i64 {
+        now.saturating_add(i64::try_from(self.opts.max_future.as_secs()).unwrap_or(i64::MAX))
     }
 
     /// Applies one batch to memory: histograms first (their rollups feed
@@ -467,11 +474,13 @@ impl Store {
         htargets: &[Option<(u32, u16)>],
     ) -> Result<Written, KvError> {
         let mut w = Written::default();
-        let max_future = self.opts.max_future.as_secs() as i64;
+        let latest = self.latest(e.now);
         for ((_, ts, h), t) in e.hists.iter().zip(htargets) {
             let Some((id, schema)) = *t else { continue };
             let r = &schemas.list[schema as usize];
-            if *ts > e.now + max_future {
+            // Out of the u32 seconds rows are keyed by, as for points (and
+            // as `rows_to_read` skips them).
+            if *ts > latest || *ts < 0 || *ts > i64::from(u32::MAX) {
                 continue;
             }
             if r.archive_for_age(e.now - ts).is_none() {
@@ -482,7 +491,7 @@ impl Store {
         }
         for (&(_, ts, v), t) in e.points.iter().zip(targets) {
             let Some(t) = *t else { continue };
-            if ts > e.now + max_future || ts < 0 || ts > i64::from(u32::MAX) {
+            if ts > latest || ts < 0 || ts > i64::from(u32::MAX) {
                 w.too_new += 1;
                 continue;
             }
@@ -671,12 +680,12 @@ fn window(shape: &Shape, j: usize, ts: i64, key: RowKey) -> Window {
     let (fstart, fslot) = locate(shape, j - 1, bucket);
     let (cstart, cslot) = locate(shape, j, bucket);
     let at = |archive: usize, start: u32| RowKey {
-        archive: archive as u8,
+        archive: archive_byte(archive),
         start,
         ..key
     };
     Window {
-        per: (coarse / i64::from(shape.steps[j - 1])) as usize,
+        per: (shape.steps[j] / shape.steps[j - 1]) as usize,
         fine: (at(j - 1, fstart), fslot),
         coarse: (at(j, cstart), cslot),
     }
@@ -790,7 +799,7 @@ fn pin_dependents(
         }
         let key = RowKey {
             schema,
-            archive: archive as u8,
+            archive: archive_byte(archive),
             start,
             series: d,
         };

@@ -184,6 +184,12 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// [`unix_now`] as the signed seconds that timestamps are kept in; a clock
+/// past `i64::MAX` seconds saturates.
+pub fn unix_now_i64() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+}
+
 impl Telemetry {
     pub fn new() -> Self {
         let t = Telemetry::default();

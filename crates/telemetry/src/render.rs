@@ -53,8 +53,9 @@ impl RenderLatency {
             }
         }
         self.count.fetch_add(1, Relaxed);
-        self.micros.fetch_add(d.as_micros() as u64, Relaxed);
-        let us = d.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.micros
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let us = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
         let mut w = self.window.lock();
         if w.micros.len() < WINDOW_SAMPLES {
             w.micros.push(us);
@@ -95,6 +96,11 @@ impl RenderLatency {
 
     /// The interval's percentiles (nearest rank) and maximum, and a new
     /// interval begun; `None` when there was no render.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "p is 0.5 or 0.99 and v is not empty, so p × len rounds up to 1..=len, a valid rank, and the clamp keeps it there"
+    )]
     pub fn take_window(&self) -> Option<WindowStats> {
         let w = std::mem::take(&mut *self.window.lock());
         let mut v = w.micros;

@@ -93,7 +93,7 @@ impl Notifier {
         let mut targets = Vec::with_capacity(receivers.len());
         let mut handles = Vec::with_capacity(receivers.len());
         for cfg in receivers {
-            let repeat = repeat_interval(cfg).as_secs().max(1) as i64;
+            let repeat = crate::alert::secs(repeat_interval(cfg)).max(1);
             targets.push(Target {
                 name: cfg.name.clone(),
                 kind: cfg.kind,

@@ -155,7 +155,7 @@ impl Worker {
             ReceiverKind::Alertmanager => {
                 let wall = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
                 payload::alertmanager(&b.alerts, b.now, self.repeat, wall)
             }
         }

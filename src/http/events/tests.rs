@@ -197,7 +197,7 @@ async fn a_full_store_refuses_with_507_and_a_big_read_with_422() {
     assert!(msg.contains("max_events"), "{msg}");
 
     let (app, events) = app();
-    let many = (0..=MAX_PER_REQUEST as i64)
+    let many = (0..=i64::try_from(MAX_PER_REQUEST).unwrap())
         .map(|k| QueuedEvent {
             when: NOW - k,
             what: "e".into(),

@@ -99,8 +99,12 @@ fn replace_bounded(re: &Regex, name: &str, replace: &str) -> Result<String, Quer
 
 /// Python's `seq[i]` for a possibly negative `i`.
 fn py_index(len: usize, i: i64) -> Option<usize> {
-    let j = if i < 0 { len as i64 + i } else { i };
-    (j >= 0 && (j as usize) < len).then_some(j as usize)
+    let j = if i < 0 {
+        len.checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(i).ok()?
+    };
+    (j < len).then_some(j)
 }
 
 /// graphite-web's `getNodeOrTag`: node `n` of the path (tags split off),
@@ -137,10 +141,7 @@ pub(super) fn agg_key(s: &Series, nodes: &[NodeArg]) -> String {
 
 /// Python's `seq[start:stop]` bounds (stop None = to the end).
 fn py_slice(len: usize, start: i64, stop: Option<i64>) -> (usize, usize) {
-    let clamp = |i: i64| -> usize {
-        let j = if i < 0 { len as i64 + i } else { i };
-        j.clamp(0, len as i64) as usize
-    };
+    let clamp = |i: i64| super::py_bound(len, i);
     let a = clamp(start);
     let b = stop.map_or(len, clamp);
     (a, b.max(a))

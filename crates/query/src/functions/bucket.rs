@@ -64,6 +64,10 @@ fn interval_secs(func: &str, text: &str) -> Result<i64, QueryError> {
 
 /// `_summarizeValues`: values per bucket from `new_start` while the bucket
 /// starts before `new_end`, and where the last bucket ended.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes `s.values`, and a Vec holds at most isize::MAX elements"
+)]
 pub(super) fn summarize_values(
     s: &Series,
     agg: AggFunc,
@@ -73,7 +77,7 @@ pub(super) fn summarize_values(
 ) -> (Vec<f64>, i64) {
     let step = s.step.max(1);
     let n_ts = if s.end > s.start {
-        ((s.end - s.start + step - 1) / step) as usize
+        usize::try_from((s.end - s.start + step - 1) / step).unwrap_or(usize::MAX)
     } else {
         0
     };
@@ -154,15 +158,20 @@ pub(super) fn summarize(
 }
 
 /// hitcount over one series.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes `s.values`, and a Vec holds at most isize::MAX elements"
+)]
 pub(super) fn hitcount(mut s: Series, interval_text: &str, interval: i64, align: bool) -> Series {
     let step = s.step;
-    let bucket_count = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as i64;
+    // graphite-web's `int(math.ceil(...))`.
+    let bucket_count = super::py_int(((s.end - s.start) as f64 / interval as f64).ceil().max(0.0));
     let new_start = s.end - bucket_count * interval;
     // Each bucket's running sum, in the order graphite-web appends its
     // hits and then sums them from 0 (the same additions, so the same
     // result), without a list per bucket: 8-16 bytes a bucket, not 24
     // plus a heap block.
-    let mut buckets: Vec<Option<f64>> = vec![None; bucket_count as usize];
+    let mut buckets: Vec<Option<f64>> = vec![None; usize::try_from(bucket_count).unwrap_or(0)];
     let mut add = |b: i64, v: f64| {
         if let Some(bucket) = usize::try_from(b).ok().and_then(|b| buckets.get_mut(b)) {
             *bucket = Some(bucket.unwrap_or(0.0) + v);

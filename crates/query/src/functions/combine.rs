@@ -205,7 +205,7 @@ pub(super) fn consolidated(s: &Series, step: i64) -> Vec<f64> {
 /// [`consolidated`], borrowing the values when they are already at `step`
 /// (the usual case: a wide aggregate need not copy its inputs).
 fn consolidated_view(s: &Series, step: i64) -> Cow<'_, [f64]> {
-    let per = (step / s.step.max(1)).max(1) as usize;
+    let per = usize::try_from((step / s.step.max(1)).max(1)).unwrap_or(usize::MAX);
     if per == 1 {
         return Cow::Borrowed(&s.values);
     }
@@ -641,6 +641,14 @@ pub(super) fn call(
 
 /// graphite-web's `_getPercentile`: rank `n/100 * (len + 1)`, rounded up
 /// unless interpolating.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "`n` is the user's percent: the saturating `as` is the intended clamp, a \
+              negative or NaN rank becoming 0 (the first value) and one past usize::MAX \
+              usize::MAX (the last); `rank_fraction` is in (-1, 1) or NaN, so its ceil \
+              becomes 0 or 1 (0 for any rank of 2^53 or more: no fraction left)"
+)]
 pub(super) fn percentile(points: &[f64], n: f64, interpolate: bool) -> f64 {
     let mut sorted: Vec<f64> = points.iter().copied().filter(|v| !v.is_nan()).collect();
     if sorted.is_empty() {
@@ -669,6 +677,10 @@ pub(super) fn percentile(points: &[f64], n: f64, interpolate: bool) -> f64 {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "test series hold a handful of values"
+)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,10 @@
 //! The window, bucket, forecast and shift functions evaluated against a
 //! store: bootstraps read real data before `from`, re-evaluate the first
 //! argument (not the series' names), and count against the points cap.
+#![expect(
+    clippy::cast_possible_wrap,
+    reason = "indexes of test series a few hundred values long"
+)]
 
 use crate::eval::{evaluate, Context, Limits, QueryError};
 use crate::series::Series;

@@ -160,9 +160,7 @@ fn sort_by_key(list: Vec<Series>, func: &str, reverse: bool) -> Vec<Series> {
 
 /// Python's `seq[:n]`.
 fn py_head(mut list: Vec<Series>, n: i64) -> Vec<Series> {
-    let len = list.len() as i64;
-    let keep = if n < 0 { (len + n).max(0) } else { n.min(len) };
-    list.truncate(keep as usize);
+    list.truncate(super::py_bound(list.len(), n));
     list
 }
 
@@ -409,6 +407,10 @@ pub(super) fn call(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "test series hold a handful of values"
+)]
 mod tests {
     use super::*;
 

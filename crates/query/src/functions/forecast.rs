@@ -83,13 +83,15 @@ fn bad(msg: String) -> QueryError {
 
 /// Python's `list[k:]`, negative `k` counting from the end.
 fn py_tail(v: &[f64], k: i64) -> Vec<f64> {
-    let n = v.len() as i64;
-    let from = if k < 0 { (n + k).max(0) } else { k.min(n) };
-    v[from as usize..].to_vec()
+    v[super::py_bound(v.len(), k)..].to_vec()
 }
 
 /// `holtWintersAnalysis`: the predictions (None where the series had a
 /// gap right before) and the deviations, one per point.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes `values`, and a slice holds at most isize::MAX elements"
+)]
 pub(super) fn holt_winters(
     values: &[f64],
     step: i64,
@@ -109,7 +111,7 @@ pub(super) fn holt_winters(
         if j < 0 {
             return Ok(0.0);
         }
-        v.get(j as usize).copied().ok_or_else(|| {
+        usize::try_from(j).ok().and_then(|j| v.get(j)).copied().ok_or_else(|| {
             bad(format!(
                 "holtWinters: the seasonality must be at least two steps ({season_secs} s at {step} s)"
             ))
@@ -352,6 +354,10 @@ pub(super) fn regression(source: &Series) -> Option<(f64, f64)> {
 /// linearRegression: each series paired by position with its source (the
 /// same expression over the source range); `start`/`end` are the source
 /// range as the result's name and tag give it.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes `s.values`, and a Vec holds at most isize::MAX elements"
+)]
 pub(super) fn linear_regression(
     series: Vec<Series>,
     sources: &[Series],
@@ -395,7 +401,7 @@ pub(super) fn call(
         if name == "linearRegression" {
             // graphite-web's parseATTime(text): the server's zone, and the
             // wall clock for `now` whatever the request's `now`.
-            let wall = rollupd_telemetry::unix_now() as i64;
+            let wall = i64::try_from(rollupd_telemetry::unix_now()).unwrap_or(i64::MAX);
             let (tz, server_tz) = (ctx.tz, ctx.server_tz);
             // Each bound with the zone its datetime is in.
             let at = |i, key, default| -> Result<(i64, chrono_tz::Tz), QueryError> {

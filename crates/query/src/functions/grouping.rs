@@ -205,6 +205,10 @@ fn tags_of_key(key: &str) -> BTreeMap<String, String> {
     tags
 }
 
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "`i` indexes a name's nodes, and a string is at most isize::MAX bytes"
+)]
 fn with_wildcards(
     list: Vec<Series>,
     func: &str,
@@ -393,12 +397,9 @@ fn as_percent(
 fn prefix(name: &str, node: i64) -> String {
     let parts: Vec<&str> = name.split('.').collect();
     // `node` is the user's (up to i64::MAX): `n + 1` must not overflow.
-    let len = parts.len() as i64;
-    let stop = match node.checked_add(1) {
-        Some(n) if n < 0 => len.saturating_add(n).max(0) as usize,
-        Some(n) => n.min(len) as usize,
-        None => parts.len(),
-    };
+    let stop = node
+        .checked_add(1)
+        .map_or(parts.len(), |n| super::py_bound(parts.len(), n));
     parts[..stop].join(".")
 }
 
@@ -512,6 +513,10 @@ pub(super) fn call(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "test series hold a handful of values"
+)]
 mod tests {
     use super::*;
 

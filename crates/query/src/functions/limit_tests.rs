@@ -2,6 +2,11 @@
 //! against the points cap before it is allocated, both caps hold for the
 //! whole request, the deadline stops costly work, nesting is bounded on a
 //! render thread's stack, and times from the user never overflow.
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "test fixtures: 125 series' indexes, and five years of seconds as a count"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -157,7 +157,7 @@ impl<'c> Args<'c> {
         if n.fract() != 0.0 {
             return Err(self.bad(format!("{name} must be an integer, not {n}")));
         }
-        Ok(n as i64)
+        Ok(py_int(n))
     }
 
     pub fn string(&self, i: usize, name: &str) -> Result<&'c str, QueryError> {
@@ -275,10 +275,31 @@ impl<'c> Args<'c> {
 pub fn node_arg(e: &Expr) -> Option<NodeArg> {
     match e {
         Expr::Int(n) => Some(NodeArg::Index(*n)),
-        Expr::Num(f) if f.fract() == 0.0 && f.is_finite() => Some(NodeArg::Index(*f as i64)),
+        Expr::Num(f) if f.fract() == 0.0 && f.is_finite() => Some(NodeArg::Index(py_int(*f))),
         Expr::Num(f) => Some(NodeArg::Tag(super::format::py_float_repr(*f))),
         Expr::Str(s) => Some(NodeArg::Tag(s.clone())),
         Expr::Path(s) => Some(NodeArg::Tag(s.clone())),
         _ => None,
+    }
+}
+
+/// Python's `int(v)` of a float: its integer part, toward zero.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the saturating `as` is the intended semantic: toward zero as Python's int() \
+              for every float within i64; where Python would raise (NaN, infinities) or \
+              make an integer past i64, it gives 0 or i64::MIN/MAX instead of failing"
+)]
+fn py_int(v: f64) -> i64 {
+    v as i64
+}
+
+/// Python's slice bound `i` over a sequence of `len`: a negative one counts
+/// from the end; either is clamped to `0..=len`.
+fn py_bound(len: usize, i: i64) -> usize {
+    if i < 0 {
+        len.saturating_sub(usize::try_from(i.unsigned_abs()).unwrap_or(usize::MAX))
+    } else {
+        usize::try_from(i).map_or(len, |i| i.min(len))
     }
 }

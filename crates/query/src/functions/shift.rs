@@ -105,9 +105,7 @@ pub(super) fn dst_hours(ctx: &Context<'_>, sfrom: i64, suntil: i64) -> i64 {
 
 fn int_arg(a: &Args<'_>, i: usize, name: &str, default: i64) -> Result<i64, QueryError> {
     // graphite-web's int(): floats truncate.
-    Ok(a.opt_num(i, name)?
-        .map(|v| v.trunc() as i64)
-        .unwrap_or(default))
+    Ok(a.opt_num(i, name)?.map(super::py_int).unwrap_or(default))
 }
 
 pub(super) fn call(

@@ -29,6 +29,10 @@ pub(super) const INFO: &[FnInfo] = &[FnInfo::new(
     ],
 )];
 
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "a Vec's length is at most isize::MAX"
+)]
 fn timer_percentile(
     ctx: &mut Context<'_>,
     a: &Args<'_>,
@@ -104,6 +108,12 @@ pub(super) fn call(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "test fixtures: sample times in milliseconds and slot offsets within a \
+              two-hour window"
+)]
 mod tests {
     use super::*;
     use crate::eval::evaluate;

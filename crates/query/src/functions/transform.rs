@@ -206,7 +206,9 @@ pub(super) const INFO: &[FnInfo] = &[
 /// a delay of 0 leaves no values at all (and json drops the series).
 fn delayed(values: &[f64], steps: i64) -> Vec<f64> {
     let n = values.len() + usize::from(false);
-    let k = (steps.unsigned_abs() as usize).min(n);
+    let k = usize::try_from(steps.unsigned_abs())
+        .unwrap_or(usize::MAX)
+        .min(n);
     if steps == 0 {
         Vec::new()
     } else if steps > 0 {
@@ -373,7 +375,7 @@ pub(super) fn call(
                 let (seconds, tag) = a.float_str(1, "seconds")?;
                 Ok(each(
                     list,
-                    |s| format!("scaleToSeconds({},{})", s.name, seconds.trunc() as i64),
+                    |s| format!("scaleToSeconds({},{})", s.name, super::py_int(seconds)),
                     |s| {
                         let factor = seconds / s.step.max(1) as f64;
                         for v in s.values.iter_mut() {
@@ -671,7 +673,11 @@ pub(super) fn call(
                     list,
                     |s| format!("stdev({},{points})", s.name),
                     |s| {
-                        s.values = moving_stdev(&s.values, points as usize, tolerance);
+                        s.values = moving_stdev(
+                            &s.values,
+                            usize::try_from(points).unwrap_or(usize::MAX),
+                            tolerance,
+                        );
                         s.tags.insert("stdev".into(), points.to_string());
                     },
                 ))
@@ -843,7 +849,7 @@ mod tests {
             .filter(|(_, v)| !v.is_nan())
             .map(|(k, v)| Point {
                 name: "a.b",
-                timestamp: T0 + 10 + 10 * k as i64,
+                timestamp: T0 + 10 + 10 * i64::try_from(k).unwrap(),
                 value: *v,
             })
             .collect();

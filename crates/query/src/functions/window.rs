@@ -90,7 +90,7 @@ impl Window {
         match e {
             Some(Expr::Int(n)) => Ok(Window::Points(*n, n.to_string())),
             Some(Expr::Num(f)) if f.is_finite() => {
-                Ok(Window::Points(f.trunc() as i64, py_float_repr(*f)))
+                Ok(Window::Points(super::py_int(*f), py_float_repr(*f)))
             }
             Some(Expr::Str(s)) => Ok(Window::Interval(s.clone())),
             Some(other) => Err(QueryError::BadArgument(format!(
@@ -121,7 +121,7 @@ impl Window {
                         "window {s:?} reaches back further than any retention"
                     )));
                 }
-                Ok(secs as i64)
+                Ok(i64::try_from(secs).unwrap_or(i64::MAX))
             }
             Window::Points(n, _) => {
                 let step = first.iter().map(|s| s.step).max().unwrap_or(0);
@@ -217,11 +217,12 @@ pub(super) fn moving_within(
             // fails xff against a negative total, so len - w Nones.
             vec![f64::NAN; output_len(s.values.len(), points)]
         } else {
-            let w = points as usize;
+            // Past usize::MAX (a 32-bit target), no window fits anyway.
+            let w = usize::try_from(points).unwrap_or(usize::MAX);
             let mut values = Vec::with_capacity(s.values.len().saturating_sub(w));
             // Never more than the series holds: `w` is the user's number.
             let mut known = Vec::with_capacity(w.min(s.values.len()));
-            for i in (w + 1)..=s.values.len() {
+            for i in w.saturating_add(1)..=s.values.len() {
                 if i % DEADLINE_EVERY == 0 {
                     limits.check_deadline()?;
                 }

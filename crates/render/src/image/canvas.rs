@@ -46,6 +46,10 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
 
 /// A pixel; coordinates are bounded so that no stray value sends plotters'
 /// rasterizer across millions of rows.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "clamped to ±100 000 (NaN to 0) first: fits i32"
+)]
 fn pt((x, y): (f64, f64)) -> (i32, i32) {
     let bound = |v: f64| {
         if v.is_nan() {
@@ -59,6 +63,12 @@ fn pt((x, y): (f64, f64)) -> (i32, i32) {
 
 /// Plotters strokes whole pixels; graphite's thinner lines show as fainter
 /// one-pixel lines.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "widths are lineWidth (checked 0..=100 in options) or constants below 1, \
+              and this cast is only for width >= 1: 1..=100"
+)]
 fn stroke(color: RGBAColor, width: f64) -> ShapeStyle {
     let RGBAColor(r, g, b, a) = color;
     let (w, a) = if width < 1.0 {
@@ -221,10 +231,11 @@ impl<DB: DrawingBackend> Canvas<DB> {
                 let plotters_drop = (size / 2.0 + top_px).trunc();
                 let across = baseline + top_px - plotters_drop;
                 let along = pen + (left * em).floor();
+                // `across` is whole already; `pt` rounds and bounds the rest.
                 let pos = if upright {
-                    (across as i32, (y - along).round() as i32)
+                    pt((across, y - along))
                 } else {
-                    ((x + along).round() as i32, across as i32)
+                    pt((x + along, across))
                 };
                 self.db
                     .draw_text(ch.encode_utf8(&mut buf), &style, pos)

@@ -19,6 +19,13 @@ pub struct Columns {
 /// Merges `s` for a plot `pixels` wide whose left edge `left` shows
 /// `start` and which spans `time_range` seconds. `min_x_step` is the
 /// fewest pixels between two drawn points (graphite's `minXStep`).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "`per` is a whole number >= 1 (the max above) and at most the request's \
+              time range in seconds; the saturating `as` is the intended reading of \
+              anything past usize::MAX: one chunk"
+)]
 pub fn columns(
     s: &Series,
     start: i64,

@@ -202,8 +202,9 @@ impl Tables {
         if end <= start {
             return None;
         }
-        let x_min = be16(self.glyf, start + 2)? as i16;
-        let y_max = be16(self.glyf, start + 8)? as i16;
+        // TrueType's FWORD: an int16, big-endian.
+        let x_min = be16(self.glyf, start + 2)?.cast_signed();
+        let y_max = be16(self.glyf, start + 8)?.cast_signed();
         Some((x_min, y_max))
     }
 }

@@ -584,6 +584,12 @@ fn draw_series<DB: DrawingBackend>(
 /// Event markers: a vertical line per event in its tag's colour, its
 /// `what` written beside the top, moved down a row when it would run into
 /// the label before it.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "the row count is clamped to 1..=4 right after the cast; the saturating \
+              `as` (negative and NaN to 0) only feeds that clamp"
+)]
 fn draw_events<DB: DrawingBackend>(
     c: &mut Canvas<DB>,
     o: &GraphOptions,

@@ -36,6 +36,13 @@ pub struct Legend {
 
 /// Lays out `entries` for a legend starting at `left` in an image
 /// `width` wide; `unique` drops repeated names (`uniqueLegend`).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "room and label_width are positive, so the column count is a whole \
+              number >= 0 (then at least 1); the saturating `as` is the intended \
+              reading of more columns than usize holds: all entries on one line"
+)]
 pub fn layout(mut entries: Vec<Entry>, unique: bool, em: f64, left: f64, width: f64) -> Legend {
     if unique {
         let mut seen = std::collections::HashSet::new();

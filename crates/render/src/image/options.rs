@@ -134,6 +134,14 @@ pub fn unquote_plus(s: &str) -> String {
 impl GraphOptions {
     /// Reads the params through `get` (the last value of a key). Values
     /// that are empty or `default` count as absent, as in graphite-web.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "each number is finite (`number`) and checked before its cast: width and \
+                  height 1..=MAX_SIDE and minorY 0..=100 (their integer parts are taken); \
+                  connectedLimit only non-negative, where the saturating `as` is the \
+                  intended reading: past usize::MAX is no limit"
+    )]
     pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<GraphOptions, String> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("default"));
         let mut o = GraphOptions::default();

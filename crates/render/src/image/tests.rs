@@ -1,4 +1,8 @@
 //! Whole images: PNG structure and pixels, SVG content.
+#![expect(
+    clippy::cast_possible_wrap,
+    reason = "test series hold a few hundred values"
+)]
 
 use super::*;
 use rollupd_query::series::Series;

@@ -190,6 +190,12 @@ impl Ticks {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the log of a finite positive f64 is within ±1100; the saturating `as` \
+                  is the intended reading of a zero or infinite min_step (i32::MIN or \
+                  i32::MAX, the candidates then 0 or inf, cut by the caller's take(400))"
+    )]
     fn candidate_steps(min_step: f64, binary: bool) -> impl Iterator<Item = f64> {
         let (base, mantissas): (f64, &'static [f64]) = if binary {
             (2.0, &[1.0])
@@ -381,7 +387,7 @@ pub fn fmt_g(v: f64) -> String {
         }
     };
     if (-4..6).contains(&exp) {
-        let decimals = (5 - exp).max(0) as usize;
+        let decimals = usize::try_from(5 - exp).unwrap_or(0);
         strip(&format!("{v:.decimals$}"))
     } else {
         let sign = if exp < 0 { '-' } else { '+' };

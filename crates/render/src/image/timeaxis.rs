@@ -243,6 +243,13 @@ pub fn choose(time_range: i64, pixels: f64) -> XConfig {
 
 /// Instants from the first multiple of `unit × step` (on the wall clock in
 /// `tz`) at or after `start`, up to but excluding `end`.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "(unit, step) is a row of CONFIGS (graph.rs passes its x_conf's): units up \
+              to a day and steps from 1 to 240, so unit × step fits i64 and the step's \
+              integer part u32"
+)]
 pub fn instants(start: i64, end: i64, (unit, step): (i64, f64), tz: &Tz) -> Vec<i64> {
     let delta = ((unit as f64) * step).round() as i64;
     if delta <= 0 || end <= start {
