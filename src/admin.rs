@@ -29,7 +29,7 @@ use crate::ingest::tcp::serve_connections;
 use crate::protocol::statsd::MetricType;
 use crate::store::source::SeriesSource;
 use crate::store::Store;
-use crate::telemetry::{unix_now, Listener};
+use crate::telemetry::{unix_now_i64, Listener};
 
 /// How often a connection waiting for a command looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
@@ -53,7 +53,11 @@ pub struct AdminState {
     pub healthy: Arc<AtomicBool>,
     pub config_text: String,
     pub started: u64,
+    /// The store's own figures (`store`).
     pub store: Option<Arc<Store>>,
+    /// What `find` and `fetch` read: the store, or ClickHouse with
+    /// `[storage] engine = "clickhouse"` (what render reads).
+    pub source: Option<Arc<dyn SeriesSource>>,
 }
 
 /// Serves the admin port until shutdown, one thread per connection (they
@@ -227,14 +231,15 @@ pub fn command(line: &str, s: &AdminState) -> Option<String> {
 }
 
 fn stats(s: &AdminState) -> String {
-    let now = unix_now() as i64;
+    let signed = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX);
+    let now = unix_now_i64();
     let t = s.agg.telemetry();
     let snap = t.snapshot();
     let b = &s.backend;
     format!(
         "uptime: {}\nmessages.last_msg_seen: {}\nmessages.bad_lines_seen: {}\ngraphite.last_flush: {}\ngraphite.last_exception: {}\ngraphite.flush_time: {}\ngraphite.flush_length: {}\ncarbon.points_received: {}\ncarbon.carbon_bad_lines: {}\nEND\n\n",
-        now - s.started as i64,
-        now - t.last_msg_seen.load(Relaxed) as i64,
+        now - signed(s.started),
+        now - signed(t.last_msg_seen.load(Relaxed)),
         snap.bad_lines_total(),
         now - b.last_flush.load(Relaxed),
         now - b.last_exception.load(Relaxed),
@@ -246,7 +251,7 @@ fn stats(s: &AdminState) -> String {
 }
 
 fn find(s: &AdminState, args: &[&str]) -> String {
-    let (Some(store), [glob]) = (&s.store, args) else {
+    let (Some(store), [glob]) = (&s.source, args) else {
         return "ERROR usage: find <glob>\n".to_string();
     };
     match store.find(glob, 100_000) {
@@ -267,10 +272,10 @@ fn find(s: &AdminState, args: &[&str]) -> String {
 }
 
 fn fetch(s: &AdminState, args: &[&str]) -> String {
-    let Some(store) = &s.store else {
+    let Some(store) = &s.source else {
         return "ERROR no store\n".to_string();
     };
-    let now = unix_now() as i64;
+    let now = unix_now_i64();
     let time = |a: &str| -> Option<i64> {
         let v: i64 = a.parse().ok()?;
         Some(if v <= 0 { now + v } else { v })
@@ -292,8 +297,8 @@ fn fetch(s: &AdminState, args: &[&str]) -> String {
     match store.fetch(id, from, until, now) {
         Ok(Some(f)) => {
             let mut out = format!("step {}\n", f.step);
-            for (i, v) in f.values.iter().enumerate() {
-                let t = f.from + i as i64 * i64::from(f.step);
+            for (i, v) in (0i64..).zip(&f.values) {
+                let t = f.from + i * i64::from(f.step);
                 if v.is_nan() {
                     out.push_str(&format!("{t}\tNone\n"));
                 } else {

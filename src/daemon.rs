@@ -26,7 +26,7 @@ use crate::ingest::{tcp, udp};
 use crate::protocol::carbon::CarbonBad;
 use crate::snapshot;
 use crate::store::{Store, StoreError};
-use crate::telemetry::{unix_now, Telemetry};
+use crate::telemetry::{unix_now, unix_now_i64, Telemetry};
 
 /// How long the final flush may take to reach carbon at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -158,16 +158,29 @@ impl Daemon {
             }
             None => None,
         };
-        // One store of events, in the store's engine: DogStatsD events reach
-        // it through the aggregator's queue and the writer thread, HTTP ones
-        // directly.
-        let event_store = Arc::new(EventStore::open_with(
-            store.kv().clone(),
-            EventLimits {
-                max_events: cfg.storage.max_events,
-                retention: cfg.storage.events_retention,
+        // One store of events: DogStatsD events reach it through the
+        // aggregator's queue and the writer thread, HTTP ones directly. It is
+        // in the store's engine, or with `engine = "clickhouse"` in a
+        // ClickHouse table every aggregator shares (clickhouse::kv).
+        let event_limits = EventLimits {
+            max_events: cfg.storage.max_events,
+            retention: cfg.storage.events_retention,
+        };
+        let events_kv: Arc<dyn crate::store::kv::Kv> =
+            match (cfg.storage.engine, &cfg.storage.clickhouse) {
+                (crate::store::config::Engine::ClickHouse, Some(ch)) => Arc::new(
+                    crate::clickhouse::kv::ClickHouseKv::new(ch)
+                        .map_err(|e| DaemonError::ClickHouse(e.into()))?,
+                ),
+                _ => store.kv().clone(),
+            };
+        let event_store = Arc::new(
+            if cfg.storage.engine == crate::store::config::Engine::ClickHouse {
+                EventStore::open_shared(events_kv.clone(), event_limits)
+            } else {
+                EventStore::open_with(events_kv.clone(), event_limits)?
             },
-        )?);
+        );
         events::import_spool(&event_store, &data_dir)?;
         let (queue, rx) = EventQueue::bounded();
         let event_writer = events::start_writer(rx, event_store.clone(), telemetry.clone())
@@ -281,7 +294,7 @@ impl Daemon {
                         crate::clickhouse::read::ClickHouseSource::new(
                             &cfg.storage,
                             ch,
-                            store.kv().clone(),
+                            events_kv.clone(),
                         )
                         .map_err(StoreError::Rules)?,
                     )
@@ -376,6 +389,7 @@ impl Daemon {
                     config_text: cfg.to_toml(),
                     started: unix_now(),
                     store: Some(store.clone()),
+                    source: Some(source.clone()),
                 });
                 let limits = admin::Limits {
                     max_connections: cfg.server.max_admin_connections,
@@ -595,7 +609,7 @@ impl PointSink for StoreSink {
             .fetch_add(points.len() as u64, Relaxed);
         // Every carbon batch fails while the disk is full: logged at a
         // bounded rate (the store counts the failures in write_errors).
-        if let Err(e) = self.store.write(&batch, &[], unix_now() as i64) {
+        if let Err(e) = self.store.write(&batch, &[], unix_now_i64()) {
             if !self.telemetry.may_log() {
                 return;
             }
@@ -629,7 +643,7 @@ fn open_store(data_dir: &Path, cfg: &Config) -> Result<Store, DaemonError> {
         tracing::warn!("built without the rocksdb feature: the store is in memory only");
         Arc::new(crate::store::mem::MemKv::new())
     };
-    let store = Store::open(kv, &dir, &cfg.storage, unix_now() as i64)?;
+    let store = Store::open(kv, &dir, &cfg.storage, unix_now_i64())?;
     let replayed = store.stats.replayed_batches.load(Relaxed);
     tracing::info!(
         series = store.index().len(),
@@ -678,7 +692,7 @@ fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
         let mut result = store.checkpoint_when_due(false);
         if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(Instant::now());
-            let now = unix_now() as i64;
+            let now = unix_now_i64();
             result = result.and(store.enforce_retention(now).map(|_| ()));
         }
         result
@@ -688,7 +702,7 @@ fn maintain_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
 /// Seals rows whose span has ended.
 fn seal_loop(store: &Store, control: &(Mutex<FlushControl>, Condvar)) {
     upkeep_loop(control, "seal", || {
-        store.seal_ended_rows(unix_now() as i64).map(|_| ())
+        store.seal_ended_rows(unix_now_i64()).map(|_| ())
     });
 }
 
@@ -729,9 +743,14 @@ fn flush_loop(
         k += 1;
         let elapsed = start.elapsed();
         if elapsed > interval * k {
-            let behind = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u32;
-            tracing::warn!(skipped = behind + 1 - k, "flush fell behind the interval");
-            k = behind + 1;
+            // At least k (elapsed > interval × k); past u32 it saturates.
+            let behind =
+                u32::try_from(elapsed.as_nanos() / interval.as_nanos().max(1)).unwrap_or(u32::MAX);
+            tracing::warn!(
+                skipped = behind.saturating_add(1) - k,
+                "flush fell behind the interval"
+            );
+            k = behind.saturating_add(1);
         }
         if last_save.elapsed() >= GAUGE_SAVE_EVERY {
             save_gauges();
@@ -743,7 +762,8 @@ fn flush_loop(
     // the clock, it could share a storage slot with the last full flush
     // and overwrite it (last write wins), losing that flush's counts.
     let mut flush = agg.flush(interval);
-    let next_tick = last_stamp + (interval.as_millis() as i64 / 1000).max(1);
+    let interval_secs = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX) / 1000;
+    let next_tick = last_stamp.saturating_add(interval_secs.max(1));
     if last_stamp > 0 && flush.timestamp < next_tick {
         flush.timestamp = next_tick;
     }

@@ -205,8 +205,8 @@ fn two_shards_thin_each_series_as_the_embedded_store_rolls_it_up() {
         let table = table_of(&assigned);
         let rows = by_table.entry(table.clone()).or_default();
         let vals: Vec<f64> = (0..6).map(|k| values(i, k)).collect();
-        for (k, v) in vals.iter().enumerate() {
-            let t = old + 10 * k as i64;
+        for (k, v) in (0i64..).zip(&vals) {
+            let t = old + 10 * k;
             rows.push_str(&format!("{name}\t{v}\t{t}\t{}\t{now}\n", date(t)));
         }
         let rolled = assigned.method.aggregate(&vals, 0.0).unwrap();
@@ -499,13 +499,13 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
     ];
     let mut text = String::new();
     let mut total = 0;
-    for (i, n) in names.iter().enumerate() {
+    for (i, n) in (0i64..).zip(&names) {
         for k in 0..(end - start) / 10 {
             // Gaps in one series, so both engines meet missing points.
             if i == 1 && k % 7 == 3 {
                 continue;
             }
-            let v = ((k * 37 + i as i64 * 11) % 101) as f64 / 4.0 + i as f64;
+            let v = ((k * 37 + i * 11) % 101) as f64 / 4.0 + i as f64;
             text.push_str(&format!("{n} {v} {}\n", start + k * 10));
             total += 1;
         }
@@ -616,6 +616,19 @@ fn the_clickhouse_engine_answers_as_the_embedded_one() {
         assert_eq!(x.0, 200, "{path}: {}", x.1);
         assert!(x.1.contains(has), "{path}: {}", x.1);
         assert_eq!(x, y, "{path}");
+    }
+    // The admin port's `find` and `fetch` read what render reads.
+    for cmd in [
+        "find eq.web.*".to_string(),
+        format!("fetch eq.web.a.cpu {} {}", end - 3600, end - 600),
+        format!("fetch eq.web.a.cpu {} {}", end - 10 * 3600, end - 600),
+    ] {
+        let (x, y) = (
+            embedded.admin().cmd(&cmd, "END\n\n"),
+            clickhouse.admin().cmd(&cmd, "END\n\n"),
+        );
+        assert!(x.lines().count() > 3, "{cmd}: {x}");
+        assert_eq!(x, y, "{cmd}: embedded, then ClickHouse");
     }
     // A glob ClickHouse cannot serve is a clear 400; a down server a 503.
     let (status, body) = common::http_get(&format!(
@@ -740,6 +753,40 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
         "sumSeries of the last points is 1,000: critical: {verdict:?}"
     );
     assert_eq!(verdict.0, get(&y, &check).0);
+    // An event posted to x is y's too (the events are in ClickHouse), drawn
+    // by both, with an id from the clock; deleted through y, it is gone
+    // from x.
+    let r = ureq::post(&format!("http://{}/events/", x.http))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::json!({"what": "deploy web 42", "tags": "deploy web", "when": now - 30})
+                .to_string(),
+        )
+        .expect("post an event");
+    let posted: serde_json::Value =
+        serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap();
+    let id = posted["id"].as_u64().unwrap();
+    assert!(id > 1 << 40, "an id from the clock: {posted}");
+    let query = format!(
+        "/events/get_data?from={}&until={}&tags=deploy",
+        now - 60,
+        now
+    );
+    for d in [&x, &y] {
+        let (status, body) = get(d, &query);
+        assert_eq!(status, 200, "{body}");
+        let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(got.as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(got[0]["id"].as_u64(), Some(id), "{body}");
+        assert_eq!(got[0]["what"], "deploy web 42", "{body}");
+        let drawn = render_sum(d, "events('deploy')");
+        assert_eq!((drawn.0, drawn.1), (1, 1.0), "{drawn:?}");
+    }
+    let del = ureq::delete(&format!("http://{}/events/{id}", y.http))
+        .call()
+        .expect("delete an event");
+    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(get(&x, &query), (200, "[]".to_string()));
 
     // Shard b stops mid-run: the points sent meanwhile wait on disk and
     // are all readable once it is back.
@@ -875,4 +922,142 @@ fn timer_percentiles_survive_rollups_on_clickhouse() {
             assert!(!known(&x).is_empty(), "{t} from {from}: {x}");
         }
     }
+}
+
+/// The store's key-value contract on ClickHouse (`clickhouse::kv`), which
+/// the events run on with `engine = "clickhouse"`: through the
+/// `Distributed` table of two shards, binary keys and values (tabs,
+/// newlines, NULs) come back as written, a scan pages past its first 1,000
+/// keys in order and stops when asked, puts, deletes and range deletes in
+/// one batch apply together, a space is on one shard, another daemon's
+/// `ClickHouseKv` reads the same, and servers that are down are an error.
+#[test]
+fn the_key_value_table_keeps_the_kv_contract_on_two_shards() {
+    use rollupd::clickhouse::kv::ClickHouseKv;
+    use rollupd::store::config::ClickHouseConfig;
+    use rollupd::store::kv::{Batch, Kv, Space};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
+    let cfg = ClickHouseConfig {
+        urls: vec![
+            format!("http://127.0.0.1:{}", a.http),
+            format!("http://127.0.0.1:{}", b.http),
+        ],
+        database: DB.into(),
+        cluster: Some(CLUSTER.into()),
+        timeout: Duration::from_secs(5),
+        ..ClickHouseConfig::default()
+    };
+    let kv = ClickHouseKv::new(&cfg).unwrap();
+    let key = |i: u32| {
+        let mut k = vec![b'k'];
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    };
+    let value = |i: u32, gen: &str| format!("{gen}\t{i}\n\\\0\r").into_bytes();
+    let mut batch = Batch::default();
+    for i in 0..2500 {
+        batch.put(Space::Events, key(i), value(i, "v1"));
+    }
+    kv.write(batch).unwrap();
+    let scan = |kv: &ClickHouseKv, from: &[u8], to: &[u8], stop: usize| {
+        let mut seen = Vec::new();
+        kv.scan(Space::Events, from, to, &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            seen.len() < stop
+        })
+        .unwrap();
+        seen
+    };
+    let all = scan(&kv, &[], &[0xff], usize::MAX);
+    let want: Vec<(Vec<u8>, Vec<u8>)> = (0..2500).map(|i| (key(i), value(i, "v1"))).collect();
+    let extra: Vec<_> = all.iter().filter(|e| !want.contains(e)).take(5).collect();
+    let missing: Vec<_> = want.iter().filter(|e| !all.contains(e)).take(5).collect();
+    assert!(
+        all == want,
+        "{} keys; not written: {extra:?}; missing: {missing:?}",
+        all.len()
+    );
+    assert_eq!(
+        scan(&kv, &key(1500), &key(1510), usize::MAX),
+        want[1500..1510]
+    );
+    assert_eq!(
+        scan(&kv, &[], &[0xff], 1200).len(),
+        1200,
+        "a scan stops when asked"
+    );
+    assert!(scan(&kv, &key(9), &key(9), usize::MAX).is_empty());
+    assert_eq!(
+        kv.get(Space::Events, &key(7)).unwrap(),
+        Some(value(7, "v1"))
+    );
+    assert_eq!(kv.get(Space::Events, &key(9999)).unwrap(), None);
+    // Keys ending in NUL bytes (an id that is a multiple of 256 ends so).
+    for i in [0, 256, 512] {
+        assert_eq!(
+            kv.get(Space::Events, &key(i)).unwrap(),
+            Some(value(i, "v1"))
+        );
+    }
+    assert_eq!(
+        kv.get(Space::Dashboards, &key(7)).unwrap(),
+        None,
+        "spaces apart"
+    );
+
+    // One batch: an overwrite, a delete, a range delete, a put after a delete.
+    let mut batch = Batch::default();
+    batch.put(Space::Events, key(5), value(5, "v2"));
+    batch.delete(Space::Events, key(6));
+    batch.delete_range(Space::Events, key(100), key(1100));
+    batch.delete(Space::Events, key(2000));
+    batch.put(Space::Events, key(2000), value(2000, "v2"));
+    kv.write(batch).unwrap();
+    // Another daemon's view of the same table.
+    let other = ClickHouseKv::new(&cfg).unwrap();
+    let all = scan(&other, &[], &[0xff], usize::MAX);
+    assert_eq!(all.len(), 2500 - 1 - 1000);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in key order");
+    assert_eq!(
+        other.get(Space::Events, &key(5)).unwrap(),
+        Some(value(5, "v2"))
+    );
+    assert_eq!(other.get(Space::Events, &key(6)).unwrap(), None);
+    assert_eq!(other.get(Space::Events, &key(100)).unwrap(), None);
+    assert_eq!(
+        other.get(Space::Events, &key(1100)).unwrap(),
+        Some(value(1100, "v1"))
+    );
+    assert_eq!(
+        other.get(Space::Events, &key(2000)).unwrap(),
+        Some(value(2000, "v2"))
+    );
+    // The space's rows are on one shard, so a batch is one insert there.
+    let rows: Vec<u64> = [&a, &b]
+        .iter()
+        .map(|s| {
+            s.query(&format!(
+                "SELECT count() FROM {DB}.rollupd_kv_local WHERE Space = 'events'"
+            ))
+            .trim()
+            .parse()
+            .unwrap()
+        })
+        .collect();
+    assert!(
+        rows.contains(&0) && rows.iter().sum::<u64>() >= 2500,
+        "{rows:?}"
+    );
+
+    drop((a, b));
+    let down = ClickHouseKv::new(&cfg).unwrap();
+    assert!(down.get(Space::Events, &key(5)).is_err());
+    assert!(down
+        .scan(Space::Events, &[], &[0xff], &mut |_, _| true)
+        .is_err());
+    let mut batch = Batch::default();
+    batch.put(Space::Events, key(1), value(1, "v3"));
+    assert!(kv.write(batch).is_err());
 }

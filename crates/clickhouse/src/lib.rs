@@ -7,6 +7,7 @@
 //! docs/clickhouse.md says how, and why the schema is shaped so.
 
 pub mod client;
+pub mod kv;
 pub mod queue;
 pub mod read;
 pub mod schema;

@@ -71,6 +71,8 @@ pub const HISTS_TABLE: &str = "rollupd_hists";
 /// `StatCode::to_bits`), so coarse slots read the merged histogram's
 /// statistic as the embedded store does.
 pub const LINKS_TABLE: &str = "rollupd_links";
+/// Our key-value table ([`crate::kv`]): the events every aggregator shares.
+pub const KV_TABLE: &str = "rollupd_kv";
 
 /// ClickHouse's aggregate function for a method, where it has one.
 pub fn function(method: Method) -> Result<&'static str, ClickHouseSchemaError> {
@@ -144,7 +146,7 @@ pub fn rollups(rules: &Rules) -> Result<Vec<Rollup>, ClickHouseSchemaError> {
     Ok(out)
 }
 
-fn identifier(what: &'static str, name: &str) -> Result<(), ClickHouseSchemaError> {
+pub(crate) fn identifier(what: &'static str, name: &str) -> Result<(), ClickHouseSchemaError> {
     let ok = name
         .chars()
         .next()

@@ -17,6 +17,14 @@
 //! Every way in ([`EventStore::add_all`]) checks sizes and the time range
 //! and the stored-events cap, so an event posted over HTTP and one sent as
 //! a DogStatsD `_e` line are held to the same rules.
+//!
+//! On an engine several daemons share (ClickHouse's, [`EventStore::open_shared`]),
+//! ids come from the clock: milliseconds since the epoch times 4,096 plus a
+//! random 12-bit number, never below the last id given here, so two
+//! aggregators posting at once do not hand out one id twice (below 2^53 until
+//! the year 2248: JavaScript reads them exactly). The stored count is then
+//! this daemon's own writes since it started, so `max_events` bounds each
+//! daemon's writes, not the table.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -142,17 +150,19 @@ pub struct EventStore {
     /// count and the batch that makes them true go together. Events are
     /// few, so serializing their writes costs nothing that matters.
     ids: Mutex<Ids>,
+    /// Ids from the clock (an engine other daemons write too).
+    shared: bool,
     pub stats: EventStats,
     log_gate: super::LogGate,
 }
 
 /// `when` as a key: the sign bit flipped, so byte order is numeric order.
 fn when_key(when: i64) -> [u8; 8] {
-    ((when as u64) ^ (1 << 63)).to_be_bytes()
+    (when.cast_unsigned() ^ (1 << 63)).to_be_bytes()
 }
 
 fn when_from_key(b: [u8; 8]) -> i64 {
-    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+    (u64::from_be_bytes(b) ^ (1 << 63)).cast_signed()
 }
 
 fn t_key(when: i64, id: u64) -> Vec<u8> {
@@ -284,9 +294,41 @@ impl EventStore {
             kv,
             limits,
             ids: Mutex::new(Ids { next, stored }),
+            shared: false,
             stats,
             log_gate: Default::default(),
         })
+    }
+
+    /// [`EventStore::open_with`] on an engine other daemons write too:
+    /// ids from the clock (see the module's doc).
+    /// Reads nothing at start (the servers may be down then, and other
+    /// daemons write meanwhile): the count starts at zero, and the first
+    /// layout's records are not looked for (that engine never held them).
+    pub fn open_shared(kv: Arc<dyn Kv>, limits: EventLimits) -> EventStore {
+        EventStore {
+            kv,
+            limits,
+            ids: Mutex::new(Ids { next: 1, stored: 0 }),
+            shared: true,
+            stats: EventStats::default(),
+            log_gate: Default::default(),
+        }
+    }
+
+    /// The next id: the counter, or on a shared engine the clock's id when
+    /// that is higher.
+    fn id_from(&self, next: u64) -> u64 {
+        if !self.shared {
+            return next;
+        }
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        next.max(
+            ms.saturating_mul(4096)
+                .saturating_add(fastrand::u64(0..4096)),
+        )
     }
 
     pub fn limits(&self) -> EventLimits {
@@ -329,7 +371,7 @@ impl EventStore {
                     });
                 }
                 let ev = Event {
-                    id: next,
+                    id: self.id_from(next),
                     when: e.when,
                     what: e.what,
                     tags: e.tags,
@@ -337,7 +379,7 @@ impl EventStore {
                 };
                 b.put(Space::Events, t_key(ev.when, ev.id), to_json(&ev)?);
                 b.put(Space::Events, i_key(ev.id), when_key(ev.when).to_vec());
-                next += 1;
+                next = ev.id.saturating_add(1);
                 stored += 1;
                 Ok(ev)
             });

@@ -1,3 +1,8 @@
+#![expect(
+    clippy::cast_possible_wrap,
+    reason = "EXPIRE_CHUNK and MAX_PER_REQUEST are small constants (thousands)"
+)]
+
 use super::*;
 use rollupd_store::mem::MemKv;
 
@@ -312,4 +317,46 @@ fn the_first_layout_is_moved_to_the_time_index() {
     .unwrap();
     assert_eq!(old, 0, "no record of the first layout is left");
     assert_eq!(EventStore::open(kv).unwrap().len(), 2);
+}
+
+/// Two daemons on one shared engine: ids from the clock, rising in each,
+/// never one id for two events, below 2^53, and each sees the other's.
+#[test]
+fn daemons_sharing_an_engine_do_not_share_ids() {
+    let kv = mem();
+    let x = EventStore::open_shared(kv.clone(), EventLimits::default());
+    let y = EventStore::open_shared(kv.clone(), EventLimits::default());
+    let mut ids = Vec::new();
+    for k in 0..200 {
+        let store = if k % 2 == 0 { &x } else { &y };
+        ids.push(store.add(new(100 + k, "deploy", "deploy")).unwrap().id);
+    }
+    let clock_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    assert!(ids
+        .iter()
+        .all(|&id| id / 4096 <= clock_ms && id / 4096 + 60_000 > clock_ms));
+    assert!(ids.iter().all(|&id| id < 1 << 53));
+    for pair in ids.chunks(2).collect::<Vec<_>>().windows(2) {
+        assert!(
+            pair[0][0] < pair[1][0] && pair[0][1] < pair[1][1],
+            "{ids:?}"
+        );
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 200);
+    assert_eq!(y.query(0, 1000, &TagFilter::Every).unwrap().len(), 200);
+    // An id from either deletes the event for both.
+    assert!(y.delete(ids[0]).unwrap());
+    assert_eq!(x.query(0, 1000, &TagFilter::Every).unwrap().len(), 199);
+    // The embedded engine keeps counting from 1.
+    let local = EventStore::open(mem()).unwrap();
+    assert_eq!(local.add(new(1, "a", "")).unwrap().id, 1);
 }
