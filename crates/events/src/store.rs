@@ -19,12 +19,15 @@
 //! a DogStatsD `_e` line are held to the same rules.
 //!
 //! On an engine several daemons share (ClickHouse's, [`EventStore::open_shared`]),
-//! ids come from the clock: milliseconds since the epoch times 4,096 plus a
-//! random 12-bit number, never below the last id given here, so two
-//! aggregators posting at once do not hand out one id twice (below 2^53 until
-//! the year 2248: JavaScript reads them exactly). The stored count is then
-//! this daemon's own writes since it started, so `max_events` bounds each
-//! daemon's writes, not the table.
+//! ids are a second and a tag: `t × 2^20 + tag`, where `tag` is a random
+//! 20-bit number each daemon draws at start and `t` is the clock's second,
+//! raised past the last `t` the daemon gave (a burst of events runs ahead
+//! of the clock, one second each). So one daemon never gives an id twice,
+//! and two give the same id only if they drew the same tag (one chance in
+//! 2^20 a pair) and the same second; a counter each daemon kept would
+//! collide at once. Ids stay below 2^53, which JavaScript reads exactly,
+//! until the year 2242. The stored count is this daemon's own writes since
+//! it started, so `max_events` bounds each daemon's writes, not the table.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -62,6 +65,9 @@ pub const MAX_PER_REQUEST: usize = 10_000;
 /// Events deleted per write batch by a retention pass, so a pass over a
 /// year of events is many small writes, not one huge one.
 const EXPIRE_CHUNK: usize = 10_000;
+
+/// Bits of a shared engine's ids that are the daemon's tag.
+const TAG_BITS: u32 = 20;
 
 const T: u8 = b't';
 const I: u8 = b'i';
@@ -150,8 +156,9 @@ pub struct EventStore {
     /// count and the batch that makes them true go together. Events are
     /// few, so serializing their writes costs nothing that matters.
     ids: Mutex<Ids>,
-    /// Ids from the clock (an engine other daemons write too).
-    shared: bool,
+    /// On an engine other daemons write too: this daemon's id tag (ids
+    /// from the clock, see the module's doc).
+    shared: Option<u64>,
     pub stats: EventStats,
     log_gate: super::LogGate,
 }
@@ -294,7 +301,7 @@ impl EventStore {
             kv,
             limits,
             ids: Mutex::new(Ids { next, stored }),
-            shared: false,
+            shared: None,
             stats,
             log_gate: Default::default(),
         })
@@ -310,25 +317,31 @@ impl EventStore {
             kv,
             limits,
             ids: Mutex::new(Ids { next: 1, stored: 0 }),
-            shared: true,
+            shared: Some(fastrand::u64(0..1 << TAG_BITS)),
             stats: EventStats::default(),
             log_gate: Default::default(),
         }
     }
 
-    /// The next id: the counter, or on a shared engine the clock's id when
-    /// that is higher.
+    /// The id for an event when `next` is the counter: the counter, or on
+    /// a shared engine the second `max(now, next)` with this daemon's tag.
     fn id_from(&self, next: u64) -> u64 {
-        if !self.shared {
+        let Some(tag) = self.shared else {
             return next;
-        }
-        let ms = std::time::SystemTime::now()
+        };
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        next.max(
-            ms.saturating_mul(4096)
-                .saturating_add(fastrand::u64(0..4096)),
-        )
+            .map_or(0, |d| d.as_secs());
+        (now.max(next) << TAG_BITS) | tag
+    }
+
+    /// The counter after id `id`: the next id, or on a shared engine the
+    /// next second.
+    fn after(&self, id: u64) -> u64 {
+        match self.shared {
+            None => id.saturating_add(1),
+            Some(_) => (id >> TAG_BITS).saturating_add(1),
+        }
     }
 
     pub fn limits(&self) -> EventLimits {
@@ -379,7 +392,7 @@ impl EventStore {
                 };
                 b.put(Space::Events, t_key(ev.when, ev.id), to_json(&ev)?);
                 b.put(Space::Events, i_key(ev.id), when_key(ev.when).to_vec());
-                next = ev.id.saturating_add(1);
+                next = self.after(ev.id);
                 stored += 1;
                 Ok(ev)
             });
@@ -391,11 +404,15 @@ impl EventStore {
         if b.is_empty() && marker.is_none() {
             return out;
         }
-        b.put(
-            Space::Events,
-            META_NEXT.to_vec(),
-            next.to_be_bytes().to_vec(),
-        );
+        // A shared engine's ids come from the clock: no counter to keep
+        // there (each daemon would overwrite the other's).
+        if self.shared.is_none() {
+            b.put(
+                Space::Events,
+                META_NEXT.to_vec(),
+                next.to_be_bytes().to_vec(),
+            );
+        }
         if let Some(m) = marker {
             b.put(Space::Events, m.to_vec(), Vec::new());
         }

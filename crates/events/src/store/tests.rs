@@ -319,35 +319,39 @@ fn the_first_layout_is_moved_to_the_time_index() {
     assert_eq!(EventStore::open(kv).unwrap().len(), 2);
 }
 
-/// Two daemons on one shared engine: ids from the clock, rising in each,
-/// never one id for two events, below 2^53, and each sees the other's.
+/// Two daemons on one shared engine, in a burst: each one's ids rise, no
+/// id is given twice, each carries its daemon's tag and starts at the
+/// clock's second, all below 2^53; each sees and deletes the other's.
 #[test]
 fn daemons_sharing_an_engine_do_not_share_ids() {
     let kv = mem();
     let x = EventStore::open_shared(kv.clone(), EventLimits::default());
     let y = EventStore::open_shared(kv.clone(), EventLimits::default());
+    let (tx, ty) = (x.shared.unwrap(), y.shared.unwrap());
+    assert_ne!(tx, ty, "two draws of 20 bits (one chance in a million)");
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut ids = Vec::new();
     for k in 0..200 {
         let store = if k % 2 == 0 { &x } else { &y };
         ids.push(store.add(new(100 + k, "deploy", "deploy")).unwrap().id);
     }
-    let clock_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    assert!(ids
-        .iter()
-        .all(|&id| id / 4096 <= clock_ms && id / 4096 + 60_000 > clock_ms));
+    let (mine, theirs): (Vec<u64>, Vec<u64>) = (
+        ids.iter().step_by(2).copied().collect(),
+        ids.iter().skip(1).step_by(2).copied().collect(),
+    );
+    assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+    assert!(theirs.windows(2).all(|w| w[0] < w[1]), "{theirs:?}");
+    assert!(mine.iter().all(|id| id & 0xf_ffff == tx));
+    assert!(theirs.iter().all(|id| id & 0xf_ffff == ty));
+    assert!(
+        (mine[0] >> 20).abs_diff(clock) < 60,
+        "{} {clock}",
+        mine[0] >> 20
+    );
     assert!(ids.iter().all(|&id| id < 1 << 53));
-    for pair in ids.chunks(2).collect::<Vec<_>>().windows(2) {
-        assert!(
-            pair[0][0] < pair[1][0] && pair[0][1] < pair[1][1],
-            "{ids:?}"
-        );
-    }
     let mut unique = ids.clone();
     unique.sort_unstable();
     unique.dedup();
@@ -356,7 +360,9 @@ fn daemons_sharing_an_engine_do_not_share_ids() {
     // An id from either deletes the event for both.
     assert!(y.delete(ids[0]).unwrap());
     assert_eq!(x.query(0, 1000, &TagFilter::Every).unwrap().len(), 199);
-    // The embedded engine keeps counting from 1.
+    // No counter is kept on a shared engine; the embedded one counts from 1.
+    assert_eq!(kv.get(Space::Events, META_NEXT).unwrap(), None);
     let local = EventStore::open(mem()).unwrap();
     assert_eq!(local.add(new(1, "a", "")).unwrap().id, 1);
+    assert_eq!(local.add(new(1, "b", "")).unwrap().id, 2);
 }
