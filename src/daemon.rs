@@ -166,7 +166,7 @@ impl Daemon {
             max_events: cfg.storage.max_events,
             retention: cfg.storage.events_retention,
         };
-        let events_kv: Arc<dyn crate::store::kv::Kv> =
+        let shared_kv: Arc<dyn crate::store::kv::Kv> =
             match (cfg.storage.engine, &cfg.storage.clickhouse) {
                 (crate::store::config::Engine::ClickHouse, Some(ch)) => Arc::new(
                     crate::clickhouse::kv::ClickHouseKv::new(ch)
@@ -176,9 +176,9 @@ impl Daemon {
             };
         let event_store = Arc::new(
             if cfg.storage.engine == crate::store::config::Engine::ClickHouse {
-                EventStore::open_shared(events_kv.clone(), event_limits)
+                EventStore::open_shared(shared_kv.clone(), event_limits)
             } else {
-                EventStore::open_with(events_kv.clone(), event_limits)?
+                EventStore::open_with(shared_kv.clone(), event_limits)?
             },
         );
         events::import_spool(&event_store, &data_dir)?;
@@ -294,7 +294,7 @@ impl Daemon {
                         crate::clickhouse::read::ClickHouseSource::new(
                             &cfg.storage,
                             ch,
-                            events_kv.clone(),
+                            shared_kv.clone(),
                         )
                         .map_err(StoreError::Rules)?,
                     )
@@ -313,13 +313,19 @@ impl Daemon {
             .start(shutdown.clone())
             .map_err(DaemonError::Thread)?;
         // Dashboards: the files (looked at every `[alerts] reload_check`,
-        // as rule files are) and those saved in the store.
+        // as rule files are) and those saved in the store: the embedded
+        // one, or with `engine = "clickhouse"` the table every aggregator
+        // shares (read again at each check).
         let dashboards = crate::dashboard::registry::Dashboards::open(
             Path::new("."),
             &cfg.dashboards,
-            Some(crate::dashboard::store::DashboardStore::new(
-                store.kv().clone(),
-            )),
+            Some(
+                if cfg.storage.engine == crate::store::config::Engine::ClickHouse {
+                    crate::dashboard::store::DashboardStore::shared(shared_kv.clone())
+                } else {
+                    crate::dashboard::store::DashboardStore::new(store.kv().clone())
+                },
+            ),
         );
         tracing::info!(dashboards = dashboards.read().len(), "dashboards loaded");
         let dashboards_thread = dashboards

@@ -687,11 +687,14 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
          database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"5s\"\n",
         a.http, b.http
     );
+    let storage = format!("{storage}\n[alerts]\nreload_check = \"1s\"\n");
     let start = |name: &str| {
         std::fs::create_dir(tmp.path().join(name)).unwrap();
         Daemon::start(
             &tmp.path().join(name),
-            &Options::new("1s").storage(&storage),
+            &Options::new("1s")
+                .server("api_token = \"tok\"")
+                .storage(&storage),
         )
     };
     let (x, mut y) = (start("x"), start("y"));
@@ -768,6 +771,7 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
     // from x.
     let r = ureq::post(&format!("http://{}/events/", x.http))
         .header("Content-Type", "application/json")
+        .header("authorization", "Bearer tok")
         .send(
             serde_json::json!({"what": "deploy web 42", "tags": "deploy web", "when": now - 30})
                 .to_string(),
@@ -793,10 +797,31 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
         assert_eq!((drawn.0, drawn.1), (1, 1.0), "{drawn:?}");
     }
     let del = ureq::delete(&format!("http://{}/events/{id}", y.http))
+        .header("authorization", "Bearer tok")
         .call()
         .expect("delete an event");
     assert_eq!(del.status().as_u16(), 200);
     assert_eq!(get(&x, &query), (200, "[]".to_string()));
+    // A dashboard saved through x is served by y (which reads the shared
+    // ones again at its reload_check); deleted through y, x drops it.
+    let saved = ureq::put(&format!("http://{}/api/dashboards/shared", x.http))
+        .header("authorization", "Bearer tok")
+        .content_type("application/json")
+        .send(r#"{"title": "Shared", "row": [{"panel": [{"title": "p", "targets": ["cl.g.*"]}]}]}"#)
+        .expect("save a dashboard");
+    assert_eq!(saved.status().as_u16(), 201);
+    wait_until(Duration::from_secs(10), "y serves x's dashboard", || {
+        let (status, body) = get(&y, "/api/dashboards/shared");
+        (status == 200 && body.contains("Shared")).then_some(())
+    });
+    let deleted = ureq::delete(&format!("http://{}/api/dashboards/shared", y.http))
+        .header("authorization", "Bearer tok")
+        .call()
+        .expect("delete a dashboard");
+    assert_eq!(deleted.status().as_u16(), 204);
+    wait_until(Duration::from_secs(10), "x drops it", || {
+        (get(&x, "/api/dashboards/shared").0 == 404).then_some(())
+    });
 
     // Shard b stops mid-run: the points sent meanwhile wait on disk and
     // are all readable once it is back.

@@ -92,6 +92,9 @@ struct Inner {
     /// Saved dashboards with their JSON's size.
     stored: BTreeMap<String, (Dashboard, usize)>,
     stored_errors: Vec<String>,
+    /// A shared store's last read again failed (logged once until one
+    /// succeeds).
+    refresh_failing: bool,
 }
 
 /// The served set. `Default` is an empty set with no files and no store
@@ -161,24 +164,56 @@ impl Dashboards {
                 tracing::error!(error = %e, "stored dashboards could not be read");
                 inner.stored_errors.push(format!("stored dashboards: {e}"));
             }
-            Ok((all, errors)) => {
-                inner.stored_errors = errors;
-                for (name, spec, bytes) in all {
-                    // Checked again: a newer rollupd may check less.
-                    match Dashboard::from_spec(&name, spec) {
-                        Ok(mut d) => {
-                            d.source = Source::Store;
-                            inner.stored.insert(name, (d, bytes));
-                        }
-                        Err(e) => inner
-                            .stored_errors
-                            .push(format!("stored dashboard {name:?}: {e}")),
-                    }
-                }
-            }
+            Ok((all, errors)) => Self::take_stored(&mut inner, all, errors),
         }
         for e in &inner.stored_errors {
             tracing::error!(error = %e, "stored dashboard not loaded");
+        }
+    }
+
+    /// `all` (a read of the store) as the stored dashboards.
+    fn take_stored(
+        inner: &mut Inner,
+        all: Vec<(String, DashboardSpec, usize)>,
+        errors: Vec<String>,
+    ) {
+        inner.stored.clear();
+        inner.stored_errors = errors;
+        for (name, spec, bytes) in all {
+            // Checked again: a newer rollupd may check less.
+            match Dashboard::from_spec(&name, spec) {
+                Ok(mut d) => {
+                    d.source = Source::Store;
+                    inner.stored.insert(name, (d, bytes));
+                }
+                Err(e) => inner
+                    .stored_errors
+                    .push(format!("stored dashboard {name:?}: {e}")),
+            }
+        }
+    }
+
+    /// A shared store read again (other aggregators save and delete
+    /// there), and the served list swapped for it. A read that fails keeps
+    /// the dashboards of the last one that did not.
+    fn refresh_stored(&self) {
+        let Some(store) = self.store.as_ref().filter(|s| s.is_shared()) else {
+            return;
+        };
+        let read = store.all();
+        let mut inner = self.inner.lock();
+        match read {
+            Err(e) => {
+                if !inner.refresh_failing {
+                    tracing::warn!(error = %e, "shared stored dashboards could not be read again; the last ones keep serving");
+                    inner.refresh_failing = true;
+                }
+            }
+            Ok((all, errors)) => {
+                inner.refresh_failing = false;
+                Self::take_stored(&mut inner, all, errors);
+                self.publish(&mut inner);
+            }
         }
     }
 
@@ -380,6 +415,7 @@ impl Dashboards {
                 while !shutdown.load(Relaxed) {
                     if Instant::now() >= next {
                         me.reload_files(false);
+                        me.refresh_stored();
                         next = Instant::now() + period;
                     }
                     std::thread::sleep(Duration::from_millis(200));
@@ -469,6 +505,37 @@ mod tests {
         assert_eq!(*v[1].spec, spec("Mine 2"));
         again.delete("mine").unwrap();
         assert_eq!(open(repo.path(), &kv).read().len(), 1);
+    }
+
+    /// Two daemons on one shared store: what one saves or deletes the
+    /// other serves after its next look (`refresh_stored`); an unshared
+    /// store is not read again.
+    #[test]
+    fn a_shared_store_is_read_again() {
+        let repo = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::default());
+        let shared = || {
+            Dashboards::open(
+                repo.path(),
+                &DashboardsConfig::default(),
+                Some(DashboardStore::shared(kv.clone())),
+            )
+        };
+        let (x, y) = (shared(), shared());
+        x.put("team", spec("Team")).unwrap();
+        assert!(y.get("team").is_none(), "not before y looks");
+        y.refresh_stored();
+        assert_eq!(y.get("team").map(|d| d.title), Some("Team".into()));
+        y.put("team", spec("Team 2")).unwrap();
+        x.refresh_stored();
+        assert_eq!(x.get("team").map(|d| d.title), Some("Team 2".into()));
+        y.delete("team").unwrap();
+        x.refresh_stored();
+        assert!(x.get("team").is_none());
+        let alone = open(repo.path(), &kv);
+        x.put("later", spec("Later")).unwrap();
+        alone.refresh_stored();
+        assert!(alone.get("later").is_none());
     }
 
     #[test]

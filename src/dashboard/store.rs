@@ -25,11 +25,24 @@ fn key(name: &str) -> Vec<u8> {
 #[derive(Clone)]
 pub struct DashboardStore {
     kv: Arc<dyn Kv>,
+    shared: bool,
 }
 
 impl DashboardStore {
     pub fn new(kv: Arc<dyn Kv>) -> DashboardStore {
-        DashboardStore { kv }
+        DashboardStore { kv, shared: false }
+    }
+
+    /// On an engine other daemons save to as well (ClickHouse's, with
+    /// `engine = "clickhouse"`): the registry reads it again every
+    /// `reload_check`, so a dashboard saved through one aggregator is
+    /// served by all.
+    pub fn shared(kv: Arc<dyn Kv>) -> DashboardStore {
+        DashboardStore { kv, shared: true }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Every saved dashboard: name, spec and the bytes its record holds.

@@ -1,8 +1,10 @@
 //! The store's key-value contract ([`Kv`]) on one ClickHouse table, for
 //! what every aggregator in front of the same servers must share and what
-//! is small: the events (`Space::Events`, graphite-web's deploy lines).
-//! With `[storage] engine = "clickhouse"` the event store runs on it, so an
-//! event posted to one aggregator is drawn by every one (docs/clickhouse.md).
+//! is small: the events (`Space::Events`, graphite-web's deploy lines) and
+//! the dashboards saved over HTTP (`Space::Dashboards`). With `[storage]
+//! engine = "clickhouse"` both run on it, so an event posted to one
+//! aggregator is drawn by every one, and a saved dashboard served by every
+//! one (docs/clickhouse.md).
 //!
 //! The table (`rollupd_kv`, [`ddl`]) holds versions of keys, never updates:
 //! a put is a row, a delete is a row with `Deleted = 1`, and a read takes

@@ -71,7 +71,8 @@ pub const HISTS_TABLE: &str = "rollupd_hists";
 /// `StatCode::to_bits`), so coarse slots read the merged histogram's
 /// statistic as the embedded store does.
 pub const LINKS_TABLE: &str = "rollupd_links";
-/// Our key-value table ([`crate::kv`]): the events every aggregator shares.
+/// Our key-value table ([`crate::kv`]): the events and saved dashboards
+/// every aggregator shares.
 pub const KV_TABLE: &str = "rollupd_kv";
 
 /// ClickHouse's aggregate function for a method, where it has one.
