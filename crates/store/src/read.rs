@@ -135,34 +135,25 @@ impl Store {
         let overlay: Overlay<f64> = self.inner.lock().points.overlay_of(key);
         let mut row = self.engine_row::<f64>(key, shape.slots[a] as usize)?;
         overlay.apply(&mut row);
-        let Some(rolled) = self.rolled_from(schema, a) else {
+        let Some(u) = self
+            .rolled_from(schema, a)
+            .and_then(|rolled| Unrolled::of(shape, a, start, rolled))
+        else {
             return Ok(row);
         };
-        let span = i64::from(shape.spans[a]);
-        let (start, end) = (i64::from(start), i64::from(start) + span);
-        if end <= rolled {
-            return Ok(row);
-        }
-        let step = i64::from(shape.steps[a]);
-        let from = rolled.max(start);
-        let fspan = i64::from(shape.spans[a - 1]);
-        let mut fstart = from - from.rem_euclid(fspan);
-        while fstart < end {
-            // No row starts past u32 seconds (nor holds a point there).
-            let Ok(fs) = u32::try_from(fstart) else { break };
+        for &fs in &u.finer {
             let finer = self.value_row(id, schema, a - 1, shape, fs, rule)?;
             let hists = match rule.link {
                 Some((hid, _)) => Some(self.hist_row(hid, schema, a - 1, shape, fs)?),
                 None => None,
             };
             for (bucket, v) in
-                rollup::roll_values(shape, a, fs, from, rule, &finer, hists.as_deref())
+                rollup::roll_values(shape, a, fs, u.from, rule, &finer, hists.as_deref())
             {
-                if bucket >= start && bucket < end {
-                    row[slot_of(bucket - start, step)] = v;
+                if let Some(i) = u.slot(bucket) {
+                    row[i] = v;
                 }
             }
-            fstart += fspan;
         }
         Ok(row)
     }
@@ -185,27 +176,19 @@ impl Store {
         let overlay = self.inner.lock().hists.overlay_of(key);
         let mut row = self.engine_row::<Option<Hist>>(key, shape.slots[a] as usize)?;
         overlay.apply(&mut row);
-        let Some(rolled) = self.rolled_from(schema, a) else {
+        let Some(u) = self
+            .rolled_from(schema, a)
+            .and_then(|rolled| Unrolled::of(shape, a, start, rolled))
+        else {
             return Ok(row);
         };
-        let span = i64::from(shape.spans[a]);
-        let (start, end) = (i64::from(start), i64::from(start) + span);
-        if end <= rolled {
-            return Ok(row);
-        }
-        let step = i64::from(shape.steps[a]);
-        let from = rolled.max(start);
-        let fspan = i64::from(shape.spans[a - 1]);
-        let mut fstart = from - from.rem_euclid(fspan);
-        while fstart < end {
-            let Ok(fs) = u32::try_from(fstart) else { break };
+        for &fs in &u.finer {
             let finer = self.hist_row(id, schema, a - 1, shape, fs)?;
-            for (bucket, h) in rollup::roll_hists(shape, a, fs, from, &finer) {
-                if bucket >= start && bucket < end {
-                    row[slot_of(bucket - start, step)] = Some(h);
+            for (bucket, h) in rollup::roll_hists(shape, a, fs, u.from, &finer) {
+                if let Some(i) = u.slot(bucket) {
+                    row[i] = Some(h);
                 }
             }
-            fstart += fspan;
         }
         Ok(row)
     }
@@ -231,6 +214,54 @@ impl Store {
 #[inline]
 fn slot_of(offset: i64, step: i64) -> usize {
     (offset / step) as usize
+}
+
+/// The stretch of a coarser row that a read rolls up itself from the finer
+/// archive (from where the seal's rollup stops to the row's end), the one
+/// walk `Store::value_row` and `Store::hist_row` share.
+struct Unrolled {
+    /// The row's first second and the second after it.
+    start: i64,
+    end: i64,
+    /// Where rolling up starts: the seal's mark, or the row's start.
+    from: i64,
+    step: i64,
+    /// Starts of the finer rows under `[from, end)`.
+    finer: Vec<u32>,
+}
+
+impl Unrolled {
+    /// For archive `a`'s row at `start` when the finer archive is sealed up
+    /// to `rolled`; `None` when the seal rolled the whole row up.
+    fn of(shape: &Shape, a: usize, start: u32, rolled: i64) -> Option<Unrolled> {
+        let span = i64::from(shape.spans[a]);
+        let (start, end) = (i64::from(start), i64::from(start) + span);
+        if end <= rolled {
+            return None;
+        }
+        let from = rolled.max(start);
+        let fspan = i64::from(shape.spans[a - 1]);
+        let mut finer = Vec::new();
+        let mut fstart = from - from.rem_euclid(fspan);
+        while fstart < end {
+            // No row starts past u32 seconds (nor holds a point there).
+            let Ok(fs) = u32::try_from(fstart) else { break };
+            finer.push(fs);
+            fstart += fspan;
+        }
+        Some(Unrolled {
+            start,
+            end,
+            from,
+            step: i64::from(shape.steps[a]),
+            finer,
+        })
+    }
+
+    /// The row's slot of a rolled-up bucket, if the bucket is in the row.
+    fn slot(&self, bucket: i64) -> Option<usize> {
+        (bucket >= self.start && bucket < self.end).then(|| slot_of(bucket - self.start, self.step))
+    }
 }
 
 /// The steps a read returns: `[from, until)` of one archive, `step` apart.
