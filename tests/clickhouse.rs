@@ -286,6 +286,16 @@ fn two_shards(tmp: &Path, xml: &str) -> (Server, Server) {
     (a, b)
 }
 
+/// `[storage.clickhouse]` for a daemon on the two shards: both servers in
+/// `urls`, the test cluster, batches every 200 ms, requests of `timeout`.
+fn clickhouse_section(a: &Server, b: &Server, timeout: &str) -> String {
+    format!(
+        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"{timeout}\"\n",
+        a.http, b.http
+    )
+}
+
 /// Distinct (Path, Time) points of `table` under `prefix`, with the newest
 /// version's value (retries may have inserted a row twice); none before
 /// the daemon has made the table.
@@ -319,11 +329,7 @@ fn send_carbon(d: &Daemon, lines: &str) {
 fn the_daemon_writes_every_point_to_two_shards_and_queues_while_one_is_down() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
-    let storage = format!(
-        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
-         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"5s\"\n",
-        a.http, b.http
-    );
+    let storage = clickhouse_section(&a, &b, "5s");
     std::fs::create_dir(tmp.path().join("d")).unwrap();
     let mut d = Daemon::start(&tmp.path().join("d"), &Options::new("1s").storage(&storage));
     let rules = Rules::from_config(&StorageConfig::default()).unwrap();
@@ -471,11 +477,7 @@ fn arg(s: &str) -> String {
 fn the_clickhouse_engine_answers_as_the_embedded_one() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
-    let ch = format!(
-        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
-         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"10s\"\n",
-        a.http, b.http
-    );
+    let ch = clickhouse_section(&a, &b, "10s");
     // The embedded engine answers from its own store; it also writes every
     // point to ClickHouse, which the second daemon reads.
     std::fs::create_dir(tmp.path().join("e")).unwrap();
@@ -682,12 +684,9 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
     let storage = format!(
-        "[storage]\nengine = \"clickhouse\"\n[storage.clickhouse]\n\
-         urls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
-         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"5s\"\n",
-        a.http, b.http
+        "[storage]\nengine = \"clickhouse\"\n{}\n[alerts]\nreload_check = \"1s\"\n",
+        clickhouse_section(&a, &b, "5s")
     );
-    let storage = format!("{storage}\n[alerts]\nreload_check = \"1s\"\n");
     let start = |name: &str| {
         std::fs::create_dir(tmp.path().join(name)).unwrap();
         Daemon::start(
@@ -887,11 +886,7 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
 fn timer_percentiles_survive_rollups_on_clickhouse() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_shards(tmp.path(), &stdout_of(&["clickhouse-schema", "--xml"]));
-    let ch = format!(
-        "[storage.clickhouse]\nurls = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
-         database = \"{DB}\"\ncluster = \"{CLUSTER}\"\nbatch_interval = \"200ms\"\ntimeout = \"10s\"\n",
-        a.http, b.http
-    );
+    let ch = clickhouse_section(&a, &b, "10s");
     std::fs::create_dir(tmp.path().join("e")).unwrap();
     let embedded = Daemon::start(&tmp.path().join("e"), &Options::new("1s").storage(&ch));
     std::fs::create_dir(tmp.path().join("c")).unwrap();
