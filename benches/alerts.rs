@@ -107,6 +107,7 @@ fn main() {
         &acfg,
         std::time::Duration::from_secs(10),
         "http://127.0.0.1:8080".into(),
+        None,
     )
     .unwrap();
     assert_eq!(alerts.rule_count(), rules);

@@ -71,6 +71,7 @@ fn rss_mb() -> f64 {
 /// The engine under the store: RocksDB when built with it (the default),
 /// else the in-memory engine, whose bytes are the keys and values it holds
 /// (what RocksDB's SST files hold, less their index and filter blocks).
+#[derive(Clone)]
 enum Engine {
     #[cfg(feature = "rocksdb")]
     Rocks(Arc<RocksKv>),

@@ -370,6 +370,34 @@ fn disk_split(engine: &super::Engine, dir: &Path) -> String {
     text
 }
 
+/// The engine the `du` sampler asks for its tables, emptied while the
+/// store is closed and reopened (a reference held then would keep the
+/// database's lock).
+type PeakEngine = Arc<std::sync::Mutex<Option<super::Engine>>>;
+
+/// At a `du` peak: each space's tables RocksDB still reads (a
+/// compaction's inputs are on disk until it ends, but no longer here).
+fn peak_detail(slot: PeakEngine) -> Box<dyn Fn() -> String + Send> {
+    Box::new(move || {
+        #[cfg(feature = "rocksdb")]
+        if let Some(super::Engine::Rocks(k)) = &*slot.lock().unwrap() {
+            let spaces: Vec<String> = Space::ALL
+                .iter()
+                .map(|s| format!("{} {:.1}", s.name(), mb(k.live_sst_bytes(*s))))
+                .filter(|t| !t.ends_with(" 0.0"))
+                .collect();
+            let held: u64 = Space::ALL.iter().map(|s| k.held_sst_bytes(*s)).sum();
+            return format!(
+                " [live: {}; replaced but held by a reader {:.1}]",
+                spaces.join(", "),
+                mb(held)
+            );
+        }
+        let _ = &slot;
+        String::new()
+    })
+}
+
 /// What RocksDB wrote since it opened, per family with writes, in bytes
 /// per point written since then (`points`): its WAL, flushes, and
 /// compactions' output by level; then the process's own `write_bytes`
@@ -464,24 +492,29 @@ struct DuPeak {
     peak: Arc<AtomicU64>,
     /// `du_split` (tables, RocksDB's WAL, the rest) when the peak was seen.
     split: Arc<std::sync::Mutex<(u64, u64, u64)>>,
+    /// The engine's own tables by space when the peak was seen.
+    detail: Arc<std::sync::Mutex<String>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl DuPeak {
-    fn start(dir: &Path) -> DuPeak {
+    fn start(dir: &Path, detail_of: Box<dyn Fn() -> String + Send>) -> DuPeak {
         let (peak, stop) = (
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
         let split = Arc::new(std::sync::Mutex::new((0, 0, 0)));
+        let detail = Arc::new(std::sync::Mutex::new(String::new()));
         let (p, s, sp, dir) = (peak.clone(), stop.clone(), split.clone(), dir.to_path_buf());
+        let d = detail.clone();
         let thread = std::thread::spawn(move || {
             while !s.load(Relaxed) {
                 let parts = du_split(&dir);
                 let total = parts.0 + parts.1 + parts.2;
                 if p.fetch_max(total, Relaxed) < total {
                     *sp.lock().unwrap() = parts;
+                    *d.lock().unwrap() = detail_of();
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -489,6 +522,7 @@ impl DuPeak {
         DuPeak {
             peak,
             split,
+            detail,
             stop,
             thread: Some(thread),
         }
@@ -504,10 +538,11 @@ impl DuPeak {
     fn text(&self, disk: u64, rows: u64, prev_rows: &mut u64) -> String {
         let peak = self.take(disk);
         let (sst, wal, other) = std::mem::take(&mut *self.split.lock().unwrap());
+        let detail = std::mem::take(&mut *self.detail.lock().unwrap());
         let before = if *prev_rows == 0 { rows } else { *prev_rows };
         *prev_rows = rows;
         format!(
-            "du peak since the line before {:.1} MB (sst {:.1}, wal {:.1}, other {:.1}) = {:.2}x these rows + keys ({:.2}x the line before's)",
+            "du peak since the line before {:.1} MB (sst {:.1}{detail}, wal {:.1}, other {:.1}) = {:.2}x these rows + keys ({:.2}x the line before's)",
             mb(peak),
             mb(sst),
             mb(wal),
@@ -687,7 +722,8 @@ pub(crate) fn ramp() {
     // Points written, and the process's write_bytes, when the engine
     // opened: RocksDB's counts start from zero at each open.
     let mut opened_at = (0u64, written_at_start);
-    let du_peak = DuPeak::start(dir.path());
+    let peak_engine: PeakEngine = Arc::new(std::sync::Mutex::new(Some(run.engine.clone())));
+    let du_peak = DuPeak::start(dir.path(), peak_detail(peak_engine.clone()));
     let mut prev_rows = 0u64;
     'levels: for (li, &series) in levels.iter().enumerate() {
         let top = li + 1 == levels.len();
@@ -830,6 +866,7 @@ pub(crate) fn ramp() {
         } = run;
         upkeep.stop();
         drop(store);
+        peak_engine.lock().unwrap().take();
         drop(engine);
         trim();
         let (r, took) = open(dir.path(), &cfg, now, &clock, &up);
@@ -848,6 +885,7 @@ pub(crate) fn ramp() {
         drop(r.engine);
         trim();
         let (r, took) = open(dir.path(), &cfg, now, &clock, &up);
+        *peak_engine.lock().unwrap() = Some(r.engine.clone());
         println!(
             "ramp[{series}]: restart after close ({closed:?} in {close_took:.2?}): reopen {took:.2?}, {} log batches replayed, RSS {:.0} MB, du {:.1} MB",
             r.store.stats.replayed_batches.load(Relaxed),

@@ -23,7 +23,7 @@ use rocksdb::{
     IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 
-use rollupd_store::kv::{Batch, Kv, KvError, KvErrorKind, Op, Space};
+use rollupd_store::kv::{Batch, KeyRange, Kv, KvError, KvErrorKind, Op, Space};
 
 /// How much memory RocksDB may hold beside the store's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,7 @@ impl RocksKv {
         opts.set_compression_type(DBCompressionType::None);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
-        opts.set_max_log_file_size(8 << 20);
+        opts.set_max_log_file_size(1 << 20);
         // Bound the WAL: old memtables are flushed rather than kept alive
         // by a large log.
         opts.set_max_total_wal_size(256 << 20);
@@ -170,6 +170,14 @@ impl RocksKv {
                 _ => 16,
             };
             o.set_write_buffer_size((limits.memtable_bytes / share).max(1 << 20));
+            if matches!(s, Space::Heads | Space::HistHeads) {
+                // A checkpoint's fragments are spread over every row of
+                // the span, a third as dense as the rows they join: a
+                // level-0 file overlaps last-level files of about three
+                // times its size, which its compaction rewrites while they
+                // stay on disk. Small files keep that to a few MB.
+                o.set_write_buffer_size(SETTLE_MEMTABLE_BYTES);
+            }
             if s == Space::Log {
                 // No compaction of its own: a log entry lives until the
                 // next checkpoint, which range-deletes it and compacts that
@@ -350,20 +358,23 @@ impl Kv for RocksKv {
         cache.set_capacity(if short { floor } else { self.cache_capacity });
     }
 
-    fn settle(&self, space: Space) {
-        // Level 0 into the last level (where a family this small lives,
-        // with dynamic level sizes), a key range at a time: a compaction's
-        // inputs stay on disk until it ends, so one compaction of the whole
-        // family held it twice on disk for its length (`du` peaks of
-        // 2.5-2.9 times the rows at 250k-500k series, sampled every 250 ms
-        // by the ramp bench). A checkpoint writes its fragments in key
-        // order, so its level-0 files are disjoint ranges, and the last
-        // level's files are small (`SETTLE_FILE_BYTES`): a range's
-        // compaction takes only the files in it.
-        for (from, to) in self.settle_ranges(space) {
-            self.db
-                .compact_range_cf(self.cf(space), from.as_deref(), to.as_deref());
-        }
+    // Level 0 into the last level (where a family this small lives, with
+    // dynamic level sizes), a key range at a time: a compaction's inputs
+    // stay on disk until it ends, so one compaction of the whole family
+    // held it twice on disk for its length (`du` peaks of 2.5-2.9 times
+    // the rows at 250k-500k series, sampled every 250 ms by the ramp
+    // bench). A checkpoint writes its fragments in key order, so its
+    // level-0 files are (nearly) disjoint ranges, and the last level's
+    // files are small (`SETTLE_FILE_BYTES`): a range's compaction takes
+    // only the files in it, and those of the level-0 file that reaches
+    // into the next.
+    fn settle_ranges(&self, space: Space) -> Vec<KeyRange> {
+        self.settle_cuts(space)
+    }
+
+    fn settle_range(&self, space: Space, range: &KeyRange) {
+        self.db
+            .compact_range_cf(self.cf(space), range.0.as_deref(), range.1.as_deref());
     }
 
     fn flush(&self) {
@@ -375,22 +386,21 @@ impl Kv for RocksKv {
     }
 }
 
-/// A key range, unbounded where `None`.
-type KeyRange = (Option<Vec<u8>>, Option<Vec<u8>>);
-
 /// The last level's file size in the fragments families: what one of the
 /// settle's ranged compactions rewrites beyond its range, at most.
-const SETTLE_FILE_BYTES: u64 = 8 << 20;
+const SETTLE_FILE_BYTES: u64 = 2 << 20;
 /// Ranges a settle compacts one after another: the disk holds at most
 /// about one of them twice.
-const SETTLE_RANGES: u64 = 16;
+const SETTLE_RANGES: u64 = 64;
+/// The fragments families' memtable: each flush is a level-0 file.
+const SETTLE_MEMTABLE_BYTES: usize = 1 << 20;
 
 impl RocksKv {
     /// `space`'s key space in about [`SETTLE_RANGES`] ranges of equal
     /// bytes, cut at the start keys of its last level's files (so no such
     /// file is split between two compactions); one whole range when it has
     /// no such files yet.
-    fn settle_ranges(&self, space: Space) -> Vec<KeyRange> {
+    fn settle_cuts(&self, space: Space) -> Vec<KeyRange> {
         let mut files: Vec<(Vec<u8>, u64)> = self
             .db
             .live_files()
@@ -567,6 +577,20 @@ impl RocksKv {
             .ok()
             .flatten()
             .unwrap_or(0)
+    }
+
+    /// SST bytes of one space that compactions replaced but a reader
+    /// still holds (an iterator keeps the files of the version it
+    /// started on until it ends).
+    pub fn held_sst_bytes(&self, space: Space) -> u64 {
+        let prop = |name: &str| {
+            self.db
+                .property_int_value_cf(self.cf(space), name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        prop("rocksdb.total-sst-files-size").saturating_sub(prop("rocksdb.live-sst-files-size"))
     }
 
     /// SST bytes of one space, after flushing its memtable.

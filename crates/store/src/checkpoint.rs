@@ -152,6 +152,9 @@ impl Store {
     /// A checkpoint, with `checkpointing` held by the caller.
     pub(super) fn checkpoint_locked(&self) -> Result<(), StoreError> {
         let started = Instant::now();
+        // Dropped (the settle told to finish) on every way out.
+        let settle = self.follow_with_settle();
+        let progress = settle.as_ref().map(|f| &*f.0);
         let (rows, hrows, covered, frag, marks, plans, mut batch, records_upto) = {
             let index = self.index.read();
             let schemas = self.schemas.read();
@@ -202,6 +205,7 @@ impl Store {
                 &HIST_CODEC,
                 &shapes,
                 &mut HashSet::new(),
+                progress,
             )
             .and_then(|h| {
                 self.write_heads(
@@ -210,6 +214,7 @@ impl Store {
                     &VALUE_CODEC,
                     &shapes,
                     &mut HashSet::new(),
+                    progress,
                 )
                 .map(|p| h + p)
             });
@@ -220,6 +225,8 @@ impl Store {
                 .persist(&[Space::Heads, Space::HistHeads])
                 .map(|()| n)
         });
+        // The settle's last ranges need not wait for the final batch.
+        drop(settle);
         let fragments = match fragments {
             Ok(n) => n,
             Err(e) => {
@@ -275,11 +282,6 @@ impl Store {
             self.kv.flush();
             self.kv
                 .compact(Space::Log, &wal::key(0), &wal::key(covered));
-            // The fragments families have no compaction of their own: one
-            // after each checkpoint, a rewrite of the current row spans'
-            // fragments, drops what its merges replaced
-            // (docs/storage-format.md, Engine settings).
-            self.settle_heads();
         }
         let mut inner = self.inner.lock();
         match result {
@@ -335,34 +337,52 @@ impl Store {
         }
     }
 
-    /// Settles the fragments families (`Kv::settle`) on a thread of its
-    /// own, one settle at a time: a checkpoint that finds the last one
-    /// still running leaves its fragments to the next. At 1M series a
-    /// settle rewrites the current row spans' fragments, 300-460 MB, and
-    /// run inside the checkpoint it held the upkeep thread (and the
-    /// writer, past the ramp bench's lag bound) for most of each 11-15 s
-    /// checkpoint.
-    fn settle_heads(&self) {
+    /// Starts the settle of the fragments families (`Kv::settle`) that
+    /// follows this checkpoint's writing on a thread of its own: the
+    /// families have no compaction of their own, and one rewrite of the
+    /// current row spans' fragments per checkpoint drops what its merges
+    /// replaced (docs/storage-format.md, Engine settings). Each of the
+    /// settle's key ranges is compacted as soon as the checkpoint has
+    /// written past it, so level 0 holds a range or two of the
+    /// checkpoint's fragments at any moment, not all of them: settled
+    /// after the checkpoint, the checkpoint's whole level 0 sat on disk
+    /// beside the rows it rewrites, and `du` peaked at 1.6 to 2.1 times
+    /// the rows in a steady run of 100,000 series (ramp bench, sampled
+    /// every 250 ms). One settle at a time: a checkpoint that finds the
+    /// last one still running leaves its fragments to the next (at 1M
+    /// series a settle rewrites 300-460 MB; run inside the checkpoint it
+    /// held the upkeep thread, and the writer, for most of each 11-15 s
+    /// checkpoint).
+    fn follow_with_settle(&self) -> Option<SettleFollow> {
         let mut slot = self.settler.lock();
         if slot.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
+            return None;
         }
         if let Some(h) = slot.take() {
             let _ = h.join();
         }
+        let progress = Arc::new(SettleProgress::default());
         let kv = self.kv.clone();
-        let spawned = std::thread::Builder::new()
+        let p = progress.clone();
+        let settle = move || {
+            for space in [Space::HistHeads, Space::Heads] {
+                for range in kv.settle_ranges(space) {
+                    p.wait_past(space, range.1.as_deref());
+                    kv.settle_range(space, &range);
+                }
+            }
+        };
+        match std::thread::Builder::new()
             .name("settle".into())
-            .spawn(move || {
-                kv.settle(Space::Heads);
-                kv.settle(Space::HistHeads);
-            });
-        match spawned {
-            Ok(h) => *slot = Some(h),
+            .spawn(settle)
+        {
+            Ok(h) => {
+                *slot = Some(h);
+                Some(SettleFollow(progress))
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start a settle thread; settling here");
-                self.kv.settle(Space::Heads);
-                self.kv.settle(Space::HistHeads);
+                tracing::warn!(error = %e, "cannot start a settle thread; fragments left to the next checkpoint's");
+                None
             }
         }
     }
@@ -396,6 +416,7 @@ impl Store {
         codec: &Codec<T>,
         shapes: &[Shape],
         written: &mut HashSet<RowKey>,
+        progress: Option<&SettleProgress>,
     ) -> Result<usize, KvError> {
         let merge_turn = |key: &RowKey| merge_turn(key.series, frag);
         let mut cursor = 0;
@@ -502,6 +523,7 @@ impl Store {
             }
             merge_time += t.elapsed();
             n += chunk.len();
+            let past = chunk.iter().map(|(k, _)| *k).max();
             drop(chunk);
             // Unlogged (RocksDB's WAL would write every fragment once more
             // before the flush): the checkpoint persists the fragments
@@ -510,6 +532,9 @@ impl Store {
             let written = stored.and_then(|_| self.kv.write_unlogged(batch));
             lane(&mut self.inner.lock()).chunk_done(written.is_ok());
             written?;
+            if let (Some(p), Some(key)) = (progress, past) {
+                p.advance(T::HEADS, fragment_range(key).1);
+            }
         }
     }
 
@@ -545,6 +570,70 @@ impl Store {
             })?;
         }
         Ok(out)
+    }
+}
+
+/// How far a checkpoint has written each fragments family, for the
+/// settle that follows it ([`Store::follow_with_settle`]).
+#[derive(Default)]
+pub(super) struct SettleProgress {
+    /// The end of the last key range written in `hist_heads` and `heads`:
+    /// no key before it gets a fragment from this checkpoint but a late
+    /// point's (rare; the next settle takes it).
+    past: Mutex<[Option<Vec<u8>>; 2]>,
+    /// The checkpoint wrote its last fragment, or gave up.
+    done: std::sync::atomic::AtomicBool,
+    moved: parking_lot::Condvar,
+}
+
+impl SettleProgress {
+    fn slot(space: Space) -> usize {
+        usize::from(space == Space::Heads)
+    }
+
+    fn advance(&self, space: Space, past: Vec<u8>) {
+        let mut p = self.past.lock();
+        let slot = &mut p[Self::slot(space)];
+        if slot.as_ref().is_none_or(|s| *s < past) {
+            *slot = Some(past);
+        }
+        self.moved.notify_all();
+    }
+
+    fn finish(&self) {
+        let _p = self.past.lock();
+        self.done.store(true, Relaxed);
+        self.moved.notify_all();
+    }
+
+    /// Waits until the checkpoint has written `space` up to `end` (to its
+    /// end if `None`), or is done.
+    fn wait_past(&self, space: Space, end: Option<&[u8]>) {
+        let mut p = self.past.lock();
+        loop {
+            if self.done.load(Relaxed) {
+                return;
+            }
+            // Both families are written in turn: hist_heads whole first.
+            let beyond = match (&p[Self::slot(space)], end) {
+                (Some(at), Some(end)) => at.as_slice() >= end,
+                _ => false,
+            } || (space == Space::HistHeads && p[1].is_some());
+            if beyond {
+                return;
+            }
+            self.moved.wait(&mut p);
+        }
+    }
+}
+
+/// The checkpoint's side of a following settle: dropped, it tells the
+/// settle the checkpoint is done, however it ended.
+struct SettleFollow(Arc<SettleProgress>);
+
+impl Drop for SettleFollow {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
@@ -724,7 +813,14 @@ mod tests {
         let mut written = HashSet::new();
         let take = |written: &mut HashSet<RowKey>| {
             store
-                .write_heads(|i| &mut i.points, frag, &VALUE_CODEC, &shapes, written)
+                .write_heads(
+                    |i| &mut i.points,
+                    frag,
+                    &VALUE_CODEC,
+                    &shapes,
+                    written,
+                    None,
+                )
                 .unwrap()
         };
         assert!(take(&mut written) > 0);
@@ -762,6 +858,7 @@ mod tests {
                     &VALUE_CODEC,
                     &shapes,
                     &mut HashSet::new(),
+                    None,
                 )
                 .unwrap();
             assert_eq!(n, 1);

@@ -140,6 +140,9 @@ impl KvError {
 /// What the store needs from an engine. Implementations are shared between
 /// threads; a write batch is atomic and, once `write` returns, survives the
 /// process being killed (not necessarily the machine losing power).
+/// A key range, `[from, to)`, unbounded where `None`.
+pub type KeyRange = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 pub trait Kv: Send + Sync + 'static {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
 
@@ -183,9 +186,24 @@ pub trait Kv: Send + Sync + 'static {
     fn compact(&self, space: Space, from: &[u8], to: &[u8]);
 
     /// Compacts everything `space` holds into one sorted run now, for a
-    /// space with no automatic compaction (RocksDB's `heads` families: a
-    /// checkpoint calls it once, after its fragments). Nothing for memory.
-    fn settle(&self, _space: Space) {}
+    /// space with no automatic compaction (RocksDB's `heads` families), a
+    /// range of [`Kv::settle_ranges`] at a time.
+    fn settle(&self, space: Space) {
+        for range in self.settle_ranges(space) {
+            self.settle_range(space, &range);
+        }
+    }
+
+    /// The key ranges, in key order, into which a settle of `space` cuts
+    /// its work: each range's compaction frees its inputs before the next
+    /// starts, so the disk holds about one range twice, not the space.
+    /// None for memory.
+    fn settle_ranges(&self, _space: Space) -> Vec<KeyRange> {
+        Vec::new()
+    }
+
+    /// Compacts one of [`Kv::settle_ranges`]' ranges into one sorted run.
+    fn settle_range(&self, _space: Space, _range: &KeyRange) {}
 
     /// Asks the engine to move what it holds in memory to its files, so its
     /// own log of those writes can go (a checkpoint calls this: the store's

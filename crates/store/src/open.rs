@@ -371,9 +371,15 @@ impl<T: Slot> Heads<T> {
             // has one there, its ending row's: taken whole, 1M of them made
             // one batch of over 2 GB). Heads that arrive after are the next
             // checkpoint's.
-            let queue = self
-                .other_queue
-                .get_or_insert_with(|| self.other.keys().copied().collect());
+            // In key order (popped from the end), as the vector's were:
+            // the checkpoint's fragments then make level-0 files of
+            // disjoint ranges, which the settle following it compacts one
+            // after another (`checkpoint::SettleProgress`).
+            let queue = self.other_queue.get_or_insert_with(|| {
+                let mut keys: Vec<RowKey> = self.other.keys().copied().collect();
+                keys.sort_unstable_by(|a, b| b.cmp(a));
+                keys
+            });
             while out.len() < n {
                 let Some(k) = queue.pop() else {
                     break;

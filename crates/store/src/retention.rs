@@ -4,16 +4,15 @@
 use super::*;
 
 impl Store {
-    /// Deletes rows older than each archive keeps. Returns rows' archives
-    /// touched.
+    /// Deletes rows older than each archive keeps. Returns the ranges
+    /// deleted (a family's rows of one archive each).
     pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
         // Not while a checkpoint writes: between its batch and its commit,
         // a row it just wrote is neither fresh nor safe to delete, and a
         // sweep then deleted it (a backfill lost points that way, 1 run in
         // a few of the test below on RocksDB).
         let _no_checkpoint = self.checkpointing.lock();
-        let mut batch = Batch::default();
-        let mut ranges = Vec::new();
+        let mut candidates = Vec::new();
         // The deletes and the compaction run with no lock held.
         let schemas = self.schemas.read();
         let mut inner = self.inner.lock();
@@ -43,11 +42,7 @@ impl Store {
                 let end_start = u32::try_from(end_start).unwrap_or(u32::MAX);
                 let from = RowKey::prefix(sid, ab, 0).to_vec();
                 let to = RowKey::prefix(sid, ab, end_start).to_vec();
-                batch.delete_range(Space::Rows, from.clone(), to.clone());
-                batch.delete_range(Space::Hists, from.clone(), to.clone());
-                batch.delete_range(Space::Heads, from.clone(), to.clone());
-                batch.delete_range(Space::HistHeads, from.clone(), to.clone());
-                ranges.push((from, to));
+                candidates.push((from, to));
                 let quiet = inner.checkpoint_seq;
                 // Saturated past u32 seconds, which rows are keyed by.
                 let expire = u32::try_from(cutoff.max(0)).unwrap_or(u32::MAX);
@@ -58,16 +53,41 @@ impl Store {
         inner.fresh_rows.clear();
         drop(inner);
         drop(schemas);
+        let mut batch = Batch::default();
+        let mut ranges = Vec::new();
+        // Only where there is something to delete: range tombstones in the
+        // fragments families (one per archive, flushed together) made a
+        // level-0 file spanning every archive's rows, and the settle's
+        // next range compaction took it with the whole family, inputs and
+        // output on disk at once (`du` peaks of 1.8 to 2.1 times the rows
+        // at each retention pass, ramp bench at 100,000 series).
+        // Fragments of rows this old are rare: a seal deletes them.
+        for (from, to) in candidates {
+            for space in [Space::Rows, Space::Hists, Space::Heads, Space::HistHeads] {
+                if self.holds_any(space, &from, &to) {
+                    batch.delete_range(space, from.clone(), to.clone());
+                    ranges.push((space, from.clone(), to.clone()));
+                }
+            }
+        }
         if batch.is_empty() {
             return Ok(0);
         }
         self.kv.write(batch).map_err(StoreError::Write)?;
-        for (from, to) in &ranges {
-            self.kv.compact(Space::Rows, from, to);
-            self.kv.compact(Space::Hists, from, to);
-            self.kv.compact(Space::Heads, from, to);
-            self.kv.compact(Space::HistHeads, from, to);
+        for (space, from, to) in &ranges {
+            self.kv.compact(*space, from, to);
         }
         Ok(ranges.len())
+    }
+
+    /// Whether `space` holds a key in `[from, to)` (yes when it cannot
+    /// tell).
+    fn holds_any(&self, space: Space, from: &[u8], to: &[u8]) -> bool {
+        let mut any = false;
+        let read = self.kv.scan(space, from, to, &mut |_, _| {
+            any = true;
+            false
+        });
+        any || read.is_err()
     }
 }
