@@ -308,6 +308,8 @@ impl Daemon {
             &cfg.alerts,
             cfg.statsd.flush_interval,
             external_url(&cfg, http_addr),
+            (cfg.storage.engine == crate::store::config::Engine::ClickHouse)
+                .then(|| shared_kv.clone()),
         )?;
         let alerts_thread = alerts
             .start(shutdown.clone())

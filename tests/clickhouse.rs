@@ -821,6 +821,87 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
     wait_until(Duration::from_secs(10), "x drops it", || {
         (get(&x, "/api/dashboards/shared").0 == 404).then_some(())
     });
+    // A rule saved through x is y's too, and one of them evaluates it
+    // (`alert::peers`): both show its state, and its transition is
+    // recorded once, not once per aggregator. Rules are saved until one
+    // is y's, to see it move when y dies below.
+    let put_rule = |name: &str| {
+        let put = ureq::put(&format!("http://{}/api/alerts/rules/{name}", x.http))
+            .header("authorization", "Bearer tok")
+            .content_type("application/json")
+            .send(r#"{"target": "sumSeries(cl.g.*)", "reducer": "last", "window": "10min", "direction": "above", "crit": 100, "interval": "1s"}"#)
+            .expect("save a rule");
+        assert_eq!(put.status().as_u16(), 201);
+    };
+    let rule_of = |d: &Daemon, name: &str| -> Option<serde_json::Value> {
+        let (status, body) = get(d, &format!("/api/alerts/{name}"));
+        (status == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+    let mut y_rule = None;
+    for i in 0..20 {
+        let name = format!("cl-sum-{i}");
+        put_rule(&name);
+        let views: Vec<serde_json::Value> = [&x, &y]
+            .iter()
+            .map(|d| {
+                wait_until(
+                    Duration::from_secs(20),
+                    "the shared rule critical on both",
+                    || {
+                        // The state is set before its transition is
+                        // stored: wait for both.
+                        rule_of(d, &name).filter(|v| {
+                            v["rule"]["state"] == "critical"
+                                && v["transitions"].as_array().is_some_and(|t| !t.is_empty())
+                        })
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            views[0]["rule"]["evaluator"], views[1]["rule"]["evaluator"],
+            "{views:#?}"
+        );
+        let here: Vec<bool> = views
+            .iter()
+            .map(|v| v["rule"]["evaluated_here"].as_bool().unwrap())
+            .collect();
+        assert_eq!(here.iter().filter(|h| **h).count(), 1, "{views:#?}");
+        for v in &views {
+            let t = v["transitions"].as_array().unwrap();
+            assert_eq!(t.len(), 1, "one transition, recorded once: {v:#}");
+            assert_eq!(
+                (t[0]["from"].as_str(), t[0]["to"].as_str()),
+                (Some("ok"), Some("critical"))
+            );
+        }
+        if here[1] {
+            y_rule = Some(name);
+            break;
+        }
+    }
+    let y_rule = y_rule.expect("one of 20 rules evaluated by y");
+    // A silence added through y is x's too.
+    let silenced = ureq::post(&format!("http://{}/api/silences", y.http))
+        .header("authorization", "Bearer tok")
+        .content_type("application/json")
+        .send(
+            serde_json::json!({
+                "matchers": [{"name": "alertname", "value": "cl-sum-0", "isRegex": false}],
+                "createdBy": "test",
+                "comment": "shared silence",
+                "endsAt": unix_now() + 3600,
+            })
+            .to_string(),
+        )
+        .expect("add a silence");
+    assert_eq!(silenced.status().as_u16(), 200);
+    wait_until(Duration::from_secs(10), "x has y's silence", || {
+        get(&x, "/api/silences")
+            .1
+            .contains("shared silence")
+            .then_some(())
+    });
 
     // Shard b stops mid-run: the points sent meanwhile wait on disk and
     // are all readable once it is back.
@@ -849,7 +930,16 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
     );
 
     // Aggregator y dies: the relay fails its names over to x, which counts
-    // them all; its counts are read from the shared store.
+    // them all; its counts are read from the shared store. (The rule y
+    // evaluates went through error while shard b was down: critical
+    // again, its transitions so far are counted first.)
+    let before = wait_until(Duration::from_secs(20), "y's rule critical again", || {
+        rule_of(&x, &y_rule).filter(|v| v["rule"]["state"] == "critical")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let transitions_before = rule_of(&x, &y_rule).unwrap_or(before)["transitions"]
+        .as_array()
+        .map_or(0, Vec::len);
     y.kill_hard();
     wait_until(Duration::from_secs(10), "the relay sees y down", || {
         let text = std::fs::read_to_string(&relay.log).unwrap_or_default();
@@ -857,6 +947,19 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
             .any(|l| l.contains("member is down") && l.contains("member=b"))
             .then_some(())
     });
+    // y's rules move to x once y's beats stop (three checks), with the
+    // states y stored: still critical, with no new transition.
+    let taken = wait_until(Duration::from_secs(20), "x evaluates y's rule", || {
+        rule_of(&x, &y_rule).filter(|v| v["rule"]["evaluated_here"] == true)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let taken = rule_of(&x, &y_rule).unwrap_or(taken);
+    assert_eq!(taken["rule"]["state"], "critical", "{taken:#}");
+    assert_eq!(
+        taken["transitions"].as_array().map(Vec::len),
+        Some(transitions_before),
+        "{taken:#}"
+    );
     let later: Vec<String> = (0..40).map(|i| format!("cl.d.{i}:1|c")).collect();
     send_udp(listeners.statsd_udp, &later);
     wait_until(

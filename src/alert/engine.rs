@@ -22,6 +22,7 @@ use super::eval;
 use super::history::{Deploy, Transition};
 use super::notice::{fingerprint, Notice, Severity};
 use super::notify::{Notifier, NotifyStats};
+use super::peers::{tag_text, Peers};
 use super::persist::Persist;
 use super::rule::{parse_file, Rule, RuleError, RuleSpec};
 use super::secs;
@@ -32,7 +33,7 @@ use crate::config::AlertsConfig;
 use crate::events::store::{EventStore, TagFilter};
 use crate::events::QueuedEvent;
 use crate::query::eval::{Limits, QueryError};
-use crate::store::kv::KvError;
+use crate::store::kv::{Kv, KvError};
 use crate::store::source::SeriesSource;
 use crate::store::Store;
 
@@ -85,6 +86,10 @@ struct RuleState {
     last_eval: Option<i64>,
     last_error: Option<String>,
     eval_micros: u64,
+    /// On a shared engine: whether this member evaluated the rule at the
+    /// last look at the members (a rule it takes over starts from the
+    /// states its last evaluator stored).
+    owned: bool,
 }
 
 #[derive(Default)]
@@ -135,6 +140,9 @@ pub struct Alerts {
     has_receivers: bool,
     /// The deploys before the last evaluation time asked for.
     deploys_cache: Mutex<Option<(i64, Vec<Deploy>)>>,
+    /// On an engine several aggregators share: who evaluates which rule
+    /// (`peers.rs`). `None`: this daemon evaluates every rule.
+    peers: Option<Peers>,
     pub stats: AlertStats,
 }
 
@@ -152,6 +160,13 @@ pub struct RuleView {
     pub last_eval: Option<i64>,
     pub last_error: Option<String>,
     pub eval_ms: f64,
+    /// On an engine several aggregators share: the tag of the one that
+    /// evaluates the rule, and whether it is this one (the others show
+    /// the states it stored, read at each `reload_check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluated_here: Option<bool>,
     pub instances: Vec<InstanceView>,
     pub spec: RuleSpec,
 }
@@ -218,6 +233,12 @@ impl Alerts {
     /// from the `alerts` space, rule files from `cfg.rules`. A bad rule
     /// file is logged (file, rule, field) and skipped; its rules start when
     /// it is fixed. `flush_interval` is the default evaluation interval.
+    ///
+    /// With `shared` (the `alerts` space of an engine other aggregators
+    /// use too), saved rules, silences, states and history live there,
+    /// are read again at every `reload_check`, and each rule is evaluated
+    /// by one aggregator (`peers.rs`). A shared engine that cannot be read
+    /// at open is not fatal: the first check that reads it loads them.
     pub fn open(
         store: &Store,
         source: Arc<dyn SeriesSource>,
@@ -225,8 +246,13 @@ impl Alerts {
         cfg: &AlertsConfig,
         flush_interval: Duration,
         external_url: String,
+        shared: Option<Arc<dyn Kv>>,
     ) -> Result<Arc<Alerts>, AlertError> {
-        let persist = Persist::new(store.kv().clone());
+        let peers = shared.is_some().then(Peers::new);
+        let persist = match (shared, &peers) {
+            (Some(kv), Some(p)) => Persist::shared(kv, p.tag()),
+            _ => Persist::new(store.kv().clone()),
+        };
         let default_interval = if cfg.default_interval.is_zero() {
             flush_interval.max(Duration::from_secs(1))
         } else {
@@ -250,36 +276,158 @@ impl Alerts {
             notifier: Mutex::new(notifier),
             notify_stats,
             deploys_cache: Mutex::new(None),
+            peers,
             stats: AlertStats::default(),
         };
         let now = unix_now();
+        match alerts.load_stored(now) {
+            Ok(()) => {}
+            Err(e) if alerts.peers.is_some() => {
+                tracing::warn!(error = %e, "the shared alert store cannot be read; saved rules, silences and states load at the first check that reads it");
+            }
+            Err(e) => return Err(e),
+        }
+        alerts.reload();
+        if alerts.peers.is_some() {
+            alerts.refresh_shared(now);
+        }
+        Ok(Arc::new(alerts))
+    }
+
+    /// Saved rules, their states and the silences, from the store.
+    fn load_stored(&self, now: i64) -> Result<(), AlertError> {
+        let instances = self.persist.instances()?;
+        let rules = self.persist.rules()?;
+        let silences = self.persist.silences::<Silence>()?;
         {
-            let mut inner = alerts.inner.lock();
-            for (rule, inst) in alerts.persist.instances()? {
+            let mut inner = self.inner.lock();
+            for (rule, inst) in instances {
                 inner
                     .orphans
                     .entry(rule)
                     .or_default()
                     .insert(inst.series.clone(), inst);
             }
-            for spec in alerts.persist.rules()? {
+            for spec in rules {
                 let name = spec.name.clone();
                 match Rule::from_spec(spec) {
-                    Ok(rule) => alerts.install(&mut inner, rule, Source::Api, now),
+                    Ok(rule) => self.install(&mut inner, rule, Source::Api, now),
                     Err(e) => {
                         tracing::error!(rule = %name, error = %e, "a saved rule no longer reads; it is not evaluated")
                     }
                 }
             }
         }
-        *alerts.silences.write() = alerts
-            .persist
-            .silences::<Silence>()?
+        *self.silences.write() = silences
             .into_iter()
             .filter(|s| s.ends_at > now - 86400)
             .collect();
-        alerts.reload();
-        Ok(Arc::new(alerts))
+        Ok(())
+    }
+
+    /// On a shared engine, at each `reload_check`: this member's beat, the
+    /// members, and what other members changed: saved rules added,
+    /// replaced or deleted, silences, and the states of the rules another
+    /// member evaluates (or that this one takes over). A read that fails
+    /// leaves everything as it was, to the next check.
+    pub fn refresh_shared(&self, now: i64) {
+        let Some(peers) = &self.peers else {
+            return;
+        };
+        let window = (3 * secs(self.cfg.reload_check)).max(3);
+        let beats = self
+            .persist
+            .beat(peers.tag(), now)
+            .and_then(|()| self.persist.beats(now.saturating_sub(86400)));
+        match beats {
+            Ok(b) => peers.set_members(&b, now.saturating_sub(window)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared alert store cannot be read; members, saved rules and silences stay as they were");
+                return;
+            }
+        }
+        if let Err(e) = self.refresh_stored(peers, now) {
+            tracing::warn!(error = %e, "the shared alert store cannot be read; saved rules and silences stay as they were");
+        }
+    }
+
+    fn refresh_stored(&self, peers: &Peers, now: i64) -> Result<(), AlertError> {
+        let specs = self.persist.rules()?;
+        let silences = self.persist.silences::<Silence>()?;
+        let mut states = self.persist.instances()?;
+        let mut inner = self.inner.lock();
+        let saved: HashMap<&str, &RuleSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+        let gone: Vec<String> = inner
+            .rules
+            .iter()
+            .filter(|(n, st)| st.source == Source::Api && !saved.contains_key(n.as_str()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            self.remove_rule(&mut inner, &name, now);
+        }
+        for spec in &specs {
+            let current = inner.rules.get(&spec.name);
+            let install = match current {
+                None => inner.rules.len() < self.cfg.max_rules,
+                Some(st) => st.source == Source::Api && st.rule.spec != *spec,
+            };
+            if !install {
+                continue;
+            }
+            match Rule::from_spec(spec.clone()) {
+                Ok(rule) => self.install(&mut inner, rule, Source::Api, now),
+                Err(e) => {
+                    tracing::error!(rule = %spec.name, error = %e, "a saved rule does not read; it is not evaluated");
+                }
+            }
+        }
+        // States: the evaluator's own stay as it keeps them; every other
+        // rule shows what its evaluator stored, and a rule this member
+        // takes over starts from there.
+        let mut by_rule: HashMap<String, BTreeMap<String, Instance>> = HashMap::new();
+        for (rule, inst) in states.drain(..) {
+            by_rule
+                .entry(rule)
+                .or_default()
+                .insert(inst.series.clone(), inst);
+        }
+        let notifier = self.notifier.lock();
+        for (name, st) in inner.rules.iter_mut() {
+            let owns = peers.owns(name);
+            if owns && st.owned {
+                continue;
+            }
+            st.instances = by_rule.remove(name).unwrap_or_default();
+            st.recent
+                .retain(|series, _| st.instances.contains_key(series));
+            if let Some(n) = notifier.as_ref() {
+                if owns {
+                    // What was firing was notified by the last evaluator.
+                    n.seed(
+                        name,
+                        self.notices(&st.rule, st.instances.values(), now),
+                        now,
+                    );
+                } else if st.owned {
+                    // Its new evaluator goes on notifying: nothing resolves.
+                    n.hand_over(name);
+                }
+            }
+            st.owned = owns;
+        }
+        drop(notifier);
+        drop(inner);
+        *self.silences.write() = silences
+            .into_iter()
+            .filter(|s| s.ends_at > now - 86400)
+            .collect();
+        Ok(())
+    }
+
+    /// Whether this daemon evaluates `rule`.
+    fn evaluates(&self, rule: &str) -> bool {
+        self.peers.as_ref().is_none_or(|p| p.owns(rule))
     }
 
     fn interval(&self, rule: &Rule) -> Duration {
@@ -303,6 +451,7 @@ impl Alerts {
             let firing = self.notices(&rule, instances.values(), now);
             n.seed(&name, firing, now);
         }
+        let name_of_rule = name.clone();
         inner.rules.insert(
             name,
             RuleState {
@@ -315,6 +464,7 @@ impl Alerts {
                 last_eval: None,
                 last_error: None,
                 eval_micros: 0,
+                owned: self.evaluates(&name_of_rule),
             },
         );
     }
@@ -463,6 +613,7 @@ impl Alerts {
                     me.round(unix_now());
                     if Instant::now() >= next_check {
                         me.reload_files(false);
+                        me.refresh_shared(unix_now());
                         next_check = Instant::now() + me.cfg.reload_check;
                     }
                     if Instant::now() >= next_expire {
@@ -490,6 +641,11 @@ impl Alerts {
             let mut inner = self.inner.lock();
             let mut due = Vec::new();
             for st in inner.rules.values_mut() {
+                // Another member evaluates it (`peers.rs`); its states
+                // come from the store at each check.
+                if !st.owned {
+                    continue;
+                }
                 if st.next_due <= now {
                     let every = secs(self.interval(&st.rule)).max(1);
                     // The next slot on the interval's grid after now: rules
@@ -887,6 +1043,11 @@ impl Alerts {
             last_eval: st.last_eval,
             last_error: st.last_error.clone(),
             eval_ms: st.eval_micros as f64 / 1000.0,
+            evaluator: self
+                .peers
+                .as_ref()
+                .map(|p| p.owner(&rule.name).map_or_else(|| "none".into(), tag_text)),
+            evaluated_here: self.peers.as_ref().map(|_| st.owned),
             instances: st
                 .instances
                 .values()

@@ -5,7 +5,8 @@
 //! target fetched and each series' window observed), `reduce.rs` and
 //! `forecast.rs` (the numbers), `state.rs` (one instance's state
 //! machine), `engine.rs` (the running rules, rounds, reloads, the API the
-//! HTTP layer calls), `persist.rs` (what survives a restart), `history.rs`
+//! HTTP layer calls), `persist.rs` (what survives a restart), `peers.rs`
+//! (which aggregator evaluates which rule on a shared engine), `history.rs`
 //! (transitions), `silence.rs`, `notice.rs` (a firing instance as the
 //! notifier sees it), `notify/` (receivers, repeats, retries),
 //! `template.rs`, `check.rs` (`/check` replies), `review.rs` (the
@@ -18,6 +19,7 @@ pub mod forecast;
 pub mod history;
 pub mod notice;
 pub mod notify;
+pub mod peers;
 pub mod persist;
 pub mod reduce;
 pub mod review;

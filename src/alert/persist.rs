@@ -8,9 +8,13 @@
 //! | `i` 0x00 rule name 0x00 series | an instance's state (`Instance`) |
 //! | `h` at `<i64 BE, sign flipped>` seq `<u32 BE>` | a transition |
 //! | `s` 0x00 silence id | a silence |
+//! | `m` 0x00 member tag (16 hex digits) | a member's last beat (`peers.rs`) |
 //!
 //! Transitions are keyed by time across all rules, so retention is one
-//! range delete and a review of the last 30 days one scan.
+//! range delete and a review of the last 30 days one scan. On an engine
+//! several aggregators share, a transition's key ends with the tag of the
+//! member that recorded it, so two recorded in the same second with the
+//! same sequence do not overwrite each other.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,11 +31,22 @@ const RULE: u8 = b'r';
 const INSTANCE: u8 = b'i';
 const HISTORY: u8 = b'h';
 const SILENCE: u8 = b's';
+const MEMBER: u8 = b'm';
+
+/// A member's beat, as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Beat {
+    tag: u64,
+    at: i64,
+}
 
 pub struct Persist {
     kv: Arc<dyn Kv>,
     /// Tells apart transitions recorded in the same second.
     seq: AtomicU32,
+    /// This member's tag, on a shared engine: the end of its transitions'
+    /// keys.
+    tag: Option<u64>,
 }
 
 fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
@@ -55,6 +70,10 @@ fn history_key(at: i64, seq: u32) -> Vec<u8> {
     k
 }
 
+fn member_key(tag: u64) -> Vec<u8> {
+    key(MEMBER, &[&super::peers::tag_text(tag)])
+}
+
 /// The range of keys that start with `prefix`.
 fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut end = prefix.to_vec();
@@ -73,7 +92,53 @@ impl Persist {
         Persist {
             kv,
             seq: AtomicU32::new(0),
+            tag: None,
         }
+    }
+
+    /// On an engine other members share: transitions' keys carry `tag`.
+    pub fn shared(kv: Arc<dyn Kv>, tag: u64) -> Persist {
+        Persist {
+            tag: Some(tag),
+            ..Persist::new(kv)
+        }
+    }
+
+    /// Writes this member's beat at `at`.
+    pub fn beat(&self, tag: u64, at: i64) -> Result<(), KvError> {
+        let mut b = Batch::default();
+        b.put(Space::Alerts, member_key(tag), json(&Beat { tag, at }));
+        self.kv.write(b)
+    }
+
+    /// Every member's last beat, `(tag, at)`; beats older than `forget`
+    /// are deleted.
+    pub fn beats(&self, forget: i64) -> Result<Vec<(u64, i64)>, KvError> {
+        let (a, z) = prefix_range(&[MEMBER, 0]);
+        let all: Vec<(u64, i64)> = self
+            .scan_json::<Beat>(&a, &z, usize::MAX)?
+            .into_iter()
+            .map(|(_, b)| (b.tag, b.at))
+            .collect();
+        let old: Vec<u64> = all.iter().filter(|b| b.1 < forget).map(|b| b.0).collect();
+        if !old.is_empty() {
+            let mut b = Batch::default();
+            for t in old {
+                b.delete(Space::Alerts, member_key(t));
+            }
+            self.kv.write(b)?;
+        }
+        Ok(all)
+    }
+
+    /// The stored instances of one rule.
+    pub fn instances_of(&self, rule: &str) -> Result<Vec<Instance>, KvError> {
+        let (a, b) = prefix_range(&key(INSTANCE, &[rule, ""]));
+        Ok(self
+            .scan_json::<Instance>(&a, &b, usize::MAX)?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect())
     }
 
     fn scan_json<T: DeserializeOwned>(
@@ -149,7 +214,11 @@ impl Persist {
         }
         for t in transitions {
             let seq = self.seq.fetch_add(1, Relaxed);
-            b.put(Space::Alerts, history_key(t.at, seq), json(t));
+            let mut k = history_key(t.at, seq);
+            if let Some(tag) = self.tag {
+                k.extend_from_slice(&tag.to_be_bytes());
+            }
+            b.put(Space::Alerts, k, json(t));
         }
         if b.is_empty() {
             return Ok(());
@@ -276,5 +345,37 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, "rr");
         assert!(p.rules().unwrap().is_empty());
+    }
+
+    /// Two members on one engine: each one's transitions kept (the same
+    /// second and sequence under two tags are two records), each one's
+    /// beat read by the other, and beats a day old forgotten.
+    #[test]
+    fn members_sharing_a_store_keep_both_histories_and_see_each_others_beats() {
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::default());
+        let (a, b) = (Persist::shared(kv.clone(), 1), Persist::shared(kv, 2));
+        a.save("r", &[], &[], &[t(100, "r")]).unwrap();
+        b.save("r", &[], &[], &[t(100, "r")]).unwrap();
+        assert_eq!(a.history(Some("r"), 0, 1000, 10).unwrap().len(), 2);
+        a.beat(1, 1000).unwrap();
+        b.beat(2, 1005).unwrap();
+        b.beat(3, 10).unwrap();
+        let mut seen = a.beats(500).unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![(1, 1000), (2, 1005), (3, 10)]);
+        assert_eq!(b.beats(500).unwrap().len(), 2, "the old beat was deleted");
+        // One rule's stored states, not another's whose name it starts.
+        let i = Instance::new("s1", Default::default(), 5);
+        a.save("r", &[&i], &[], &[]).unwrap();
+        a.save(
+            "rr",
+            &[&Instance::new("s2", Default::default(), 5)],
+            &[],
+            &[],
+        )
+        .unwrap();
+        let got = b.instances_of("r").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].series, "s1");
     }
 }

@@ -148,6 +148,12 @@ impl Notifier {
         self.tracker.lock().seed(rule, firing, now);
     }
 
+    /// Another aggregator evaluates the rule from now on (`peers.rs`) and
+    /// goes on notifying it: this one forgets it, sending nothing.
+    pub fn hand_over(&self, rule: &str) {
+        self.tracker.lock().forget(rule);
+    }
+
     /// The rule is gone: whatever of it was firing resolves at `now`.
     pub fn forget_rule(&self, rule: &str, now: i64) {
         self.update(rule, Vec::new(), now);

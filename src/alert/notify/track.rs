@@ -180,6 +180,11 @@ impl Tracker {
         }
     }
 
+    /// Stops following `rule`, sending nothing.
+    pub(super) fn forget(&mut self, rule: &str) {
+        self.rules.remove(rule);
+    }
+
     /// Firing instances followed, over every rule.
     #[cfg(test)]
     pub(super) fn instances(&self) -> usize {
