@@ -421,6 +421,10 @@ pub struct Store {
     /// The fragments families' settle running after a checkpoint, if any
     /// (`checkpoint.rs`).
     settler: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Tests only: run by a seal after each batch it writes, to put a
+    /// write between two of them.
+    #[cfg(test)]
+    after_seal_batch: Mutex<Option<Box<dyn Fn() + Send>>>,
     /// Batches are applied under its read side; a stop's final checkpoint
     /// holds the write side, so nothing changes while it writes.
     gate: RwLock<()>,

@@ -219,6 +219,8 @@ impl Store {
             checkpointing: Mutex::new(()),
             sealing_one: Mutex::new(()),
             settler: Mutex::new(None),
+            #[cfg(test)]
+            after_seal_batch: Mutex::new(None),
             gate: RwLock::new(()),
             stats: StoreStats::default(),
             mirror: std::sync::OnceLock::new(),

@@ -1696,7 +1696,6 @@ fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
     assert_eq!(ended(Space::Heads), 0, "fragments of sealed rows left");
     // The other thread's checkpoints ran while the seal did.
     assert!(during > 0, "no checkpoint while the seal ran");
-    store.maintain(now, true).unwrap();
     let check = |store: &Store| {
         for (i, n) in names.iter().enumerate() {
             let id = store.index().id(n).unwrap();
@@ -1729,10 +1728,63 @@ fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
             assert_eq!(at(T0 + 3600 + k * 10), 2.0, "{n}: {:?}", next.values);
         }
     };
+    // As after kill -9 right after the seal, before any checkpoint: the
+    // engine and the log as they are.
+    check(&open(&mem, &c));
+    store.maintain(now, true).unwrap();
     check(&store);
     drop(store);
     let store = open(&mem, &c);
     check(&store);
+}
+
+/// A late point that takes a row whole while the seal runs leaves the seal
+/// to skip that row's record (the checkpoint after writes it whole). The
+/// seal's last batch deletes the row's fragments: killed before that
+/// checkpoint, the store must still hold every earlier point of the row
+/// (the log has only the late one).
+#[test]
+fn a_row_a_late_point_took_during_the_seal_survives_a_kill_right_after_it() {
+    let mem = Arc::new(MemKv::new());
+    // No checkpoint but the seal's own (one archive: a coarser one's seal
+    // would start with a checkpoint of its own).
+    let c = StorageConfig {
+        checkpoint_interval: std::time::Duration::from_secs(86400),
+        ..cfg("10s:6h", "sum", 0.0)
+    };
+    let store = Arc::new(open(&mem, &c));
+    let names: Vec<String> = (0..3000).map(|i| format!("late.s{i:04}")).collect();
+    // One row each, [T0, T0 + 2 h).
+    for k in 0..720 {
+        let batch: Vec<Point<'_>> = names.iter().map(|n| pt(n, T0 + k * 10, 1.0)).collect();
+        store.write(&batch, &[], T0 + k * 10).unwrap();
+    }
+    store.checkpoint().unwrap();
+    let now = T0 + 7200 + 300;
+    // Right after the seal's first batch, a late point (the value the
+    // slot already has, so every row keeps 720 points) for each of the
+    // last rows in key order, which a later batch of the seal writes.
+    {
+        let (store2, late) = (Arc::downgrade(&store), names[2900..].to_vec());
+        *store.after_seal_batch.lock() = Some(Box::new(move || {
+            let store = store2.upgrade().unwrap();
+            for n in &late {
+                store.write(&[pt(n, T0, 1.0)], &[], now).unwrap();
+            }
+        }));
+    }
+    store.seal_ended_rows(now).unwrap();
+    // As after kill -9: the engine and the log as the seal left them.
+    let after = open(&mem, &c);
+    for n in &names {
+        let id = after.index().id(n).unwrap();
+        let f = after
+            .fetch(id, T0 - 1, T0 + 7190, T0 + 7190)
+            .unwrap()
+            .unwrap();
+        let known = f.values.iter().filter(|v| !v.is_nan()).count();
+        assert_eq!(known, 720, "{n}: points lost");
+    }
 }
 
 /// A stat's link to its histogram is stored with its series record and is
