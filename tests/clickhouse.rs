@@ -881,6 +881,25 @@ fn a_relay_two_aggregators_and_two_shards_answer_as_one_machine() {
         }
     }
     let y_rule = y_rule.expect("one of 20 rules evaluated by y");
+    // Each shows the two members, and the rules split between them.
+    let evaluated: Vec<u64> = [&x, &y]
+        .iter()
+        .map(|d| {
+            let (_, text) = get(d, "/metrics");
+            assert!(text.contains("rollupd_alert_members 2"), "{text}");
+            text.lines()
+                .find_map(|l| l.strip_prefix("rollupd_alert_rules_evaluated_here "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{text}"))
+        })
+        .collect();
+    let listed: serde_json::Value = serde_json::from_str(&get(&x, "/api/alerts").1).unwrap();
+    let saved = listed["rules"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        evaluated.iter().sum::<u64>(),
+        saved as u64,
+        "{evaluated:?} of {saved}"
+    );
     // A silence added through y is x's too.
     let silenced = ureq::post(&format!("http://{}/api/silences", y.http))
         .header("authorization", "Bearer tok")

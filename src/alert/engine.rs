@@ -1376,6 +1376,20 @@ impl Alerts {
         out
     }
 
+    /// On a shared engine: the members seen at the last check, and the
+    /// rules this one evaluates. `None` when it evaluates every rule.
+    pub fn sharing(&self) -> Option<(usize, usize)> {
+        let peers = self.peers.as_ref()?;
+        let here = self
+            .inner
+            .lock()
+            .rules
+            .values()
+            .filter(|st| st.owned)
+            .count();
+        Some((peers.members().len(), here))
+    }
+
     pub fn rule_count(&self) -> usize {
         self.inner.lock().rules.len()
     }

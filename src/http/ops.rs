@@ -228,6 +228,20 @@ fn alert_metrics(out: &mut String, a: &crate::alert::engine::Alerts) {
         "alert rules loaded",
         a.rule_count() as f64,
     );
+    if let Some((members, here)) = a.sharing() {
+        gauge(
+            out,
+            "rollupd_alert_members",
+            "aggregators sharing the engine that beat within three reload_checks",
+            members as f64,
+        );
+        gauge(
+            out,
+            "rollupd_alert_rules_evaluated_here",
+            "alert rules this aggregator evaluates (the others' states are read from the shared engine)",
+            here as f64,
+        );
+    }
     let _ = writeln!(out, "# HELP rollupd_alert_instances alert instances by state\n# TYPE rollupd_alert_instances gauge");
     for (state, n) in a.state_counts() {
         let _ = writeln!(out, "rollupd_alert_instances{{state=\"{state}\"}} {n}");
