@@ -354,7 +354,22 @@ impl Alerts {
     fn refresh_stored(&self, peers: &Peers, now: i64) -> Result<(), AlertError> {
         let specs = self.persist.rules()?;
         let silences = self.persist.silences::<Silence>()?;
-        let mut states = self.persist.instances()?;
+        // Every rule's stored states, unless this member evaluates them
+        // all already (alone, or the others have none): that scan reads
+        // each instance of each rule at every check.
+        let need_states = {
+            let inner = self.inner.lock();
+            specs.iter().any(|s| !inner.rules.contains_key(&s.name))
+                || inner
+                    .rules
+                    .iter()
+                    .any(|(n, st)| !(st.owned && peers.owns(n)))
+        };
+        let mut states = if need_states {
+            self.persist.instances()?
+        } else {
+            Vec::new()
+        };
         let mut inner = self.inner.lock();
         let saved: HashMap<&str, &RuleSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
         let gone: Vec<String> = inner

@@ -1620,6 +1620,18 @@ fn a_late_point_written_while_its_row_is_sealed_is_kept_once() {
     check(&store);
 }
 
+/// `series` series named `prefix` and a number, each given `points`
+/// points of 1 every 10 s from `T0`, written a step at a time as a
+/// daemon's flushes would. Returns their names.
+fn ones_every_10s(store: &Store, prefix: &str, series: usize, points: i64) -> Vec<String> {
+    let names: Vec<String> = (0..series).map(|i| format!("{prefix}{i:04}")).collect();
+    for k in 0..points {
+        let batch: Vec<Point<'_>> = names.iter().map(|n| pt(n, T0 + k * 10, 1.0)).collect();
+        store.write(&batch, &[], T0 + k * 10).unwrap();
+    }
+    names
+}
+
 /// The daemon seals on one thread while another checkpoints and writers
 /// go on: late points for the rows being sealed and new points for the
 /// next rows, written while the seal runs with checkpoints between its
@@ -1631,11 +1643,7 @@ fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
     let mem = Arc::new(MemKv::new());
     let c = cfg("10s:1h,1m:1d", "sum", 0.0);
     let store = Arc::new(open(&mem, &c));
-    let names: Vec<String> = (0..300).map(|i| format!("sealed.s{i:03}")).collect();
-    for k in 0..360 {
-        let batch: Vec<Point<'_>> = names.iter().map(|n| pt(n, T0 + k * 10, 1.0)).collect();
-        store.write(&batch, &[], T0 + k * 10).unwrap();
-    }
+    let names = ones_every_10s(&store, "sealed.s", 300, 360);
     store.checkpoint().unwrap();
     let now = T0 + 3600 + 300;
     // Series i's late point replaces its point at slot i % 360 with 5.
@@ -1753,12 +1761,8 @@ fn a_row_a_late_point_took_during_the_seal_survives_a_kill_right_after_it() {
         ..cfg("10s:6h", "sum", 0.0)
     };
     let store = Arc::new(open(&mem, &c));
-    let names: Vec<String> = (0..3000).map(|i| format!("late.s{i:04}")).collect();
     // One row each, [T0, T0 + 2 h).
-    for k in 0..720 {
-        let batch: Vec<Point<'_>> = names.iter().map(|n| pt(n, T0 + k * 10, 1.0)).collect();
-        store.write(&batch, &[], T0 + k * 10).unwrap();
-    }
+    let names = ones_every_10s(&store, "late.s", 3000, 720);
     store.checkpoint().unwrap();
     let now = T0 + 7200 + 300;
     // Right after the seal's first batch, a late point (the value the
