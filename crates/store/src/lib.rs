@@ -280,8 +280,14 @@ impl Inner {
 
     /// The next fragment sequence.
     fn next_frag(&mut self) -> u64 {
-        self.frag_seq += 1;
-        self.frag_seq
+        self.reserve_frags(1)
+    }
+
+    /// The first of `n` fragment sequences (at least one), all taken.
+    fn reserve_frags(&mut self, n: u64) -> u64 {
+        let first = self.frag_seq + 1;
+        self.frag_seq += n.max(1);
+        first
     }
 
     /// Bytes of log entries before `seq`, forgotten as they are covered.
