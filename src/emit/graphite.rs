@@ -149,31 +149,30 @@ impl Naming {
         flush: &Flush,
         layout: &TimerLayout,
         backend: &BackendStats,
-        mut out: impl FnMut(&str, f64, Option<(usize, &str)>),
+        mut out: impl FnMut(&str, f64, Field<'_>),
     ) {
         let started = std::time::Instant::now();
         let secs = flush.interval.as_millis() as f64 / 1000.0;
         let mut name = String::with_capacity(128);
         for (key, value) in &flush.counters {
-            let mut plain = |n: &str, v: f64| out(n, v, None);
-            self.counter_lines(&mut name, key, *value, secs, &mut plain);
+            self.counter_lines(&mut name, key, *value, secs, &mut out);
         }
         for (i, t) in flush.timers.iter().enumerate() {
             // `histogram.bin_N` arrives as one part holding its own dot,
             // which joins to the same name as Etsy's two levels.
             layout.fields(&t.key, &t.samples, t.count, |field, v| {
                 self.format(&mut name, &self.timer, &t.key, &[field]);
-                out(&name, v, Some((i, field)));
+                out(&name, v, Field::Timer(i, field));
             });
         }
-        let mut out = |n: &str, v: f64| out(n, v, None);
+        let mut out = |n: &str, v: f64, f: Field<'_>| out(n, v, f);
         for (key, value) in &flush.gauges {
             self.format(&mut name, &self.gauge, key, &[]);
-            out(&name, *value);
+            out(&name, *value, Field::Other);
         }
         for (key, members) in &flush.sets {
             self.format(&mut name, &self.set, key, &["count"]);
-            out(&name, *members as f64);
+            out(&name, *members as f64, Field::Other);
         }
         // rollupd's own counters, beyond Etsy's three (which are counters
         // above): named like statsd's internal counters.
@@ -265,7 +264,7 @@ impl Naming {
             } else {
                 self.format(&mut name, &self.global, p, parts);
             }
-            out(&name, *v);
+            out(&name, *v, Field::Other);
         }
     }
 
@@ -281,8 +280,9 @@ impl Naming {
         let secs = interval.as_millis() as f64 / 1000.0;
         let p = &self.prefix_stats;
         let mut name = String::with_capacity(128);
+        let mut counted = |n: &str, v: f64, _: Field<'_>| out(n, v);
         for (what, n) in &own.counts {
-            self.counter_lines(&mut name, &format!("{p}.{what}"), *n, secs, &mut out);
+            self.counter_lines(&mut name, &format!("{p}.{what}"), *n, secs, &mut counted);
         }
         for (what, v) in &own.levels {
             self.format(&mut name, &self.gauge, &format!("{p}.{what}"), &[]);
@@ -296,25 +296,41 @@ impl Naming {
         key: &str,
         value: f64,
         secs: f64,
-        out: &mut impl FnMut(&str, f64),
+        out: &mut impl FnMut(&str, f64, Field<'_>),
     ) {
         let rate = value / secs;
         if self.legacy {
             self.format(name, &self.counter, key, &[]);
-            out(name, rate);
+            out(name, rate, Field::CounterRate);
             if self.flush_counts {
                 self.format(name, &self.counts, key, &[]);
-                out(name, value);
+                out(name, value, Field::CounterCount);
             }
         } else {
             self.format(name, &self.counter, key, &["rate"]);
-            out(name, rate);
+            out(name, rate, Field::CounterRate);
             if self.flush_counts {
                 self.format(name, &self.counter, key, &["count"]);
-                out(name, value);
+                out(name, value, Field::CounterCount);
             }
         }
     }
+}
+
+/// What a series [`Naming::walk_fields`] names is, beyond its name: the
+/// store links a timer's statistics to its histogram and a rate to its
+/// count by this, not by parsing the names back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// Field `.1` (`upper_90`, `count_ps`) of timer `.0` (its index in
+    /// `flush.timers`).
+    Timer(usize, &'a str),
+    /// A counter's per-second rate; its count, if flushed, comes next.
+    CounterRate,
+    /// The count of the counter whose rate came just before.
+    CounterCount,
+    /// A gauge, a set's count, Etsy's trailer.
+    Other,
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@ use crate::aggregate::timer::TimerLayout;
 use crate::aggregate::Flush;
 use crate::config::Config;
 use crate::store::hist::Hist;
-use crate::store::{Point, StatLink, Store};
+use crate::store::{Point, RateLink, StatLink, Store};
 use crate::telemetry::Telemetry;
 use forward::{Forwarder, Payload};
+use graphite::Field;
 use graphite::{BackendStats, Naming};
 
 /// Turns flushes into Graphite lines and hands them to the forwarder.
@@ -92,21 +93,21 @@ impl Emitter {
         // stored; a timer's statistics are linked to its histogram.
         let mut names: Vec<(String, f64)> = Vec::with_capacity(flush.num_stats() * 4 + 64);
         let mut links: Vec<StatLink> = Vec::new();
+        let mut rates = RatePairs::default();
         self.naming
             .walk_fields(flush, &self.layout, &self.backend, |name, value, field| {
                 if !value.is_finite() {
+                    rates.skipped();
                     return;
                 }
-                if let Some((timer, field)) = field {
+                let point = names.len();
+                if let Field::Timer(timer, field) = field {
                     let stat = crate::store::index::StatCode::of_field(field);
                     if let (Some(hist), Some(stat)) = (hist_of[timer], stat) {
-                        links.push(StatLink {
-                            point: names.len(),
-                            hist,
-                            stat,
-                        });
+                        links.push(StatLink { point, hist, stat });
                     }
                 }
+                rates.saw(field, point);
                 names.push((name.to_string(), value));
             });
         self.naming.walk_own(own, flush.interval, |name, value| {
@@ -126,7 +127,7 @@ impl Emitter {
             .iter_mut()
             .map(|(n, h)| (n.as_str(), ts, std::mem::take(h)))
             .collect();
-        if let Err(e) = store.write_linked(&points, &hists, &links, ts) {
+        if let Err(e) = store.write_flush(&points, &hists, &links, &rates.links, ts) {
             tracing::error!(error = %e, points = points.len(), "flush could not be logged; it is kept in memory until a checkpoint succeeds");
         }
     }
@@ -184,11 +185,151 @@ impl Emitter {
     }
 }
 
+/// Pairs each rate the flush walks with its count, as the walk names them
+/// ([`graphite::Field`]): a counter's rate and the count right after it, a
+/// timer's `count_ps` and `count` (in either order among its fields).
+#[derive(Default)]
+struct RatePairs {
+    links: Vec<RateLink>,
+    /// The counter rate just walked.
+    counter_rate: Option<usize>,
+    /// The walked timer's `count_ps` and `count`: (timer, point).
+    timer_rate: Option<(usize, usize)>,
+    timer_count: Option<(usize, usize)>,
+}
+
+impl RatePairs {
+    /// `field` was stored as point `point`.
+    fn saw(&mut self, field: Field<'_>, point: usize) {
+        match field {
+            Field::CounterRate => self.counter_rate = Some(point),
+            Field::CounterCount => {
+                if let Some(rate) = self.counter_rate.take() {
+                    self.links.push(RateLink { rate, count: point });
+                }
+            }
+            Field::Timer(timer, "count_ps") => {
+                self.timer_rate = Some((timer, point));
+                self.pair_timer();
+            }
+            Field::Timer(timer, "count") => {
+                self.timer_count = Some((timer, point));
+                self.pair_timer();
+            }
+            Field::Timer(..) | Field::Other => self.counter_rate = None,
+        }
+    }
+
+    /// A field was not stored (not finite): a counter's count can no
+    /// longer pair with a rate before it.
+    fn skipped(&mut self) {
+        self.counter_rate = None;
+    }
+
+    fn pair_timer(&mut self) {
+        self.counter_rate = None;
+        if let (Some((a, rate)), Some((b, count))) = (self.timer_rate, self.timer_count) {
+            if a == b {
+                self.links.push(RateLink { rate, count });
+                (self.timer_rate, self.timer_count) = (None, None);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aggregate::TimerFlush;
     use crate::store::index::Stat;
+
+    /// The flush links each rate to its count by what it emitted (a
+    /// counter's rate and count in either namespace, a timer's `count_ps`
+    /// and `count`), so the rates are stored derived from the counts
+    /// whatever the names; a counter whose count is not flushed has none.
+    #[test]
+    fn rates_are_linked_to_their_counts_whatever_their_names() {
+        for (toml, pairs) in [
+            (
+                "",
+                vec![
+                    ("stats.hits", "stats_counts.hits"),
+                    ("stats.api.req;env=prod", "stats_counts.api.req;env=prod"),
+                    ("stats.timers.lat.count_ps", "stats.timers.lat.count"),
+                    (
+                        "stats.statsd.bad_lines.no_colon",
+                        "stats_counts.statsd.bad_lines.no_colon",
+                    ),
+                ],
+            ),
+            (
+                "[statsd]\nlegacy_namespace = false\nglobal_suffix = \"sfx\"\n",
+                vec![
+                    (
+                        "stats.counters.hits.rate.sfx",
+                        "stats.counters.hits.count.sfx",
+                    ),
+                    (
+                        "stats.counters.api.req.rate.sfx;env=prod",
+                        "stats.counters.api.req.count.sfx;env=prod",
+                    ),
+                    (
+                        "stats.timers.lat.count_ps.sfx",
+                        "stats.timers.lat.count.sfx",
+                    ),
+                ],
+            ),
+            (
+                "[statsd]\nflush_counts = false\n",
+                vec![("stats.timers.lat.count_ps", "stats.timers.lat.count")],
+            ),
+        ] {
+            let cfg = Config::parse(toml).unwrap();
+            let emitter = Emitter::new(&cfg, Arc::new(Telemetry::new()));
+            let store = Store::in_memory(&cfg.storage).unwrap();
+            let flush = Flush {
+                timestamp: 1_700_000_000,
+                interval: Duration::from_secs(10),
+                counters: vec![("hits".into(), 5.0), ("api.req;env=prod".into(), 7.0)],
+                timers: vec![TimerFlush {
+                    key: "lat".into(),
+                    samples: vec![1.0, 2.0],
+                    count: 2.0,
+                }],
+                gauges: vec![("q".into(), 3.0)],
+                sets: vec![],
+                internal: Default::default(),
+                aggregation_time: Duration::ZERO,
+            };
+            emitter.store_flush(&store, &flush);
+            let ix = store.index();
+            let linked: Vec<(String, String)> = (0..u32::try_from(ix.len()).unwrap())
+                .filter_map(|id| {
+                    let count = ix.series[id as usize].rate_of()?;
+                    Some((ix.name(id).to_string(), ix.name(count).to_string()))
+                })
+                .collect();
+            for (rate, count) in &pairs {
+                assert!(
+                    linked.iter().any(|(r, c)| r == rate && c == count),
+                    "{toml:?}: {rate} -> {count} not in {linked:?}"
+                );
+            }
+            // Every link pairs a rate with the count of the same key.
+            for (r, c) in &linked {
+                let key = |n: &str| {
+                    n.replace("stats_counts.", "stats.")
+                        .replace(".count_ps", "")
+                        .replace(".count", "")
+                        .replace(".rate", "")
+                };
+                assert_eq!(key(r), key(c), "{toml:?}");
+            }
+            if toml.contains("flush_counts") {
+                assert_eq!(linked.len(), 1, "no counter count, no link: {linked:?}");
+            }
+        }
+    }
 
     /// The flush links each timer's statistics to its histogram by what it
     /// emitted, so the names Etsy's naming cannot be parsed back from (a

@@ -217,7 +217,8 @@ fn sibling(index: &Index, name: &str, last: &str) -> Option<u32> {
 }
 
 /// What a value series' rows in `archive` (of step `step` seconds) are
-/// tried against, from Etsy's naming and the series' histogram link; `None`
+/// tried against, from the series' links (histogram, count) and the field
+/// names of a timer's branch; `None`
 /// for a series nothing predicts. Sources share the series' schema and are
 /// never predicted themselves.
 pub fn predictor(index: &Index, id: u32, archive: usize, step: u32) -> Option<Predictor> {
@@ -242,10 +243,18 @@ fn candidate(index: &Index, id: u32, archive: usize, step: u32) -> Option<Predic
             return Some(Predictor::Hist { hist, stat });
         }
     }
+    // A rate the emitter linked to its count.
+    if let Some(count) = info.rate_of() {
+        return Some(Predictor::Scale {
+            of: count,
+            by: f64::from(step),
+        });
+    }
+    // A timer's mean and standard deviation from its sums and count: the
+    // fields of one timer branch, named alike in every namespace.
     let name = index.name(id);
-    let (path, tags) = split_tags(name);
+    let (path, _) = split_tags(name);
     let last = path.rsplit_once('.').map_or(path, |(_, l)| l);
-    let by = f64::from(step);
     match last {
         "mean" => Some(Predictor::Ratio {
             num: sibling(index, name, "sum")?,
@@ -256,23 +265,11 @@ fn candidate(index: &Index, id: u32, archive: usize, step: u32) -> Option<Predic
             sum: sibling(index, name, "sum")?,
             count: sibling(index, name, "count")?,
         }),
-        "count_ps" | "rate" => Some(Predictor::Scale {
-            of: sibling(index, name, "count")?,
-            by,
-        }),
         _ => {
-            if let Some(pct) = last.strip_prefix("mean_") {
-                return Some(Predictor::Ratio {
-                    num: sibling(index, name, &format!("sum_{pct}"))?,
-                    den: sibling(index, name, &format!("count_{pct}"))?,
-                });
-            }
-            // Etsy's legacy namespace: `stats.<key>` is the rate of
-            // `stats_counts.<key>`.
-            let key = path.strip_prefix("stats.")?;
-            Some(Predictor::Scale {
-                of: index.id(&format!("stats_counts.{key}{tags}"))?,
-                by,
+            let pct = last.strip_prefix("mean_")?;
+            Some(Predictor::Ratio {
+                num: sibling(index, name, &format!("sum_{pct}"))?,
+                den: sibling(index, name, &format!("count_{pct}"))?,
             })
         }
     }
@@ -280,7 +277,7 @@ fn candidate(index: &Index, id: u32, archive: usize, step: u32) -> Option<Predic
 
 /// The value series whose rows may be derived from `source`: what must be
 /// pinned in memory before a stored row of `source` changes. The inverse of
-/// [`predictor`]'s naming rules (a test holds them together).
+/// [`predictor`]'s links and naming rules (a test holds them together).
 pub fn dependents(index: &Index, source: Source) -> Vec<u32> {
     let mut out: Vec<u32> = Vec::new();
     match source {
@@ -289,17 +286,13 @@ pub fn dependents(index: &Index, source: Source) -> Vec<u32> {
             if index.series.get(p as usize).is_none() {
                 return out;
             }
+            out.extend(index.rates_of(p));
             let name = index.name(p);
-            let (path, tags) = split_tags(name);
+            let (path, _) = split_tags(name);
             let last = path.rsplit_once('.').map_or(path, |(_, l)| l);
             let names: Vec<String> = match last {
                 "sum" => vec!["mean".into(), "std".into()],
-                "count" => vec![
-                    "mean".into(),
-                    "std".into(),
-                    "count_ps".into(),
-                    "rate".into(),
-                ],
+                "count" => vec!["mean".into(), "std".into()],
                 "sum_squares" => vec!["std".into()],
                 _ => match last.strip_prefix("sum_").or(last.strip_prefix("count_")) {
                     Some(pct) => vec![format!("mean_{pct}")],
@@ -307,9 +300,6 @@ pub fn dependents(index: &Index, source: Source) -> Vec<u32> {
                 },
             };
             out.extend(names.iter().filter_map(|n| sibling(index, name, n)));
-            if let Some(key) = path.strip_prefix("stats_counts.") {
-                out.extend(index.id(&format!("stats.{key}{tags}")));
-            }
         }
     }
     out.sort_unstable();
@@ -567,7 +557,8 @@ mod tests {
 
     /// Etsy's names for one timer (legacy and new namespaces), counters in
     /// both namespaces, a tagged timer and bystanders. Both timers' stats
-    /// are linked to their histograms, as the emitter links them.
+    /// are linked to their histograms, and the rates to their counts, as
+    /// the emitter links them.
     fn index() -> Index {
         let mut ix = Index::default();
         let add = |ix: &mut Index, n: &str| ix.add_series(n, 0, Method::Average, 0.0);
@@ -610,8 +601,23 @@ mod tests {
             "stats.lonely",
             "other.mean",
             "stats.timers.api.lat",
+            "unlinked.rate",
+            "unlinked.count",
         ] {
             add(&mut ix, n);
+        }
+        for (rate, count) in [
+            ("stats.hits", "stats_counts.hits"),
+            ("stats.hits;dc=eu", "stats_counts.hits;dc=eu"),
+            ("app.counters.hits.rate", "app.counters.hits.count"),
+            ("stats.timers.api.count_ps", "stats.timers.api.count"),
+            (
+                "stats.timers.tagged.count_ps;env=prod",
+                "stats.timers.tagged.count;env=prod",
+            ),
+        ] {
+            let (r, c) = (ix.id(rate).unwrap(), ix.id(count).unwrap());
+            assert!(ix.link_rate(r, c), "{rate}");
         }
         ix
     }
@@ -671,6 +677,13 @@ mod tests {
                 den: name("stats.timers.tagged.count_90;env=prod")
             })
         );
+        assert_eq!(
+            pred("app.counters.hits.rate", 1),
+            Some(Predictor::Scale {
+                of: name("app.counters.hits.count"),
+                by: 10.0
+            })
+        );
         // Nothing predicts sources, lone names, gauges or other `mean`s.
         for n in [
             "stats.timers.api.sum",
@@ -680,6 +693,8 @@ mod tests {
             "stats.gauges.q",
             "other.mean",
             "stats.timers.api.median",
+            // Named like a rate, but no emitter said so.
+            "unlinked.rate",
         ] {
             assert_eq!(pred(n, 0), None, "{n}");
         }

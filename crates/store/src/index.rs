@@ -121,9 +121,10 @@ pub enum Stat {
 /// them 16 MiB.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesInfo {
-    /// The linked histogram, or [`NONE`].
+    /// The linked histogram; for a rate ([`RATE_BITS`] in `stat`) the
+    /// point series it counts; or [`NONE`].
     hist: u32,
-    /// The linked [`Stat`].
+    /// The linked [`Stat`], or [`RATE_BITS`].
     stat: StatCode,
     pub xff: f32,
     pub schema: u16,
@@ -148,14 +149,32 @@ impl SeriesInfo {
     /// For a timer stat (`upper_90`, `median`, `mean`, `std`) whose timer
     /// has a histogram series: rollups come from the merged histogram.
     pub fn link(&self) -> Option<(u32, Stat)> {
-        (self.hist != NONE).then(|| (self.hist, self.stat.stat()))
+        self.link_code().map(|(h, c)| (h, c.stat()))
     }
 
     /// [`SeriesInfo::link`] as stored.
     pub fn link_code(&self) -> Option<(u32, StatCode)> {
-        (self.hist != NONE).then_some((self.hist, self.stat))
+        (self.hist != NONE && self.stat.0 != RATE_BITS).then_some((self.hist, self.stat))
+    }
+
+    /// For a counter's (or a timer's) per-second rate: the point series of
+    /// the count it is the rate of ([`Index::link_rate`]). Rows of the
+    /// rate are stored as differences from count ÷ step (`derive`).
+    pub fn rate_of(&self) -> Option<u32> {
+        (self.hist != NONE && self.stat.0 == RATE_BITS).then_some(self.hist)
+    }
+
+    /// The link as a series record stores it: (id, stat bits), a rate's
+    /// bits being [`RATE_BITS`].
+    pub fn record_link(&self) -> Option<(u32, u32)> {
+        (self.hist != NONE).then_some((self.hist, self.stat.0))
     }
 }
+
+/// The stat bits of a series record whose link is a rate: its `hist`
+/// field is then a point series, the count. No stat has these bits (a
+/// percentile of 0.00).
+pub const RATE_BITS: u32 = 2;
 
 /// A [`Stat`] in 4 bytes and exact: a quantile is kept as the decimal its
 /// name writes (`upper_99_9`: the digits 999 and 1 decimal, as
@@ -402,6 +421,13 @@ pub struct Index {
     /// Only timers with links have an entry (about 70 bytes a timer with
     /// eight stats, against the ~5 KB its series take).
     hist_stats: HashMap<u32, Vec<u32>>,
+    /// count series → the rate linked to it ([`Index::link_rate`]): the
+    /// rows to bring into memory before a stored count row changes. A
+    /// count has one rate (a counter's, a timer's `count_ps`), so a map of
+    /// ids (about 10 bytes a counter) with the rare others beside it,
+    /// rather than a list per count (about 70).
+    count_rate: HashMap<u32, u32>,
+    count_more_rates: HashMap<u32, Vec<u32>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -420,6 +446,8 @@ impl Default for Index {
             kids: Vec::new(),
             tags: BTreeMap::new(),
             hist_stats: HashMap::default(),
+            count_rate: HashMap::default(),
+            count_more_rates: HashMap::default(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -652,11 +680,7 @@ impl Index {
         if s.hole || h.hole || s.schema != h.schema || s.link_code() == Some((hist, code)) {
             return false;
         }
-        if let Some((old, _)) = s.link_code() {
-            if let Some(v) = self.hist_stats.get_mut(&old) {
-                v.retain(|&x| x != series);
-            }
-        }
+        self.unlink(series);
         let s = &mut self.series[series as usize];
         (s.hist, s.stat) = (hist, code);
         let v = self.hist_stats.entry(hist).or_default();
@@ -664,6 +688,73 @@ impl Index {
             v.push(series);
         }
         true
+    }
+
+    /// Links point series `series` as the per-second rate of point series
+    /// `count` (the emitter's word: a counter's `rate` and `count`, a
+    /// timer's `count_ps` and `count`). Returns whether that changed
+    /// anything; nothing is linked (false) when either is unknown or a
+    /// hole, they are one series, their schemas differ, or `count` is
+    /// itself a rate (a derived row's sources are never derived).
+    pub fn link_rate(&mut self, series: u32, count: u32) -> bool {
+        let (Some(s), Some(c)) = (
+            self.series.get(series as usize),
+            self.series.get(count as usize),
+        ) else {
+            return false;
+        };
+        if series == count
+            || s.hole
+            || c.hole
+            || s.schema != c.schema
+            || c.rate_of().is_some()
+            || s.rate_of() == Some(count)
+        {
+            return false;
+        }
+        self.unlink(series);
+        let s = &mut self.series[series as usize];
+        (s.hist, s.stat) = (count, StatCode(RATE_BITS));
+        match self.count_rate.get(&count) {
+            None => {
+                self.count_rate.insert(count, series);
+            }
+            Some(_) => self.count_more_rates.entry(count).or_default().push(series),
+        }
+        true
+    }
+
+    /// Drops `series`' link from the way back, before it is linked anew.
+    fn unlink(&mut self, series: u32) {
+        let Some(s) = self.series.get(series as usize) else {
+            return;
+        };
+        if let Some((old, _)) = s.link_code() {
+            if let Some(v) = self.hist_stats.get_mut(&old) {
+                v.retain(|&x| x != series);
+            }
+        } else if let Some(count) = s.rate_of() {
+            let more = self.count_more_rates.get_mut(&count);
+            if self.count_rate.get(&count) == Some(&series) {
+                // The first of the others, if any, takes its place.
+                match more.and_then(Vec::pop) {
+                    Some(next) => self.count_rate.insert(count, next),
+                    None => self.count_rate.remove(&count),
+                };
+            } else if let Some(v) = more {
+                v.retain(|&x| x != series);
+            }
+            if self.count_more_rates.get(&count).is_some_and(Vec::is_empty) {
+                self.count_more_rates.remove(&count);
+            }
+        }
+    }
+
+    /// The rates linked to count series `count`.
+    pub fn rates_of(&self, count: u32) -> Vec<u32> {
+        let mut out: Vec<u32> = self.count_rate.get(&count).copied().into_iter().collect();
+        out.extend(self.count_more_rates.get(&count).into_iter().flatten());
+        out
     }
 
     /// The link of a series stored before links were stored (a series
@@ -676,6 +767,24 @@ impl Index {
             .and_then(|(base, code)| self.hist_id(base).map(|h| (h, code)));
         if let Some((h, code)) = found {
             self.link(series, h, code);
+        } else if let Some(count) = self.counted_by_name(series) {
+            self.link_rate(series, count);
+        }
+    }
+
+    /// The count a rate was the rate of by Etsy's naming, for series stored
+    /// before rate links were: `<B>.rate` and `<B>.count_ps` of `<B>.count`
+    /// (tags kept), `stats.<K>` of `stats_counts.<K>` (the legacy
+    /// namespace).
+    fn counted_by_name(&self, series: u32) -> Option<u32> {
+        let name = self.names.get(series);
+        let (path, tags) = name.split_at(name.find(';').unwrap_or(name.len()));
+        match path.rsplit_once('.') {
+            Some((base, "rate" | "count_ps")) => self.id(&format!("{base}.count{tags}")),
+            _ => self.id(&format!(
+                "stats_counts.{}{tags}",
+                path.strip_prefix("stats.")?
+            )),
         }
     }
 
@@ -1119,6 +1228,66 @@ mod tests {
             Some((h, Stat::Quantile(0.5)))
         );
         assert_eq!(ix.series[upper as usize].link(), None);
+        // Rates by Etsy's names, in both namespaces, tags kept.
+        let add = |ix: &mut Index, n: &str| ix.add_series(n, 0, Method::Sum, 0.0);
+        let pairs = [
+            ("stats.hits;dc=eu", Some("stats_counts.hits;dc=eu")),
+            (
+                "stats.counters.hits.rate",
+                Some("stats.counters.hits.count"),
+            ),
+            ("stats.timers.api.count_ps", Some("stats.timers.api.count")),
+            ("stats.gauges.q", None),
+            ("other.rate", None),
+        ];
+        for (rate, count) in pairs {
+            let r = add(&mut ix, rate);
+            let c = count.map(|c| add(&mut ix, c));
+            ix.link_legacy(r);
+            assert_eq!(ix.series[r as usize].rate_of(), c, "{rate}");
+            assert_eq!(ix.series[r as usize].link(), None, "{rate}");
+        }
+    }
+
+    /// A rate links to its count and back; never to itself, across
+    /// schemas, to a rate, or to what is not there; relinked as a timer
+    /// stat, it leaves its count's list.
+    #[test]
+    fn rates_link_to_their_counts_and_back() {
+        let mut ix = Index::default();
+        let add = |ix: &mut Index, n: &str, schema| ix.add_series(n, schema, Method::Sum, 0.0);
+        let count = add(&mut ix, "a.count", 0);
+        let rate = add(&mut ix, "a.per_second", 0);
+        let rate2 = add(&mut ix, "a.per_minute", 0);
+        assert!(ix.link_rate(rate, count));
+        assert!(!ix.link_rate(rate, count), "the same link twice");
+        assert!(ix.link_rate(rate2, count));
+        assert_eq!(ix.series[rate as usize].rate_of(), Some(count));
+        assert_eq!(ix.series[rate as usize].link(), None);
+        assert_eq!(ix.series[rate as usize].link_code(), None);
+        assert_eq!(
+            ix.series[rate as usize].record_link(),
+            Some((count, RATE_BITS))
+        );
+        let mut back = ix.rates_of(count);
+        back.sort_unstable();
+        assert_eq!(back, vec![rate, rate2]);
+        let other = add(&mut ix, "b.count", 1);
+        assert!(!ix.link_rate(count, count), "itself");
+        assert!(!ix.link_rate(other, count), "across schemas");
+        assert!(!ix.link_rate(count, rate), "to a rate");
+        assert!(!ix.link_rate(count, 999), "to nothing");
+        let h = ix.add_hist("a", 0);
+        assert!(ix.link(rate2, h, StatCode::of_field("mean").unwrap()));
+        assert_eq!(ix.rates_of(count), vec![rate]);
+        assert_eq!(ix.series[rate2 as usize].rate_of(), None);
+        assert_eq!(ix.linked_to_hist(h), vec![rate2]);
+        // The first rate moved elsewhere: the other stays the count's.
+        assert!(ix.link_rate(rate2, count));
+        let count2 = add(&mut ix, "c.count", 0);
+        assert!(ix.link_rate(rate, count2));
+        assert_eq!(ix.rates_of(count), vec![rate2]);
+        assert_eq!(ix.rates_of(count2), vec![rate]);
     }
 
     /// The layout the memory figures rest on.

@@ -156,6 +156,19 @@ pub struct StatLink {
     pub stat: index::StatCode,
 }
 
+/// A per-second rate among a write's points, linked to the count it is
+/// the rate of: the emitter's word that `points[rate]` is `points[count]`
+/// divided by the flush interval (a counter's `rate` and `count`, Etsy's
+/// `stats.<key>` and `stats_counts.<key>`, a timer's `count_ps` and
+/// `count`). The rate's rows are then stored as differences from count ÷
+/// step (`derive`), whatever the names look like. A link across schemas,
+/// or to an index out of range, is ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLink {
+    pub rate: usize,
+    pub count: usize,
+}
+
 /// One point to store.
 #[derive(Debug, Clone, Copy)]
 pub struct Point<'a> {
@@ -454,7 +467,8 @@ fn meta_schema_key(id: u16) -> Vec<u8> {
 }
 
 /// A series record (docs/storage-format.md Section 3): 11 bytes, and 8
-/// more for a point series linked to a histogram (its id and stat code).
+/// more for a linked point series (its histogram's id and stat code, or
+/// its count's id and [`index::RATE_BITS`]).
 fn series_record(
     kind: u8,
     name: &str,
@@ -462,7 +476,7 @@ fn series_record(
     schema: u16,
     method: Method,
     xff: f32,
-    link: Option<(u32, index::StatCode)>,
+    link: Option<(u32, u32)>,
 ) -> (Vec<u8>, Vec<u8>) {
     let mut key = Vec::with_capacity(name.len() + 1);
     key.push(kind);
@@ -472,9 +486,9 @@ fn series_record(
     v.extend_from_slice(&schema.to_be_bytes());
     v.push(method.code());
     v.extend_from_slice(&xff.to_le_bytes());
-    if let Some((hist, code)) = link {
-        v.extend_from_slice(&hist.to_be_bytes());
-        v.extend_from_slice(&code.to_bits().to_be_bytes());
+    if let Some((to, bits)) = link {
+        v.extend_from_slice(&to.to_be_bytes());
+        v.extend_from_slice(&bits.to_be_bytes());
     }
     (key, v)
 }

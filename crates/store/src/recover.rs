@@ -147,6 +147,9 @@ impl Store {
         }
         for (id, link) in links {
             match link {
+                Some((count, index::RATE_BITS)) => {
+                    index.link_rate(id, count);
+                }
                 Some((hist, bits)) => {
                     // A stat code no version writes is damage to one link:
                     // the series then rolls up by its method.

@@ -17,7 +17,7 @@ use super::hist::Hist;
 use super::kv::{Kv, Space};
 use super::mem::MemKv;
 use super::schema::{Method, Retention};
-use super::{Point, StatLink, Store};
+use super::{Point, RateLink, StatLink, Store};
 use crate::config::{AggregationRule, RetentionRule, StorageConfig};
 
 const T0: i64 = 1_700_006_400; // a multiple of every span used here
@@ -893,8 +893,31 @@ fn write_etsy(store: &Store, flushes: i64) -> BTreeMap<String, BTreeMap<i64, f64
                 })
             })
             .collect();
+        // Rates linked to their counts, as the emitter links them.
+        let at = |n: &str| points.iter().position(|(p, _)| p == n);
+        let rates: Vec<RateLink> = [
+            (
+                "stats.timers.api.lat.count_ps",
+                "stats.timers.api.lat.count",
+            ),
+            ("stats.hits", "stats_counts.hits"),
+        ]
+        .iter()
+        .filter_map(|(r, c)| {
+            Some(RateLink {
+                rate: at(r)?,
+                count: at(c)?,
+            })
+        })
+        .collect();
         store
-            .write_linked(&batch, &[("stats.timers.api.lat", ts, h)], &links, ts + 1)
+            .write_flush(
+                &batch,
+                &[("stats.timers.api.lat", ts, h)],
+                &links,
+                &rates,
+                ts + 1,
+            )
             .unwrap();
         for (n, v) in points {
             sent.entry(n).or_default().insert(ts, v);
@@ -1816,14 +1839,46 @@ fn links_survive_a_restart_and_older_records_link_by_name() {
         store
             .write(&[pt(plain, T0, 3.0)], &[("stats.timers.web", T0, h)], T0)
             .unwrap();
+        // A rate linked to its count whatever its name, and one of an
+        // older version's records, linked by Etsy's naming at the restart.
+        store
+            .write_flush(
+                &[pt("app.hits.per_s", T0, 0.5), pt("app.hits.n", T0, 5.0)],
+                &[],
+                &[],
+                &[RateLink { rate: 0, count: 1 }],
+                T0,
+            )
+            .unwrap();
+        store
+            .write(
+                &[pt("stats.old", T0, 0.5), pt("stats_counts.old", T0, 5.0)],
+                &[],
+                T0,
+            )
+            .unwrap();
         let ix = store.index();
         assert!(ix.series[ix.id(tagged).unwrap() as usize].link().is_some());
         assert_eq!(ix.series[ix.id(plain).unwrap() as usize].link(), None);
+        assert_eq!(
+            ix.series[ix.id("stats.old").unwrap() as usize].rate_of(),
+            None
+        );
         drop(ix);
         store.checkpoint().unwrap();
     }
     let store = open(&kv, &c);
     let ix = store.index();
+    for (rate, count) in [
+        ("app.hits.per_s", "app.hits.n"),
+        ("stats.old", "stats_counts.old"),
+    ] {
+        assert_eq!(
+            ix.series[ix.id(rate).unwrap() as usize].rate_of(),
+            Some(ix.id(count).unwrap()),
+            "{rate}"
+        );
+    }
     for (name, hist) in [
         (tagged, "stats.timers.api;env=prod"),
         (plain, "stats.timers.web"),

@@ -26,9 +26,22 @@ impl Store {
         links: &[StatLink],
         now: i64,
     ) -> Result<Written, StoreError> {
+        self.write_flush(points, hists, links, &[], now)
+    }
+
+    /// [`Store::write_linked`], with rates among `points` linked to their
+    /// counts too (the statsd flush's write).
+    pub fn write_flush(
+        &self,
+        points: &[Point<'_>],
+        hists: &[(&str, i64, Hist)],
+        links: &[StatLink],
+        rates: &[RateLink],
+        now: i64,
+    ) -> Result<Written, StoreError> {
         let started = Instant::now();
         let _gate = self.gate.read();
-        let (targets, htargets) = self.resolve(points, hists, links);
+        let (targets, htargets) = self.resolve(points, hists, links, rates);
         let entry = wal::Entry {
             now,
             points: points
@@ -305,6 +318,7 @@ impl Store {
         points: &[Point<'_>],
         hists: &[(&str, i64, Hist)],
         links: &[StatLink],
+        rates: &[RateLink],
     ) -> (Vec<Option<Target>>, Vec<Option<(u32, u16)>>) {
         let targets = |index: &Index, ids: &[Option<u32>], hids: &[Option<u32>]| {
             (
@@ -326,6 +340,7 @@ impl Store {
                 if !links
                     .iter()
                     .any(|l| link_wanted(&index, l, &ids, &hids).is_some())
+                    && !rates.iter().any(|r| rate_wanted(&index, r, &ids).is_some())
                 {
                     return targets(&index, &ids, &hids);
                 }
@@ -379,17 +394,15 @@ impl Store {
                 continue;
             };
             if index.link(id, hist, code) {
-                let s = index.series[id as usize];
-                let (k, v) = series_record(
-                    SERIES_POINTS,
-                    points[l.point].name,
-                    id,
-                    s.schema,
-                    s.method,
-                    s.xff,
-                    Some((hist, code)),
-                );
-                self.pending.lock().push(Space::Series, k, v);
+                self.pend_link(&index, id, points[l.point].name);
+            }
+        }
+        for r in rates {
+            let Some((id, count)) = rate_wanted(&index, r, &ids) else {
+                continue;
+            };
+            if index.link_rate(id, count) {
+                self.pend_link(&index, id, points[r.rate].name);
             }
         }
         let out = targets(&index, &ids, &hids);
@@ -402,6 +415,21 @@ impl Store {
             );
         }
         out
+    }
+
+    /// Makes series `id`'s record, with its link as it is now, pending.
+    fn pend_link(&self, index: &Index, id: u32, name: &str) {
+        let s = index.series[id as usize];
+        let (k, v) = series_record(
+            SERIES_POINTS,
+            name,
+            id,
+            s.schema,
+            s.method,
+            s.xff,
+            s.record_link(),
+        );
+        self.pending.lock().push(Space::Series, k, v);
     }
 
     /// Whether a new series may be created now (the caller holds the
@@ -523,6 +551,18 @@ fn link_wanted(
     let s = index.series.get(id as usize)?;
     let h = index.hists.get(hist as usize)?;
     (s.schema == h.schema && s.link_code() != Some((hist, code))).then_some((id, hist, code))
+}
+
+/// The rate link `r` asks for that `index` does not hold yet, as (rate,
+/// count); `None` when it holds it or an id is missing ([`Index::link_rate`]
+/// refuses the rest).
+fn rate_wanted(index: &Index, r: &RateLink, ids: &[Option<u32>]) -> Option<(u32, u32)> {
+    let id = (*ids.get(r.rate)?)?;
+    let count = (*ids.get(r.count)?)?;
+    let s = index.series.get(id as usize)?;
+    let c = index.series.get(count as usize)?;
+    (s.rate_of() != Some(count) && s.schema == c.schema && id != count && c.rate_of().is_none())
+        .then_some((id, count))
 }
 
 pub(super) fn target(index: &Index, id: u32) -> Option<Target> {
