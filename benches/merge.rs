@@ -3,7 +3,9 @@
 //! (statsd counters, gauges wandering by tenths, constants; random bits):
 //! decoding the stored fragments (XOR, and pco for a row merged before),
 //! the XOR encoding of the merged row, and pco's at several levels, with
-//! the bytes each makes. `cargo bench --bench merge`.
+//! the bytes each makes; and, for a whole 720-point row as the seal packs
+//! it, pco's own search of delta encodings against `row::encode`'s
+//! settings. `cargo bench --bench merge`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -14,15 +16,24 @@ use rollupd::store::row;
 /// checkpoint of 30 points, so on average when half full.
 const POINTS: usize = 360;
 
-fn shape(kind: &str, rng: &mut fastrand::Rng) -> Vec<f64> {
+fn shape(kind: &str, rng: &mut fastrand::Rng, points: usize) -> Vec<f64> {
     let mut v = match kind {
         "counter" => f64::from(rng.u32(0..100_000)),
         "gauge" => f64::from(rng.u32(0..10_000)) / 10.0,
         "constant" => 2.0,
         _ => 0.0,
     };
+    if kind == "tenths" {
+        // A rate with one decimal cycling through its range: XOR packs
+        // it at 8 B a point, pco's float modes at about one.
+        let mut slots = vec![f64::NAN; 720];
+        for (i, s) in slots.iter_mut().take(points).enumerate() {
+            *s = ((i * 37) % 90) as f64 / 10.0;
+        }
+        return slots;
+    }
     let mut slots = vec![f64::NAN; 720];
-    for s in slots.iter_mut().take(POINTS) {
+    for s in slots.iter_mut().take(points) {
         match kind {
             "counter" => v += f64::from(rng.u32(0..=3)),
             "gauge" => v = ((v * 10.0).round() + f64::from(rng.i32(-5..=5))).max(0.0) / 10.0,
@@ -65,7 +76,7 @@ fn main() {
     }
     let mut rng = fastrand::Rng::with_seed(7);
     for kind in ["counter", "gauge", "constant", "random"] {
-        let slots = shape(kind, &mut rng);
+        let slots = shape(kind, &mut rng, POINTS);
         let values: Vec<f64> = slots.iter().copied().filter(|v| !v.is_nan()).collect();
         let xor = row::encode_xor(&slots);
         let packed = row::encode(&slots);
@@ -132,5 +143,17 @@ fn main() {
             );
         }
         println!("{line}");
+    }
+    for kind in ["counter", "gauge", "constant", "tenths", "random"] {
+        let slots = shape(kind, &mut rng, 720);
+        let searched = row::encode_with(&slots, &row::pco_config());
+        let sealed = row::encode(&slots);
+        println!(
+            "seal[{kind}] 720 points: pco's own search {} B {:.1} µs, row::encode {} B {:.1} µs",
+            searched.len(),
+            time(|| row::encode_with(&slots, &row::pco_config())),
+            sealed.len(),
+            time(|| row::encode(&slots)),
+        );
     }
 }
