@@ -277,16 +277,26 @@ impl Naming {
         interval: std::time::Duration,
         mut out: impl FnMut(&str, f64),
     ) {
+        self.walk_own_fields(own, interval, |n, v, _| out(n, v));
+    }
+
+    /// [`Naming::walk_own`], saying of each counter line whether it is the
+    /// rate or the count (as [`Naming::walk_fields`]).
+    pub fn walk_own_fields(
+        &self,
+        own: &super::own::Own,
+        interval: std::time::Duration,
+        mut out: impl FnMut(&str, f64, Field<'_>),
+    ) {
         let secs = interval.as_millis() as f64 / 1000.0;
         let p = &self.prefix_stats;
         let mut name = String::with_capacity(128);
-        let mut counted = |n: &str, v: f64, _: Field<'_>| out(n, v);
         for (what, n) in &own.counts {
-            self.counter_lines(&mut name, &format!("{p}.{what}"), *n, secs, &mut counted);
+            self.counter_lines(&mut name, &format!("{p}.{what}"), *n, secs, &mut out);
         }
         for (what, v) in &own.levels {
             self.format(&mut name, &self.gauge, &format!("{p}.{what}"), &[]);
-            out(&name, *v);
+            out(&name, *v, Field::Other);
         }
     }
 

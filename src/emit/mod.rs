@@ -110,11 +110,15 @@ impl Emitter {
                 rates.saw(field, point);
                 names.push((name.to_string(), value));
             });
-        self.naming.walk_own(own, flush.interval, |name, value| {
-            if value.is_finite() {
+        self.naming
+            .walk_own_fields(own, flush.interval, |name, value, field| {
+                if !value.is_finite() {
+                    rates.skipped();
+                    return;
+                }
+                rates.saw(field, names.len());
                 names.push((name.to_string(), value));
-            }
-        });
+            });
         let points: Vec<Point<'_>> = names
             .iter()
             .map(|(n, v)| Point {
@@ -260,6 +264,10 @@ mod tests {
                         "stats.statsd.bad_lines.no_colon",
                         "stats_counts.statsd.bad_lines.no_colon",
                     ),
+                    (
+                        "stats.statsd.store.points_written",
+                        "stats_counts.statsd.store.points_written",
+                    ),
                 ],
             ),
             (
@@ -301,7 +309,11 @@ mod tests {
                 internal: Default::default(),
                 aggregation_time: Duration::ZERO,
             };
-            emitter.store_flush(&store, &flush);
+            let own = own::Own {
+                counts: vec![("store.points_written".into(), 50.0)],
+                levels: vec![("store.series".into(), 9.0)],
+            };
+            emitter.store_flush_with(&store, &flush, &own);
             let ix = store.index();
             let linked: Vec<(String, String)> = (0..u32::try_from(ix.len()).unwrap())
                 .filter_map(|id| {
