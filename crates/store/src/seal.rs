@@ -43,7 +43,8 @@ const CHUNK_ROWS: usize = 2048;
 /// down, or a backfill of older rows) rolls a series' rows up into the
 /// same coarser row, and those rows come in different chunks: under one
 /// sequence each chunk's fragment had the key of the one before and
-/// replaced it (a test below lost the first two of three hours).
+/// replaced it (`a_seal_over_several_rows_of_many_series_keeps_every_rollup`
+/// found the first two of three hours gone).
 #[derive(Clone, Copy)]
 struct SealFrags {
     first: u64,
