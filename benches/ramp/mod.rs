@@ -19,7 +19,8 @@
 //! spaces, bytes per point as `du` shows them. Then it restarts the store
 //! twice: as after `kill -9` (dropped without closing: the log since the
 //! last checkpoint is replayed) and after a clean `close`. At the top level
-//! it also times renders: one series over -1h, and the 1,000 series of one
+//! it also times renders (while upkeep runs, and again once it has
+//! stopped): one series over -1h, and the 1,000 series of one
 //! glob over -1h and -24h.
 //!
 //! Environment:
@@ -629,8 +630,10 @@ fn pct(v: &mut [Duration], q: f64) -> Duration {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Render latencies on the open store at `now`.
-fn renders(store: &Store, now: i64) {
+/// Render latencies on the open store at `now`; `when` says what else
+/// runs meanwhile.
+fn renders(store: &Store, now: i64, when: &str) {
+    println!("ramp: renders {when}:");
     let one = store
         .index()
         .id("host.0000.app0.metric.0")
@@ -855,7 +858,11 @@ pub(crate) fn ramp() {
             break 'levels;
         }
         if top {
-            renders(&run.store, now);
+            renders(
+                &run.store,
+                now,
+                "while upkeep runs (a seal, a checkpoint, a settle may share the cores)",
+            );
         }
         // As after kill -9: nothing closed, the log since the last
         // checkpoint replayed at open.
@@ -865,6 +872,12 @@ pub(crate) fn ramp() {
             upkeep,
         } = run;
         upkeep.stop();
+        if top {
+            // The same reads with the cores to themselves: what a render
+            // costs, apart from what upkeep takes from it.
+            store.wait_for_settle();
+            renders(&store, now, "with upkeep stopped");
+        }
         drop(store);
         peak_engine.lock().unwrap().take();
         drop(engine);
