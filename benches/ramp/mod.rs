@@ -632,8 +632,17 @@ fn pct(v: &mut [Duration], q: f64) -> Duration {
 
 /// Render latencies on the open store at `now`; `when` says what else
 /// runs meanwhile.
-fn renders(store: &Store, now: i64, when: &str) {
-    println!("ramp: renders {when}:");
+fn renders(store: &Store, engine: &super::Engine, now: i64, when: &str) {
+    let files = match engine {
+        #[cfg(feature = "rocksdb")]
+        super::Engine::Rocks(kv) => [Space::Heads, Space::Rows]
+            .iter()
+            .map(|&s| format!("{} {:?}", s.name(), kv.level_files(s)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    };
+    println!("ramp: renders {when} (table files by level: {files}):");
     let one = store
         .index()
         .id("host.0000.app0.metric.0")
@@ -860,6 +869,7 @@ pub(crate) fn ramp() {
         if top {
             renders(
                 &run.store,
+                &run.engine,
                 now,
                 "while upkeep runs (a seal, a checkpoint, a settle may share the cores)",
             );
@@ -876,7 +886,7 @@ pub(crate) fn ramp() {
             // The same reads with the cores to themselves: what a render
             // costs, apart from what upkeep takes from it.
             store.wait_for_settle();
-            renders(&store, now, "with upkeep stopped");
+            renders(&store, &engine, now, "with upkeep stopped");
         }
         drop(store);
         peak_engine.lock().unwrap().take();

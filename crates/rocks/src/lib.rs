@@ -626,6 +626,24 @@ impl RocksKv {
         }
     }
 
+    /// Table files in each level of one space's family
+    /// (`rocksdb.num-files-at-levelN`): a scan opens one per level-0 file,
+    /// so a benchmark tells a read's cost apart by these.
+    pub fn level_files(&self, space: Space) -> Vec<u64> {
+        (0..7)
+            .map(|l| {
+                self.db
+                    .property_int_value_cf(
+                        self.cf(space),
+                        &format!("rocksdb.num-files-at-level{l}"),
+                    )
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
     /// Changes mutable options of one space's family while it runs
     /// (RocksDB's `SetOptions`, names as in its OPTIONS file), so a
     /// benchmark can measure a setting without a rebuild (the ramp bench's

@@ -440,6 +440,9 @@ pub struct Store {
     /// The fragments families' settle running after a checkpoint, if any
     /// (`checkpoint.rs`).
     settler: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Whether a settle runs, and whether a checkpoint that found it
+    /// running asked for one more pass (`checkpoint.rs`).
+    settle_state: Arc<Mutex<SettleState>>,
     /// Tests only: run by a seal after each batch it writes, to put a
     /// write between two of them.
     #[cfg(test)]
@@ -464,6 +467,13 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 fn meta_schema_key(id: u16) -> Vec<u8> {
     [META_SCHEMA, &id.to_be_bytes()].concat()
+}
+
+/// The settle thread's state, shared with it.
+#[derive(Default)]
+struct SettleState {
+    running: bool,
+    again: bool,
 }
 
 /// A series record (docs/storage-format.md Section 3): 11 bytes, and 8

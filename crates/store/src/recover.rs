@@ -222,6 +222,7 @@ impl Store {
             checkpointing: Mutex::new(()),
             sealing_one: Mutex::new(()),
             settler: Mutex::new(None),
+            settle_state: Arc::default(),
             #[cfg(test)]
             after_seal_batch: Mutex::new(None),
             gate: RwLock::new(()),

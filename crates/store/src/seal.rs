@@ -314,6 +314,20 @@ impl Store {
         }
         self.kv.compact(Space::Heads, &lo, &hi);
         self.kv.compact(Space::HistHeads, &lo, &hi);
+        if a + 1 < shape.steps.len() {
+            // The coarser fragments this seal wrote, settled now: flushed a
+            // level-0 file per MiB (126 at 1M series) and left to the next
+            // checkpoint's settle, they made every read of a row open each
+            // of those files until then (ramp bench: renders right after
+            // the seal five times slower).
+            let (first, _) = rollup::locate(shape, a + 1, i64::from(from));
+            let (last, _) = rollup::locate(shape, a + 1, i64::from(to) - 1);
+            let clo = RowKey::prefix(schema, archive_byte(a + 1), first).to_vec();
+            let chi = RowKey::prefix(schema, archive_byte(a + 1), last.saturating_add(1)).to_vec();
+            self.kv.persist(&[Space::Heads, Space::HistHeads])?;
+            self.kv.compact(Space::Heads, &clo, &chi);
+            self.kv.compact(Space::HistHeads, &clo, &chi);
+        }
         Ok(n)
     }
 
