@@ -383,21 +383,10 @@ impl Store {
                     rows.push((key, T::encode_row(&row)));
                 }
                 if coarser {
-                    for (ckey, cslot, v) in T::roll(self, shape, a, key, &row)? {
-                        let h = heads
-                            .entry((ckey, frag.of(key.start)))
-                            .or_insert_with(|| Head::starting_at(cslot));
-                        h.set(cslot, v);
-                    }
+                    self.roll_into(shape, a, key, &row, frag, &mut heads)?;
                 }
             }
-            for ((ckey, seq), h) in &heads {
-                batch.put(
-                    T::HEADS,
-                    fragment_key(*ckey, *seq),
-                    T::encode_row(&h.as_row()),
-                );
-            }
+            put_coarser(&mut batch, &heads);
             self.seal_write(lane, rows, batch)?;
             #[cfg(test)]
             if let Some(f) = self.after_seal_batch.lock().take() {
@@ -457,24 +446,34 @@ impl Store {
         keys.sort_unstable();
         for chunk in keys.chunks(CHUNK_ROWS) {
             let mut batch = Batch::default();
+            let mut heads: HashMap<(RowKey, u64), Head<T>> = HashMap::new();
             for &key in chunk {
                 let row = T::whole(self, shape, a, key)?;
-                let mut heads: HashMap<RowKey, Head<T>> = HashMap::new();
-                for (ckey, cslot, v) in T::roll(self, shape, a, key, &row)? {
-                    heads
-                        .entry(ckey)
-                        .or_insert_with(|| Head::starting_at(cslot))
-                        .set(cslot, v);
-                }
-                for (ckey, h) in heads {
-                    batch.put(
-                        T::HEADS,
-                        fragment_key(ckey, frag.of(key.start)),
-                        T::encode_row(&h.as_row()),
-                    );
-                }
+                self.roll_into(shape, a, key, &row, frag, &mut heads)?;
             }
+            put_coarser(&mut batch, &heads);
             self.seal_write(lane, Vec::new(), batch)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls sealed row `key` of archive `a` up into `heads`: the coarser
+    /// rows' points under it, keyed by coarser row and the sequence of the
+    /// span `key` starts in.
+    fn roll_into<T: Sealable>(
+        &self,
+        shape: &Shape,
+        a: usize,
+        key: RowKey,
+        row: &[T],
+        frag: SealFrags,
+        heads: &mut HashMap<(RowKey, u64), Head<T>>,
+    ) -> Result<(), KvError> {
+        for (ckey, cslot, v) in T::roll(self, shape, a, key, row)? {
+            heads
+                .entry((ckey, frag.of(key.start)))
+                .or_insert_with(|| Head::starting_at(cslot))
+                .set(cslot, v);
         }
         Ok(())
     }
@@ -596,6 +595,17 @@ impl Store {
 }
 
 /// A slot kind the seal can roll up into the coarser archive.
+/// Puts the coarser fragments `heads` holds (see [`Store::roll_into`]).
+fn put_coarser<T: Slot>(batch: &mut Batch, heads: &HashMap<(RowKey, u64), Head<T>>) {
+    for ((ckey, seq), h) in heads {
+        batch.put(
+            T::HEADS,
+            fragment_key(*ckey, *seq),
+            T::encode_row(&h.as_row()),
+        );
+    }
+}
+
 trait Sealable: Slot {
     /// The coarser archive's points under a sealed finer row: (coarse row,
     /// slot, value).

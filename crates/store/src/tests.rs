@@ -1769,6 +1769,27 @@ fn a_seal_on_its_own_thread_beside_checkpoints_and_writes_loses_nothing() {
     check(&store);
 }
 
+/// Has the seal, right after its first batch, take a late point of value
+/// `v` at `T0` for each of `late` (then a checkpoint, with `checkpoint`).
+fn late_points_after_the_first_seal_batch(
+    store: &Arc<Store>,
+    late: Vec<String>,
+    v: f64,
+    now: i64,
+    checkpoint: bool,
+) {
+    let store2 = Arc::downgrade(store);
+    *store.after_seal_batch.lock() = Some(Box::new(move || {
+        let store = store2.upgrade().unwrap();
+        for n in &late {
+            store.write(&[pt(n, T0, v)], &[], now).unwrap();
+        }
+        if checkpoint {
+            store.checkpoint().unwrap();
+        }
+    }));
+}
+
 /// A late point that takes a row whole while the seal runs leaves the seal
 /// to skip that row's record (the checkpoint after writes it whole). The
 /// seal's last batch deletes the row's fragments: killed before that
@@ -1791,15 +1812,7 @@ fn a_row_a_late_point_took_during_the_seal_survives_a_kill_right_after_it() {
     // Right after the seal's first batch, a late point (the value the
     // slot already has, so every row keeps 720 points) for each of the
     // last rows in key order, which a later batch of the seal writes.
-    {
-        let (store2, late) = (Arc::downgrade(&store), names[2900..].to_vec());
-        *store.after_seal_batch.lock() = Some(Box::new(move || {
-            let store = store2.upgrade().unwrap();
-            for n in &late {
-                store.write(&[pt(n, T0, 1.0)], &[], now).unwrap();
-            }
-        }));
-    }
+    late_points_after_the_first_seal_batch(&store, names[2900..].to_vec(), 1.0, now, false);
     store.seal_ended_rows(now).unwrap();
     // As after kill -9: the engine and the log as the seal left them.
     let after = open(&mem, &c);
@@ -1984,16 +1997,7 @@ fn a_row_checkpointed_whole_before_the_seal_reaches_it_still_rolls_up() {
     // After the seal's first batch: late points (5 in place of the first
     // 1) for rows a later batch seals, then a checkpoint.
     let late = names[2900..].to_vec();
-    {
-        let (store2, late) = (Arc::downgrade(&store), late.clone());
-        *store.after_seal_batch.lock() = Some(Box::new(move || {
-            let store = store2.upgrade().unwrap();
-            for n in &late {
-                store.write(&[pt(n, T0, 5.0)], &[], now).unwrap();
-            }
-            store.checkpoint().unwrap();
-        }));
-    }
+    late_points_after_the_first_seal_batch(&store, late.clone(), 5.0, now, true);
     assert!(store.seal_ended_rows(now).unwrap() > 0);
     let check = |store: &Store| {
         for n in &names {
